@@ -1,0 +1,73 @@
+"""Names shared by the worker and the deployment: env vars, ports, queue and metric names.
+
+This module is the single definition of every name that crosses the boundary
+between the worker process and the Pulumi program (``infra/``). It holds names
+and fixed protocol values only, never tunable defaults: those live in
+``worker/settings.py`` (worker) and ``infra/config.py`` (deployment).
+It must import nothing outside the standard library.
+"""
+
+from typing import Final
+
+# --- Environment variable names (the worker's whole configuration surface) ---
+ENV_REDIS_URL: Final = "REDIS_URL"
+ENV_QUEUE_NAME: Final = "PREVIEW_QUEUE_NAME"
+ENV_CONCURRENCY: Final = "PREVIEW_WORKER_CONCURRENCY"
+ENV_QUEUE_MAX: Final = "PREVIEW_QUEUE_MAX"
+ENV_DATA_DIR: Final = "DATA_DIR"
+ENV_API_HOST: Final = "PREVIEW_API_HOST"
+ENV_API_PORT: Final = "PREVIEW_API_PORT"
+ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
+ENV_TRACK: Final = "PREVIEW_TRACK"
+ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
+ENV_SOURCE_HOSTS: Final = "PREVIEW_SOURCE_HOSTS"
+ENV_DRAIN_SECONDS: Final = "PREVIEW_DRAIN_SECONDS"
+ENV_JOB_ATTEMPTS: Final = "PREVIEW_JOB_ATTEMPTS"
+ENV_BACKOFF_MS: Final = "PREVIEW_BACKOFF_MS"
+ENV_MAX_INLINE_BYTES: Final = "PREVIEW_MAX_INLINE_BYTES"
+ENV_MAX_SOURCE_BYTES: Final = "PREVIEW_MAX_SOURCE_BYTES"
+ENV_MAX_PIXELS: Final = "PREVIEW_MAX_PIXELS"
+ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
+ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
+ENV_RELEASE_ID: Final = "PREVIEW_RELEASE_ID"
+
+# Env vars that carry secrets: the deployment must source these from a Secret,
+# never a ConfigMap, and the worker must never log their values.
+SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL})
+
+# --- Ports and HTTP paths ---
+API_PORT: Final = 3000
+METRICS_PORT: Final = 9100
+METRICS_PORT_NAME: Final = "metrics"
+API_PORT_NAME: Final = "http"
+LIVENESS_PATH: Final = "/healthz"
+READINESS_PATH: Final = "/readyz"
+METRICS_PATH: Final = "/metrics"
+API_HEALTH_PATH: Final = "/api/preview/worker/health"
+
+# --- Queue naming (BullMQ) ---
+BULL_PREFIX: Final = "bull"  # BullMQ's default, so Node.js producers need no option
+DLQ_SUFFIX: Final = "-dlq"
+
+# --- Tracks (canary vs stable), exported as the `track` label on every series ---
+TRACK_STABLE: Final = "stable"
+TRACK_CANARY: Final = "canary"
+TRACKS: Final = (TRACK_STABLE, TRACK_CANARY)
+
+# --- Metric names (declared in worker/metrics.py; alert rules in infra/ use these) ---
+METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"
+METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
+METRIC_REQUESTS: Final = "preview_requests_total"
+METRIC_FAILURES: Final = "preview_failures_total"
+METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
+METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, label `state`
+METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
+LABEL_TRACK: Final = "track"
+LABEL_OUTCOME: Final = "outcome"
+LABEL_STATE: Final = "state"
+OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
+QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "dlq")
+
+# --- Files ---
+SCHEMA_FILE: Final = "schemas/preview-job.schema.json"
+MANIFEST_FILE: Final = "manifest.json"
