@@ -71,3 +71,10 @@ QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "d
 # --- Files ---
 SCHEMA_FILE: Final = "schemas/preview-job.schema.json"
 MANIFEST_FILE: Final = "manifest.json"
+
+# --- Added by the worker: consumer tuning knobs (env var names only) ---
+ENV_LOCK_MS: Final = "PREVIEW_LOCK_MS"
+ENV_STALLED_INTERVAL_MS: Final = "PREVIEW_STALLED_INTERVAL_MS"
+ENV_MAX_STALLED_COUNT: Final = "PREVIEW_MAX_STALLED_COUNT"
+ENV_RUN_RETRY_DELAY_MS: Final = "PREVIEW_RUN_RETRY_DELAY_MS"
+JOB_NAME: Final = "preview"  # BullMQ job name used by the API and by redrive

@@ -1,0 +1,137 @@
+"""Real processes and real signals: graceful drain, SIGKILL recovery, a Redis restart mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import worker_media as media
+from worker_http import SourceServer
+from worker_kit import RedisServer, eventually, payload, queues, state_of, wait_state
+
+from worker.settings import Settings
+
+
+async def wait_proc(proc: Any, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while proc.proc.poll() is None:
+        assert time.monotonic() < deadline, "process did not exit"
+        await asyncio.sleep(0.05)
+    return int(proc.proc.returncode)
+
+
+async def logged(worker: Any, msg: str) -> bool:
+    return any(e["msg"] == msg for e in worker.events())
+
+
+async def test_sigterm_drains_the_job_in_flight_then_exits_0(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any
+) -> None:
+    slow = source_server.route("/life/slow.jpg", body=media.jpeg(400, 300), delay=1.5)
+    worker = spawn_worker()
+    async with queues(settings) as q:
+        await q.enqueue(payload({"url": slow}, "drain-1"))
+        await wait_state(q, "drain-1", "active")
+        worker.proc.send_signal(signal.SIGTERM)
+        await eventually(lambda: logged(worker, "consumer paused, draining"))
+        await q.enqueue(payload({"url": slow}, "after-term"))  # must not be picked up any more
+        assert await wait_proc(worker, 15) == 0
+        assert await state_of(q, "drain-1") == "completed"
+        assert await state_of(q, "after-term") == "waiting"
+    events = worker.events()
+    paused = [e for e in events if e["msg"] == "consumer paused, draining"]
+    assert paused and paused[0]["inFlight"] == 1
+    stopped = [e for e in events if e["msg"] == "worker stopped"]
+    assert stopped and stopped[0]["drained"] is True
+    (done,) = [e for e in events if e["msg"] == "job completed"]
+    assert (done["jobId"], done["attempt"], done["outcome"]) == ("drain-1", 1, "completed")
+    assert done["duration"] >= 1.5
+    signals = [e["signal"] for e in events if e["msg"] == "stop signal received, draining"]
+    assert signals == ["SIGTERM"]
+
+
+async def test_sigint_with_a_short_grace_period_still_exits_0(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any
+) -> None:
+    slow = source_server.route("/life/slower.jpg", body=media.jpeg(40, 30), delay=4.0)
+    worker = spawn_worker(PREVIEW_DRAIN_SECONDS="0.5", PREVIEW_URL_TIMEOUT_SECONDS="10")
+    async with queues(settings) as q:
+        await q.enqueue(payload({"url": slow}, "grace-1"))
+        await wait_state(q, "grace-1", "active")
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGINT)
+        assert await wait_proc(worker, 10) == 0
+        assert time.monotonic() - started < 3.0  # did not wait for the 4 s job
+        stopped = [e for e in worker.events() if e["msg"] == "worker stopped"]
+        assert stopped[0]["drained"] is False
+        # The unfinished job is not lost: its lock expires and the next worker completes it.
+        spawn_worker(PREVIEW_URL_TIMEOUT_SECONDS="10")
+        await wait_state(q, "grace-1", "completed", timeout=30)
+
+
+async def test_sigkill_mid_job_is_recovered_by_another_worker(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any
+) -> None:
+    slow = source_server.route("/life/killed.jpg", body=media.jpeg(400, 300), delay=1.5)
+    first = spawn_worker(PREVIEW_WORKER_CONCURRENCY="1")
+    async with queues(settings) as q:
+        await q.enqueue(payload({"url": slow}, "kill-1"))
+        await wait_state(q, "kill-1", "active")
+        first.proc.send_signal(signal.SIGKILL)
+        assert await wait_proc(first, 5) == -signal.SIGKILL
+        second = spawn_worker()
+        await wait_state(q, "kill-1", "completed", timeout=20)
+        job = await q.get("kill-1")
+        assert job is not None and job.failedReason is None
+        assert (await q.counts())["failed"] == 0
+    assert any(e["msg"] == "job completed" and e["jobId"] == "kill-1" for e in second.events())
+    assert not any(e["msg"] == "job completed" for e in first.events())
+
+
+async def test_redis_restart_mid_run_loses_nothing(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any, redis_server: RedisServer
+) -> None:
+    src = source_server.route("/life/steady.jpg", body=media.jpeg(200, 150), delay=0.3)
+    worker = spawn_worker()
+    before = [f"before-{i}" for i in range(6)]
+    after = [f"after-{i}" for i in range(4)]
+    async with queues(settings) as q:
+        for job_id in before:
+            await q.enqueue(payload({"url": src}, job_id))
+        await wait_state(q, before[0], "completed")
+        redis_server.restart(down_seconds=1.0)  # AOF persistence: queued jobs survive
+        for job_id in after:
+            await q.enqueue(payload({"url": src}, job_id))
+
+        async def all_done() -> bool:
+            states = [await state_of(q, j) for j in before + after]
+            return all(s == "completed" for s in states)
+
+        await eventually(all_done, timeout=60, every=0.2)
+        counts = await q.counts()
+        assert (counts["completed"], counts["failed"], counts["dlq"]) == (10, 0, 0)
+    assert worker.proc.poll() is None  # the worker rode it out
+    assert sorted(p.name for p in settings.data_dir.iterdir()) == sorted(before + after)
+
+
+async def test_worker_without_redis_stays_up_not_ready_and_never_logs_the_password(
+    spawn_worker: Any,
+) -> None:
+    import httpx
+    from worker_kit import free_port
+
+    dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    worker = spawn_worker(REDIS_URL=dead)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 503
+    await asyncio.sleep(1.0)
+    assert worker.proc.poll() is None
+    worker.proc.send_signal(signal.SIGTERM)
+    assert await wait_proc(worker, 15) == 0
+    text = worker.logfile.read_text()
+    assert "hunter2" not in text
+    warnings = [e for e in worker.events() if e["msg"] == "housekeeping failed"]
+    assert warnings and warnings[0]["error"].startswith("ConnectionError: Error 111 connecting to 127.0.0.1")

@@ -1,0 +1,80 @@
+"""A real Node.js BullMQ 6.7 producer enqueues with its own options; this worker processes the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import worker_media as media
+from worker_http import SourceServer
+from worker_kit import OUTPUTS, consumer, queues, wait_state
+
+from worker.settings import Settings
+
+
+async def produce(script: Path, settings: Settings, jobs: list[dict[str, Any]]) -> list[str]:
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(script),
+        settings.redis_url,
+        settings.queue_name,
+        json.dumps(jobs),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    ids: list[str] = json.loads(out)["ids"]
+    return ids
+
+
+async def test_node_producer_options_are_honoured(
+    settings: Settings, source_server: SourceServer, node_producer: Path
+) -> None:
+    inline = {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}
+    flaky = source_server.route("/node/flaky.jpg", body=media.jpeg(400, 300), fail_first=1)
+    down = source_server.route("/node/down.jpg", fail_first=1000)
+    backoff = {"type": "fixed", "delay": 100}
+    jobs = [
+        {"data": {"source": inline, "outputs": OUTPUTS}, "opts": {"jobId": "node-low", "priority": 5}},
+        {"data": {"source": inline, "outputs": OUTPUTS}, "opts": {"jobId": "node-high", "priority": 1}},
+        {"data": {"source": inline, "outputs": OUTPUTS}, "opts": {"jobId": "node-delayed", "delay": 1500}},
+        {
+            "data": {"source": {"url": flaky}, "outputs": OUTPUTS},
+            "opts": {"jobId": "node-retry", "attempts": 2, "backoff": backoff, "priority": 9},
+        },
+        {
+            "data": {"source": {"url": down}, "outputs": OUTPUTS},
+            "opts": {"jobId": "node-down", "attempts": 2, "backoff": backoff, "priority": 9},
+        },
+        {"data": {"source": inline, "outputs": OUTPUTS}},  # Node.js picks the id
+    ]
+    ids = await produce(node_producer, settings, jobs)
+    assert ids[:5] == ["node-low", "node-high", "node-delayed", "node-retry", "node-down"]
+    auto_id = ids[5]
+    assert auto_id.isdigit()
+
+    serial = settings.model_copy(update={"concurrency": 1})
+    async with queues(settings) as q, consumer(serial):
+        for job_id in ("node-low", "node-high", "node-delayed", "node-retry", auto_id):
+            await wait_state(q, job_id, "completed")
+        await wait_state(q, "node-down", "failed")
+
+        high, low, delayed, retry, down_job = [
+            await q.get(i) for i in ("node-high", "node-low", "node-delayed", "node-retry", "node-down")
+        ]
+        assert high and low and delayed and retry and down_job
+        assert high.processedOn < low.processedOn  # priority 1 before priority 5
+        assert delayed.processedOn - delayed.timestamp >= 1500
+        assert (retry.attemptsMade, source_server.routes["/node/flaky.jpg"].hits) == (2, 2)
+        assert down_job.attemptsMade == 2
+        (entry,) = await q.dlq_entries()
+        assert entry.id == "node-down"
+        assert (
+            entry.data["reason"] == f"TransientJobError: {source_server.url('/node/down.jpg')} answered 503"
+        )
+    for job_id in ("node-low", "node-high", "node-delayed", "node-retry", auto_id):
+        assert (settings.data_dir / job_id / "manifest.json").is_file()

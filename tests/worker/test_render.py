@@ -1,0 +1,128 @@
+"""Rendering real images and PDFs: every rendition decoded back and checked for format and size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import worker_media as media
+from worker_kit import decode_image
+
+from worker.errors import PermanentJobError
+from worker.render import OutputSpec, media_types, render, sniff
+
+PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
+OUTPUTS = [
+    OutputSpec("thumb", "webp", 320, 320),
+    OutputSpec("card", "jpeg", 200, 100, "cover"),
+    OutputSpec("big", "png", 2000, 2000),
+]
+
+
+def check(renditions: Sequence[object], expected: dict[str, tuple[int, int]]) -> None:
+    got = {}
+    for r in renditions:
+        image = decode_image(r.data)  # type: ignore[attr-defined]
+        assert image.format == PIL_FORMAT[r.format]  # type: ignore[attr-defined]
+        assert image.size == (r.width, r.height)  # type: ignore[attr-defined]
+        got[r.name] = image.size  # type: ignore[attr-defined]
+    assert got == expected
+
+
+def test_registry_covers_every_kind() -> None:
+    assert media_types() == ["application/pdf", "image/gif", "image/jpeg", "image/png", "image/webp"]
+
+
+@pytest.mark.parametrize(
+    ("data", "media_type"),
+    [
+        (media.jpeg(800, 600), "image/jpeg"),
+        (media.png(800, 600), "image/png"),
+        (media.webp(800, 600), "image/webp"),
+        (media.gif(800, 600), "image/gif"),
+    ],
+)
+def test_raster_kinds(data: bytes, media_type: str) -> None:
+    kind, renditions = render(data, OUTPUTS, 50_000_000)
+    assert kind == media_type
+    # contain fits inside the box and never upscales; cover is exactly the box.
+    check(renditions, {"thumb": (320, 240), "card": (200, 100), "big": (800, 600)})
+
+
+def test_large_jpeg_uses_draft_decoding() -> None:
+    _kind, renditions = render(media.jpeg(4000, 3000), [OutputSpec("t", "webp", 320, 320)], 50_000_000)
+    check(renditions, {"t": (320, 240)})
+
+
+def test_gif_first_frame() -> None:
+    _, (r,) = render(media.gif(64, 32), [OutputSpec("f", "png", 64, 64)], 50_000_000)
+    image = decode_image(r.data).convert("RGB")
+    assert image.size == (64, 32)
+    assert image.getpixel((10, 10)) == (255, 0, 0)  # the first frame is red, later ones blue
+
+
+@pytest.mark.parametrize(
+    ("orientation", "size"), [(1, (300, 200)), (3, (300, 200)), (6, (200, 300)), (8, (200, 300))]
+)
+def test_exif_orientation_applied(orientation: int, size: tuple[int, int]) -> None:
+    _, (r,) = render(media.jpeg(600, 400, orientation), [OutputSpec("o", "jpeg", 300, 300)], 50_000_000)
+    check([r], {"o": size})
+
+
+def test_alpha_png_to_jpeg_and_webp() -> None:
+    _, renditions = render(
+        media.png(100, 50, alpha=True),
+        [OutputSpec("j", "jpeg", 50, 50), OutputSpec("w", "webp", 50, 50)],
+        50_000_000,
+    )
+    check(renditions, {"j": (50, 25), "w": (50, 25)})
+    assert decode_image(renditions[1].data).mode == "RGBA"
+
+
+def test_pdf_first_page() -> None:
+    kind, renditions = render(media.pdf(612, 792), OUTPUTS, 50_000_000)
+    assert kind == "application/pdf"
+    # A page is vector: contain reaches the box (612x792 pt scaled by 320/792 -> 247x320).
+    check(renditions, {"thumb": (247, 320), "card": (200, 100), "big": (1546, 2000)})
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "source is empty"),
+        (b"hello world, not an image", "unsupported source type"),
+        (media.jpeg(400, 300)[:300], "^source image is truncated$"),
+        (media.png(400, 300)[:100], "^source image is truncated$"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20, "^source image is truncated$"),
+        (b"\xff\xd8\xff" + b"\x00garbage" * 20, "cannot be identified"),
+        (media.huge_png_header(), "50000x50000 = 2500000000 pixels, over the 50000000-pixel guard"),
+        (media.empty_pdf(), "PDF cannot be opened: it has no pages or is damaged"),
+        (media.encrypted_pdf(), "PDF is encrypted"),
+        (b"%PDF-1.7\n garbage", "PDF cannot be opened"),
+    ],
+    ids=[
+        "empty",
+        "unknown",
+        "truncated-jpeg",
+        "truncated-png",
+        "corrupt-png",
+        "corrupt-jpeg",
+        "bomb",
+        "empty-pdf",
+        "encrypted-pdf",
+        "corrupt-pdf",
+    ],
+)
+def test_bad_sources_fail_permanently(data: bytes, reason: str) -> None:
+    with pytest.raises(PermanentJobError, match=reason):
+        render(data, OUTPUTS, 50_000_000)
+
+
+def test_pdf_pixel_guard() -> None:
+    with pytest.raises(PermanentJobError, match="pixel guard"):
+        render(media.pdf(612, 792, pages=1), [OutputSpec("x", "png", 2000, 2000)], 100_000)
+
+
+def test_sniff() -> None:
+    assert sniff(media.webp(10, 10)) == "image/webp"
+    assert sniff(media.pdf(100, 100, pages=1)) == "application/pdf"

@@ -1,0 +1,75 @@
+"""Settings: defaults from the issue, one clear line per bad value, exit 2, secrets never printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker import constants as c
+from worker.settings import Settings, redact_url
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_match_the_issue(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in dir(c):
+        if name.startswith("ENV_"):
+            monkeypatch.delenv(getattr(c, name), raising=False)
+    s = Settings()
+    assert (s.redis_url, s.queue_name, s.concurrency, s.queue_max, str(s.data_dir)) == (
+        "redis://127.0.0.1:6379",
+        "preview-jobs",
+        2,
+        20,
+        "data",
+    )
+    assert (s.api_host, s.api_port, s.metrics_port, s.drain_seconds, s.job_attempts) == (
+        "0.0.0.0",
+        3000,
+        9100,
+        25.0,
+        3,
+    )
+    assert s.track == "stable" and s.dlq_name == "preview-jobs-dlq"
+
+
+def test_env_names_come_from_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(c.ENV_CONCURRENCY, "7")
+    monkeypatch.setenv(c.ENV_TRACK, "canary")
+    monkeypatch.setenv(c.ENV_SOURCE_HOSTS, "Assets.Example, 127.0.0.1:8080")
+    s = Settings()
+    assert s.concurrency == 7 and s.track == "canary"
+    assert s.allowed_hosts == frozenset({"assets.example", "127.0.0.1:8080"})
+
+
+def test_redact_url() -> None:
+    assert redact_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert redact_url("redis://user:s3cret@redis/0") == "redis://user:***@redis/0"
+    assert redact_url("redis://redis:6379") == "redis://redis:6379"
+
+
+def test_invalid_settings_exit_2_with_one_line_each() -> None:
+    env = {
+        **os.environ,
+        c.ENV_CONCURRENCY: "0",
+        c.ENV_TRACK: "blue",
+        c.ENV_QUEUE_MAX: "many",
+        c.ENV_REDIS_URL: "http://user:hunter2-secret@host",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss:// or unix:// URL",
+        "invalid setting PREVIEW_WORKER_CONCURRENCY='0': Input should be greater than or equal to 1",
+        "invalid setting PREVIEW_QUEUE_MAX='many': Input should be a valid integer, "
+        "unable to parse string as an integer",
+        "invalid setting PREVIEW_TRACK='blue': Input should be 'stable' or 'canary'",
+    ]
+    assert "hunter2" not in proc.stderr + proc.stdout

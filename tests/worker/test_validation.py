@@ -1,0 +1,123 @@
+"""The job contract: schema examples, every violation with its JSON path, and the extra checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from worker import validation
+from worker.errors import InvalidJobError
+from worker.validation import REPO_ROOT
+
+OUT = {"name": "thumb", "format": "webp", "width": 320, "height": 320}
+
+
+def paths(payload: object, cap: int | None = None) -> list[str]:
+    return [v.path for v in validation.violations(payload, cap)]
+
+
+@pytest.mark.parametrize("name", ["minimal", "full"])
+def test_examples_are_valid(name: str) -> None:
+    example = json.loads((REPO_ROOT / "schemas" / "examples" / f"{name}.json").read_text())
+    assert validation.validate(example) == example
+
+
+def test_schema_is_draft_2020_12_and_closed() -> None:
+    schema = validation.schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["output"]["additionalProperties"] is False
+
+
+def test_every_violation_is_reported_with_its_path() -> None:
+    payload = {
+        "jobId": "-bad",
+        "source": {"path": "a.jpg", "url": "https://x/a"},
+        "outputs": [
+            {"name": "a", "format": "gif", "width": 0, "height": "1", "fit": "stretch"},
+            {"name": "a", "format": "png", "width": 10, "height": 10, "colour": "red"},
+        ],
+        "dryRun": "yes",
+        "priority": -1,
+        "surprise": True,
+    }
+    assert paths(payload) == [
+        "$",
+        "$.dryRun",
+        "$.jobId",
+        "$.outputs[0].fit",
+        "$.outputs[0].format",
+        "$.outputs[0].height",
+        "$.outputs[0].width",
+        "$.outputs[1]",
+        "$.outputs[1].name",
+        "$.priority",
+        "$.source",
+    ]
+    messages = {v.path: v.message for v in validation.violations(payload)}
+    assert messages["$"] == "unknown properties not allowed: surprise"
+    assert messages["$.outputs[1]"] == "unknown properties not allowed: colour"
+    assert messages["$.outputs[1].name"] == "duplicate output name 'a'"
+    assert messages["$.source"] == "must have exactly one of inline, path, url"
+
+
+def test_missing_and_wrong_types() -> None:
+    assert paths({}) == ["$", "$"]
+    assert [v.message for v in validation.violations({})] == [
+        "'source' is a required property",
+        "'outputs' is a required property",
+    ]
+    assert paths([1, 2]) == ["$"]
+    assert paths({"source": {"inline": 5}, "outputs": "thumb"}) == ["$.outputs", "$.source.inline"]
+
+
+def test_outputs_bounds() -> None:
+    assert paths({"source": {"path": "a"}, "outputs": []}) == ["$.outputs"]
+    nine = [{**OUT, "name": f"o{i}"} for i in range(9)]
+    assert paths({"source": {"path": "a"}, "outputs": nine}) == ["$.outputs"]
+
+
+def test_inline_must_be_base64_and_under_the_cap() -> None:
+    bad = {"source": {"inline": "!!!notbase64"}, "outputs": [OUT]}
+    assert paths(bad) == ["$.source.inline"]
+    big = {"source": {"inline": base64.b64encode(b"x" * 2000).decode()}, "outputs": [OUT]}
+    assert paths(big, cap=4000) == []
+    found = validation.violations(big, 1000)
+    assert [(v.path, v.message) for v in found] == [
+        ("$.source.inline", "decodes to 2000 bytes, over the 1000-byte cap")
+    ]
+
+
+def test_path_traversal_and_url_scheme() -> None:
+    assert paths({"source": {"path": "../etc/passwd"}, "outputs": [OUT]}) == ["$.source.path"]
+    assert paths({"source": {"path": "/etc/passwd"}, "outputs": [OUT]}) == ["$.source.path"]
+    assert paths({"source": {"url": "ftp://host/a"}, "outputs": [OUT]}) == ["$.source.url"]
+    assert paths({"source": {"url": "https://assets.example/a.pdf"}, "outputs": [OUT]}) == []
+
+
+def test_metadata_is_bounded() -> None:
+    many = {f"k{i}": i for i in range(33)}
+    assert paths({"source": {"path": "a"}, "outputs": [OUT], "metadata": many}) == ["$.metadata"]
+    nested = {"a": {"b": 1}}
+    assert paths({"source": {"path": "a"}, "outputs": [OUT], "metadata": nested}) == ["$.metadata.a"]
+    long_value = {"a": "x" * 1025}
+    assert paths({"source": {"path": "a"}, "outputs": [OUT], "metadata": long_value}) == ["$.metadata.a"]
+
+
+def test_validate_raises_with_all_violations() -> None:
+    with pytest.raises(InvalidJobError) as info:
+        validation.validate({"source": {}, "outputs": [OUT, OUT]})
+    assert [str(v) for v in info.value.violations] == [
+        "$.outputs[1].name: duplicate output name 'thumb'",
+        "$.source: must have exactly one of inline, path, url",
+    ]
+    assert str(info.value).startswith("invalid job: $.outputs[1].name")
+
+
+def test_inline_with_bad_padding() -> None:
+    found = validation.violations({"source": {"inline": "abcde"}, "outputs": [OUT]})
+    assert [(v.path, v.message) for v in found] == [("$.source.inline", "is not valid base64")]

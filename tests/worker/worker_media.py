@@ -1,0 +1,105 @@
+"""Real sample media generated with Pillow (and by hand for the encrypted PDF)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+
+def _image(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    image = Image.new(mode, (width, height), (30, 120, 200, 255)[: len(mode)])
+    # A diagonal gradient block so resizes have real content to chew on.
+    for x in range(0, width, max(1, width // 16)):
+        image.paste((x % 256, 60, 255 - x % 256, 255)[: len(mode)], (x, 0, x + 3, height))
+    return image
+
+
+def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def jpeg(width: int, height: int, orientation: int | None = None) -> bytes:
+    image = _image(width, height)
+    if orientation is None:
+        return encode(image, "JPEG", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", quality=90, exif=exif)
+
+
+def png(width: int, height: int, alpha: bool = False) -> bytes:
+    image = _image(width, height, "RGBA" if alpha else "RGB")
+    if alpha:
+        image.paste((0, 0, 0, 0), (0, 0, width // 2, height))  # left half fully transparent
+    return encode(image, "PNG")
+
+
+def webp(width: int, height: int) -> bytes:
+    return encode(_image(width, height), "WEBP", quality=80)
+
+
+def gif(width: int, height: int, frames: int = 3) -> bytes:
+    """Animated GIF whose first frame is wider-than-tall red and later frames are blue."""
+    first = Image.new("RGB", (width, height), (255, 0, 0))
+    rest = [Image.new("RGB", (width, height), (0, 0, 255)) for _ in range(frames - 1)]
+    return encode(first, "GIF", save_all=True, append_images=rest, duration=100, loop=0)
+
+
+def pdf(width_pt: int = 612, height_pt: int = 792, pages: int = 2) -> bytes:
+    """A multi-page PDF written by Pillow (page size in points at 72 dpi)."""
+    images = [_image(width_pt, height_pt) for _ in range(pages)]
+    return encode(images[0], "PDF", resolution=72.0, save_all=True, append_images=images[1:])
+
+
+def empty_pdf() -> bytes:
+    """A well-formed PDF whose page tree has zero pages (as PDFium itself writes one)."""
+    return _assemble_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
+
+
+def encrypted_pdf() -> bytes:
+    """A one-page PDF with a Standard security handler (RC4, revision 3) whose user password is unknown.
+
+    Written by hand: PDFium sees the /Encrypt dictionary, tries the empty password, fails the
+    check against /U and refuses the document, exactly as for a real password-protected file.
+    """
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+        b"<< /Filter /Standard /V 2 /R 3 /Length 128 /P -3904 "
+        b"/O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> >>",
+    ]
+    return _assemble_pdf(
+        objects, trailer_extra=b" /Encrypt 4 0 R /ID [<" + b"ab" * 16 + b"> <" + b"ab" * 16 + b">]"
+    )
+
+
+def _assemble_pdf(objects: list[bytes], trailer_extra: bytes = b"") -> bytes:
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R" % (len(objects) + 1) + trailer_extra + b" >>\n"
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def huge_png_header(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A tiny PNG that declares enormous dimensions (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -1,0 +1,66 @@
+"""``python -m worker run|api|redrive|health``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+import uvloop
+
+from worker import logs
+from worker.settings import load_or_exit
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command, load settings (exit 2 if invalid) and run it."""
+    parser = argparse.ArgumentParser(prog="python -m worker", description="Preview worker.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="consume the preview queue")
+    sub.add_parser("api", help="serve the job API")
+    sub.add_parser("redrive", help="move every dead-lettered job back to the queue")
+    probe = sub.add_parser("health", help="exit 0 if the local worker is ready, else 1")
+    probe.add_argument("--live", action="store_true", help="check liveness instead of readiness")
+    args = parser.parse_args(argv)
+    settings = load_or_exit()
+    logs.setup(settings.log_level)
+
+    if args.command == "run":
+        from worker.lifecycle import run_worker
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(run_worker(settings))
+    if args.command == "api":
+        import uvicorn
+
+        from worker.api import create_app
+
+        # uvicorn shuts down gracefully, then re-raises the signal it caught; exit 0 on it.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: sys.exit(0))
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                    loop="uvloop", log_config=None, access_log=False)
+        return 0
+    if args.command == "redrive":
+        from worker.jobs import Queues, redis_client
+
+        async def redrive() -> list[str]:
+            queues = Queues(settings, redis_client(settings.redis_url))
+            try:
+                return await queues.redrive()
+            finally:
+                await queues.close()
+
+        moved = asyncio.run(redrive())
+        print(json.dumps({"redriven": len(moved), "jobIds": moved}))
+        return 0
+    from worker import constants as c
+    from worker.health import probe as check
+
+    return 0 if check(settings.metrics_port, c.LIVENESS_PATH if args.live else c.READINESS_PATH) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The job API: one small Starlette app (served by uvicorn via ``python -m worker api``).
+
+Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics and
+health. Redis errors become 503; invalid jobs 400 with every violation and its
+JSON path; a full queue 429.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from worker import artifacts, jobs, logs, validation
+from worker import constants as c
+from worker.pipeline import JOB_ID_RE
+from worker.settings import Settings
+
+log = logs.get("api")
+PREFIX = "/api/preview"
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the API app bound to ``settings`` (one fail-fast Redis client per app)."""
+    queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await queues.close()
+
+    async def enqueue(request: Request) -> Response:
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return _error(400, "body is not valid JSON", violations=[{"path": "$", "message": str(err)}])
+        found = validation.violations(payload, settings.max_inline_bytes)
+        if found:
+            details = [{"path": v.path, "message": v.message} for v in found]
+            return _error(400, "invalid job", violations=details)
+        job_id = payload.get("jobId")
+        if job_id and (existing := await queues.get(job_id)) is not None:
+            state = await existing.getState()
+            return JSONResponse({"jobId": job_id, "created": False, "state": state}, status_code=200)
+        waiting = await queues.waiting()
+        if waiting >= settings.queue_max:
+            return _error(429, f"queue full: {waiting} jobs waiting (max {settings.queue_max})",
+                          headers={"Retry-After": "5"})
+        job_id, created = await queues.enqueue(payload)
+        log.info("job enqueued", extra={"jobId": job_id, "new": created})
+        return JSONResponse({"jobId": job_id, "created": created}, status_code=201 if created else 200)
+
+    async def status(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        job = await queues.get(job_id)
+        if job is None:
+            return _error(404, f"unknown job {job_id!r}")
+        return JSONResponse(jobs.status(job, await job.getState()))
+
+    async def manifest(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        found = _manifest(settings, job_id)
+        if found is None:
+            return _error(404, f"no artifacts for job {job_id!r}")
+        for entry in found["renditions"]:
+            entry["url"] = str(request.url_for("rendition", job_id=job_id, name=entry["name"]))
+        return JSONResponse(found)
+
+    async def rendition(request: Request) -> Response:
+        job_id, name = request.path_params["job_id"], request.path_params["name"]
+        found = artifacts.rendition_file(settings.data_dir, job_id, name) if _id_ok(job_id) else None
+        if found is None:
+            return _error(404, f"no rendition {name!r} for job {job_id!r}")
+        path, content_type = found
+        return FileResponse(path, media_type=content_type)
+
+    async def queue_metrics(_: Request) -> Response:
+        counts = await queues.counts()
+        return JSONResponse({"queue": settings.queue_name, "dlqName": settings.dlq_name, **counts})
+
+    async def health(_: Request) -> Response:
+        body: dict[str, Any] = {"status": "healthy", "timestamp": _now(),
+                                "redis": {"status": "connected", "url": settings.redacted_redis_url}}
+        try:
+            await queues.ping()
+            counts = await queues.counts()
+        except jobs.REDIS_DOWN as err:
+            body["status"] = "unhealthy"
+            body["redis"] = {"status": "disconnected", "url": settings.redacted_redis_url,
+                             "error": type(err).__name__}
+            body["queue"] = {"name": settings.queue_name}
+            return JSONResponse(body, status_code=503)
+        counts.pop("dlq")
+        body["queue"] = {"name": settings.queue_name, **counts, "total": sum(counts.values())}
+        return JSONResponse(body)
+
+    routes = [
+        Route(f"{PREFIX}/job", enqueue, methods=["POST"]),
+        Route(f"{PREFIX}/job/{{job_id}}/status", status, methods=["GET"]),
+        Route(f"{PREFIX}/job/{{job_id}}/artifact", manifest, methods=["GET"]),
+        Route(f"{PREFIX}/job/{{job_id}}/artifact/{{name}}", rendition, methods=["GET"], name="rendition"),
+        Route(f"{PREFIX}/queue/metrics", queue_metrics, methods=["GET"]),
+        Route(c.API_HEALTH_PATH, health, methods=["GET"]),
+    ]
+    handlers: dict[Any, Any] = {exc: _redis_down for exc in jobs.REDIS_DOWN}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.state.queues = queues  # so an embedding test or server can close the Redis client
+    return app
+
+
+async def _redis_down(_: Request, err: Exception) -> Response:
+    log.warning("redis unreachable", extra={"error": type(err).__name__})
+    return _error(503, "redis unreachable", headers={"Retry-After": "5"})
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _id_ok(job_id: str) -> bool:
+    # Only syntactically valid job IDs reach the filesystem.
+    return bool(JOB_ID_RE.match(job_id))
+
+
+def _manifest(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    return artifacts.load_manifest(settings.data_dir, job_id) if _id_ok(job_id) else None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

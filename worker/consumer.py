@@ -1,0 +1,173 @@
+"""The BullMQ consumption layer: the only module that talks to ``bullmq.Worker``.
+
+It maps pipeline outcomes onto BullMQ semantics: transient errors are retried
+with backoff; permanent ones fail at once (``UnrecoverableError``); a job that
+will not be retried is written to the DLQ *before* it is marked failed, so a
+crash in between leaves a DLQ entry, never a lost job. Stalled jobs (a worker
+SIGKILLed mid-job) come back through BullMQ's stalled-job check, and a
+housekeeping loop dead-letters any failed job BullMQ failed on its own (for
+instance after too many stalls) and refreshes the queue-depth gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from bullmq import Job, UnrecoverableError, Worker
+
+from worker import constants as c
+from worker import jobs, logs, pipeline
+from worker.errors import InvalidJobError, PermanentJobError
+from worker.metrics import Metrics
+from worker.settings import Settings
+
+log = logs.get("consumer")
+
+
+class Consumer:
+    """Runs a ``bullmq.Worker`` on the preview queue until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        # DLQ writes ride out a Redis restart; housekeeping fails fast so an outage is logged.
+        self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=True))
+        self.monitor = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+        self.worker: Worker | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start fetching jobs (must be called inside the running loop)."""
+        s = self.settings
+        opts: dict[str, Any] = {
+            "connection": s.redis_url,
+            "prefix": c.BULL_PREFIX,
+            "concurrency": s.concurrency,
+            "lockDuration": s.lock_ms,
+            "stalledInterval": s.stalled_interval_ms,
+            "maxStalledCount": s.max_stalled_count,
+            "runRetryDelay": s.run_retry_delay_ms,
+            "drainDelay": 5,
+        }
+        self.worker = Worker(s.queue_name, self.process, opts)
+        self.worker.on("error", self._on_error)
+        self.worker.on("stalled", lambda job_id, *_: log.warning("job stalled", extra={"jobId": job_id}))
+        self._housekeeping = asyncio.create_task(self._housekeep())
+        log.info(
+            "consumer started",
+            extra={"queue": s.queue_name, "concurrency": s.concurrency, "redis": s.redacted_redis_url},
+        )
+
+    async def stop(self, grace: float) -> bool:
+        """Stop fetching, wait up to ``grace`` seconds for in-flight jobs; True if all drained."""
+        if self._housekeeping:
+            self._housekeeping.cancel()
+        drained = True
+        if self.worker is not None:
+            # bullmq's close() waits on a snapshot of its task set and can close the connection
+            # under a job fetched meanwhile, so pause first (no new fetches) and watch the live set.
+            await self.worker.pause(do_not_wait_active=True)
+            log.info("consumer paused, draining", extra={"inFlight": len(self.worker.jobs), "grace": grace})
+            drained = await self._wait_idle(grace)
+            with contextlib.suppress(Exception):
+                # Jobs still running keep their lock until it expires; another worker's stalled
+                # check then puts them back, so force-closing loses nothing.
+                await self.worker.close(force=not drained)
+        await self.queues.close()
+        await self.monitor.close()
+        return drained
+
+    async def _wait_idle(self, grace: float) -> bool:
+        assert self.worker is not None
+        deadline = time.monotonic() + grace
+        while self.worker.jobs or not all(t.done() for t in self.worker.processing):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def process(self, job: Job, token: str) -> dict[str, Any]:
+        """The BullMQ processor: run the pipeline for one job and map its outcome."""
+        job_id, attempt = str(job.id), job.attemptsMade + 1
+        started = time.monotonic()
+        self.metrics.requests.labels(self.metrics.track).inc()
+        active = self.metrics.active_consumers.labels(self.metrics.track)
+        active.inc()
+        try:
+            result = await pipeline.run(job_id, job.data, self.settings)
+        except (InvalidJobError, PermanentJobError) as err:
+            outcome = "invalid" if isinstance(err, InvalidJobError) else "failed"
+            await self._give_up(job, str(err), outcome, started)
+            raise UnrecoverableError(str(err)) from err
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}"
+            if attempt >= int(job.opts.get("attempts") or 1):
+                await self._give_up(job, reason, "failed", started)
+            else:
+                self._event(job, "retried", started, reason=reason)
+            raise
+        finally:
+            active.dec()
+        self._event(job, result.outcome, started)
+        return {"outcome": result.outcome, "renditions": len((result.manifest or {}).get("renditions", []))}
+
+    async def _give_up(self, job: Job, reason: str, outcome: str, started: float) -> None:
+        # DLQ first: if we die before BullMQ marks the job failed, the job stalls and is retried,
+        # and the DLQ write (keyed by job id) is idempotent.
+        await self.queues.dead_letter(job, reason, job.attemptsMade + 1)
+        if outcome == "invalid":
+            self.metrics.outcome("invalid")
+        self.metrics.outcome("dlq")
+        self._event(job, "failed", started, reason=reason)
+
+    def _event(self, job: Job, outcome: str, started: float, reason: str | None = None) -> None:
+        duration = time.monotonic() - started
+        self.metrics.outcome(outcome)
+        self.metrics.duration.labels(self.metrics.track).observe(duration)
+        extra: dict[str, Any] = {
+            "jobId": str(job.id),
+            "attempt": job.attemptsMade + 1,
+            "outcome": outcome,
+            "duration": round(duration, 4),
+        }
+        if reason:
+            extra["reason"] = reason
+        log.info(f"job {outcome}", extra=extra)
+
+    def _on_error(self, err: Any, *_: Any) -> None:
+        log.warning("bullmq error", extra={"error": f"{type(err).__name__}: {err}"})
+
+    async def _housekeep(self) -> None:
+        interval = max(0.5, self.settings.stalled_interval_ms / 1000)
+        while True:
+            try:
+                await self.sweep_failed()
+                self.metrics.set_depth(await self.monitor.counts())
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("housekeeping failed", extra={"error": f"{type(err).__name__}: {err}"})
+            await asyncio.sleep(interval)
+
+    async def sweep_failed(self) -> int:
+        """Dead-letter failed jobs that have no DLQ entry (failed by BullMQ itself); returns how many."""
+        q = self.monitor
+        failed_ids = [str(i) for i in await q.client.zrange(q.main.toKey("failed"), 0, -1)]
+        if not failed_ids:
+            return 0
+        async with q.client.pipeline(transaction=False) as pipe:
+            for job_id in failed_ids:
+                pipe.exists(q.dlq.toKey(job_id))
+            present = await pipe.execute()
+        swept = 0
+        for job_id, exists in zip(failed_ids, present, strict=True):
+            job = None if exists else await q.get(job_id)
+            if job is not None:
+                await q.dead_letter(job, job.failedReason or "failed by the queue", job.attemptsMade)
+                self.metrics.outcome("dlq")
+                log.info("job dead-lettered by sweep", extra={"jobId": job_id, "reason": job.failedReason})
+                swept += 1
+        return swept

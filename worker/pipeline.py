@@ -1,0 +1,58 @@
+"""What one preview job does, independent of how it was dequeued.
+
+Validate → fetch the source → render every rendition → write the artifact
+set. The consumer (``worker.consumer``) wraps this with BullMQ; a faster
+consumption layer can call :func:`run` unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from worker import artifacts, render, sources, validation
+from worker.errors import PermanentJobError
+from worker.render.registry import OutputSpec
+from worker.settings import Settings
+
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of a successful run: ``dryrun`` or ``completed`` with the manifest."""
+
+    outcome: str
+    manifest: dict[str, Any] | None = None
+
+
+def limits(settings: Settings) -> sources.SourceLimits:
+    """Source limits from settings."""
+    return sources.SourceLimits(
+        max_inline_bytes=settings.max_inline_bytes,
+        max_source_bytes=settings.max_source_bytes,
+        input_root=settings.input_root,
+        allowed_hosts=settings.allowed_hosts,
+        timeout_seconds=settings.url_timeout_seconds,
+    )
+
+
+async def run(job_id: str, payload: Any, settings: Settings) -> Result:
+    """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure."""
+    if not JOB_ID_RE.match(job_id):
+        raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
+    job = validation.validate(payload, settings.max_inline_bytes)
+    if job.get("dryRun", False):
+        return Result("dryrun")
+    existing = artifacts.load_manifest(settings.data_dir, job_id)
+    if existing is not None:
+        return Result("completed", existing)  # an earlier attempt finished the set
+    data = await sources.fetch(job["source"], limits(settings))
+    outputs = [OutputSpec.from_json(o) for o in job["outputs"]]
+    media_type, renditions = await asyncio.to_thread(render.render, data, outputs, settings.max_pixels)
+    manifest = await asyncio.to_thread(
+        artifacts.write_set, settings.data_dir, job_id, media_type, renditions, job.get("metadata", {})
+    )
+    return Result("completed", manifest)

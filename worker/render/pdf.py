@@ -1,0 +1,67 @@
+"""The first page of a PDF, rasterised with pypdfium2 and then resized like any raster image."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pypdfium2 as pdfium
+from PIL import Image
+
+from worker.errors import PermanentJobError
+from worker.render.raster import check_pixels, encode, resize
+from worker.render.registry import OutputSpec, Rendition, register
+
+MAX_SCALE = 4.0
+# PDFium is not thread-safe; renders run in worker threads, so serialise them.
+_PDFIUM_LOCK = threading.Lock()
+
+
+@register("application/pdf")
+def render_pdf(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> list[Rendition]:
+    """Render page 1 at the resolution the largest rendition needs, then produce each rendition."""
+    with _PDFIUM_LOCK:
+        image = _rasterise_first_page(data, outputs, max_pixels)
+    return [encode(resize(image, out), out) for out in outputs]
+
+
+def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> Image.Image:
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        # PDFium's last-error code is process-global and can be stale, so it is not trusted here;
+        # it also refuses zero-page documents outright.
+        if b"/Encrypt" in data:
+            raise PermanentJobError("PDF is encrypted (password required)") from None
+        raise PermanentJobError("PDF cannot be opened: it has no pages or is damaged") from None
+    try:
+        if len(doc) == 0:
+            raise PermanentJobError("PDF has no pages")
+        page = doc[0]
+        try:
+            pw, ph = page.get_size()
+            if pw <= 0 or ph <= 0:
+                raise PermanentJobError("PDF page 1 has no area")
+            scale = render_scale(pw, ph, outputs)
+            check_pixels(round(pw * scale), round(ph * scale), max_pixels)
+            bitmap = page.render(scale=scale)
+            try:
+                image: Image.Image = bitmap.to_pil().convert("RGB")
+                return image
+            finally:
+                bitmap.close()
+        finally:
+            page.close()
+    finally:
+        doc.close()
+
+
+def render_scale(pw: float, ph: float, outputs: Sequence[OutputSpec]) -> float:
+    """Points-to-pixels scale at which page 1 just covers the largest rendition (capped at 4x = 288 dpi).
+
+    A page is vector, so unlike a raster source it is rendered large enough for ``contain``
+    renditions to reach their box; the 1 % margin absorbs rounding before the downscale.
+    """
+    pick = {"contain": min, "cover": max}
+    scale = max(pick[o.fit](o.width / pw, o.height / ph) for o in outputs)
+    return min(MAX_SCALE, scale * 1.01)

@@ -1,0 +1,113 @@
+"""Raster images (JPEG, PNG, WebP, GIF first frame) with Pillow.
+
+JPEG sources decode in draft mode (DCT scaling at 1/2, 1/4 or 1/8), which is
+where most of the time goes on large photos. EXIF orientation is applied, and
+the pixel-count guard runs on the header before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from worker.errors import PermanentJobError
+from worker.render.registry import OutputSpec, Rendition, register
+
+# Our own guard (max_pixels) replaces Pillow's global one, which warns rather than refuses.
+Image.MAX_IMAGE_PIXELS = None
+_SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
+
+
+@register("image/jpeg", "image/png", "image/gif", "image/webp")
+def render_raster(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> list[Rendition]:
+    """Decode ``data`` once and produce every requested rendition."""
+    image = decode(data, outputs, max_pixels)
+    return [encode(resize(image, out), out) for out in outputs]
+
+
+def decode(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> Image.Image:
+    """Open, guard, draft-decode and orient an image; returns RGB or RGBA."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        check_pixels(image.width, image.height, max_pixels)
+        orientation = image.getexif().get(0x0112, 1)
+        if image.format == "JPEG":
+            w, h = needed_size(image.width, image.height, outputs, swap=orientation in _SWAPS_AXES)
+            image.draft("RGB", (w, h))
+        image.seek(0)  # first frame of an animation
+        image.load()
+    except PermanentJobError:
+        raise
+    except UnidentifiedImageError:
+        raise PermanentJobError("source image cannot be identified (corrupt or not an image)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        if "truncat" in str(err).lower():
+            raise PermanentJobError("source image is truncated") from None
+        raise PermanentJobError(f"source image cannot be decoded: {err}") from None
+    oriented: Image.Image = ImageOps.exif_transpose(image)
+    has_alpha = oriented.mode in ("RGBA", "LA", "PA") or (
+        oriented.mode == "P" and "transparency" in oriented.info
+    )
+    return oriented.convert("RGBA" if has_alpha else "RGB")
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Refuse a decompression bomb before decoding it."""
+    if width * height > max_pixels:
+        raise PermanentJobError(
+            f"source is {width}x{height} = {width * height} pixels, over the {max_pixels}-pixel guard"
+        )
+
+
+def needed_size(
+    width: int, height: int, outputs: Sequence[OutputSpec], swap: bool = False
+) -> tuple[int, int]:
+    """Smallest source size (in stored orientation) that still covers every rendition without upscaling."""
+    if swap:
+        width, height = height, width
+    scale = max(_scale(width, height, out) for out in outputs)
+    scale = min(scale, 1.0)
+    w, h = math.ceil(width * scale), math.ceil(height * scale)
+    return (h, w) if swap else (w, h)
+
+
+def _scale(width: int, height: int, out: OutputSpec) -> float:
+    pick = max if out.fit == "cover" else min
+    return pick(out.width / width, out.height / height)
+
+
+def target_size(width: int, height: int, out: OutputSpec) -> tuple[int, int]:
+    """Output size: ``cover`` is exactly the box; ``contain`` fits inside it and never upscales."""
+    if out.fit == "cover":
+        return out.width, out.height
+    scale = min(_scale(width, height, out), 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(image: Image.Image, out: OutputSpec) -> Image.Image:
+    """Resize (and for ``cover`` centre-crop) ``image`` for one rendition."""
+    size = target_size(image.width, image.height, out)
+    if out.fit == "cover":
+        return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def encode(image: Image.Image, out: OutputSpec) -> Rendition:
+    """Encode one rendition in its format."""
+    buf = io.BytesIO()
+    if out.format == "jpeg":
+        if image.mode == "RGBA":
+            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        image.save(buf, "JPEG", quality=out.quality)
+    elif out.format == "webp":
+        image.save(buf, "WEBP", quality=out.quality)
+    else:
+        image.save(buf, "PNG", compress_level=3)
+    return Rendition(out.name, out.format, image.width, image.height, buf.getvalue())

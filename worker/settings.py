@@ -1,0 +1,123 @@
+"""The worker's whole configuration, read from the environment and validated once.
+
+Defaults live here and nowhere else; the env var names come from
+``worker.constants``. Invalid settings end the process with one line per bad
+value on stderr and exit status 2 (see :func:`load_or_exit`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker import constants as c
+
+EXIT_BAD_SETTINGS = 2
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Typed settings; each field reads exactly one env var named in ``worker.constants``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379", validation_alias=c.ENV_REDIS_URL)
+    queue_name: str = Field(
+        default="preview-jobs", validation_alias=c.ENV_QUEUE_NAME, pattern=QUEUE_NAME_PATTERN
+    )
+    concurrency: int = Field(default=2, validation_alias=c.ENV_CONCURRENCY, ge=1, le=256)
+    queue_max: int = Field(default=20, validation_alias=c.ENV_QUEUE_MAX, ge=1)
+    data_dir: Path = Field(default=Path("./data"), validation_alias=c.ENV_DATA_DIR)
+    api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
+    api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
+    metrics_port: int = Field(default=c.METRICS_PORT, validation_alias=c.ENV_METRICS_PORT, ge=0, le=65535)
+    track: Literal["stable", "canary"] = Field(default=c.TRACK_STABLE, validation_alias=c.ENV_TRACK)
+    input_root: Path = Field(default=Path("./data/inputs"), validation_alias=c.ENV_INPUT_ROOT)
+    source_hosts: str = Field(default="", validation_alias=c.ENV_SOURCE_HOSTS)
+    drain_seconds: float = Field(default=25.0, validation_alias=c.ENV_DRAIN_SECONDS, ge=0, le=3600)
+    job_attempts: int = Field(default=3, validation_alias=c.ENV_JOB_ATTEMPTS, ge=1, le=100)
+    backoff_ms: int = Field(default=1000, validation_alias=c.ENV_BACKOFF_MS, ge=0)
+    max_inline_bytes: int = Field(default=10 * 2**20, validation_alias=c.ENV_MAX_INLINE_BYTES, ge=1)
+    max_source_bytes: int = Field(default=50 * 2**20, validation_alias=c.ENV_MAX_SOURCE_BYTES, ge=1)
+    max_pixels: int = Field(default=50_000_000, validation_alias=c.ENV_MAX_PIXELS, ge=1)
+    url_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_URL_TIMEOUT_SECONDS, gt=0, le=300)
+    log_level: LogLevel = Field(default="INFO", validation_alias=c.ENV_LOG_LEVEL)
+    release_id: str = Field(default="", validation_alias=c.ENV_RELEASE_ID, max_length=128)
+    lock_ms: int = Field(default=30_000, validation_alias=c.ENV_LOCK_MS, ge=100)
+    stalled_interval_ms: int = Field(default=30_000, validation_alias=c.ENV_STALLED_INTERVAL_MS, ge=100)
+    max_stalled_count: int = Field(default=1, validation_alias=c.ENV_MAX_STALLED_COUNT, ge=0)
+    run_retry_delay_ms: int = Field(default=1000, validation_alias=c.ENV_RUN_RETRY_DELAY_MS, ge=10)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("has no host")
+        return value
+
+    @field_validator("source_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for host in _split(value):
+            if "/" in host or " " in host or host.startswith(":"):
+                raise ValueError(f"{host!r} is not a host or host:port")
+        return value
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Lower-cased ``host`` or ``host:port`` entries allowed as URL sources."""
+        return frozenset(h.lower() for h in _split(self.source_hosts))
+
+    @property
+    def dlq_name(self) -> str:
+        """Name of the dead-letter queue, ``<queue>-dlq``."""
+        return self.queue_name + c.DLQ_SUFFIX
+
+    @property
+    def redacted_redis_url(self) -> str:
+        """The Redis URL safe to print: any password replaced by ``***``."""
+        return redact_url(self.redis_url)
+
+
+def _split(value: str) -> list[str]:
+    return [h.strip() for h in value.split(",") if h.strip()]
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _describe(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        name = str(e["loc"][0]) if e["loc"] else "settings"
+        shown = "<redacted>" if name in c.SECRET_ENV_VARS else repr(e.get("input"))
+        lines.append(f"invalid setting {name}={shown}: {e['msg']}")
+    return lines
+
+
+def load_or_exit() -> Settings:
+    """Load settings from the environment, or print every bad value and exit 2."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        for line in _describe(err):
+            print(line, file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None

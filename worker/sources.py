@@ -1,0 +1,146 @@
+"""Fetch a job's source bytes: inline base64, a path under PREVIEW_INPUT_ROOT, or an allowlisted URL.
+
+Every kind is size-capped. Paths may not leave the input root, whether by ``..``,
+an absolute path or a symlink. URLs must be http(s) on an allowlisted host, and
+every redirect is re-checked against the allowlist before it is followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from worker.errors import PermanentJobError, TransientJobError
+
+MAX_REDIRECTS = 5
+# Building an SSL context loads the CA bundle (tens of ms of CPU); do it once, not per job,
+# so the event loop (lock renewal, signals) is never blocked by it.
+_SSL_CONTEXT = httpx.create_ssl_context()
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """What a source may be: caps, the input root, the URL allowlist and timeout."""
+
+    max_inline_bytes: int
+    max_source_bytes: int
+    input_root: Path
+    allowed_hosts: frozenset[str]
+    timeout_seconds: float
+
+
+async def fetch(source: dict[str, Any], limits: SourceLimits) -> bytes:
+    """Return the bytes of ``source`` (one of inline/path/url) or raise a job error saying why not."""
+    if "inline" in source:
+        return decode_inline(source["inline"], limits.max_inline_bytes)
+    if "path" in source:
+        return await asyncio.to_thread(read_path, source["path"], limits)
+    if "url" in source:
+        return await fetch_url(source["url"], limits)
+    raise PermanentJobError("source has none of inline, path, url")
+
+
+def decode_inline(data: str, cap: int) -> bytes:
+    """Decode inline base64, refusing more than ``cap`` decoded bytes."""
+    if len(data) // 4 * 3 > cap + 3:
+        raise PermanentJobError(f"inline source is over the {cap}-byte cap")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise PermanentJobError(f"inline source is not valid base64: {err}") from None
+    if len(raw) > cap:
+        raise PermanentJobError(f"inline source is {len(raw)} bytes, over the {cap}-byte cap")
+    return raw
+
+
+def resolve_path(rel: str, root: Path) -> Path:
+    """Resolve ``rel`` under ``root``; refuse absolute paths, ``..`` and symlinks that escape."""
+    if Path(rel).is_absolute():
+        raise PermanentJobError(f"source path {rel!r} must be relative to the input root")
+    base = root.resolve()
+    try:
+        target = (base / rel).resolve(strict=True)
+    except FileNotFoundError:
+        raise PermanentJobError(f"source path {rel!r} does not exist") from None
+    except (OSError, RuntimeError) as err:
+        raise PermanentJobError(f"source path {rel!r} cannot be resolved: {err}") from None
+    if not target.is_relative_to(base):
+        raise PermanentJobError(f"source path {rel!r} escapes the input root")
+    if not target.is_file():
+        raise PermanentJobError(f"source path {rel!r} is not a regular file")
+    return target
+
+
+def read_path(rel: str, limits: SourceLimits) -> bytes:
+    """Read a file under the input root, size-capped."""
+    target = resolve_path(rel, limits.input_root)
+    size = target.stat().st_size
+    if size > limits.max_source_bytes:
+        raise PermanentJobError(f"source file is {size} bytes, over the {limits.max_source_bytes}-byte cap")
+    with target.open("rb") as fh:
+        return fh.read(limits.max_source_bytes + 1)
+
+
+def host_allowed(url: str, allowed: frozenset[str]) -> bool:
+    """True if ``url`` is http(s) and its host (or host:port) is on the allowlist."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    if host in allowed:
+        return True
+    return parts.port is not None and f"{host}:{parts.port}" in allowed
+
+
+async def fetch_url(url: str, limits: SourceLimits) -> bytes:
+    """GET ``url`` following at most 5 redirects, each re-checked against the allowlist."""
+    timeout = httpx.Timeout(limits.timeout_seconds)
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=timeout, trust_env=False, verify=_SSL_CONTEXT
+    ) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            if not host_allowed(url, limits.allowed_hosts):
+                raise PermanentJobError(f"source host of {_safe(url)} is not allowed (PREVIEW_SOURCE_HOSTS)")
+            try:
+                async with client.stream("GET", url) as resp:
+                    if resp.is_redirect and "location" in resp.headers:
+                        url = urljoin(url, resp.headers["location"])
+                        continue
+                    return await _read_body(resp, url, limits.max_source_bytes)
+            except httpx.TimeoutException:
+                raise TransientJobError(f"timed out fetching {_safe(url)}") from None
+            except httpx.TransportError as err:
+                raise TransientJobError(f"cannot fetch {_safe(url)}: {type(err).__name__}") from None
+    raise PermanentJobError(f"too many redirects fetching {_safe(url)}")
+
+
+async def _read_body(resp: httpx.Response, url: str, cap: int) -> bytes:
+    if resp.status_code >= 500 or resp.status_code in (408, 429):
+        raise TransientJobError(f"{_safe(url)} answered {resp.status_code}")
+    if resp.status_code != 200:
+        raise PermanentJobError(f"{_safe(url)} answered {resp.status_code}")
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise PermanentJobError(f"source is {declared} bytes, over the {cap}-byte cap")
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) > cap:
+            raise PermanentJobError(f"source is over the {cap}-byte cap")
+    return bytes(body)
+
+
+def _safe(url: str) -> str:
+    """The URL without userinfo or query, fit for an error message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
