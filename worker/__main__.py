@@ -1,4 +1,4 @@
-"""``python -m worker run|api|redrive|health``."""
+"""``python -m worker run|api|redrive|sweep|health``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="consume the preview queue")
     sub.add_parser("api", help="serve the job API")
     sub.add_parser("redrive", help="move every dead-lettered job back to the queue")
+    sub.add_parser("sweep", help="delete artifact sets older than PREVIEW_RETENTION_DAYS")
     probe = sub.add_parser("health", help="exit 0 if the local worker is ready, else 1")
     probe.add_argument("--live", action="store_true", help="check liveness instead of readiness")
     args = parser.parse_args(argv)
@@ -29,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "run":
         from worker.lifecycle import run_worker
+        from worker.supervisor import supervise
 
+        main_coro = supervise(settings) if settings.worker_processes > 1 else run_worker(settings)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(run_worker(settings))
+            return runner.run(main_coro)
     if args.command == "api":
         import uvicorn
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         moved = asyncio.run(redrive())
         print(json.dumps({"redriven": len(moved), "jobIds": moved}))
         return 0
+    if args.command == "sweep":
+        from worker.store import retention
+
+        return retention.main(settings)
     from worker import constants as c
     from worker.health import probe as check
 

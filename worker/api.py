@@ -1,8 +1,10 @@
 """The job API: one small Starlette app (served by uvicorn via ``python -m worker api``).
 
 Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics and
-health. Redis errors become 503; invalid jobs 400 with every violation and its
-JSON path; a full queue 429.
+health. Redis errors and an unreachable artifact store become 503; invalid jobs
+400 with every violation and its JSON path; a full queue 429. Artifacts come from
+the configured store: the ``filesystem`` store's bytes are served here, the
+``s3`` store's through presigned, expiring URLs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from worker import artifacts, jobs, logs, validation
 from worker import constants as c
+from worker import jobs, logs, store, validation
 from worker.pipeline import JOB_ID_RE
 from worker.settings import Settings
 
@@ -30,6 +33,7 @@ PREFIX = "/api/preview"
 def create_app(settings: Settings) -> Starlette:
     """Build the API app bound to ``settings`` (one fail-fast Redis client per app)."""
     queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+    artifact_store = store.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -66,20 +70,24 @@ def create_app(settings: Settings) -> Starlette:
 
     async def manifest(request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        found = _manifest(settings, job_id)
+        found = await run_in_threadpool(artifact_store.load_manifest, job_id) if _id_ok(job_id) else None
         if found is None:
             return _error(404, f"no artifacts for job {job_id!r}")
         for entry in found["renditions"]:
-            entry["url"] = str(request.url_for("rendition", job_id=job_id, name=entry["name"]))
+            url = artifact_store.download(job_id, entry).url
+            entry["url"] = url or str(request.url_for("rendition", job_id=job_id, name=entry["name"]))
+        if artifact_store.kind == c.STORE_S3:
+            found["urlExpiresInSeconds"] = settings.s3_url_ttl_seconds
         return JSONResponse(found)
 
     async def rendition(request: Request) -> Response:
         job_id, name = request.path_params["job_id"], request.path_params["name"]
-        found = artifacts.rendition_file(settings.data_dir, job_id, name) if _id_ok(job_id) else None
+        found = await run_in_threadpool(artifact_store.find, job_id, name) if _id_ok(job_id) else None
         if found is None:
             return _error(404, f"no rendition {name!r} for job {job_id!r}")
-        path, content_type = found
-        return FileResponse(path, media_type=content_type)
+        if found.url is not None:
+            return RedirectResponse(found.url, status_code=307)
+        return FileResponse(str(found.path), media_type=found.content_type)
 
     async def queue_metrics(_: Request) -> Response:
         counts = await queues.counts()
@@ -110,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(c.API_HEALTH_PATH, health, methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {exc: _redis_down for exc in jobs.REDIS_DOWN}
+    handlers[store.StoreUnavailableError] = _store_down
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.queues = queues  # so an embedding test or server can close the Redis client
     return app
@@ -120,6 +129,11 @@ async def _redis_down(_: Request, err: Exception) -> Response:
     return _error(503, "redis unreachable", headers={"Retry-After": "5"})
 
 
+async def _store_down(_: Request, err: Exception) -> Response:
+    log.warning("artifact store unreachable", extra={"error": str(err)})
+    return _error(503, "artifact store unreachable", headers={"Retry-After": "5"})
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
@@ -127,10 +141,6 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
 def _id_ok(job_id: str) -> bool:
     # Only syntactically valid job IDs reach the filesystem.
     return bool(JOB_ID_RE.match(job_id))
-
-
-def _manifest(settings: Settings, job_id: str) -> dict[str, Any] | None:
-    return artifacts.load_manifest(settings.data_dir, job_id) if _id_ok(job_id) else None
 
 
 def _now() -> str:

@@ -1,6 +1,8 @@
-"""Atomic artifact sets under ``DATA_DIR/<jobId>/``: renditions plus ``manifest.json``.
+"""The artifact set format (renditions plus ``manifest.json``) and its filesystem layout.
 
-A set is written into a temporary sibling directory (renditions first, the
+:func:`build_manifest` and :func:`rendition_entry` define the manifest every
+store writes (``worker.store``). On disk a set lives under ``DATA_DIR/<jobId>/``:
+it is written into a temporary sibling directory (renditions first, the
 manifest last, everything fsynced) and renamed into place in one step, so a
 reader sees either no set or a complete one. A job ID that already has a
 complete set keeps it: the same jobId yields one artifact set.
@@ -44,13 +46,7 @@ def write_set(
     tmp.mkdir()
     try:
         entries = [_write_rendition(tmp, r) for r in renditions]
-        manifest = {
-            "jobId": job_id,
-            "source": {"mediaType": media_type},
-            "createdAt": round(time.time(), 3),
-            "metadata": metadata,
-            "renditions": entries,
-        }
+        manifest = build_manifest(job_id, media_type, metadata, entries)
         _write_file(tmp / c.MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
         _fsync_dir(tmp)
         try:
@@ -68,12 +64,24 @@ def write_set(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_rendition(directory: Path, r: Rendition) -> dict[str, Any]:
-    filename = f"{r.name}.{r.format}"
-    _write_file(directory / filename, r.data)
+def build_manifest(
+    job_id: str, media_type: str, metadata: dict[str, Any], entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The manifest of one artifact set; ``entries`` come from :func:`rendition_entry`."""
+    return {
+        "jobId": job_id,
+        "source": {"mediaType": media_type},
+        "createdAt": round(time.time(), 3),
+        "metadata": metadata,
+        "renditions": entries,
+    }
+
+
+def rendition_entry(r: Rendition, path: str) -> dict[str, Any]:
+    """One rendition's manifest entry; ``path`` is relative to the set. KeyError for an unknown format."""
     return {
         "name": r.name,
-        "path": filename,
+        "path": path,
         "format": r.format,
         "contentType": FORMAT_MEDIA_TYPES[r.format],
         "width": r.width,
@@ -81,6 +89,13 @@ def _write_rendition(directory: Path, r: Rendition) -> dict[str, Any]:
         "bytes": len(r.data),
         "sha256": hashlib.sha256(r.data).hexdigest(),
     }
+
+
+def _write_rendition(directory: Path, r: Rendition) -> dict[str, Any]:
+    filename = f"{r.name}.{r.format}"
+    entry = rendition_entry(r, filename)
+    _write_file(directory / filename, r.data)
+    return entry
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -31,9 +31,6 @@ ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
 ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
 ENV_RELEASE_ID: Final = "PREVIEW_RELEASE_ID"
 
-# Env vars that carry secrets: the deployment must source these from a Secret,
-# never a ConfigMap, and the worker must never log their values.
-SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL})
 
 # --- Ports and HTTP paths ---
 API_PORT: Final = 3000
@@ -66,6 +63,11 @@ LABEL_TRACK: Final = "track"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_STATE: Final = "state"
 OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
+# Every finished job is counted exactly once as one of FINISHED_OUTCOMES ("dlq" and
+# "invalid" are counted in addition to "failed"; "retried" once per attempt), so
+# failure ratios divide FAILED_OUTCOME by these and count each job once.
+FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
+FAILED_OUTCOME: Final = "failed"
 QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "dlq")
 
 # --- Files ---
@@ -78,3 +80,33 @@ ENV_STALLED_INTERVAL_MS: Final = "PREVIEW_STALLED_INTERVAL_MS"
 ENV_MAX_STALLED_COUNT: Final = "PREVIEW_MAX_STALLED_COUNT"
 ENV_RUN_RETRY_DELAY_MS: Final = "PREVIEW_RUN_RETRY_DELAY_MS"
 JOB_NAME: Final = "preview"  # BullMQ job name used by the API and by redrive
+
+# --- Added by the artifact store (issue 8): backend choice, S3 location, retention ---
+ENV_ARTIFACT_STORE: Final = "PREVIEW_ARTIFACT_STORE"  # "filesystem" (DATA_DIR) or "s3"
+ENV_S3_BUCKET: Final = "PREVIEW_S3_BUCKET"
+ENV_S3_PREFIX: Final = "PREVIEW_S3_PREFIX"
+ENV_S3_ENDPOINT: Final = "PREVIEW_S3_ENDPOINT"
+ENV_S3_PUBLIC_ENDPOINT: Final = "PREVIEW_S3_PUBLIC_ENDPOINT"
+ENV_S3_REGION: Final = "PREVIEW_S3_REGION"
+ENV_S3_ADDRESSING_STYLE: Final = "PREVIEW_S3_ADDRESSING_STYLE"
+ENV_S3_URL_TTL_SECONDS: Final = "PREVIEW_S3_URL_TTL_SECONDS"
+ENV_S3_TIMEOUT_SECONDS: Final = "PREVIEW_S3_TIMEOUT_SECONDS"
+ENV_RETENTION_DAYS: Final = "PREVIEW_RETENTION_DAYS"
+STORE_FILESYSTEM: Final = "filesystem"
+STORE_S3: Final = "s3"
+# S3 credentials are read by botocore's standard chain (these env vars, or a mounted
+# AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
+ENV_S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+ENV_S3_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+ENV_S3_CREDENTIALS_FILE: Final = "AWS_SHARED_CREDENTIALS_FILE"
+# Secrets of the artifact store: like SECRET_ENV_VARS, from a Secret only and never logged.
+STORE_SECRET_ENV_VARS: Final = frozenset({ENV_S3_ACCESS_KEY_ID, ENV_S3_SECRET_ACCESS_KEY})
+
+# Every env var that carries a secret: the deployment must source these from a Secret,
+# never a ConfigMap, and the worker must never log their values.
+SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL}) | STORE_SECRET_ENV_VARS
+S3_LIFECYCLE_RULE_ID: Final = "mobius-preview-retention"
+
+# --- Added by the throughput work (issue 7): per-core worker processes ---
+ENV_WORKER_PROCESSES: Final = "PREVIEW_WORKER_PROCESSES"
+ENV_PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name

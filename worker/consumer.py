@@ -12,23 +12,24 @@ instance after too many stalls) and refreshes the queue-depth gauges.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
-from bullmq import Job, UnrecoverableError, Worker
+from bullmq import Job, UnrecoverableError
 
 from worker import constants as c
 from worker import jobs, logs, pipeline
 from worker.errors import InvalidJobError, PermanentJobError
+from worker.fastpath import FastWorker
 from worker.metrics import Metrics
 from worker.settings import Settings
 
 log = logs.get("consumer")
+CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 class Consumer:
-    """Runs a ``bullmq.Worker`` on the preview queue until :meth:`stop`."""
+    """Runs a ``bullmq.Worker`` (the :class:`~worker.fastpath.FastWorker` subclass) until :meth:`stop`."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -36,7 +37,7 @@ class Consumer:
         # DLQ writes ride out a Redis restart; housekeeping fails fast so an outage is logged.
         self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=True))
         self.monitor = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
-        self.worker: Worker | None = None
+        self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -52,7 +53,7 @@ class Consumer:
             "runRetryDelay": s.run_retry_delay_ms,
             "drainDelay": 5,
         }
-        self.worker = Worker(s.queue_name, self.process, opts)
+        self.worker = FastWorker(s.queue_name, self.process, opts)
         self.worker.on("error", self._on_error)
         self.worker.on("stalled", lambda job_id, *_: log.warning("job stalled", extra={"jobId": job_id}))
         self._housekeeping = asyncio.create_task(self._housekeep())
@@ -72,10 +73,18 @@ class Consumer:
             await self.worker.pause(do_not_wait_active=True)
             log.info("consumer paused, draining", extra={"inFlight": len(self.worker.jobs), "grace": grace})
             drained = await self._wait_idle(grace)
-            with contextlib.suppress(Exception):
-                # Jobs still running keep their lock until it expires; another worker's stalled
-                # check then puts them back, so force-closing loses nothing.
-                await self.worker.close(force=not drained)
+            # Jobs still running keep their lock until it expires; another worker's stalled
+            # check then puts them back, so force-closing loses nothing. close() is bounded: it
+            # has been seen (rarely, in the benchmark) not to return after a drain, and bullmq's
+            # close() shields itself from cancellation, so it is not awaited past the bound.
+            closing = asyncio.ensure_future(self.worker.close(force=not drained))
+            done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_SECONDS)
+            if not done:
+                log.warning(
+                    "bullmq close did not finish, exiting anyway", extra={"timeout": CLOSE_TIMEOUT_SECONDS}
+                )
+            elif closing.exception() is not None:
+                log.warning("bullmq close failed", extra={"error": repr(closing.exception())})
         await self.queues.close()
         await self.monitor.close()
         return drained

@@ -43,11 +43,15 @@ class Metrics:
         self.dryrun = Counter(
             c.METRIC_DRYRUN.removesuffix("_total"), "Dry-run jobs validated.", [t], registry=self.registry
         )
+        # multiprocess_mode only matters under the per-core supervisor (worker.supervisor), where the
+        # pod must report one series: every process reads the same depth, and in-flight jobs add up.
         self.queue_depth = Gauge(
-            c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", [t, c.LABEL_STATE], registry=self.registry
+            c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", [t, c.LABEL_STATE], registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.active_consumers = Gauge(
-            c.METRIC_ACTIVE_CONSUMERS, "Jobs in flight in this process.", [t], registry=self.registry
+            c.METRIC_ACTIVE_CONSUMERS, "Jobs in flight in this process.", [t], registry=self.registry,
+            multiprocess_mode="livesum",
         )
         # Pre-create every bounded series so dashboards and rate() see zeros, not gaps.
         for outcome in c.OUTCOMES:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker import artifacts, render, sources, validation
+from worker import render, sources, store, validation
 from worker.errors import PermanentJobError
 from worker.render.registry import OutputSpec
 from worker.settings import Settings
@@ -46,13 +46,14 @@ async def run(job_id: str, payload: Any, settings: Settings) -> Result:
     job = validation.validate(payload, settings.max_inline_bytes)
     if job.get("dryRun", False):
         return Result("dryrun")
-    existing = artifacts.load_manifest(settings.data_dir, job_id)
+    artifact_store = store.from_settings(settings)
+    existing = await asyncio.to_thread(artifact_store.load_manifest, job_id)
     if existing is not None:
         return Result("completed", existing)  # an earlier attempt finished the set
     data = await sources.fetch(job["source"], limits(settings))
     outputs = [OutputSpec.from_json(o) for o in job["outputs"]]
     media_type, renditions = await asyncio.to_thread(render.render, data, outputs, settings.max_pixels)
     manifest = await asyncio.to_thread(
-        artifacts.write_set, settings.data_dir, job_id, media_type, renditions, job.get("metadata", {})
+        artifact_store.write_set, job_id, media_type, renditions, job.get("metadata", {})
     )
     return Result("completed", manifest)

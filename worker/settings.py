@@ -7,18 +7,21 @@ value on stderr and exit status 2 (see :func:`load_or_exit`).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
 
 EXIT_BAD_SETTINGS = 2
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+S3_PREFIX_PATTERN = r"^$|^[A-Za-z0-9!_.*()'-][A-Za-z0-9!_.*()'/-]{0,254}$"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -53,6 +56,22 @@ class Settings(BaseSettings):
     stalled_interval_ms: int = Field(default=30_000, validation_alias=c.ENV_STALLED_INTERVAL_MS, ge=100)
     max_stalled_count: int = Field(default=1, validation_alias=c.ENV_MAX_STALLED_COUNT, ge=0)
     run_retry_delay_ms: int = Field(default=1000, validation_alias=c.ENV_RUN_RETRY_DELAY_MS, ge=10)
+    # Artifact store (issue 8); S3 credentials come from botocore's chain, never from here.
+    artifact_store: Literal["filesystem", "s3"] = Field(
+        default=c.STORE_FILESYSTEM, validation_alias=c.ENV_ARTIFACT_STORE
+    )
+    s3_bucket: str = Field(default="", validation_alias=c.ENV_S3_BUCKET, validate_default=True)
+    s3_prefix: str = Field(default="", validation_alias=c.ENV_S3_PREFIX, pattern=S3_PREFIX_PATTERN)
+    s3_endpoint: str = Field(default="", validation_alias=c.ENV_S3_ENDPOINT)
+    s3_public_endpoint: str = Field(default="", validation_alias=c.ENV_S3_PUBLIC_ENDPOINT)
+    s3_region: str = Field(default="us-east-1", validation_alias=c.ENV_S3_REGION, min_length=1)
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", validation_alias=c.ENV_S3_ADDRESSING_STYLE
+    )
+    s3_url_ttl_seconds: int = Field(default=900, validation_alias=c.ENV_S3_URL_TTL_SECONDS, ge=1, le=604800)
+    s3_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_S3_TIMEOUT_SECONDS, gt=0, le=300)
+    retention_days: int = Field(default=0, validation_alias=c.ENV_RETENTION_DAYS, ge=0, le=36500)
+    worker_processes: int = Field(default=1, validation_alias=c.ENV_WORKER_PROCESSES, ge=1, le=64)
 
     @field_validator("redis_url")
     @classmethod
@@ -70,6 +89,25 @@ class Settings(BaseSettings):
         for host in _split(value):
             if "/" in host or " " in host or host.startswith(":"):
                 raise ValueError(f"{host!r} is not a host or host:port")
+        return value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("artifact_store") == c.STORE_S3 and not re.fullmatch(S3_BUCKET_PATTERN, value):
+            raise ValueError(f"{c.ENV_S3_BUCKET} must name a bucket (3-63 of a-z 0-9 . -) for the s3 store")
+        return value
+
+    @field_validator("s3_endpoint", "s3_public_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials (botocore reads them from its own chain)")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValueError("must be an http:// or https:// URL with a host and no path")
         return value
 
     @property
@@ -108,7 +146,10 @@ def _describe(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
         name = str(e["loc"][0]) if e["loc"] else "settings"
-        shown = "<redacted>" if name in c.SECRET_ENV_VARS else repr(e.get("input"))
+        value = e.get("input")
+        if isinstance(value, str):
+            value = redact_url(value)  # a URL's password is scrubbed even where it is refused
+        shown = "<redacted>" if name in c.SECRET_ENV_VARS else repr(value)
         lines.append(f"invalid setting {name}={shown}: {e['msg']}")
     return lines
 

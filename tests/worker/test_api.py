@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import worker_media as media
+from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
 from worker_kit import OUTPUTS, consumer, decode_image, free_port, queues, wait_state
 
 from worker.api import create_app
@@ -212,3 +214,31 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
         out, _ = await proc.communicate()
     assert proc.returncode == 0
     assert '"msg":"job enqueued","jobId":"uv-1"' in out.decode()
+
+
+async def test_s3_store_manifest_has_presigned_urls_and_rendition_redirects(
+    minio: MinioServer, worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    bucket = minio.new_bucket()
+    settings = s3_settings(monkeypatch, worker_env, minio, bucket, PREVIEW_S3_URL_TTL_SECONDS="120")
+    async with api(settings) as client, queues(settings) as q, consumer(settings):
+        assert (await client.post("/api/preview/job", json={**JOB, "jobId": "s3-art"})).status_code == 201
+        await wait_state(q, "s3-art", "completed")
+        manifest = (await client.get("/api/preview/job/s3-art/artifact")).json()
+        assert manifest["urlExpiresInSeconds"] == 120
+        set_id = manifest["renditions"][0]["path"].split("/")[0]
+        assert minio.keys(bucket) == sorted(
+            ["s3-art/manifest.json", f"s3-art/{set_id}/thumb.webp", f"s3-art/{set_id}/card.jpeg"]
+        )
+        for entry in manifest["renditions"]:
+            assert entry["url"].startswith(f"{minio.endpoint}/{bucket}/s3-art/{set_id}/")
+            assert "X-Amz-Expires=120" in entry["url"] and minio.secret_key not in entry["url"]
+            got = httpx.get(entry["url"])  # plain HTTP, no credentials
+            assert got.status_code == 200 and got.headers["content-type"] == entry["contentType"]
+            assert decode_image(got.content).size == (entry["width"], entry["height"])
+        redirect = await client.get("/api/preview/job/s3-art/artifact/thumb")
+        assert redirect.status_code == 307
+        assert httpx.get(redirect.headers["location"]).content == httpx.get(
+            manifest["renditions"][0]["url"]).content
+        assert (await client.get("/api/preview/job/s3-art/artifact/poster")).status_code == 404
+        assert (await client.get("/api/preview/job/nope/artifact")).status_code == 404

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from worker import constants as c
 from worker import logs
 
 
@@ -40,6 +41,17 @@ def test_secrets_are_scrubbed(capsys: pytest.CaptureFixture[str], monkeypatch: p
     assert lines[0]["msg"] == "connecting to redis://:***@redis:6379/0"
     assert lines[1]["error"] == "auth failed for rediss://admin:***@cache:6380"
 
+
+
+@pytest.mark.parametrize("name", sorted(c.STORE_SECRET_ENV_VARS))
+def test_store_credentials_are_scrubbed(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, "wJalrXUtnFEMI-K7MDENG-bPxRfiCY")
+    logs.setup("INFO")
+    logs.get().error("signing failed with key %s", "wJalrXUtnFEMI-K7MDENG-bPxRfiCY")
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["msg"] == "signing failed with key <redacted>"
 
 def teardown_module() -> None:
     logging.getLogger().handlers.clear()

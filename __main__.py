@@ -1,0 +1,14 @@
+"""The Pulumi program: load the stack config, build the worker stack, export its outputs.
+
+An invalid config raises ConfigError here, before any resource is registered.
+"""
+
+import pulumi
+
+from infra.config import from_pulumi
+from infra.stack import PreviewWorkerStack, StackArgs
+
+config = from_pulumi()
+stack = PreviewWorkerStack("preview-worker", StackArgs(config=config, instance=pulumi.get_stack()))
+for key, value in stack.outputs.items():
+    pulumi.export(key, value)

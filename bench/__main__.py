@@ -1,0 +1,114 @@
+"""``python -m bench``: the throughput benchmark of issue 7 (table on stdout, JSON + PNG chart).
+
+Sections: no-op throughput against Node.js BullMQ 6.7 at several concurrencies (runs
+interleaved, medians), the levers one by one, enqueue-to-start latency, preview
+throughput against ``vipsthumbnail`` on two cores, and Pulumi program evaluation per stack.
+``--quick`` runs every section at small sizes (the smoke test uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import preview_suite, program_suite, queue_suite, report
+from bench.redis_kit import BenchRedis
+
+SECTIONS = ("throughput", "levers", "latency", "preview", "program")
+LEVERS = ["plain", "plain-uvloop", "fast-nofetch", "fast-nopool", "fast-nohiredis", "fast-asyncio", "fast"]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per measurement (default 5, quick 1)")
+    p.add_argument("--jobs", type=int, help="no-op jobs per run (default 2000, quick 100)")
+    p.add_argument("--concurrency", default="1,10,50", help="comma-separated concurrencies (default 1,10,50)")
+    p.add_argument(
+        "--corpus",
+        default="60,15,6",
+        help="JPEG,PNG,PDF file counts (default 60,15,6; the issue's full corpus is 200,50,20)",
+    )
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    p.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.png go")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else 5)
+    args.jobs = args.jobs or (100 if args.quick else 2000)
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.corpus = (2, 1, 1) if args.quick else tuple(int(n) for n in args.corpus.split(","))
+    args.only = [s.strip() for s in args.only.split(",")]
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown or len(args.corpus) != 3 or args.rounds < 1 or args.jobs < 1:
+        p.error(f"bad --only {sorted(unknown)}" if unknown else "bad --corpus/--rounds/--jobs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected sections; print the table; write JSON and PNG."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        "quick": args.quick,
+    }
+    with BenchRedis() as redis:
+        if "throughput" in args.only:
+            print("no-op throughput ...", file=sys.stderr)
+            tp = queue_suite.throughput(
+                redis, ["plain", "fast", "node"], args.concurrency, args.jobs, args.rounds
+            )
+            med = tp["median"]
+            tp["ratios"] = {
+                f"{i}/node": {c: report.ratio(med[i][c], med["node"][c]) for c in med["node"]}
+                for i in ("fast", "plain")
+            }
+            results["throughput"] = tp
+        if "levers" in args.only:
+            print("levers ...", file=sys.stderr)
+            conc = max(args.concurrency)
+            results["levers"] = {
+                **queue_suite.throughput(redis, LEVERS, [conc], args.jobs, args.rounds),
+                "concurrency": conc,
+            }
+        if "latency" in args.only:
+            print("latency ...", file=sys.stderr)
+            jobs = 50 if args.quick else 500
+            results["latency"] = queue_suite.latency(
+                redis, ["plain", "fast", "node"], 10, jobs, 100.0, max(1, min(args.rounds, 3))
+            )
+        if "preview" in args.only:
+            print("preview ...", file=sys.stderr)
+            root = preview_suite.corpus(*args.corpus)
+            vips = preview_suite.run_vips(root)
+            worker = preview_suite.run_worker(root, redis)
+            results["preview"] = {
+                "corpus": list(args.corpus),
+                "worker": worker,
+                "vipsthumbnail": vips,
+                "ratio": report.ratio(worker["files_per_s"], vips["files_per_s"]),
+            }
+    if "program" in args.only:
+        print("program evaluation ...", file=sys.stderr)
+        results["program"] = program_suite.run()
+    print(report.table(results))
+    json_path, png_path = report.write(results, args.out)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The benchmark's outputs: a table on stdout, a JSON document and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or None when either is missing or ``b`` is zero."""
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def table(results: dict[str, Any]) -> str:
+    """Human-readable summary of ``results`` (what ``python -m bench`` prints)."""
+    lines: list[str] = []
+    tp = results.get("throughput")
+    if tp:
+        impls = list(tp["median"])
+        lines.append(f"No-op throughput, jobs/s (median of {tp['rounds']}, {tp['jobs']} jobs per run)")
+        lines.append("  conc  " + "".join(f"{i:>14}" for i in impls) + "   fast/node  plain/node")
+        for conc in tp["median"][impls[0]]:
+            row = "".join(f"{tp['median'][i][conc]:>14.0f}" for i in impls)
+            lines.append(
+                f"  {conc:>4}  {row}   {_fmt(tp['ratios']['fast/node'][conc]):>9}  "
+                f"{_fmt(tp['ratios']['plain/node'][conc]):>10}"
+            )
+        lines.append("  peak RSS (KiB): " + ", ".join(f"{k} {v}" for k, v in tp["rss_peak_kb"].items()))
+    lv = results.get("levers")
+    if lv:
+        lines.append(f"Levers at concurrency {lv['concurrency']}, jobs/s (median of {lv['rounds']})")
+        for impl, value in lv["median"].items():
+            lines.append(f"  {impl:>14}  {value[str(lv['concurrency'])]:>8.0f}")
+    lat = results.get("latency")
+    if lat:
+        lines.append(
+            f"Enqueue-to-start latency at {lat['rate']:.0f} jobs/s, concurrency {lat['concurrency']} (ms)"
+        )
+        for impl in lat["p50_ms"]:
+            lines.append(f"  {impl:>14}  p50 {lat['p50_ms'][impl]:>7.1f}  p99 {lat['p99_ms'][impl]:>7.1f}")
+    pv = results.get("preview")
+    if pv:
+        w, v = pv["worker"], pv["vipsthumbnail"]
+        lines.append(f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores")
+        lines.append(
+            f"  worker ({w['processes']} procs x {w['concurrency']}) {w['files_per_s']:.2f} files/s, "
+            f"vipsthumbnail {v['files_per_s']:.2f} files/s, ratio {_fmt(pv['ratio'])}; "
+            f"worker peak RSS {w['rss_peak_kb']} KiB"
+        )
+    pg = results.get("program")
+    if pg:
+        lines.append("Pulumi program under mocks (s): stack  import  first-eval  warm-eval")
+        for stack, r in pg.items():
+            if "error" in r:
+                lines.append(f"  {stack:>8}  error: {r['error']}")
+            else:
+                lines.append(f"  {stack:>8}  {r['import_s']:6.2f}  {r['first_s']:10.2f}  {r['warm_s']:9.2f}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.png`` into ``out_dir``; returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    png_path = out_dir / "results.png"
+    chart(results, png_path)
+    return json_path, png_path
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """A bar chart per section: throughput by concurrency, latency, preview, program evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.5))
+    tp = results.get("throughput")
+    if tp:
+        impls = list(tp["median"])
+        concs = list(tp["median"][impls[0]])
+        width = 0.8 / len(impls)
+        for n, impl in enumerate(impls):
+            axes[0].bar(
+                [i + n * width for i in range(len(concs))],
+                [tp["median"][impl][c] for c in concs],
+                width,
+                label=impl,
+            )
+        axes[0].set_xticks([i + 0.4 - width / 2 for i in range(len(concs))], [f"c={c}" for c in concs])
+        axes[0].set_title("no-op jobs/s (median)")
+        axes[0].legend()
+    lat = results.get("latency")
+    if lat:
+        impls = list(lat["p50_ms"])
+        axes[1].bar([i - 0.2 for i in range(len(impls))], [lat["p50_ms"][i] for i in impls], 0.4, label="p50")
+        axes[1].bar([i + 0.2 for i in range(len(impls))], [lat["p99_ms"][i] for i in impls], 0.4, label="p99")
+        axes[1].set_xticks(range(len(impls)), impls)
+        axes[1].set_title("enqueue-to-start latency, ms")
+        axes[1].legend()
+    pv = results.get("preview")
+    if pv:
+        axes[2].bar(
+            ["worker", "vipsthumbnail"], [pv["worker"]["files_per_s"], pv["vipsthumbnail"]["files_per_s"]]
+        )
+        axes[2].set_title("preview files/s (3 renditions, 2 cores)")
+    pg = results.get("program")
+    if pg:
+        ok = {s: r for s, r in pg.items() if "error" not in r}
+        axes[3].bar(
+            [i - 0.2 for i in range(len(ok))], [r["first_s"] for r in ok.values()], 0.4, label="first"
+        )
+        axes[3].bar([i + 0.2 for i in range(len(ok))], [r["warm_s"] for r in ok.values()], 0.4, label="warm")
+        axes[3].set_xticks(range(len(ok)), list(ok))
+        axes[3].set_title("Pulumi program eval under mocks, s")
+        axes[3].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,219 @@
+"""The stack config: one typed model, the only place deployment defaults live.
+
+A stack file (``Pulumi.<stack>.yaml``) holds its keys under the project
+namespace, camelCase (``mobius-preview-worker:canary: {weight: 10, …}``).
+:func:`parse_config` validates the un-namespaced mapping and raises
+:class:`~infra.errors.ConfigError` listing *every* bad key with its reason;
+:func:`load_stack_file` does the same for a file (the release tool uses it);
+:func:`from_pulumi` builds the model from the running program's config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from infra.config_rules import (
+    CONFIG_NAMESPACE,
+    DIGEST_RE,
+    IMAGE_RE,
+    Model,
+    Secret,
+    check_dns_label,
+    check_image,
+    check_range,
+    cross_field,
+    problems_from,
+    split_image,
+    validate_image_ref,
+)
+from infra.config_sections import (
+    Autoscaling,
+    Canary,
+    CpuMemory,
+    Monitoring,
+    Network,
+    Replicas,
+    Resources,
+    Secrets,
+    SourceHost,
+)
+from infra.config_store import Api, Artifacts, store_problems
+from infra.errors import ConfigError
+from worker.constants import ENV_REDIS_URL
+
+__all__ = [
+    "CONFIG_NAMESPACE",
+    "DIGEST_RE",
+    "IMAGE_RE",
+    "LOCAL_DEV_PASSPHRASE",
+    "Api",
+    "Artifacts",
+    "Autoscaling",
+    "Canary",
+    "ConfigError",
+    "CpuMemory",
+    "Monitoring",
+    "Network",
+    "Replicas",
+    "Resources",
+    "Secret",
+    "Secrets",
+    "SourceHost",
+    "StackConfig",
+    "from_pulumi",
+    "load_stack_file",
+    "parse_config",
+    "split_image",
+    "validate_image_ref",
+]
+
+#: Passphrase of the ``dev`` stack's secrets (the embedded local cluster only; not a secret).
+LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
+
+
+def redis_source_problem(has_url: bool, from_vault: bool) -> str | None:
+    """REDIS_URL comes from exactly one place: ``redisUrl`` or a Vault key."""
+    if has_url and from_vault:
+        return f"set either redisUrl or secrets.keys.{ENV_REDIS_URL}, not both"
+    if not has_url and not from_vault:
+        return f"required unless secrets.keys.{ENV_REDIS_URL} names a Vault property"
+    return None
+
+
+class StackConfig(Model):
+    """Everything a stack deploys, validated once. Defaults live here only."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    namespace: str = "preview-worker"
+    image: str
+    release_id: str | None = None
+    replicas: Replicas = Replicas()
+    concurrency: int = 2
+    queue_name: str = "preview-jobs"
+    queue_max: int = 1000
+    drain_seconds: int = 25
+    resources: Resources = Resources()
+    canary: Canary = Canary()
+    autoscaling: Autoscaling = Autoscaling()
+    secrets: Secrets = Secrets()
+    monitoring: Monitoring = Monitoring()
+    network: Network = Network()
+    api: Api = Api()
+    # No usable default (a bucket is required), so a stack without the section is told why.
+    artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
+    source_hosts: list[SourceHost] = Field(default_factory=list)
+    redis_url: Secret | None = None
+    # Owned by the release tool (progressive rollout analysis); validated there.
+    rollout: dict[str, Any] | None = None
+
+    _ns = field_validator("namespace")(check_dns_label)
+    _image = field_validator("image")(check_image)
+    _concurrency = field_validator("concurrency")(check_range(1, 64))
+    _queue_max = field_validator("queue_max")(check_range(1, 10_000_000))
+    _drain = field_validator("drain_seconds")(check_range(1, 3600))
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue(cls, v: str) -> str:
+        if not v or any(c in v for c in ": \t\n"):
+            raise ValueError(f"must be a non-empty name without ':' or spaces, got {v!r}")
+        return v
+
+    @field_validator("release_id", mode="before")
+    @classmethod
+    def _empty_release(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _secret(cls, v: object) -> object:
+        if isinstance(v, Mapping) and set(v) == {"secure"} and isinstance(v["secure"], str):
+            return Secret(ciphertext=v["secure"])
+        if isinstance(v, str):
+            raise ValueError("must be a secret: set it with `pulumi config set --secret redisUrl …`")
+        if v is None or isinstance(v, Secret):
+            return v
+        raise ValueError("must be a secret ({secure: …}), got a " + type(v).__name__)
+
+    @model_validator(mode="after")
+    def _redis_source(self) -> StackConfig:
+        problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
+        problems = [("redisUrl", problem)] if problem else []
+        problems += store_problems(self)
+        if problems:
+            raise cross_field(*problems)
+        return self
+
+    @property
+    def effective_canary_weight(self) -> int:
+        """The canary weight actually deployed (0 when no canary image is set)."""
+        return self.canary.weight if self.canary.image else 0
+
+
+def parse_config(raw: Mapping[str, object], source: str | None = None) -> StackConfig:
+    """Validate un-namespaced config keys; raise ConfigError listing every problem."""
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = problems_from(exc)
+    # Cross-field rules run only once every field is valid; this one depends on no other
+    # field's validity, so report it now rather than on the next attempt.
+    secrets = raw.get("secrets")
+    keys = secrets.get("keys") if isinstance(secrets, Mapping) else None
+    from_vault = isinstance(keys, Mapping) and ENV_REDIS_URL in keys
+    problem = redis_source_problem(raw.get("redisUrl") is not None, from_vault)
+    if problem and not any(p.startswith("redisUrl:") for p in problems):
+        problems.append(f"redisUrl: {problem}")
+    raise ConfigError(problems, source)
+
+
+def strip_namespace(config: Mapping[str, object], source: str | None = None) -> dict[str, object]:
+    """Keep this project's keys (``mobius-preview-worker:x`` → ``x``); other namespaces are the providers'."""
+    raw: dict[str, object] = {}
+    for key, value in config.items():
+        ns, sep, name = str(key).partition(":")
+        if sep and ns == CONFIG_NAMESPACE:
+            raw[name] = value
+        elif not sep:
+            raise ConfigError([f"{key}: config keys need a namespace, e.g. {CONFIG_NAMESPACE}:{key}"], source)
+    return raw
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read and validate a ``Pulumi.<stack>.yaml``; ``{secure: …}`` values stay opaque."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([f"<file>: cannot read stack file: {exc}"], str(path)) from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("config", {}), Mapping):
+        raise ConfigError(["config: must be a mapping"], str(path))
+    return parse_config(strip_namespace(doc.get("config") or {}, str(path)), str(path))
+
+
+def from_pulumi() -> StackConfig:
+    """Build the model from the running Pulumi program's config (fails before any resource)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw = strip_namespace({k: v for k, v in merged.items() if ":" in k}, pulumi.get_stack())
+    for key, value in list(raw.items()):
+        if isinstance(value, str) and value[:1] in "[{":
+            # Pulumi passes structured values as JSON; a plain string may start with a bracket too.
+            with contextlib.suppress(json.JSONDecodeError):
+                raw[key] = json.loads(value)
+    if "redisUrl" in raw:
+        secret_keys = set(runtime_config.get_config_secret_keys_env())
+        full_key = f"{CONFIG_NAMESPACE}:redisUrl"
+        if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
+            raw["redisUrl"] = Secret(output=pulumi.Config(CONFIG_NAMESPACE).require_secret("redisUrl"))
+    return parse_config(raw, f"stack {pulumi.get_stack()}")

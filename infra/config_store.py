@@ -1,0 +1,136 @@
+"""Config sections of the job API's Deployment and of the artifact store (issue 8).
+
+Assembled into :class:`infra.config.StackConfig`; the rules that span sections
+(credentials in ``secrets.keys``, an S3 egress peer) live in :func:`store_problems`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from pydantic import field_validator, model_validator
+
+from infra.config_rules import Model, check_range, cross_field
+from infra.config_sections import CpuMemory, Replicas, Resources
+from worker import constants as c
+from worker.settings import S3_BUCKET_PATTERN, S3_PREFIX_PATTERN
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
+
+# The worker's own patterns, so a stack cannot deploy a value the worker refuses.
+_BUCKET = re.compile(S3_BUCKET_PATTERN)
+_PREFIX = re.compile(S3_PREFIX_PATTERN)
+
+#: Why ``filesystem`` is refused in a stack (see :class:`Artifacts`).
+FILESYSTEM_REFUSED = (
+    "filesystem keeps artifacts on each pod's own emptyDir, which the job API's pods "
+    "(deployed in every stack) cannot read; use s3"
+)
+
+
+class Api(Model):
+    """The job API's Deployment. It always runs the stable image: no canary split for the API."""
+
+    replicas: Replicas = Replicas(min=2, max=4)
+    resources: Resources = Resources(
+        requests=CpuMemory(cpu="100m", memory="128Mi"), limits=CpuMemory(cpu="500m", memory="256Mi")
+    )
+    cpu_target: int = 70
+
+    _cpu = field_validator("cpu_target")(check_range(1, 100))
+
+
+class Artifacts(Model):
+    """Where the worker writes artifacts and where the API presigns them from.
+
+    The rule is the simplest correct one: a stack always deploys the job API in
+    its own pods, and each pod's ``DATA_DIR`` is a private emptyDir, so with
+    ``filesystem`` the API could never serve an artifact a worker wrote, whatever
+    the replica counts. ``filesystem`` therefore stays the worker's local default
+    (``python -m worker`` outside Kubernetes) and a stack must use ``s3`` with a
+    ``bucket``. The S3 credentials are not config: they come only from
+    ``secrets.keys`` (Vault / External Secrets), like ``REDIS_URL``.
+    """
+
+    store: Literal["filesystem", "s3"] = "s3"
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint: str = ""
+    public_endpoint: str = ""
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    url_ttl_seconds: int = 900
+    retention_days: int = 0
+
+    _ttl = field_validator("url_ttl_seconds")(check_range(1, 604_800))
+    _retention = field_validator("retention_days")(check_range(0, 36_500))
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and not _BUCKET.match(v):
+            raise ValueError(f"must be an S3 bucket name (3-63 of a-z 0-9 . -), got {v!r}")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _PREFIX.match(v):
+            raise ValueError(f"must be an S3 key prefix (letters, digits, !_.*()'-/), got {v!r}")
+        return v
+
+    @field_validator("endpoint", "public_endpoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v:
+            return v
+        parts = urlsplit(v)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials (they come from secrets.keys)")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _s3_only(self) -> Artifacts:
+        if self.store == c.STORE_FILESYSTEM:
+            raise cross_field(("store", FILESYSTEM_REFUSED))
+        if self.bucket is None:
+            raise cross_field(("bucket", "required when artifacts.store is s3"))
+        return self
+
+
+def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Cross-section rules of the store: credentials from a Secret, an egress peer for S3."""
+    problems = []
+    missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
+    if missing:
+        problems.append((
+            "secrets.keys",
+            f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
+        ))
+    if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:
+        problems.append(("network.s3Cidrs", "set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"))
+    return problems
+
+
+def store_env(cfg: StackConfig) -> dict[str, str]:
+    """The store's non-secret env, shared by the worker, the API and the retention CronJob."""
+    a = cfg.artifacts
+    env = {
+        c.ENV_ARTIFACT_STORE: a.store,
+        c.ENV_S3_BUCKET: a.bucket or "",
+        c.ENV_S3_PREFIX: a.prefix,
+        c.ENV_S3_REGION: a.region,
+        c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
+        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds),
+        c.ENV_RETENTION_DAYS: str(a.retention_days),
+    }
+    if a.endpoint:
+        env[c.ENV_S3_ENDPOINT] = a.endpoint
+    if a.public_endpoint:
+        env[c.ENV_S3_PUBLIC_ENDPOINT] = a.public_endpoint
+    return env

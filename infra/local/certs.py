@@ -1,0 +1,132 @@
+"""The local cluster's PKI: a CA, the API server's serving cert, an admin client cert, the SA key pair.
+
+Made with the ``openssl`` command (Debian's, listed in deps/apt-local.txt) so
+no Python crypto dependency is needed. Keys are ECDSA P-256 (fast to make);
+the service-account signing key is RSA-2048, the kube default. Every private
+key is written mode 0600. ``ensure_pki`` is idempotent: it keeps a complete
+existing set and only makes what is missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import InfraError
+
+ADMIN_USER = "mobius-local-admin"
+ADMIN_GROUP = "system:masters"  # bound to cluster-admin by the API server's bootstrap RBAC
+SERVICE_IP = "10.96.0.1"  # first address of the service range the API server is given
+API_SANS = (
+    "IP:127.0.0.1",
+    "IP:::1",
+    f"IP:{SERVICE_IP}",
+    "DNS:localhost",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
+)
+DAYS = 3650
+
+
+class CertError(InfraError):
+    """openssl failed while making the local PKI."""
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Paths of every file of the local PKI."""
+
+    root: Path
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Pki:
+        """The PKI file layout under ``root``."""
+        return cls(
+            root=root,
+            ca_cert=root / "ca.crt",
+            ca_key=root / "ca.key",
+            server_cert=root / "apiserver.crt",
+            server_key=root / "apiserver.key",
+            admin_cert=root / "admin.crt",
+            admin_key=root / "admin.key",
+            sa_key=root / "sa.key",
+            sa_pub=root / "sa.pub",
+        )
+
+    def files(self) -> list[Path]:
+        """Every file, in the order they are made."""
+        return [
+            self.ca_cert, self.ca_key, self.server_cert, self.server_key,
+            self.admin_cert, self.admin_key, self.sa_key, self.sa_pub,
+        ]  # fmt: skip
+
+
+def _openssl(*args: str) -> None:
+    proc = subprocess.run(["openssl", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CertError(f"openssl {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def _ec_key(path: Path) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+    path.chmod(0o600)
+
+
+def _make_ca(pki: Pki) -> None:
+    _ec_key(pki.ca_key)
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki.ca_key), "-subj", "/CN=mobius-local-ca",
+        "-days", str(DAYS), "-out", str(pki.ca_cert),
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+
+
+def _make_leaf(pki: Pki, cert: Path, key: Path, subject: str, extensions: str) -> None:
+    _ec_key(key)
+    with tempfile.TemporaryDirectory() as tmp:
+        csr, ext = Path(tmp) / "req.csr", Path(tmp) / "ext.cnf"
+        ext.write_text(extensions)
+        _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
+        _openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(pki.ca_cert), "-CAkey", str(pki.ca_key),
+            "-set_serial", f"0x{cert.stem.encode().hex()}", "-days", str(DAYS),
+            "-extfile", str(ext), "-out", str(cert),
+        )  # fmt: skip
+
+
+def ensure_pki(root: Path) -> Pki:
+    """Make the CA, serving cert, admin cert and SA key pair under ``root`` unless all exist."""
+    pki = Pki.at(root)
+    if all(path.exists() for path in pki.files()):
+        return pki
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    for path in pki.files():
+        path.unlink(missing_ok=True)  # a partial set is remade whole, so every cert chains to one CA
+    _make_ca(pki)
+    _make_leaf(
+        pki, pki.server_cert, pki.server_key, "/CN=kube-apiserver",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={','.join(API_SANS)}\n",
+    )  # fmt: skip
+    _make_leaf(
+        pki, pki.admin_cert, pki.admin_key, f"/O={ADMIN_GROUP}/CN={ADMIN_USER}",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )  # fmt: skip
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki.sa_key))
+    pki.sa_key.chmod(0o600)
+    _openssl("pkey", "-in", str(pki.sa_key), "-pubout", "-out", str(pki.sa_pub))
+    return pki

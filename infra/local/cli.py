@@ -1,0 +1,61 @@
+"""`python -m infra local bootstrap|up|down|env|status`: the toolchain and the embedded cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infra.errors import InfraError
+from infra.local import cluster, toolchain
+from infra.local.env import exports
+from infra.local.layout import StateDir
+from infra.local.versions import TOOLS, UNAVAILABLE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra local", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="build the pinned Go toolchain (cached by version)")
+    boot.add_argument("--only", nargs="+", metavar="TOOL", choices=[t.name for t in TOOLS],
+                      help="build only these tools")  # fmt: skip
+    sub.add_parser("up", help="start etcd, kube-apiserver, controllers, KWOK; install CRDs")
+    down = sub.add_parser("down", help="stop every local cluster process")
+    down.add_argument("--purge", action="store_true", help="also delete certs, etcd data, logs, Pulumi state")
+    sub.add_parser("env", help='print shell exports: eval "$(python -m infra local env)"')
+    sub.add_parser("status", help="show which tools are built and which processes run")
+    return parser
+
+
+def _status(state: StateDir) -> int:
+    timings = toolchain.cold_timings()
+    for tool in TOOLS:
+        path = toolchain.tool_path(tool)
+        built = f"built (first build took {timings[tool.name]:.0f}s)" if tool.name in timings else "built"
+        print(f"{tool.name:<28} {tool.version:<10} {built if path.exists() else 'MISSING'}")
+    for name, reason in UNAVAILABLE.items():
+        print(f"{name:<28} {'-':<10} NOT BUILDABLE HERE: {reason}")
+    for name, pid in cluster.Cluster(state).status().items():
+        print(f"{name:<28} {'running pid ' + str(pid) if pid else 'stopped'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for ``python -m infra local``."""
+    args = _parser().parse_args(argv)
+    state = StateDir.default()
+    try:
+        if args.command == "bootstrap":
+            toolchain.bootstrap(only=args.only)
+        elif args.command == "up":
+            cluster.up(state)
+        elif args.command == "down":
+            cluster.down(state, purge=args.purge)
+        elif args.command == "env":
+            state.pulumi_backend.mkdir(parents=True, exist_ok=True)  # `pulumi login file://` needs it
+            print(exports(state))
+        else:
+            return _status(state)
+    except InfraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,76 @@
+"""The release tool's two touch points with the Pulumi engine, through the Automation API.
+
+* :func:`deployed_digest` — the stable digest a stack's last successful ``pulumi up``
+  deployed (the promote gate reads it from the stack's ``digests`` output);
+* :func:`apply` — ``pulumi up`` for one stack (the ``--apply`` flag).
+
+Both run the project in the repository root (``Pulumi.yaml``) with whatever
+backend and passphrase the environment selects (``python -m infra local env``
+locally, secrets in CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from infra.release.errors import EngineError
+from worker.constants import TRACK_STABLE
+
+#: The program's output holding the digest per deployed track (``{"stable": "sha256:…", …}``).
+OUTPUT_DIGESTS = "digests"
+
+
+def digest_from_outputs(outputs: Mapping[str, Any], track: str = TRACK_STABLE) -> str | None:
+    """The deployed digest of ``track`` from a stack's plain output values (None if absent)."""
+    digests = outputs.get(OUTPUT_DIGESTS)
+    if isinstance(digests, Mapping):
+        value = digests.get(track)
+        return str(value) if value else None
+    return None
+
+
+def _why(exc: Exception) -> str:
+    """The engine's own ``error: …`` line when there is one (CommandError text embeds all output)."""
+    errors = [line[line.index("error: ") :].strip() for line in str(exc).splitlines() if "error: " in line]
+    return errors[0] if errors else str(exc).strip()
+
+
+def _stack(root: Path, stack: str) -> Any:
+    from pulumi import automation as auto
+
+    try:
+        return auto.select_stack(stack_name=stack, work_dir=str(root))
+    except Exception as exc:  # the Automation API raises CommandError subclasses and OSError
+        raise EngineError(f"cannot select stack {stack!r} in {root}: {_why(exc)}") from None
+
+
+def deployed_digest(root: Path, stack: str) -> str | None:
+    """The stable digest of ``stack``'s last successful ``pulumi up``; None if it never succeeded.
+
+    The stack's outputs are those of its last update; when that update failed
+    the outputs may be half-written, so the answer is None then too.
+    """
+    handle = _stack(root, stack)
+    try:
+        updates = [u for u in handle.history(page_size=20) if u.kind == "update"]
+        if not updates or updates[0].result != "succeeded":
+            return None
+        outputs = {key: out.value for key, out in handle.outputs().items()}
+    except Exception as exc:
+        raise EngineError(f"cannot read stack {stack!r}'s history or outputs: {_why(exc)}") from None
+    return digest_from_outputs(outputs)
+
+
+def apply(root: Path, stack: str) -> None:
+    """``pulumi up --stack <stack>``, streaming the engine's output."""
+    handle = _stack(root, stack)
+    try:
+        result = handle.up(on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n"))
+    except Exception as exc:
+        raise EngineError(
+            f"pulumi up --stack {stack} failed (the stack file and its history are already written; "
+            f"fix and rerun `pulumi up --stack {stack}`, or `release rollback --stack {stack}`): {_why(exc)}"
+        ) from None
+    print(f"pulumi up --stack {stack}: {result.summary.result}")

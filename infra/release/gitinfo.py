@@ -1,0 +1,34 @@
+"""Who is releasing: the git author, as git itself would record it."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+_IDENT = re.compile(r"^(?P<who>.*?) \d+ [+-]\d{4}$")
+
+
+def author(repo: Path) -> str:
+    """``Name <email>`` from ``git var GIT_AUTHOR_IDENT`` (honours GIT_AUTHOR_* env and config).
+
+    CI runners often have no git identity; then the GitHub actor or the login
+    name stands in, so a history line always says who ran the command.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "var", "GIT_AUTHOR_IDENT"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    match = _IDENT.match(out)
+    if match:
+        return match.group("who")
+    actor = os.environ.get("GITHUB_ACTOR")
+    if actor:
+        return f"{actor} (github actor)"
+    return os.environ.get("USER") or "unknown"

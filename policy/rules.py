@@ -1,0 +1,190 @@
+"""The policy pack's rules: pure checks over Kubernetes manifests, wrapped as pulumi-policy policies.
+
+Each ``check_*`` takes the resource's inputs (``props``, camelCase as the
+Kubernetes provider receives them) and returns one message per violation, so
+the rules are unit-tested without the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from infra.config_rules import IMAGE_RE
+from infra.kube import ANNOTATION_CANARY_WEIGHT, LABEL_INSTANCE, LABEL_NAME
+from worker.constants import SECRET_ENV_VARS, TRACK_CANARY
+
+PACK_NAME = "mobius-preview-worker"
+PROD_MAX_CANARY_WEIGHT = 50
+PROD_MIN_REPLICAS = 2
+DEFAULT_PRODUCTION_INSTANCES = ["prod"]
+
+_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+_SECRET_KEY = re.compile(r"(?i)(passw(or)?d|secret|token|api[_-]?key|private[_-]?key|credential)")
+_URL_WITH_CREDENTIALS = re.compile(r"://[^/\s:@]*:[^/\s@]+@")
+
+
+def pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod spec of a Pod or a workload with a pod template; None for other kinds."""
+    kind = props.get("kind")
+    if kind == "Pod":
+        return props.get("spec") or {}
+    if kind in _WORKLOADS:
+        return ((props.get("spec") or {}).get("template") or {}).get("spec") or {}
+    if kind == "CronJob":
+        job = ((props.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+        return (job.get("template") or {}).get("spec") or {}
+    return None
+
+
+def _containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+
+def check_images_pinned(props: Mapping[str, Any]) -> list[str]:
+    """Every container image is ``repository@sha256:<64 hex>``."""
+    spec = pod_spec(props)
+    if spec is None:
+        return []
+    return [
+        f"container {c.get('name')}: image {c.get('image')!r} is not pinned by digest"
+        " (repository@sha256:<64 hex>)"
+        for c in _containers(spec)
+        if not isinstance(c.get("image"), str) or not IMAGE_RE.match(c["image"])
+    ]
+
+
+def check_limits(props: Mapping[str, Any]) -> list[str]:
+    """Every container sets CPU and memory requests and limits."""
+    spec = pod_spec(props)
+    if spec is None:
+        return []
+    problems = []
+    for c in _containers(spec):
+        resources = c.get("resources") or {}
+        for section in ("requests", "limits"):
+            missing = [r for r in ("cpu", "memory") if r not in (resources.get(section) or {})]
+            if missing:
+                problems.append(f"container {c.get('name')}: no {section} for {', '.join(missing)}")
+    return problems
+
+
+def check_non_root(props: Mapping[str, Any]) -> list[str]:
+    """Every container runs as non-root (runAsNonRoot on the pod or the container, never UID 0)."""
+    spec = pod_spec(props)
+    if spec is None:
+        return []
+    pod_ctx = spec.get("securityContext") or {}
+    problems = []
+    for c in _containers(spec):
+        ctx = {**pod_ctx, **(c.get("securityContext") or {})}
+        if ctx.get("runAsNonRoot") is not True:
+            problems.append(f"container {c.get('name')}: runAsNonRoot is not true")
+        if ctx.get("runAsUser") == 0:
+            problems.append(f"container {c.get('name')}: runAsUser is 0 (root)")
+    return problems
+
+
+def check_configmap_secrets(props: Mapping[str, Any]) -> list[str]:
+    """No secret-looking keys (or URLs with credentials) in a ConfigMap."""
+    if props.get("kind") != "ConfigMap":
+        return []
+    problems = []
+    for key, value in (props.get("data") or {}).items():
+        if key in SECRET_ENV_VARS or _SECRET_KEY.search(key):
+            problems.append(f"key {key}: looks like a secret; put it in a Secret")
+        elif isinstance(value, str) and _URL_WITH_CREDENTIALS.search(value):
+            problems.append(f"key {key}: value is a URL with credentials; put it in a Secret")
+    return problems
+
+
+def _labels(props: Mapping[str, Any]) -> Mapping[str, str]:
+    return (props.get("metadata") or {}).get("labels") or {}
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    match = selector.get("matchLabels") or {}
+    return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+
+def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable[str]) -> list[str]:
+    """In a production instance: >= 2 replicas per application (the worker's tracks together, the
+    job API on its own), a PodDisruptionBudget over every Deployment's pods, canary weight <= 50."""
+    prod = set(instances)
+    objs = [r for r in resources if _labels(r).get(LABEL_INSTANCE) in prod]
+    deployments = [r for r in objs if r.get("kind") == "Deployment"]
+    if not deployments:
+        return []
+    hpas = {(h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): h for h in objs
+            if h.get("kind") == "HorizontalPodAutoscaler"}
+    pdbs = [p for p in objs if p.get("kind") == "PodDisruptionBudget"]
+    problems: list[str] = []
+    totals: dict[str, int] = {}
+    for d in deployments:
+        name, spec = d["metadata"]["name"], d.get("spec") or {}
+        hpa = hpas.get(name)
+        app = _labels(d).get(LABEL_NAME, name)
+        totals[app] = totals.get(app, 0) + (
+            (hpa.get("spec") or {}).get("minReplicas", 1) if hpa else spec.get("replicas", 1)
+        )
+        pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not any(_selects((p.get("spec") or {}).get("selector") or {}, pod_labels) for p in pdbs):
+            problems.append(f"Deployment {name}: no PodDisruptionBudget selects its pods")
+        weight = ((d.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CANARY_WEIGHT)
+        is_canary = _labels(d).get("track") == TRACK_CANARY
+        if is_canary and weight is not None and int(weight) > PROD_MAX_CANARY_WEIGHT:
+            problems.append(f"Deployment {name}: canary weight {weight} is above {PROD_MAX_CANARY_WEIGHT}")
+    problems += [
+        f"production runs {total} {app} replica(s) at minimum; needs at least {PROD_MIN_REPLICAS}"
+        for app, total in sorted(totals.items())
+        if total < PROD_MIN_REPLICAS
+    ]
+    return problems
+
+
+def _resource_policy(name: str, description: str, check: Any) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        for problem in check(args.props):
+            report(problem, None)
+
+    return ResourceValidationPolicy(name=name, description=description, validate=validate)
+
+
+def _validate_production(args: StackValidationArgs, report: ReportViolation) -> None:
+    instances = args.get_config().get("productionInstances", DEFAULT_PRODUCTION_INSTANCES)
+    by_props: list[PolicyResource] = [r for r in args.resources if r.resource_type.startswith("kubernetes:")]
+    for problem in check_production([r.props for r in by_props], instances):
+        report(problem, None)
+
+
+POLICIES = [
+    _resource_policy("images-pinned-by-digest", "Container images are pinned by sha256 digest.",
+                     check_images_pinned),
+    _resource_policy("no-secrets-in-configmaps", "ConfigMaps hold no secret-looking keys or credentials.",
+                     check_configmap_secrets),
+    _resource_policy("resource-limits-set", "Containers set CPU and memory requests and limits.",
+                     check_limits),
+    _resource_policy("run-as-non-root", "Containers run as a non-root user.", check_non_root),
+    StackValidationPolicy(
+        name="production-sizing",
+        description="Production: at least 2 replicas, a PodDisruptionBudget, canary weight at most 50.",
+        validate=_validate_production,
+        config_schema=PolicyConfigSchema(properties={
+            "productionInstances": {"type": "array", "items": {"type": "string"},
+                                    "default": DEFAULT_PRODUCTION_INSTANCES},
+        }),
+    ),
+]
+ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -1,0 +1,58 @@
+"""Smoke test: ``python -m bench --quick`` runs every section end to end and reports ratios.
+
+Not a timed test: it checks that the benchmark command works (real redis-server, Node.js
+BullMQ, vipsthumbnail, the real worker and the Pulumi program) and that its outputs are
+complete, not what the numbers are.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(900)  # a full (if tiny) benchmark run on a loaded 2-core machine
+def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> None:
+    for tool in ("redis-server", "node", "vipsthumbnail"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed; the benchmark needs it (deps/apt-*.txt)")
+    if not (REPO / "bench" / "node" / "node_modules" / "bullmq").is_dir():
+        pytest.fail("bench/node/node_modules is missing: run `npm ci --prefix bench/node` (./dev test does)")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,10", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for heading in (
+        "No-op throughput",
+        "Levers at concurrency 10",
+        "Enqueue-to-start latency",
+        "Preview throughput",
+        "Pulumi program under mocks",
+    ):
+        assert heading in proc.stdout, proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    tp = results["throughput"]
+    assert set(tp["median"]) == {"plain", "fast", "node"}
+    assert set(tp["ratios"]["fast/node"]) == {"1", "10"}
+    assert all(r > 0 for r in tp["ratios"]["fast/node"].values())
+    assert all(kb > 10_000 for kb in tp["rss_peak_kb"].values())
+    assert set(results["levers"]["median"]) >= {"plain", "fast", "fast-nofetch", "fast-nopool"}
+    assert set(results["latency"]["p99_ms"]) == {"plain", "fast", "node"}
+    preview = results["preview"]
+    assert preview["worker"]["files"] == preview["vipsthumbnail"]["files"] == 4
+    assert preview["ratio"] > 0 and preview["worker"]["rss_peak_kb"] > 10_000
+    assert set(results["program"]) == {"dev", "prod", "staging"}
+    assert all("warm_s" in r for r in results["program"].values()), results["program"]
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,73 @@
+"""The toolchain builder, driven with real `go build` on a tiny module: caching, version stamping, errors."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.local import layout, toolchain
+from infra.local.toolchain import BuildResult, ToolchainError
+from infra.local.versions import GoTool
+
+MAIN = """package main
+
+import "fmt"
+
+var version = "unset"
+
+func main() { fmt.Println(version) }
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(layout.ENV_TOOLCHAIN_CACHE, str(tmp_path / "cache"))
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "go.mod").write_text("module example.com/hello\n\ngo 1.22\n")
+    (mod / "main.go").write_text(MAIN)
+    return mod
+
+
+def hello(module: Path, version: str = "1.2.3") -> GoTool:
+    return GoTool("hello", "hello", version, str(module), "example.com/hello", (f"main.version=v{version}",))
+
+
+def test_build_stamps_the_version_and_records_its_time(module: Path, tmp_path: Path) -> None:
+    result = toolchain.build(hello(module), log=lambda _: None)
+    assert not result.cached
+    assert result.path == tmp_path / "cache" / "hello-1.2.3" / "hello"
+    assert subprocess.run([result.path], capture_output=True, text=True, check=True).stdout == "v1.2.3\n"
+    times = json.loads((result.path.parent / "build-seconds.json").read_text())
+    assert times["hello"] == pytest.approx(result.seconds, abs=0.1)
+
+
+def test_second_build_is_a_cache_hit_and_a_new_version_rebuilds(module: Path) -> None:
+    first = toolchain.build(hello(module), log=lambda _: None)
+    again = toolchain.build(hello(module), log=lambda _: None)
+    assert again == BuildResult(hello(module), first.path, 0.0, cached=True)
+    bumped = toolchain.build(hello(module, "1.2.4"), log=lambda _: None)
+    assert not bumped.cached
+    assert bumped.path.parent.name == "hello-1.2.4"
+
+
+def test_a_failed_build_names_the_command_and_leaves_nothing(module: Path) -> None:
+    (module / "main.go").write_text("package main\n\nfunc main() { undefined() }\n")
+    with pytest.raises(ToolchainError, match=r"building hello failed .*go build -p 2 -trimpath") as err:
+        toolchain.build(hello(module), log=lambda _: None)
+    assert "undefined: undefined" in str(err.value)
+    assert list((toolchain.tool_path(hello(module)).parent).iterdir()) == []
+
+
+def test_link_bin_points_at_the_built_binaries(module: Path) -> None:
+    result = toolchain.build(hello(module), log=lambda _: None)
+    folder = toolchain.link_bin([result])
+    assert (folder / "hello").resolve() == result.path
+    toolchain.link_bin([result])  # relinking replaces the link instead of failing
+    assert (folder / "hello").resolve() == result.path
+
+
+def test_old_go_is_refused() -> None:
+    with pytest.raises(ToolchainError, match=r"Go >= 1.25 is needed"):
+        toolchain.check_go_version("/bin/echo")

@@ -1,0 +1,34 @@
+"""Helpers shared by the release tool's tests (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+STACKS = ("dev", "staging", "prod")
+AUTHOR = "Rel Tester <rel@example.test>"
+
+
+def digest(char: str) -> str:
+    """A well-formed image reference whose digest is 64 times ``char``."""
+    return f"ghcr.io/mobius/preview-worker@sha256:{char * 64}"
+
+
+@dataclass
+class Result:
+    """One command run: exit code and captured output."""
+
+    code: int
+    out: str
+    err: str
+
+
+Run = Callable[..., Result]
+
+
+def snapshot(repo: Path) -> dict[str, bytes]:
+    """Every stack and history file's bytes, to prove a refused command wrote nothing."""
+    files = sorted(repo.glob("Pulumi.*.yaml")) + sorted((repo / "releases").glob("*.jsonl"))
+    return {p.name: p.read_bytes() for p in files}

@@ -1,0 +1,197 @@
+"""The job API, the artifact-store settings and the retention sweep, as the real program declares
+them for every committed stack (under Pulumi's mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from conftest import STACKS
+
+from infra.config import load_stack_file
+from infra.harness import ROOT, ProgramRun, run_program
+from worker import constants as c
+
+APP, API, SWEEP = "preview-worker", "preview-worker-api", "preview-worker-sweep"
+KUBERNETES_VERSION = "1.34.0"  # as test_k8s_schemas: the local cluster runs v1.34.x
+NAME = "app.kubernetes.io/name"
+pytestmark = pytest.mark.parametrize("stack", STACKS)
+
+
+def cfg_of(stack: str) -> Any:
+    return load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+
+
+def only_container(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    (ctr,) = pod_spec["containers"]
+    return dict(ctr)
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def store_env(cfg: Any) -> dict[str, str]:
+    a = cfg.artifacts
+    env = {
+        c.ENV_ARTIFACT_STORE: "s3", c.ENV_S3_BUCKET: a.bucket, c.ENV_S3_PREFIX: a.prefix,
+        c.ENV_S3_REGION: a.region, c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
+        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds), c.ENV_RETENTION_DAYS: str(a.retention_days),
+    }
+    env.update({k: v for k, v in ((c.ENV_S3_ENDPOINT, a.endpoint),
+                                  (c.ENV_S3_PUBLIC_ENDPOINT, a.public_endpoint)) if v})
+    return env
+
+
+def test_api_deployment_runs_the_stable_image(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    cfg, run = cfg_of(stack), stack_runs[stack]
+    d = run.object("Deployment", API)
+    ctr = only_container(d["spec"]["template"]["spec"])
+    assert (ctr["image"], ctr["args"]) == (cfg.image, ["api"])  # never the canary image
+    assert ctr["ports"] == [{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}]
+    assert {"name": c.ENV_TRACK, "value": c.TRACK_STABLE} in ctr["env"]
+    r = cfg.api.resources
+    assert ctr["resources"] == {"requests": {"cpu": r.requests.cpu, "memory": r.requests.memory},
+                                "limits": {"cpu": r.limits.cpu, "memory": r.limits.memory}}
+    assert "replicas" not in d["spec"] and d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    hpa = run.object("HorizontalPodAutoscaler", API)["spec"]
+    assert hpa["scaleTargetRef"]["name"] == API
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (cfg.api.replicas.min, cfg.api.replicas.max)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == cfg.api.cpu_target
+    assert run.outputs["api"] == API
+
+
+def test_api_has_the_worker_pod_hardening(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    worker_pod = run.object("Deployment", f"{APP}-stable")["spec"]["template"]["spec"]
+    api_pod = run.object("Deployment", API)["spec"]["template"]["spec"]
+    assert api_pod["securityContext"] == worker_pod["securityContext"]
+    assert only_container(api_pod)["securityContext"] == only_container(worker_pod)["securityContext"]
+    assert only_container(api_pod)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert api_pod["automountServiceAccountToken"] is False
+    assert api_pod["serviceAccountName"] == APP
+    assert only_container(api_pod)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert [v["name"] for v in api_pod["volumes"] if "emptyDir" in v] == ["tmp"]
+
+
+def test_api_probes(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    ctr = only_container(stack_runs[stack].object("Deployment", API)["spec"]["template"]["spec"])
+    assert ctr["readinessProbe"]["httpGet"] == {"path": c.API_HEALTH_PATH, "port": c.API_PORT_NAME}
+    assert ctr["livenessProbe"]["tcpSocket"] == {"port": c.API_PORT_NAME}
+    assert ctr["startupProbe"]["tcpSocket"] == {"port": c.API_PORT_NAME}
+    assert ctr["startupProbe"]["periodSeconds"] * ctr["startupProbe"]["failureThreshold"] == 60
+
+
+def test_selectors_never_mix_api_and_worker_pods(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    api_pod = run.object("Deployment", API)["spec"]["template"]["metadata"]["labels"]
+    worker_pods = [d["spec"]["template"]["metadata"]["labels"] for d in run.objects("Deployment")
+                   if d["metadata"]["name"] != API]
+    assert worker_pods
+    for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy"):
+        api_sel, worker_sel = (_selector(run.object(kind, name)) for name in (API, APP))
+        assert selects(api_sel, api_pod) and not any(selects(api_sel, w) for w in worker_pods), kind
+        assert all(selects(worker_sel, w) for w in worker_pods) and not selects(worker_sel, api_pod), kind
+    (sm,) = run.objects("ServiceMonitor")  # the API serves no /metrics: only the worker is scraped
+    api_service = run.object("Service", API)["metadata"]["labels"]
+    assert not selects(sm["spec"]["selector"]["matchLabels"], api_service)
+    assert run.object("PodDisruptionBudget", API)["spec"]["maxUnavailable"] == 1
+
+
+def _selector(obj: dict[str, Any]) -> dict[str, str]:
+    spec = obj["spec"]
+    sel = spec.get("selector") or spec.get("podSelector")
+    return dict(sel.get("matchLabels", sel))
+
+
+def test_store_env_and_no_secret_in_any_configmap(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    cfg, run = cfg_of(stack), stack_runs[stack]
+    worker, api = (run.object("ConfigMap", n)["data"] for n in (f"{APP}-config", f"{API}-config"))
+    assert store_env(cfg).items() <= worker.items()
+    assert api == {c.ENV_QUEUE_NAME: cfg.queue_name, c.ENV_QUEUE_MAX: str(cfg.queue_max),
+                   c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT), **store_env(cfg)}
+    for cm in run.objects("ConfigMap"):
+        assert not set(cm["data"]) & c.SECRET_ENV_VARS, cm["metadata"]["name"]
+    # The store credentials reach worker, API and sweep through the same Secret(s) as REDIS_URL.
+    assert set(cfg.secrets.keys) >= c.STORE_SECRET_ENV_VARS
+    worker_from, api_from = (
+        only_container(run.object("Deployment", n)["spec"]["template"]["spec"])["envFrom"]
+        for n in (f"{APP}-stable", API)
+    )
+    secret_refs = [e for e in worker_from if "secretRef" in e]
+    assert secret_refs and api_from == [{"configMapRef": {"name": f"{API}-config"}}, *secret_refs]
+    (es,) = run.objects("ExternalSecret") or [None]  # vault mode would hold them in the env Secret
+    assert es is None or {d["secretKey"] for d in es["spec"]["data"]} >= c.STORE_SECRET_ENV_VARS
+
+
+def test_api_network_policy_is_exact(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    cfg, run = cfg_of(stack), stack_runs[stack]
+    spec = run.object("NetworkPolicy", API)["spec"]
+    net = cfg.network
+    ingress_ns = {"kubernetes.io/metadata.name": net.api_ingress_namespace}
+    assert spec["ingress"] == [{
+        "from": [{"namespaceSelector": {"matchLabels": ingress_ns}}],
+        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
+    }]
+    ports = [[p["port"] for p in r["ports"]] for r in spec["egress"]]
+    assert ports == [[53, 53], [net.redis_port], [net.s3_port]]
+    worker_egress = run.object("NetworkPolicy", APP)["spec"]["egress"]
+    assert spec["egress"][2] == worker_egress[2]  # the worker reaches the same S3 endpoint
+
+
+def test_retention_sweep_cronjob(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    cfg, run = cfg_of(stack), stack_runs[stack]
+    assert cfg.artifacts.retention_days > 0  # every committed stack sweeps
+    cron = run.object("CronJob", SWEEP)
+    assert (cron["spec"]["schedule"], cron["spec"]["concurrencyPolicy"]) == ("17 3 * * *", "Forbid")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    ctr = only_container(pod)
+    assert (ctr["image"], ctr["args"]) == (cfg.image, ["sweep"])
+    worker_pod = run.object("Deployment", f"{APP}-stable")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == worker_pod["securityContext"]
+    assert ctr["securityContext"] == only_container(worker_pod)["securityContext"]
+    assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "OnFailure"
+    assert ctr["envFrom"][0] == {"configMapRef": {"name": f"{API}-config"}}
+    netpol = run.object("NetworkPolicy", SWEEP)["spec"]
+    assert netpol["ingress"] == [] and [[p["port"] for p in r["ports"]] for r in netpol["egress"]] == [
+        [53, 53], [cfg.network.s3_port]]
+    pod_labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert selects(netpol["podSelector"]["matchLabels"], pod_labels)
+    assert run.outputs["retentionSweep"] == SWEEP
+
+
+def test_new_objects_pass_strict_schema_validation(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    new = [o for o in run.objects() if o["metadata"]["labels"][NAME] in (API, SWEEP)]
+    assert sorted(o["kind"] for o in new) == [
+        "ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy",
+        "PodDisruptionBudget", "Service",
+    ]
+    for obj in new:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_no_sweep_without_retention(stack: str) -> None:
+    artifacts = {**cfg_of(stack).artifacts.model_dump(by_alias=True), "retentionDays": 0}
+    run = run_program(stack, overrides={"artifacts": artifacts})
+    assert run.objects("CronJob") == [] and run.outputs["retentionSweep"] == ""
+    assert sorted(n["metadata"]["name"] for n in run.objects("NetworkPolicy")) == [APP, API]
+    assert run.object("ConfigMap", f"{API}-config")["data"][c.ENV_RETENTION_DAYS] == "0"
+
+
+def test_store_change_rolls_worker_and_api(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    before = stack_runs[stack]
+    artifacts = {**cfg_of(stack).artifacts.model_dump(by_alias=True), "urlTtlSeconds": 60}
+    after = run_program(stack, overrides={"artifacts": artifacts})
+
+    def checksums(run: ProgramRun) -> dict[str, str]:
+        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                for d in run.objects("Deployment")}
+
+    old, new = checksums(before), checksums(after)
+    assert set(old) == set(new) and all(old[n] != new[n] for n in old)
+    data = after.object("ConfigMap", f"{API}-config")["data"]
+    assert new[API] == hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

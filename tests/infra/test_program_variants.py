@@ -1,0 +1,100 @@
+"""The real program with config overrides: canary weights, invalid config, roll-on-change."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from infra.errors import ConfigError
+from infra.harness import ROOT, ProgramRun, run_program, stack_file_config
+
+CANARY = "ghcr.io/mobius/preview-worker@sha256:" + "c" * 64
+
+
+def hpa_bounds(run: ProgramRun) -> dict[str, tuple[int, int]]:
+    return {
+        h["metadata"]["labels"]["track"]: (h["spec"]["minReplicas"], h["spec"]["maxReplicas"])
+        for h in run.objects("HorizontalPodAutoscaler")
+        if "track" in h["metadata"]["labels"]  # the worker's tracks, not the API's HPA
+    }
+
+
+@pytest.mark.parametrize(
+    ("weight", "expected"),
+    [
+        (0, {"stable": (4, 20)}),
+        (1, {"stable": (3, 19), "canary": (1, 1)}),
+        (10, {"stable": (3, 18), "canary": (1, 2)}),
+        (50, {"stable": (2, 10), "canary": (2, 10)}),
+        (100, {"canary": (4, 20)}),
+    ],
+)
+def test_canary_weight_splits_prod_hpas(weight: int, expected: dict[str, tuple[int, int]]) -> None:
+    run = run_program("prod", overrides={"canary": {"weight": weight, "image": CANARY if weight else None}})
+    assert hpa_bounds(run) == expected
+    workers = [d for d in run.objects("Deployment") if "track" in d["metadata"]["labels"]]  # not the API
+    names = {d["metadata"]["labels"]["track"]: d for d in workers}
+    assert ("canary" in names) == (weight > 0)
+    if weight == 100:
+        assert names["stable"]["spec"]["replicas"] == 0  # kept, scaled to zero, ready for promote
+    if weight:
+        assert names["canary"]["metadata"]["annotations"]["mobius.dev/canary-weight"] == str(weight)
+        assert run.outputs["digests"]["canary"] == "sha256:" + "c" * 64
+    assert run.outputs["canaryWeight"] == weight
+
+
+def test_queue_depth_target_is_split_per_track() -> None:
+    run = run_program("staging")  # weight 10, queueDepthTarget 50
+    targets = {
+        h["metadata"]["labels"]["track"]: h["spec"]["metrics"][1]["external"]["target"]["averageValue"]
+        for h in run.objects("HorizontalPodAutoscaler")
+        if "track" in h["metadata"]["labels"]  # the worker's tracks, not the API's HPA
+    }
+    # waiting/target_track pods per track == share of waiting/50: 90 % and 10 %.
+    assert targets == {"stable": "55556m", "canary": "500"}
+
+
+def test_invalid_config_fails_before_any_resource() -> None:
+    record = ProgramRun("prod")
+    with pytest.raises(ConfigError) as info:
+        run_program(
+            "prod", overrides={"canary": {"weight": 150}, "image": "ghcr.io/x/y:latest"}, record=record
+        )
+    assert info.value.problems == [
+        "image: must be pinned by digest (repository@sha256:<64 hex>), got tag 'ghcr.io/x/y:latest'",
+        "canary.weight: must be between 0 and 100, got 150",
+    ]
+    assert record.resources == []
+
+
+def test_config_change_changes_the_pod_checksum() -> None:
+    before = run_program("dev")
+    after = run_program("dev", overrides={"concurrency": 3})
+    ann = [
+        r.object("Deployment", "preview-worker-stable")["spec"]["template"]["metadata"]["annotations"]
+        for r in (before, after)
+    ]
+    assert ann[0]["checksum/config"] != ann[1]["checksum/config"]
+    assert ann[0]["checksum/secret"] == ann[1]["checksum/secret"]
+
+
+def test_secret_change_changes_the_secret_checksum() -> None:
+    config, secret_keys = stack_file_config(ROOT / "Pulumi.dev.yaml")
+    other = dict(config, **{"mobius-preview-worker:redisUrl": "redis://other:6379/0"})
+    runs = [run_program("dev", c, secret_keys) for c in (config, other)]
+    sums = [
+        r.object("Deployment", "preview-worker-stable")["spec"]["template"]["metadata"]["annotations"][
+            "checksum/secret"
+        ]
+        for r in runs
+    ]
+    assert sums[0] != sums[1]
+
+
+def test_each_stack_runs_fast() -> None:
+    run_program("dev")  # warm imports
+    for stack in ("dev", "staging", "prod"):
+        start = time.perf_counter()
+        run_program(stack)
+        assert time.perf_counter() - start < 1.0
