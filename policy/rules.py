@@ -124,7 +124,10 @@ def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable
     job API on its own), a PodDisruptionBudget over every Deployment's pods, canary weight <= 50."""
     prod = set(instances)
     objs = [r for r in resources if _labels(r).get(LABEL_INSTANCE) in prod]
-    deployments = [r for r in objs if r.get("kind") == "Deployment"]
+    # By name: violations come out in the same order whatever order the engine registered them in.
+    deployments = sorted(
+        (r for r in objs if r.get("kind") == "Deployment"), key=lambda r: str(r["metadata"]["name"])
+    )
     if not deployments:
         return []
     hpas = {(h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): h for h in objs

@@ -162,8 +162,8 @@ def test_production_sizing_passes_and_fails(stack_runs: dict[str, ProgramRun]) -
     assert run_stack_policy(good) == []
     no_pdb = [o for o in good if o["kind"] != "PodDisruptionBudget"]
     assert run_stack_policy(no_pdb) == [
-        "Deployment preview-worker-stable: no PodDisruptionBudget selects its pods",
         "Deployment preview-worker-api: no PodDisruptionBudget selects its pods",
+        "Deployment preview-worker-stable: no PodDisruptionBudget selects its pods",
     ]
     # Each application is sized on its own: the API's pods do not make up for the worker's.
     api_pdb_only = [
