@@ -4,11 +4,10 @@ Every expression uses the metric names from :mod:`worker.constants` and
 scopes to the stack's namespace; per-track alerts keep the ``track`` label.
 Queue-depth gauges are reported by every pod, so they are read with ``max``.
 
-The job API serves no Prometheus metrics (``worker/api.py`` has no ``/metrics``
-route and records no request counter or latency histogram), so an API 5xx ratio
-and an enqueue-latency alert cannot be written without inventing series. The one
-API alert reads kube-state-metrics (part of any kube-prometheus install): no
-available API pod, which is also what happens when every API pod reports Redis down.
+The job API's own series (``worker/api_metrics.py``, scraped through the API's
+ServiceMonitor) give its 5xx ratio and enqueue p95; a third API alert reads
+kube-state-metrics (part of any kube-prometheus install): no available API pod,
+which is also what happens when every API pod reports Redis down.
 """
 
 from __future__ import annotations
@@ -45,6 +44,10 @@ def _failure_ratio(sel: str, by: str = "") -> str:
     )
 
 
+def _api_requests(sel: str) -> str:
+    return f"sum(rate({c.METRIC_API_REQUESTS}{{{sel}}}[{RATE_WINDOW}]))"
+
+
 def alert_list(cfg: StackConfig) -> list[Alert]:
     """The alerts for one stack, thresholds from ``cfg.monitoring``."""
     m, ns = cfg.monitoring, f'namespace="{cfg.namespace}"'
@@ -55,6 +58,9 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     stable = f'{ns},{c.LABEL_TRACK}="{c.TRACK_STABLE}"'
     bucket = f"{c.METRIC_JOB_DURATION}_bucket{{{ns}}}"
     api_available = f'{KSM_AVAILABLE}{{{ns},deployment="{APP_NAME}-api"}}'
+    server_errors = f'{ns},{c.LABEL_STATUS}=~"5.."'
+    api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
+    enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
     return [
         Alert("PreviewWorkerHighFailureRate", f"{_failure_ratio(ns, ' by (track)')} > {m.failure_ratio:g}",
               "critical", "Preview jobs are failing ({{ $labels.track }})",
@@ -90,6 +96,17 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
               "critical", "The job API has no available pod",
               f"No pod of Deployment {APP_NAME}-api in namespace {cfg.namespace} is ready: producers "
               "cannot enqueue jobs. Its readiness fails while Redis is unreachable."),
+        Alert("PreviewApiHighErrorRate", f"{api_5xx} > {m.api_error_ratio:g}",
+              "critical", "The job API answers with server errors",
+              f"More than {m.api_error_ratio:.0%} of job API requests got a 5xx over {RATE_WINDOW} "
+              "(now {{ $value | humanizePercentage }}); 503s mean Redis or the artifact store "
+              "is unreachable."),
+        Alert("PreviewApiSlowEnqueue",
+              f"histogram_quantile(0.95, sum by (le) (rate({enqueue_bucket}[{RATE_WINDOW}])))"
+              f" > {m.api_enqueue_p95_seconds:g}",
+              "warning", "Enqueueing preview jobs is slow",
+              f"p95 of POST /api/preview/job is above {m.api_enqueue_p95_seconds:g}s "
+              "(now {{ $value | humanizeDuration }}); check Redis latency."),
     ]
 
 

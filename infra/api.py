@@ -136,6 +136,9 @@ def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
     labels, selector = api_labels(instance), api_selector(instance)
     http_in = {"from": [network.namespace_peer(cfg.network.api_ingress_namespace)],
                "ports": [{"protocol": "TCP", "port": c.API_PORT}]}
+    # Prometheus scrapes /metrics on the same port (the API's ServiceMonitor, infra/monitoring.py).
+    scrape_in = {"from": [network.namespace_peer(cfg.monitoring.namespace)],
+                 "ports": [{"protocol": "TCP", "port": c.API_PORT}]}
     egress = [network.dns_rule(cfg), network.redis_rule(cfg), network.s3_rule(cfg)]
     return [
         ("config", {"apiVersion": "v1", "kind": "ConfigMap",
@@ -166,7 +169,7 @@ def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
                      "unhealthyPodEvictionPolicy": "AlwaysAllow"},
         }),
-        ("networkpolicy", network.policy(cfg, API_NAME, selector, labels, [http_in], egress)),
+        ("networkpolicy", network.policy(cfg, API_NAME, selector, labels, [http_in, scrape_in], egress)),
     ]
 
 

@@ -145,15 +145,17 @@ class Monitoring(Model):
     backlog_jobs: int = 100
     dlq_growth: int = 0
     duration_p95_seconds: float = 30.0
+    api_error_ratio: float = 0.05
+    api_enqueue_p95_seconds: float = 0.5
     alert_for: str = "10m"
     runbook_base_url: str = "https://github.com/mobius/preview-worker/blob/main/docs/runbooks"
 
     _ns = field_validator("namespace")(check_dns_label)
     _durations = field_validator("scrape_interval", "alert_for")(check_duration)
-    _ratio = field_validator("failure_ratio", "canary_failure_margin")(check_range(0, 1))
+    _ratio = field_validator("failure_ratio", "canary_failure_margin", "api_error_ratio")(check_range(0, 1))
     _backlog = field_validator("backlog_jobs")(check_range(1, 10_000_000))
     _dlq = field_validator("dlq_growth")(check_range(0, 10_000_000))
-    _p95 = field_validator("duration_p95_seconds")(check_range(0.001, 86_400))
+    _p95 = field_validator("duration_p95_seconds", "api_enqueue_p95_seconds")(check_range(0.001, 86_400))
 
     @field_validator("runbook_base_url")
     @classmethod

@@ -1,8 +1,10 @@
 """The job API: one small Starlette app (served by uvicorn via ``python -m worker api``).
 
-Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics and
-health. Redis errors and an unreachable artifact store become 503; invalid jobs
-400 with every violation and its JSON path; a full queue 429. Artifacts come from
+Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics,
+health and Prometheus ``/metrics`` (request counts by route template, enqueue
+latency; see :mod:`worker.api_metrics`). Redis errors and an unreachable artifact
+store become 503; invalid jobs 400 with every violation and its JSON path; a full
+queue 429. Artifacts come from
 the configured store: the ``filesystem`` store's bytes are served here, the
 ``s3`` store's through presigned, expiring URLs.
 """
@@ -17,12 +19,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from worker import constants as c
 from worker import jobs, logs, store, validation
+from worker.api_metrics import RequestMetrics, endpoint
+from worker.metrics import ApiMetrics
 from worker.pipeline import JOB_ID_RE
 from worker.settings import Settings
 
@@ -34,6 +39,7 @@ def create_app(settings: Settings) -> Starlette:
     """Build the API app bound to ``settings`` (one fail-fast Redis client per app)."""
     queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
     artifact_store = store.from_settings(settings)
+    metrics = ApiMetrics(settings.track)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -41,6 +47,10 @@ def create_app(settings: Settings) -> Starlette:
         await queues.close()
 
     async def enqueue(request: Request) -> Response:
+        with metrics.enqueue_duration.labels(settings.track).time():
+            return await _enqueue(request)
+
+    async def _enqueue(request: Request) -> Response:
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -116,11 +126,14 @@ def create_app(settings: Settings) -> Starlette:
         Route(f"{PREFIX}/job/{{job_id}}/artifact/{{name}}", rendition, methods=["GET"], name="rendition"),
         Route(f"{PREFIX}/queue/metrics", queue_metrics, methods=["GET"]),
         Route(c.API_HEALTH_PATH, health, methods=["GET"]),
+        endpoint(metrics),
     ]
     handlers: dict[Any, Any] = {exc: _redis_down for exc in jobs.REDIS_DOWN}
     handlers[store.StoreUnavailableError] = _store_down
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    counting = Middleware(RequestMetrics, metrics=metrics, routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=[counting])
     app.state.queues = queues  # so an embedding test or server can close the Redis client
+    app.state.metrics = metrics
     return app
 
 

@@ -110,3 +110,12 @@ S3_LIFECYCLE_RULE_ID: Final = "mobius-preview-retention"
 # --- Added by the throughput work (issue 7): per-core worker processes ---
 ENV_WORKER_PROCESSES: Final = "PREVIEW_WORKER_PROCESSES"
 ENV_PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name
+
+# --- Added by the API metrics work (issue 8): the job API's own series ---
+METRIC_API_REQUESTS: Final = "preview_api_requests_total"
+METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
+LABEL_ROUTE: Final = "route"
+LABEL_METHOD: Final = "method"
+LABEL_STATUS: Final = "status"
+#: ``route`` label of a request that matched no route (never the raw path: labels stay bounded).
+ROUTE_UNMATCHED: Final = "unmatched"

@@ -12,6 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from worker import constants as c
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: An enqueue is a validation plus a few Redis round trips: milliseconds, seconds when Redis struggles.
+ENQUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Methods the API's routes accept; any other method is counted as ``OTHER``.
+API_METHODS = frozenset({"GET", "HEAD", "POST"})
+OTHER = "other"
 
 
 class Metrics:
@@ -75,3 +80,34 @@ class Metrics:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""
         for state in c.QUEUE_STATES:
             self.queue_depth.labels(self.track, state).set(counts.get(state, 0))
+
+
+class ApiMetrics:
+    """The job API's metrics (``python -m worker api``), bound to one ``track`` and their own registry.
+
+    ``route`` is a route template or ``constants.ROUTE_UNMATCHED``, ``method`` one of
+    ``API_METHODS`` or ``OTHER``, ``status`` the numeric HTTP status: every label is bounded.
+    """
+
+    def __init__(self, track: str, registry: CollectorRegistry | None = None) -> None:
+        self.track = track
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            c.METRIC_API_REQUESTS.removesuffix("_total"),
+            "API requests by route template, method and status.",
+            [c.LABEL_TRACK, c.LABEL_ROUTE, c.LABEL_METHOD, c.LABEL_STATUS],
+            registry=self.registry,
+        )
+        self.enqueue_duration = Histogram(
+            c.METRIC_API_ENQUEUE_DURATION,
+            "Wall time of one POST /api/preview/job, Redis round trips included.",
+            [c.LABEL_TRACK],
+            buckets=ENQUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.enqueue_duration.labels(track)
+
+    def request(self, route: str, method: str, status: int) -> None:
+        """Count one answered request."""
+        method = method if method in API_METHODS else OTHER
+        self.requests.labels(self.track, route, method, str(status)).inc()

@@ -44,6 +44,20 @@ def buckets(track: str, counts: dict[str, int]) -> list[dict[str, str]]:
     ]
 
 
+def api_requests(status: int, per_min: int, route: str = "/api/preview/job") -> dict[str, str]:
+    labels = f'{NS},track="stable",route="{route}",method="POST",status="{status}",pod="api-0"'
+    return {"series": f"{c.METRIC_API_REQUESTS}{{{labels}}}", "values": f"0+{per_min}x60"}
+
+
+def enqueue_buckets(counts: dict[str, int]) -> list[dict[str, str]]:
+    return [
+        {"series": f'{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{NS},track="stable",le="{le}",pod="api-{i}"}}',
+         "values": f"0+{n}x60"}
+        for le, n in counts.items()
+        for i in (0, 1)
+    ]
+
+
 # alert -> (series that make it fire, labels it fires with, series that keep it quiet)
 CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]]]] = {
     "PreviewWorkerHighFailureRate": (
@@ -116,6 +130,17 @@ CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]
             gauge("kube_deployment_status_replicas_available", "0x60", deployment="preview-worker-canary"),
         ],
     ),
+    "PreviewApiHighErrorRate": (
+        [api_requests(201, 90), api_requests(503, 10)],  # 10 % 5xx
+        {"severity": "critical"},
+        # 4xx are the producers' mistakes, not the API's: a flood of 400s stays quiet.
+        [api_requests(201, 99), api_requests(503, 1), api_requests(400, 500)],
+    ),
+    "PreviewApiSlowEnqueue": (
+        enqueue_buckets({"0.25": 0, "1": 10, "+Inf": 10}),  # all between 0.25 s and 1 s, on two pods
+        {"severity": "warning"},
+        enqueue_buckets({"0.05": 10, "1": 10, "+Inf": 10}),
+    ),
     "PreviewJobDurationP95High": (
         buckets("canary", {"10": 0, "30": 10, "60": 10, "+Inf": 10}),  # all between 10 s and 30 s
         {"severity": "warning", "track": "canary"},
@@ -144,7 +169,7 @@ def test_check_rules_on_rendered_prometheus_rule(
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     result = run_promtool("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def annotations(alert: str, labels: dict[str, str], value: str) -> dict[str, str]:

@@ -95,9 +95,21 @@ def test_selectors_never_mix_api_and_worker_pods(stack_runs: dict[str, ProgramRu
         api_sel, worker_sel = (_selector(run.object(kind, name)) for name in (API, APP))
         assert selects(api_sel, api_pod) and not any(selects(api_sel, w) for w in worker_pods), kind
         assert all(selects(worker_sel, w) for w in worker_pods) and not selects(worker_sel, api_pod), kind
-    (sm,) = run.objects("ServiceMonitor")  # the API serves no /metrics: only the worker is scraped
-    api_service = run.object("Service", API)["metadata"]["labels"]
-    assert not selects(sm["spec"]["selector"]["matchLabels"], api_service)
+    # Each ServiceMonitor selects its own Service only: the worker's on the metrics port,
+    # the API's on its HTTP port, where the API serves /metrics.
+    services = {name: run.object("Service", name) for name in (APP, API)}
+    monitors = {sm["metadata"]["name"]: sm for sm in run.objects("ServiceMonitor")}
+    assert set(monitors) == {APP, API}
+    for name, sm in monitors.items():
+        picked = [n for n, svc in services.items() if selects(sm["spec"]["selector"]["matchLabels"],
+                                                             svc["metadata"]["labels"])]
+        assert picked == [name]
+    (endpoint,) = monitors[API]["spec"]["endpoints"]
+    api_ports = [p["name"] for p in services[API]["spec"]["ports"]]
+    assert endpoint["port"] == c.API_PORT_NAME and api_ports == [c.API_PORT_NAME]
+    assert endpoint["path"] == c.METRICS_PATH
+    assert monitors[API]["spec"]["namespaceSelector"] == {"matchNames": [run.object("Service", API)
+                                                                         ["metadata"]["namespace"]]}
     assert run.object("PodDisruptionBudget", API)["spec"]["maxUnavailable"] == 1
 
 
@@ -132,10 +144,14 @@ def test_api_network_policy_is_exact(stack_runs: dict[str, ProgramRun], stack: s
     spec = run.object("NetworkPolicy", API)["spec"]
     net = cfg.network
     ingress_ns = {"kubernetes.io/metadata.name": net.api_ingress_namespace}
-    assert spec["ingress"] == [{
-        "from": [{"namespaceSelector": {"matchLabels": ingress_ns}}],
-        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
-    }]
+    prometheus_ns = {"kubernetes.io/metadata.name": cfg.monitoring.namespace}
+    assert spec["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": ingress_ns}}],
+         "ports": [{"protocol": "TCP", "port": c.API_PORT}]},
+        # Prometheus scrapes the API's /metrics on the same port.
+        {"from": [{"namespaceSelector": {"matchLabels": prometheus_ns}}],
+         "ports": [{"protocol": "TCP", "port": c.API_PORT}]},
+    ]
     ports = [[p["port"] for p in r["ports"]] for r in spec["egress"]]
     assert ports == [[53, 53], [net.redis_port], [net.s3_port]]
     worker_egress = run.object("NetworkPolicy", APP)["spec"]["egress"]
@@ -168,10 +184,11 @@ def test_new_objects_pass_strict_schema_validation(stack_runs: dict[str, Program
     new = [o for o in run.objects() if o["metadata"]["labels"][NAME] in (API, SWEEP)]
     assert sorted(o["kind"] for o in new) == [
         "ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy",
-        "PodDisruptionBudget", "Service",
+        "PodDisruptionBudget", "Service", "ServiceMonitor",
     ]
     for obj in new:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        if obj["kind"] != "ServiceMonitor":  # a CRD: checked against its vendored schema (test_k8s_schemas)
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
 def test_no_sweep_without_retention(stack: str) -> None:

@@ -216,6 +216,8 @@ def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: 
         "PreviewCanaryFailureRateWorse",
         "PreviewJobDurationP95High",
         "PreviewApiUnavailable",
+        "PreviewApiHighErrorRate",
+        "PreviewApiSlowEnqueue",
     }
     for r in rules:
         assert r["labels"]["severity"] in {"critical", "warning"}
@@ -226,7 +228,7 @@ def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: 
 
 def test_service_monitor_scrapes_the_service(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     run = stack_runs[stack]
-    (sm,) = run.objects("ServiceMonitor")
+    sm = run.object("ServiceMonitor", APP)
     svc = run.object("Service", APP)
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == c.METRICS_PORT_NAME

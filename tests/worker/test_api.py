@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 import worker_media as media
+from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
 from worker_kit import OUTPUTS, consumer, decode_image, free_port, queues, wait_state
 
+from worker import constants as c
 from worker.api import create_app
 from worker.settings import Settings
 
@@ -209,6 +211,10 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
             assert resp.status_code == 200 and resp.json()["queue"]["name"] == settings.queue_name
             created = await client.post("/api/preview/job", json={**JOB, "jobId": "uv-1"})
             assert created.status_code == 201
+            scraped = await client.get(c.METRICS_PATH)
+            assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+            served = samples(scraped.text)
+            assert served[(c.METRIC_API_REQUESTS, _labels("/api/preview/job", "POST", 201))] == 1
     finally:
         proc.terminate()
         out, _ = await proc.communicate()
@@ -242,3 +248,59 @@ async def test_s3_store_manifest_has_presigned_urls_and_rendition_redirects(
             manifest["renditions"][0]["url"]).content
         assert (await client.get("/api/preview/job/s3-art/artifact/poster")).status_code == 404
         assert (await client.get("/api/preview/job/nope/artifact")).status_code == 404
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _labels(route: str, method: str, status: int, track: str = "stable") -> frozenset[tuple[str, str]]:
+    return frozenset({"track": track, "route": route, "method": method, "status": str(status)}.items())
+
+
+async def test_request_counter_by_route_template(settings: Settings) -> None:
+    async with api(settings) as client:
+        assert (await client.post("/api/preview/job", json={**JOB, "jobId": "m-1"})).status_code == 201
+        assert (await client.post("/api/preview/job", json={"outputs": []})).status_code == 400
+        assert (await client.get("/api/preview/job/secret-id-7/status")).status_code == 404
+        assert (await client.get("/wp-admin/secret-id-7")).status_code == 404
+        assert (await client.delete("/api/preview/job")).status_code == 405
+        found = samples((await client.get(c.METRICS_PATH)).text)
+    counts = {labels: v for (name, labels), v in found.items() if name == c.METRIC_API_REQUESTS}
+    assert counts == {
+        _labels("/api/preview/job", "POST", 201): 1,
+        _labels("/api/preview/job", "POST", 400): 1,
+        _labels("/api/preview/job/{job_id}/status", "GET", 404): 1,
+        _labels(c.ROUTE_UNMATCHED, "GET", 404): 1,
+        _labels("/api/preview/job", "other", 405): 1,
+    }
+    # Raw paths and job IDs never become label values.
+    assert not any("secret-id-7" in value for labels in counts for _, value in labels)
+
+
+async def test_enqueue_histogram_counts_one_enqueue(settings: Settings) -> None:
+    async with api(settings) as client:
+        before = samples((await client.get(c.METRICS_PATH)).text)
+        key = (c.METRIC_API_ENQUEUE_DURATION + "_count", frozenset({("track", "stable")}))
+        assert before[key] == 0
+        assert (await client.post("/api/preview/job", json={**JOB, "jobId": "h-1"})).status_code == 201
+        after = samples((await client.get(c.METRICS_PATH)).text)
+    assert after[key] == 1
+    assert 0 < after[(c.METRIC_API_ENQUEUE_DURATION + "_sum", frozenset({("track", "stable")}))] < 5
+    inf = frozenset({("track", "stable"), ("le", "+Inf")})
+    assert after[(c.METRIC_API_ENQUEUE_DURATION + "_bucket", inf)] == 1
+    # The scrapes themselves are counted, under their own route.
+    assert after[(c.METRIC_API_REQUESTS, _labels(c.METRICS_PATH, "GET", 200))] == 1
+
+
+async def test_redis_down_is_counted_as_503(settings: Settings) -> None:
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    async with api(down) as client:
+        assert (await client.post("/api/preview/job", json=JOB)).status_code == 503
+        found = samples((await client.get(c.METRICS_PATH)).text)
+    assert found[(c.METRIC_API_REQUESTS, _labels("/api/preview/job", "POST", 503))] == 1
+    assert found[(c.METRIC_API_ENQUEUE_DURATION + "_count", frozenset({("track", "stable")}))] == 1
