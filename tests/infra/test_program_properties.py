@@ -224,6 +224,8 @@ def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: 
         assert r["annotations"]["summary"] and r["annotations"]["description"]
         assert r["annotations"]["runbook_url"] == f"{cfg.monitoring.runbook_base_url}/{r['alert']}.md"
         assert f'namespace="{cfg.namespace}"' in r["expr"]
+        # The URL points into this repository's docs/runbooks/: the page must exist.
+        assert (ROOT / "docs" / "runbooks" / f"{r['alert']}.md").is_file(), r["alert"]
 
 
 def test_service_monitor_scrapes_the_service(stack_runs: dict[str, ProgramRun], stack: str) -> None:
