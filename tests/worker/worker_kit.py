@@ -1,92 +1,23 @@
-"""Helpers for queue tests: an in-process consumer, polling, and job payloads."""
+"""Helpers for queue tests: an in-process consumer, polling, and job payloads.
+
+``RedisServer`` and ``free_port`` live in ``tests/servers.py`` (shared with other suites).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
-import redis
-
+from tests.servers import RedisServer, free_port
 from worker import jobs
 from worker.consumer import Consumer
 from worker.metrics import Metrics
 from worker.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A real redis-server on a loopback port, with AOF persistence so it can be restarted."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (deps/apt-base.txt); the worker suite needs it")
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.workdir),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-            "--protected-mode",
-            "no",
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    client.close()
-                    return
-            except redis.exceptions.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start (exit {self.proc.poll()})")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def restart(self, down_seconds: float = 0.0) -> None:
-        """Stop (data persisted in the AOF), stay down a while, start again on the same port."""
-        self.stop()
-        time.sleep(down_seconds)
-        self.start()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
 
 
 def b64(data: bytes) -> str:
@@ -157,3 +88,6 @@ async def wait_state(q: jobs.Queues, job_id: str, state: str, timeout: float = 1
         return await state_of(q, job_id) == state
 
     await eventually(probe, timeout)
+
+
+__all__ = ["RedisServer", "free_port"]  # re-exported: the worker suite imports them from here

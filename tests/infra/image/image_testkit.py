@@ -6,14 +6,12 @@ import json
 import shutil
 import subprocess
 import tarfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from infra.image.buildah import Storage
 
@@ -150,49 +148,3 @@ class Podman:
             if line.startswith("Uid:"):
                 return [int(x) for x in line.split()[1:]]
         raise AssertionError(f"no Uid line for pid {pid}")
-
-
-class Redis:
-    """A real redis-server on a free loopback port (the pattern of tests/worker/conftest.py)."""
-
-    def __init__(self, workdir: Path, port: int) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (deps/apt-base.txt); the image run test needs it")
-        self.url = f"redis://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    client.close()
-                    return
-            except redis.exceptions.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start (exit {self.proc.poll()})")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Terminate the server."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 from bullmq import Queue
-from image_testkit import Podman, Redis
+from image_testkit import Podman
 from PIL import Image
 
 from infra.image import buildah, publish, registry
+from tests.servers import RedisServer
 from worker import constants as c
 
 pytestmark = pytest.mark.timeout(600)
@@ -77,7 +78,8 @@ def running(
     podman = Podman(storage)
     podman("pull", "--quiet", "--tls-verify=false", built.reference)
     (image_tmp / "redis").mkdir()
-    redis_server = Redis(image_tmp / "redis", registry.free_port())
+    redis_server = RedisServer(image_tmp / "redis")
+    redis_server.start()
     data = image_tmp / "data"
     data.mkdir()
     os.chown(data, 10001, 10001)  # the volume is writable by the image's user only
