@@ -19,7 +19,16 @@ from bench import preview_suite, program_suite, queue_suite, report
 from bench.redis_kit import BenchRedis
 
 SECTIONS = ("throughput", "levers", "latency", "preview", "program")
-LEVERS = ["plain", "plain-uvloop", "fast-nofetch", "fast-nopool", "fast-nohiredis", "fast-asyncio", "fast"]
+LEVERS = [
+    "plain",
+    "plain-uvloop",
+    "fast-nofetch",
+    "fast-nopool",
+    "fast-nohiredis",
+    "fast-nopipe",
+    "fast-asyncio",
+    "fast",
+]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +36,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     p.add_argument("--rounds", type=int, help="interleaved rounds per measurement (default 5, quick 1)")
-    p.add_argument("--jobs", type=int, help="no-op jobs per run (default 2000, quick 100)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="no-op jobs per run (default 10000: long enough for Node's JIT to warm up; quick 100)",
+    )
     p.add_argument("--concurrency", default="1,10,50", help="comma-separated concurrencies (default 1,10,50)")
     p.add_argument(
         "--corpus",
@@ -38,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.png go")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
-    args.jobs = args.jobs or (100 if args.quick else 2000)
+    args.jobs = args.jobs or (100 if args.quick else 10000)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.corpus = (2, 1, 1) if args.quick else tuple(int(n) for n in args.corpus.split(","))
     args.only = [s.strip() for s in args.only.split(",")]

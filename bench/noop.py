@@ -4,7 +4,8 @@
 where ``impl`` is ``plain`` (``bullmq.Worker`` as the library builds it, default asyncio
 loop), ``plain-uvloop``, or ``fast`` (``worker.fastpath.FastWorker`` on uvloop, as
 ``python -m worker run`` uses it) with one lever switched off: ``fast-nofetch``,
-``fast-nopool``, ``fast-nohiredis`` (redis-py's Python command packing), ``fast-asyncio``.
+``fast-nopool``, ``fast-nohiredis`` (redis-py's Python command packing), ``fast-nopipe``
+(``moveToFinished`` on the pooled client instead of the pipelined connection), ``fast-asyncio``.
 Prints one JSON line: seconds, jobs, rss_peak_kb (and latencies_ms).
 """
 
@@ -24,7 +25,16 @@ from worker import constants as c
 from worker.fastpath import FastWorker
 
 TIMEOUT_SECONDS = float(os.environ.get("BENCH_NOOP_TIMEOUT", "300"))
-IMPLS = ("plain", "plain-uvloop", "fast-nofetch", "fast-nopool", "fast-nohiredis", "fast-asyncio", "fast")
+IMPLS = (
+    "plain",
+    "plain-uvloop",
+    "fast-nofetch",
+    "fast-nopool",
+    "fast-nohiredis",
+    "fast-nopipe",
+    "fast-asyncio",
+    "fast",
+)
 
 
 def peak_rss_kb() -> int:
@@ -34,6 +44,18 @@ def peak_rss_kb() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def dump(task: asyncio.Task[Any]) -> None:
+    """Print a task and its whole chain of awaited coroutines (``print_stack`` shows only the top)."""
+    print(f"task {task!r}", file=sys.stderr)
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    print(file=sys.stderr, flush=True)
 
 
 async def drain(impl: str, url: str, queue: str, concurrency: int, total: int, mode: str) -> dict[str, Any]:
@@ -69,6 +91,7 @@ async def drain(impl: str, url: str, queue: str, concurrency: int, total: int, m
             fetch_next=impl != "fast-nofetch",
             pooled=impl != "fast-nopool",
             hiredis_pack=impl != "fast-nohiredis",
+            pipelined=impl != "fast-nopipe",
         )
     worker.on("completed", completed)
     worker.on("failed", lambda job, err, *_: print(f"failed {job.id}: {err!r}", file=sys.stderr, flush=True))
@@ -81,20 +104,43 @@ async def drain(impl: str, url: str, queue: str, concurrency: int, total: int, m
         await asyncio.wait_for(done.wait(), TIMEOUT_SECONDS)
     except TimeoutError:
         for task in asyncio.all_tasks():
-            task.print_stack(limit=8, file=sys.stderr)
+            dump(task)
         raise SystemExit(f"only {count} of {total} jobs completed within {TIMEOUT_SECONDS} s") from None
     seconds = time.perf_counter() - started
     closing = asyncio.ensure_future(asyncio.gather(worker.close(), runner))
     finished, _ = await asyncio.wait({closing}, timeout=30)
     if not finished:  # seen rarely with the fast path; dump every task so it can be diagnosed
         for task in asyncio.all_tasks():
-            task.print_stack(limit=8, file=sys.stderr)
+            dump(task)
         print(f"worker close did not finish ({len(worker.processing)} tasks)", file=sys.stderr, flush=True)
+        await _dump_worker(worker, url)
         os._exit(3)
     out: dict[str, Any] = {"seconds": seconds, "jobs": total, "rss_peak_kb": peak_rss_kb()}
     if mode == "latency":
         out["latencies_ms"] = latencies
     return out
+
+
+async def _dump_worker(worker: Any, url: str) -> None:
+    """The worker's blocking-wait state and the server's view of its clients (hang diagnosis)."""
+    import redis.asyncio as aioredis
+
+    waiting = worker.waiting
+    info = {
+        "drained": worker.drained,
+        "blockUntil": worker.blockUntil,
+        "closing": worker.closing,
+        "waiting": repr(waiting),
+        "waiting_cancelling": waiting.cancelling() if waiting else None,
+        "waiting_must_cancel": getattr(waiting, "_must_cancel", None),
+        "waiting_fut_waiter": repr(getattr(waiting, "_fut_waiter", None)),
+    }
+    print(json.dumps(info, default=str), file=sys.stderr)
+    client = aioredis.Redis.from_url(url)
+    for line in await client.client_list():
+        print(line, file=sys.stderr)
+    await client.aclose()
+    sys.stderr.flush()
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,10 @@
 
 Each stack runs in a fresh interpreter: importing Pulumi and the program's modules is
 timed apart from evaluating the program (the first evaluation, then the median of
-two more in the same process).
+two more in the same process). The issue's "< 1 s" target is checked against the
+first evaluation, which includes importing the program's modules and
+pulumi-kubernetes; ``cold_s`` adds importing the Pulumi SDK and the mocks harness, for
+what a whole fresh interpreter pays.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ for _ in range(3):
     s = time.perf_counter()
     declared = run_program(sys.argv[1])
     runs.append(time.perf_counter() - s)
-print(json.dumps({"import_s": t1 - t0, "first_s": runs[0], "warm_s": statistics.median(runs[1:]),
+print(json.dumps({"import_s": t1 - t0, "first_s": runs[0], "cold_s": t1 - t0 + runs[0],
+                  "warm_s": statistics.median(runs[1:]),
                   "resources": len(declared.resources) if hasattr(declared, "resources") else None}))
 """
 

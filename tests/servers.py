@@ -23,16 +23,20 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A real redis-server on a loopback port, with AOF persistence so it can be restarted."""
+    """A real redis-server on a loopback port, with AOF persistence so it can be restarted.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``password``, the server requires it and ``url`` carries it.
+    """
+
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (deps/apt-base.txt); these tests need it")
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -52,9 +56,10 @@ class RedisServer:
             "",
             "--protected-mode",
             "no",
+            *(("--requirepass", self.password) if self.password else ()),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -78,4 +83,4 @@ class RedisServer:
         self.start()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True)

@@ -9,7 +9,11 @@ workers interoperate unchanged) and changes only the client side:
   by ``moveToFinished`` with ``fetchNext`` set, as Node.js does, so each job costs one
   Lua call instead of two; the next job is processed in the same task and keeps the
   same lock token (the script locks it with that token);
-* **a pooled Redis client** for non-blocking commands instead of bullmq's
+* **one auto-pipelined connection** (:mod:`worker.redis_pipe`) for ``moveToFinished``
+  and ``moveToActive``, the calls on every job's path: all slots share one socket, as
+  ioredis does for Node.js, instead of paying redis-py's per-call pool, timeout and
+  retry bookkeeping; any failure of that socket falls back to the pooled client below;
+* **a pooled Redis client** for the other non-blocking commands instead of bullmq's
   ``single_connection_client=True``, whose per-request lock serialises all
   concurrent jobs' commands on one socket (``decode_responses=True`` kept: the
   job parsing in bullmq expects ``str``);
@@ -44,9 +48,16 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
 from worker import logs
+from worker.redis_pipe import PipelinedConnection, PipelinedScript, UnsupportedUrl
 
 log = logs.get("fastpath")
 POOL_SOCKET_TIMEOUT_SECONDS = 30.0
+# Longer than any BZPOPMIN bullmq sends (its maximumBlockTimeout is 10 s), so a read times
+# out only when the server is really gone.
+BLOCKING_SOCKET_TIMEOUT_SECONDS = 15.0
+# The Lua calls on every job's path (complete + fetch next, or fail; take a job when a slot is
+# empty): they go over the pipelined connection.
+PIPELINED_SCRIPTS = ("moveToFinished", "moveToActive")
 
 
 class _HiredisPacking:
@@ -92,8 +103,8 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
     """``bullmq.Worker`` with the fast path described in the module docstring.
 
     ``opts`` are bullmq's worker options; ``opts["connection"]`` must be a URL.
-    ``fetch_next``, ``pooled`` and ``hiredis_pack`` exist so the benchmark can measure each
-    lever alone.
+    ``fetch_next``, ``pooled``, ``hiredis_pack`` and ``pipelined`` exist so the benchmark can
+    measure each lever alone.
     """
 
     running: bool
@@ -107,6 +118,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         fetch_next: bool = True,
         pooled: bool = True,
         hiredis_pack: bool = True,
+        pipelined: bool = True,
     ) -> None:
         autorun = opts.get("autorun", True)
         super().__init__(name, processor, {**opts, "autorun": False})
@@ -131,12 +143,37 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             self._discarded = None
             if hiredis_pack:
                 hiredis_packing(self.backend.connection.conn)
-        if hiredis_pack and self.backend.blocking_connection is not None:
-            hiredis_packing(self.backend.blocking_connection.conn)
+        if self.backend.blocking_connection is not None:
+            blocking = self.backend.blocking_connection.conn
+            # redis-py 8 reads with a 5 s socket timeout by default, the same as bullmq's 5 s
+            # drainDelay: an idle BZPOPMIN raced its own read timeout, reconnecting about every
+            # other wait, and on Python 3.11 a close() landing in that race had its cancel
+            # turned into a retried TimeoutError, so close() hung (issue 7's rare close hang).
+            blocking.connection_pool.connection_kwargs["socket_timeout"] = BLOCKING_SOCKET_TIMEOUT_SECONDS
+            if hiredis_pack:
+                hiredis_packing(blocking)
+        self._pipe: PipelinedConnection | None = None
+        if pipelined:
+            try:
+                self._pipe = PipelinedConnection(opts["connection"])
+            except UnsupportedUrl as err:
+                log.info("job calls stay on the pooled client", extra={"reason": str(err)})
+            else:
+                commands = self.scripts.commands
+                for script in PIPELINED_SCRIPTS:
+                    commands[script] = PipelinedScript(commands[script], self._pipe)
         self._runner: asyncio.Future[None] | None = None
         self._finished: asyncio.Queue[asyncio.Future[Any] | None] = asyncio.Queue()
         if processor and autorun:
             self._runner = asyncio.ensure_future(self.run())
+
+    async def close(self, force: bool = False) -> None:
+        """bullmq's close (waits for running jobs unless ``force``), then the pipelined socket."""
+        try:
+            await super().close(force)
+        finally:
+            if self._pipe is not None:
+                await self._pipe.close()
 
     async def _detect_version(self) -> None:
         # bullmq never asks on its own, so it assumes an old server: whole-second blocks.

@@ -175,3 +175,21 @@ def test_hiredis_packing_is_byte_identical_to_redis_py() -> None:
     assert b"".join(fast.pack_command("CLIENT SETNAME", "x")) == b"".join(
         plain.pack_command("CLIENT SETNAME", "x")
     )
+
+
+async def test_an_idle_blocking_wait_never_races_its_socket_timeout(redis_server: RedisServer) -> None:
+    """bullmq blocks up to drainDelay (5 s here) and redis-py's default read timeout is also 5 s:
+    the two raced, so an idle worker kept reconnecting and a close() in the race could hang."""
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    client = redis_server.client()
+    idle_opts = {**opts(redis_server.url, 1), "drainDelay": 5}
+    worker = FastWorker(name, lambda job, token: asyncio.sleep(0), idle_opts)
+    try:
+        await asyncio.sleep(0.5)
+        before = int(client.info("stats")["total_connections_received"])
+        await asyncio.sleep(11)  # two whole blocking waits
+        assert int(client.info("stats")["total_connections_received"]) == before
+    finally:
+        started = time.monotonic()
+        await asyncio.wait_for(worker.close(), 10)
+    assert time.monotonic() - started < 2
