@@ -15,20 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import preview_suite, program_suite, queue_suite, report
+from bench import noop, preview_suite, program_suite, queue_suite, report
 from bench.redis_kit import BenchRedis
 
 SECTIONS = ("throughput", "levers", "latency", "preview", "program")
-LEVERS = [
-    "plain",
-    "plain-uvloop",
-    "fast-nofetch",
-    "fast-nopool",
-    "fast-nohiredis",
-    "fast-nopipe",
-    "fast-asyncio",
-    "fast",
-]
+LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -188,8 +188,17 @@ class PipelinedConnection:
             connecting.set_exception(error)
             connecting.exception()  # mark retrieved; waiters, if any, still get it
             raise error from None
+        except BaseException:  # cancelled: waiters must not wait for ever
+            connecting.set_exception(ConnectionError("pipelined connection attempt cancelled"))
+            connecting.exception()
+            raise
         finally:
             self._connecting = None
+        if self._closed:  # close() ran while we were connecting
+            proto.fail(ConnectionError("pipelined connection closed"))
+            connecting.set_exception(proto.lost or ConnectionError("closed"))
+            connecting.exception()
+            raise ConnectionError("pipelined connection closed")
         self._proto = proto
         connecting.set_result(proto)
         self._arm_watchdog(loop)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,19 +19,13 @@ import requests
 from infra import vault
 from infra.errors import VaultError
 from infra.harness import run_program
+from tests.servers import free_port
 
 VAULT_BIN = Path.home() / ".cache" / "mobius-preview-worker" / "vault" / "vault-v1.21.0"
 ROOT_TOKEN = "root-token-for-tests"
 REDIS_URL = "redis://:s3cret-from-vault@redis.redis:6379/0"
 S3_VALUES = {"s3_access_key_id": "AKIAVAULTTESTKEY0001", "s3_secret_access_key": "vault-s3-secret-0001"}
 STORE_KEYS = {"AWS_ACCESS_KEY_ID": "s3_access_key_id", "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -254,3 +254,17 @@ async def test_fast_worker_rides_out_a_redis_restart_without_losing_a_job(tmp_pa
 
 def _completed_any(client: redis.Redis) -> bool:
     return any(client.zcard(k) > 0 for k in client.scan_iter("bull:pp-*:completed"))
+
+
+async def test_callers_waiting_on_a_cancelled_connect_are_released(redis_server: RedisServer) -> None:
+    pipe = PipelinedConnection(redis_server.url)
+    first = asyncio.ensure_future(pipe.execute("PING"))
+    await asyncio.sleep(0)  # first is connecting now
+    second = asyncio.ensure_future(pipe.execute("PING"))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(ConnectionError, match="cancelled"):
+        await asyncio.wait_for(second, 5)
+    assert first.cancelled()
+    assert await pipe.execute("PING") == "PONG"  # and the next call connects again
+    await pipe.close()

@@ -9,7 +9,6 @@ the rollout analysis will measure without running workers.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tests.servers import free_port
 from worker.constants import (
     LABEL_OUTCOME,
     LABEL_STATE,
@@ -99,14 +99,6 @@ class Traffic(Collector):
                 depth.add_metric([track, state], round(dlq) if state == "dlq" else 0.0)
         yield outcomes
         yield depth
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

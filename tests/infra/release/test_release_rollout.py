@@ -196,6 +196,6 @@ def test_rollout_refuses_without_a_canary_or_with_bad_steps(run: Run, prometheus
 
 
 def _closed_port() -> int:
-    from release_promkit import free_port
+    from tests.servers import free_port
 
     return free_port()
