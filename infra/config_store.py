@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 
 from infra.config_rules import Model, check_range, cross_field
 from infra.config_sections import CpuMemory, Replicas, Resources
 from worker import constants as c
-from worker.settings import S3_BUCKET_PATTERN, S3_PREFIX_PATTERN
+from worker.settings import S3_BUCKET_PATTERN, S3_PREFIX_PATTERN, check_endpoint_url
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
@@ -85,14 +84,7 @@ class Artifacts(Model):
     @field_validator("endpoint", "public_endpoint")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v:
-            return v
-        parts = urlsplit(v)
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not carry credentials (they come from secrets.keys)")
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
-            raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {v!r}")
-        return v
+        return check_endpoint_url(v, "they come from secrets.keys")
 
     @model_validator(mode="after")
     def _s3_only(self) -> Artifacts:

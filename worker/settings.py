@@ -22,6 +22,22 @@ EXIT_BAD_SETTINGS = 2
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 S3_PREFIX_PATTERN = r"^$|^[A-Za-z0-9!_.*()'-][A-Za-z0-9!_.*()'/-]{0,254}$"
+
+
+def check_endpoint_url(value: str, credentials_from: str) -> str:
+    """An S3 endpoint: empty, or an http(s) URL with a host, no path and no credentials.
+
+    Shared by these settings and the stack config (``infra/config_store.py``);
+    ``credentials_from`` says, in the error, where credentials come from instead.
+    """
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"must not carry credentials ({credentials_from})")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {value!r}")
+    return value
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -101,14 +117,7 @@ class Settings(BaseSettings):
     @field_validator("s3_endpoint", "s3_public_endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        if not value:
-            return value
-        parts = urlsplit(value)
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not carry credentials (botocore reads them from its own chain)")
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
-            raise ValueError("must be an http:// or https:// URL with a host and no path")
-        return value
+        return check_endpoint_url(value, "botocore reads them from its own chain")
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
