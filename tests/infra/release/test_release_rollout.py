@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from release_promkit import Profile, PromServer, steady
-from release_testkit import Run, digest
+from release_testkit import Result, Run, digest
 
 from infra.config import load_stack_file
 from infra.errors import ConfigError
@@ -35,20 +35,16 @@ def start_canary(run: Run) -> None:
     assert run("canary", "--stack", "prod", "--image", CANARY, "--weight", "10").code == 0
 
 
+def roll_out(run: Run, prometheus: PromServer) -> Result:
+    """``release rollout`` of the prod canary in steps 25, 50, 100, one analysis window each."""
+    steps = ("--steps", "25,50,100", "--interval", WINDOW)
+    return run("rollout", "--stack", "prod", *steps, "--prometheus", prometheus.url)
+
+
 def test_healthy_canary_rolls_out_and_becomes_stable(repo: Path, run: Run, prometheus: PromServer) -> None:
     start_canary(run)
     switch(prometheus, HEALTHY)
-    result = run(
-        "rollout",
-        "--stack",
-        "prod",
-        "--steps",
-        "25,50,100",
-        "--interval",
-        WINDOW,
-        "--prometheus",
-        prometheus.url,
-    )
+    result = roll_out(run, prometheus)
     assert result.code == 0, result.out + result.err
     assert "rollout: step 1 healthy" in result.out and "rollout: step 2 healthy" in result.out
     assert "rollout: COMPLETE — the canary image is stable" in result.out
@@ -70,17 +66,7 @@ def test_failing_canary_aborts_and_rolls_back(repo: Path, run: Run, prometheus: 
     stable = load_stack_file(repo / "Pulumi.prod.yaml").image
     start_canary(run)
     switch(prometheus, BAD_CANARY)
-    result = run(
-        "rollout",
-        "--stack",
-        "prod",
-        "--steps",
-        "25,50,100",
-        "--interval",
-        WINDOW,
-        "--prometheus",
-        prometheus.url,
-    )
+    result = roll_out(run, prometheus)
     assert result.code == 1
     why = re.search(
         r"rollout: ABORTED at 25%: canary failure ratio (0\.\d+) "
