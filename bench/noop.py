@@ -5,7 +5,8 @@ where ``impl`` is ``plain`` (``bullmq.Worker`` as the library builds it, default
 loop), ``plain-uvloop``, or ``fast`` (``worker.fastpath.FastWorker`` on uvloop, as
 ``python -m worker run`` uses it) with one lever switched off: ``fast-nofetch``,
 ``fast-nopool``, ``fast-nohiredis`` (redis-py's Python command packing), ``fast-nopipe``
-(``moveToFinished`` on the pooled client instead of the pipelined connection), ``fast-asyncio``.
+(``moveToFinished`` and ``moveToActive`` on the pooled client, not the pipelined
+connection), ``fast-asyncio``.
 Prints one JSON line: seconds, jobs, rss_peak_kb (and latencies_ms).
 """
 
@@ -109,7 +110,7 @@ async def drain(impl: str, url: str, queue: str, concurrency: int, total: int, m
     seconds = time.perf_counter() - started
     closing = asyncio.ensure_future(asyncio.gather(worker.close(), runner))
     finished, _ = await asyncio.wait({closing}, timeout=30)
-    if not finished:  # seen rarely with the fast path; dump every task so it can be diagnosed
+    if not finished:  # a bug (issue 7 had one: the blocking-timeout race); dump what diagnoses it
         for task in asyncio.all_tasks():
             dump(task)
         print(f"worker close did not finish ({len(worker.processing)} tasks)", file=sys.stderr, flush=True)
@@ -132,8 +133,6 @@ async def _dump_worker(worker: Any, url: str) -> None:
         "closing": worker.closing,
         "waiting": repr(waiting),
         "waiting_cancelling": waiting.cancelling() if waiting else None,
-        "waiting_must_cancel": getattr(waiting, "_must_cancel", None),
-        "waiting_fut_waiter": repr(getattr(waiting, "_fut_waiter", None)),
     }
     print(json.dumps(info, default=str), file=sys.stderr)
     client = aioredis.Redis.from_url(url)

@@ -1,4 +1,4 @@
-"""One auto-pipelined Redis connection for the worker's hot Lua call (issue 7).
+"""One auto-pipelined Redis connection for the worker's hot Lua calls (issue 7).
 
 redis-py's asyncio client sends each command on a connection of its own from a pool
 and spends more CPU per call in pool bookkeeping, timeouts, retries and event hooks
@@ -22,11 +22,11 @@ import asyncio
 import collections
 import ssl
 from typing import Any, Protocol, cast
-from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 from redis._parsers.base import BaseParser
-from redis.exceptions import BusyLoadingError, ConnectionError, NoScriptError, RedisError
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.exceptions import ConnectionError, NoScriptError, RedisError
 
 from worker import logs
 
@@ -41,23 +41,27 @@ class UnsupportedUrl(ValueError):
 
 
 class _Target:
-    """Where and how to connect, parsed from a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    """Where and how to connect, read by redis-py's own URL parser (so the pipe and the pooled
+    client always agree on host, database and credentials)."""
+
+    _SUPPORTED = frozenset({"host", "port", "db", "username", "password", "path", "connection_class"})
 
     def __init__(self, url: str) -> None:
-        parsed = urlparse(url)
-        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        extra = set(query) - {"db"}
-        if parsed.scheme not in ("redis", "rediss", "unix") or extra:
-            what = f"options {sorted(extra)}" if extra else f"scheme {parsed.scheme!r}"
-            raise UnsupportedUrl(f"the pipelined connection does not support {what}")
-        self.unix_path = parsed.path if parsed.scheme == "unix" else None
-        self.host = parsed.hostname or "localhost"
-        self.port = parsed.port or 6379
-        self.tls = parsed.scheme == "rediss"
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
-        path_db = parsed.path.lstrip("/") if parsed.scheme != "unix" else ""
-        self.db = int(query.get("db") or path_db or 0)
+        try:
+            kwargs: dict[str, Any] = dict(parse_url(url))
+        except ValueError as err:
+            raise UnsupportedUrl(f"the pipelined connection does not support this URL: {err}") from None
+        extra = set(kwargs) - self._SUPPORTED
+        if extra:
+            raise UnsupportedUrl(f"the pipelined connection does not support options {sorted(extra)}")
+        kind = kwargs.get("connection_class")
+        self.unix_path: str | None = kwargs.get("path") if kind is UnixDomainSocketConnection else None
+        self.tls = kind is SSLConnection
+        self.host: str = kwargs.get("host", "localhost")
+        self.port: int = kwargs.get("port", 6379)
+        self.username: str | None = kwargs.get("username")
+        self.password: str | None = kwargs.get("password")
+        self.db: int = kwargs.get("db", 0)
 
 
 class _Protocol(asyncio.Protocol):
@@ -283,10 +287,6 @@ class PipelinedScript:
         self.loads = 0
         self.fallbacks = 0
 
-    @property
-    def sha(self) -> str:
-        return self.script.sha
-
     async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
         keys = keys or []
         args = args or []
@@ -299,7 +299,7 @@ class PipelinedScript:
                     self.loads += 1
                     await self.pipe.execute("SCRIPT", "LOAD", self.script.script)
                     return await self.pipe.execute(*command)
-            except (ConnectionError, BusyLoadingError) as err:
+            except ConnectionError as err:  # redis-py's BusyLoadingError (server loading) is one too
                 self.fallbacks += 1
                 if self.fallbacks == 1 or self.fallbacks % 1000 == 0:
                     log.info(
