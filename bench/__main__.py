@@ -2,7 +2,8 @@
 
 Sections: no-op throughput against Node.js BullMQ 6.7 at several concurrencies (runs
 interleaved, medians), the levers one by one, enqueue-to-start latency, preview
-throughput against ``vipsthumbnail`` on two cores, and Pulumi program evaluation per stack.
+throughput against ``vipsthumbnail`` on two cores, Pulumi program evaluation per stack,
+and the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster.
 ``--quick`` runs every section at small sizes (the smoke test uses it).
 """
 
@@ -15,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import noop, preview_suite, program_suite, queue_suite, report
+from bench import engine_suite, noop, preview_suite, program_suite, queue_suite, report
 from bench.redis_kit import BenchRedis
 
-SECTIONS = ("throughput", "levers", "latency", "preview", "program")
+SECTIONS = ("throughput", "levers", "latency", "preview", "program", "engine")
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     if "program" in args.only:
         print("program evaluation ...", file=sys.stderr)
         results["program"] = program_suite.run()
+    if "engine" in args.only:
+        print("pulumi preview/up on a local cluster ...", file=sys.stderr)
+        results["engine"] = engine_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
     print(report.table(results))
     json_path, png_path = report.write(results, args.out)
     print(f"wrote {json_path} and {png_path}")

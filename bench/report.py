@@ -62,6 +62,14 @@ def table(results: dict[str, Any]) -> str:
                     f"  {stack:>8}  {r['import_s']:6.2f}  {r['first_s']:10.2f}  {r['cold_s']:5.2f}  "
                     f"{r['warm_s']:9.2f}"
                 )
+    eng = results.get("engine")
+    if eng:
+        med, met = eng["median_s"], eng["met"]
+        lines.append(f"Real engine, dev stack on the local cluster (s, median of {eng['rounds']})")
+        for name in ("preview", "up", "preview_no_changes", "destroy"):
+            target = eng["targets_s"].get(name)
+            verdict = f"  target < {target:.0f} s: {'met' if met[name] else 'MISSED'}" if target else ""
+            lines.append(f"  {name:>18}  {med[name]:6.1f}{verdict}")
     return "\n".join(lines)
 
 

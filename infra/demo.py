@@ -1,11 +1,16 @@
 """``python -m infra demo``: the README's main command (``./dev up``), end to end on this machine.
 
 1. toolchain and local cluster   ``python -m infra local bootstrap`` / ``up``
-2. registry and image            ``python -m infra image registry|base|wheels|build --stack dev``
-3. the dev stack on the cluster  ``pulumi up --stack dev`` where the engine can run it; here the
-                                 same objects are rendered by the program and applied with kubectl
+2. registry and image            ``python -m infra image registry|base|wheels|build --stack dev``,
+                                 pinned into the demo's own project copy (never the work tree)
+3. the dev stack on the cluster  ``pulumi up --stack dev`` with the real engine and plugins
 4. Redis, worker and job API     ``redis-server``, ``python -m worker run`` / ``api`` on loopback
 5. a sample preview job          POST it, wait for it, print where its artifacts are
+
+The demo deploys from ``.local/demo/project`` (:mod:`infra.local.project`): its
+``Pulumi.dev.yaml`` and ``releases/`` are copies, so the demo's image pin and release
+history stay in local state and trying the demo changes no tracked file. The last
+pinned image is kept in ``.local/demo/pinned-image`` and re-pinned on the next run.
 
 Everything is left running for a person to try (``--down`` stops the demo's processes;
 ``python -m infra local down`` stops the cluster). Every step reuses what an earlier run built.
@@ -32,11 +37,13 @@ from infra.errors import InfraError
 from infra.local import procs
 from infra.local.env import variables
 from infra.local.layout import REPO_ROOT
-from infra.local.versions import UNAVAILABLE
+from infra.local.project import project_copy
 from worker import constants as c
 
 # Like the cluster's state (MOBIUS_LOCAL_STATE), the demo's folder can be moved (tests do).
 DEMO_ROOT = Path(os.environ.get("MOBIUS_DEMO_ROOT") or REPO_ROOT / ".local" / "demo")
+PROJECT = DEMO_ROOT / "project"  # the demo's project copy: its own stack files and releases/
+PINNED = DEMO_ROOT / "pinned-image"  # the image the last image build pinned
 # Fixed loopback ports: the dev stack pins an image of this registry, so its address must not move.
 REGISTRY = "127.0.0.1:5000"
 REDIS_PORT = 16379
@@ -59,9 +66,9 @@ def step(title: str) -> Iterator[None]:
     print(f"    done in {time.monotonic() - started:.1f}s", flush=True)
 
 
-def run(*argv: str, env: dict[str, str] | None = None) -> str:
+def run(*argv: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> str:
     """Run a command; return its stdout, or raise with its stderr."""
-    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DemoError(f"`{' '.join(argv)}` exited {done.returncode}:\n{done.stderr.strip() or done.stdout}")
     return done.stdout
@@ -131,14 +138,20 @@ def worker_env() -> dict[str, str]:
 
 
 def cluster_and_image(build_image: bool) -> str:
-    """Steps 1-2: the toolchain, the cluster and (unless skipped) the pinned dev image."""
+    """Steps 1-2: the toolchain, the cluster, the demo's project copy and its pinned dev image."""
     with step("toolchain (built once, cached by version) and local cluster"):
         run(PY, "-m", "infra", "local", "bootstrap")
         run(PY, "-m", "infra", "local", "up")
+    project_copy(PROJECT)
     if not build_image:
-        return "(image build skipped: the dev stack keeps its current pin)"
+        if not PINNED.is_file():
+            return "(image build skipped: the dev stack keeps its committed pin)"
+        image = PINNED.read_text().strip()
+        run(PY, "-m", "infra", "release", "--root", str(PROJECT), "pin", "--stack", "dev", "--image", image,
+            "--reason", "demo: the image the last demo run built")  # fmt: skip
+        return f"{image} (built by an earlier run)"
     registry = demo_procs()[0]
-    with step(f"registry on {REGISTRY}, base image, wheels, worker image pinned into the dev stack"):
+    with step(f"registry on {REGISTRY}, base image, wheels, worker image pinned into the demo's dev stack"):
         (DEMO_ROOT / "registry").mkdir(parents=True, exist_ok=True)
         procs.start(registry)
         wait_for("the registry", lambda: port_open(int(REGISTRY.rsplit(":", 1)[1])), proc=registry)
@@ -146,25 +159,28 @@ def cluster_and_image(build_image: bool) -> str:
         wheels = run(PY, "-m", "infra", "image", "wheels")
         built = run(PY, "-m", "infra", "image", "build", "--registry", REGISTRY, "--repository", REPOSITORY,
                     "--base-image", last_line(base), "--wheelhouse", last_line(wheels),
-                    "--stack", "dev")  # fmt: skip
-        return last_line(built)
+                    "--stack", "dev", "--root", str(PROJECT))  # fmt: skip
+        image = last_line(built)
+        PINNED.write_text(image + "\n")
+        return image
+
+
+def engine_summary(output: str) -> list[str]:
+    """The summary ``pulumi up`` ends with: the ``Resources:`` block and the duration."""
+    lines = output.rstrip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Resources:"]
+    return [line.rstrip() for line in lines[starts[-1] :]] if starts else lines[-3:]
 
 
 def deploy_dev_stack() -> str:
-    """Step 3: the dev stack's objects on the local API server, and its Deployments Available."""
+    """Step 3: ``pulumi up --stack dev`` from the demo's copy; its Deployments Available."""
     env = {**os.environ, **variables()}
-    out = DEMO_ROOT / "manifests"
-    with step("dev stack on the local cluster"):
-        if UNAVAILABLE:
-            # `pulumi up` needs the engine's Python language host and the Kubernetes provider
-            # plugin, which cannot be built here (see `python -m infra local status`). The program
-            # still decides every object: render runs it under Pulumi's mocks.
-            print(f"    pulumi up is not possible here ({', '.join(sorted(UNAVAILABLE))} not buildable);"
-                  " applying the program's rendered objects with kubectl instead")  # fmt: skip
-            run(PY, "-m", "infra", "render", "--stack", "dev", "--out", str(out))
-            run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(out), env=env)
-        else:
-            run("pulumi", "up", "--stack", "dev", "--yes", "--skip-preview", env=env)
+    with step("pulumi up --stack dev on the local cluster"):
+        run("pulumi", "stack", "select", "--create", "dev", "--non-interactive", env=env, cwd=PROJECT)
+        out = run("pulumi", "up", "--stack", "dev", "--yes", "--skip-preview", "--non-interactive",
+                  env=env, cwd=PROJECT)  # fmt: skip
+        for line in engine_summary(out):
+            print(f"    {line}")
         jsonpath = "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}"
         names = run("kubectl", "get", "deployments", "-A", "-l", "app.kubernetes.io/name=preview-worker",
                     "-o", jsonpath, env=env)  # fmt: skip

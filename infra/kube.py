@@ -32,6 +32,11 @@ ANNOTATION_RELEASE_ID = "mobius.dev/release-id"
 ANNOTATION_CANARY_WEIGHT = "mobius.dev/canary-weight"
 ANNOTATION_CONFIG_CHECKSUM = "checksum/config"
 ANNOTATION_SECRET_CHECKSUM = "checksum/secret"
+#: Server-side apply takes back every field the program declares, even when someone changed it
+#: by hand (``kubectl set image`` makes kubectl that field's manager, and an unforced apply then
+#: fails with a field conflict). So ``pulumi up`` repairs drift of what the stack file says;
+#: fields the program never declares (``spec.replicas``, the HPA's) are never forced.
+ANNOTATION_PATCH_FORCE = "pulumi.com/patchForce"
 
 _BUILTIN: dict[tuple[str, str], Any] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
@@ -93,7 +98,10 @@ def _py_name(key: str) -> str:
 def declare(name: str, manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Register ``manifest`` as a pulumi-kubernetes resource named ``name``."""
     api, kind = manifest["apiVersion"], manifest["kind"]
-    body = {_py_name(k): v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+    meta = manifest["metadata"]
+    forced = {**manifest, "metadata": {**meta, "annotations": {**meta.get("annotations", {}),
+                                                                ANNOTATION_PATCH_FORCE: "true"}}}  # fmt: skip
+    body = {_py_name(k): v for k, v in forced.items() if k not in ("apiVersion", "kind")}
     cls = _BUILTIN.get((api, kind))
     if cls is None:
         resource: pulumi.CustomResource = k8s.apiextensions.CustomResource(

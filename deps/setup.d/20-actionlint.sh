@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# needed-by: test
 # actionlint (GitHub Actions workflow linter), built from its Go module at a pinned
 # version and cached outside the work tree; tests/infra/release/test_workflows.py runs it.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# needed-by: up test
 # The image tests' inputs, cached under ~/.cache/mobius-preview-worker/ and keyed by what
 # they are made from (see README "The worker image"):
 #   image-base/<hash>/  the debootstrap'd Debian bookworm + python3 base (~2 min the first time)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# needed-by: test
 # Build the MinIO server the artifact-store tests run on loopback (tests/worker/store_kit.py).
 # `go install` from its published Go module at a pinned version (MinIO publishes no semver tags,
 # so the pin is the Go proxy's pseudo-version of a master commit). Cached by version under

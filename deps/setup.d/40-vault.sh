@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# needed-by: test
 # A Vault dev server for tests/infra/test_vault_server.py (`secrets.provider: vault` against a
 # real Vault API on loopback), built from the published hashicorp/vault Go module at a pinned
 # version and cached outside the work tree. A rerun is instant; a cold build of the full Vault

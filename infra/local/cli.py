@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from infra.errors import InfraError
-from infra.local import cluster, toolchain
+from infra.local import cluster, plugins, toolchain
 from infra.local.env import exports
 from infra.local.layout import StateDir
-from infra.local.versions import TOOLS, UNAVAILABLE
+from infra.local.versions import TOOLS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,9 +31,11 @@ def _status(state: StateDir) -> int:
     for tool in TOOLS:
         path = toolchain.tool_path(tool)
         built = f"built (first build took {timings[tool.name]:.0f}s)" if tool.name in timings else "built"
+        if path.is_symlink():
+            built = f"installed: {path.resolve()}"
+        if tool.install == "plugin" and path.exists() and not plugins.installed(tool):
+            built += ", not yet installed as a plugin"
         print(f"{tool.name:<28} {tool.version:<10} {built if path.exists() else 'MISSING'}")
-    for name, reason in UNAVAILABLE.items():
-        print(f"{name:<28} {'-':<10} NOT BUILDABLE HERE: {reason}")
     for name, pid in cluster.Cluster(state).status().items():
         print(f"{name:<28} {'running pid ' + str(pid) if pid else 'stopped'}")
     return 0

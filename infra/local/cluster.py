@@ -24,6 +24,8 @@ from infra.local.versions import tool
 Log = Callable[[str], None]
 ETCD_URL = f"http://{HOST}:{ETCD_CLIENT_PORT}"
 API_URL = f"https://{HOST}:{APISERVER_PORT}"
+#: The pinned tools a cluster runs (the engine's are checked by whoever runs pulumi).
+CLUSTER_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"  # addresses only handed out, never routed: nothing listens on them
 
 
@@ -142,7 +144,7 @@ def _start_processes(cluster: Cluster, context: ssl.SSLContext, log: Log) -> Non
 
 def up(state: StateDir | None = None, log: Log = print) -> Cluster:
     """Start the local cluster (what is not already running), install CRDs, create the fake node."""
-    missing = toolchain.missing()
+    missing = toolchain.missing(CLUSTER_TOOLS)
     if missing:
         hint = "run `python -m infra local bootstrap`"
         raise toolchain.ToolchainError(f"not built yet: {', '.join(missing)}; {hint}")

@@ -1,10 +1,13 @@
 """Build the pinned Go tools once, cache them by version, and report timings.
 
 ``bootstrap`` is idempotent: a tool whose cached binary exists is not rebuilt,
-so a second run takes well under a second. Builds run one at a time with
-``-p 2`` (the machine has two cores) and ``-trimpath``; each binary is written
-to a temporary name and renamed into place, so an interrupted build never
-leaves a half-written binary that a later run would trust.
+so a second run takes well under a second. A tool of the pinned version that is
+already installed the normal way (``pulumi`` and its Python language host on
+``PATH``, the Kubernetes provider in ``~/.pulumi``) is used as it is and nothing
+is built. Builds run one at a time with ``-p 2`` (the machine has two cores) and
+``-trimpath``, printing a heartbeat every 30 s; each binary is written to a
+temporary name and renamed into place, so an interrupted build never leaves a
+half-written binary that a later run would trust.
 """
 
 from __future__ import annotations
@@ -20,24 +23,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import InfraError
-from infra.local import layout
+from infra.local import gosource, layout, plugins
+from infra.local.gosource import ToolchainError
 from infra.local.versions import (
     ETCD_DEBIAN_PACKAGE,
     GO_VERSION_MIN,
     PULUMI_VERSION,
     PYTHON_PULUMI_VERSION,
     TOOLS,
-    UNAVAILABLE,
     GoTool,
     engine_older_than_sdk,
 )
+from infra.local.versions import tool as pinned_tool
 
 Log = Callable[[str], None]
 
-
-class ToolchainError(InfraError):
-    """A tool could not be built or is missing."""
+__all__ = ["BuildResult", "ToolchainError", "bootstrap", "build", "missing", "tool_path"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class BuildResult:
     path: Path
     seconds: float
     cached: bool
+    found: Path | None = None  # a pinned binary installed the normal way, used instead of building
 
 
 def tool_path(tool: GoTool) -> Path:
@@ -84,33 +86,84 @@ def build_command(go: str, tool: GoTool, output: Path) -> list[str]:
     return [go, "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", str(output), tool.package]
 
 
-def build_env() -> dict[str, str]:
-    """The environment for ``go build``: committed go.sum only, two cores."""
-    env = dict(os.environ)
-    env.update(GOFLAGS="-buildvcs=false -mod=readonly", GOMAXPROCS="2", GOTOOLCHAIN="local")
-    return env
+def _reports_version(binary: str, tool: GoTool) -> bool:
+    assert tool.version_args is not None
+    try:
+        done = subprocess.run([binary, *tool.version_args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == f"v{tool.version}"
+
+
+def found_on_path(tool: GoTool) -> Path | None:
+    """``tool`` of exactly the pinned version installed elsewhere (never the toolchain's own links).
+
+    Plugins are looked up in the user's ``PULUMI_HOME``; binaries with
+    ``version_args`` on ``PATH``; companions (the language host's shim) must sit
+    beside the binary, where the binary looks for them.
+    """
+    if tool.install == "plugin":
+        return plugins.found_elsewhere(tool)
+    if tool.version_args is None:
+        return None
+    own = {bin_dir().resolve(), layout.toolchain_cache().resolve()}
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or Path(folder).resolve() in own:
+            continue
+        candidate = Path(folder) / tool.name
+        real = candidate.resolve()
+        if not candidate.is_file() or not os.access(candidate, os.X_OK) or real.parent in own:
+            continue
+        if all((real.parent / extra).is_file() for extra in tool.companions) and _reports_version(
+            str(candidate), tool
+        ):
+            return real
+    return None
+
+
+def _use_found(tool: GoTool, found: Path) -> BuildResult:
+    """Point the cache entry at an installed binary (and its companions), so every caller finds it."""
+    target = tool_path(tool)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for name, src in [(tool.name, found), *((x, found.parent / x) for x in tool.companions)]:
+        link = target.parent / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(src)
+    return BuildResult(tool, target, 0.0, cached=True, found=found)
 
 
 def build(tool: GoTool, log: Log) -> BuildResult:
-    """Build ``tool`` unless its cached binary exists; return where it is and how long it took."""
+    """Build ``tool`` unless it is cached or installed; return where it is and how long it took."""
     target = tool_path(tool)
     if target.exists():
         return BuildResult(tool, target, 0.0, cached=True)
+    found = found_on_path(tool)
+    if found is not None:
+        log(f"{tool.name} {tool.version}: using the installed {found}")
+        return _use_found(tool, found)
     target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.parent / ".build"
+    shutil.rmtree(scratch, ignore_errors=True)
     partial = target.with_name(f".{tool.name}.partial")
-    cmd = build_command(go_binary(), tool, partial)
+    go = go_binary()
     log(f"building {tool.name} {tool.version} ({tool.package})")
     started = time.monotonic()
-    proc = subprocess.run(
-        cmd, cwd=layout.GOMOD_DIR / tool.module_dir, env=build_env(), capture_output=True, text=True
-    )
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
+    try:
+        prepared = gosource.prepare(tool, go, gosource.go_env("-mod=readonly"), scratch, log)
+        cmd = build_command(go, tool, partial)
+        gosource.run(cmd, prepared.cwd, gosource.go_env(prepared.mod_flag), f"building {tool.name}", log,
+                     scratch / "build.log")  # fmt: skip
+        for extra in tool.companions:
+            shutil.copy2(prepared.cwd / extra, target.parent / extra)
+            (target.parent / extra).chmod(0o755)
+    except ToolchainError:
         partial.unlink(missing_ok=True)
-        raise ToolchainError(
-            f"building {tool.name} failed after {seconds:.0f}s: {' '.join(cmd)}\n{proc.stderr.strip()}"
-        )
+        shutil.rmtree(scratch, ignore_errors=True)  # the error carries the output's last lines
+        raise
+    seconds = time.monotonic() - started
     partial.rename(target)
+    shutil.rmtree(scratch, ignore_errors=True)
     _record_timing(target.parent, tool.name, seconds)
     return BuildResult(tool, target, seconds, cached=False)
 
@@ -133,15 +186,29 @@ def cold_timings() -> dict[str, float]:
 
 
 def link_bin(results: Iterable[BuildResult]) -> Path:
-    """Point ``bin_dir()/<name>`` at each built binary (replacing stale links)."""
+    """Point ``bin_dir()/<name>`` at each binary and its companions (replacing stale links).
+
+    Plugins are not linked: the engine finds them in ``PULUMI_HOME`` (see :func:`install`).
+    """
     folder = bin_dir()
     folder.mkdir(parents=True, exist_ok=True)
     for result in results:
-        link = folder / result.tool.name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(result.path)
+        if result.tool.install == "plugin":
+            continue
+        for name in (result.tool.name, *result.tool.companions):
+            link = folder / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(result.path.parent / name)
     return folder
+
+
+def install_plugins(results: Iterable[BuildResult], log: Log) -> None:
+    """Install every built plugin into the toolchain's ``PULUMI_HOME`` (once; skipped when there)."""
+    for result in results:
+        if result.tool.install == "plugin" and not plugins.installed(result.tool):
+            where = plugins.install(result.tool, result.path, tool_path(pinned_tool("pulumi")))
+            log(f"{result.tool.name:<26} installed as a plugin: {where}")
 
 
 def etcd_binary() -> Path:
@@ -152,9 +219,15 @@ def etcd_binary() -> Path:
     return Path(found)
 
 
-def missing() -> list[str]:
-    """Names of pinned tools that are not built yet."""
-    return [tool.name for tool in TOOLS if not tool_path(tool).exists()]
+def missing(names: Iterable[str] | None = None) -> list[str]:
+    """Names of pinned tools (of ``names``, default all) not built, or not installed as plugins, yet."""
+    wanted = set(names) if names is not None else None
+    return [
+        t.name
+        for t in TOOLS
+        if (wanted is None or t.name in wanted)
+        and (not tool_path(t).exists() or (t.install == "plugin" and not plugins.installed(t)))
+    ]
 
 
 def bootstrap(log: Log | None = None, only: Iterable[str] | None = None) -> list[BuildResult]:
@@ -162,21 +235,23 @@ def bootstrap(log: Log | None = None, only: Iterable[str] | None = None) -> list
     say: Log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     say(check_go_version(go_binary()))
     wanted = set(only) if only is not None else None
+    if wanted is not None and any(pinned_tool(name).install == "plugin" for name in wanted):
+        wanted.add("pulumi")  # plugins are installed with the CLI
     started = time.monotonic()
     results: list[BuildResult] = []
-    for tool in TOOLS:
-        if wanted is None or tool.name in wanted:
-            result = build(tool, say)
+    for pinned in TOOLS:
+        if wanted is None or pinned.name in wanted:
+            result = build(pinned, say)
             results.append(result)
             state = "cached" if result.cached else f"built in {result.seconds:.0f}s"
-            say(f"{tool.name:<24} {tool.version:<10} {state}")
+            state = f"found {result.found}" if result.found else state
+            say(f"{pinned.name:<26} {pinned.version:<10} {state}")
     link_bin(results)
+    install_plugins(results, say)
     etcd_binary()
     built = sum(not r.cached for r in results)
     total = time.monotonic() - started
     say(f"toolchain ready in {total:.0f}s: {built} built, {len(results) - built} cached")
-    for name, reason in UNAVAILABLE.items():
-        say(f"{name:<24} NOT BUILT: {reason}")
     if engine_older_than_sdk():
         say(
             f"warning: pyproject pins pulumi=={PYTHON_PULUMI_VERSION}, newer than the engine "

@@ -1,27 +1,32 @@
 """Every pinned version of the local toolchain, in one place.
 
-Each :class:`GoTool` is one Go main package built from a committed wrapper
-module under ``infra/local/gomod/<module>/`` (its ``go.mod`` pins the upstream
-module and repeats the upstream ``replace`` directives, which ``go install``
-refuses). A tool's cache key is ``<group>-<version>``, so bumping a version
-here is the only step needed to rebuild it.
-
-:data:`UNAVAILABLE` records the pieces that cannot be built on this machine,
-with the exact reason, so ``bootstrap`` and the tests can report them instead
-of pretending.
+Each :class:`GoTool` is one Go main package built from one of three kinds of
+source (:class:`WrapperModule`, :class:`VendoredSource`, :class:`ProxyModule`).
+A tool's cache key is ``<group>-<version>``, so bumping a version here is the
+only step needed to rebuild it. Tools with ``install="plugin"`` are Pulumi
+resource plugins: they are installed into ``PULUMI_HOME`` with
+``pulumi plugin install``, never found through ``PATH``.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from infra.local.layout import REPO_ROOT
 
 GO_VERSION_MIN = (1, 25)  # pulumi pkg/v3 v3.259.0 declares `go 1.25.11`
 
 PULUMI_VERSION = "3.259.0"
+# The Kubernetes provider's tagged versions answer 403 on the proxy; this pseudo-version is the
+# commit of tag v4.25.0 (f47bc2d6f199), which is served.
+KUBERNETES_PROVIDER_PSEUDO_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
+# Third-party source no registry serves (see its SOURCE.md): ``$MOBIUS_THIRD_PARTY`` or
+# ``<repo>/../shared/third_party``.
+ENV_THIRD_PARTY = "MOBIUS_THIRD_PARTY"
 KUBERNETES_VERSION = "1.34.2"
 KWOK_VERSION = "0.7.0"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -46,15 +51,52 @@ _K8S_VERSION_PKGS = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/vers
 
 
 @dataclass(frozen=True)
+class WrapperModule:
+    """A committed module under ``infra/local/gomod/<folder>``: its go.sum is complete, built read-only."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class VendoredSource:
+    """Unchanged third-party source in ``<third_party>/<folder>``, copied to a scratch folder to build."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class ProxyModule:
+    """A module from the Go proxy at ``version``, copied out of the module cache and prepared to build.
+
+    ``drop_replace`` removes ``replace`` lines that point outside the module zip (the
+    required version is then fetched from the proxy); ``generate`` is a folder in which
+    ``go run generate.go`` writes files the main package embeds, with ``VERSION`` set.
+    """
+
+    path: str
+    version: str
+    drop_replace: tuple[str, ...] = ()
+    generate: str | None = None
+
+
+Source = WrapperModule | VendoredSource | ProxyModule
+
+
+@dataclass(frozen=True)
 class GoTool:
-    """One binary built with ``go build`` from a wrapper module."""
+    """One binary built with ``go build``."""
 
     name: str  # the binary's file name
-    group: str  # cache folder prefix; tools of one group share a wrapper module
+    group: str  # cache folder prefix; tools of one group share a source
     version: str
-    module_dir: str  # under infra/local/gomod/
-    package: str  # the main package's import path
+    source: Source
+    package: str  # the main package: an import path, or a folder relative to the source
     ldflags: tuple[str, ...] = ()  # `-X` settings so the binary reports its real version
+    companions: tuple[str, ...] = ()  # files of the source copied next to the binary
+    install: Literal["bin", "plugin"] = "bin"
+    # The arguments that make an installed binary print its version (``v<version>``): a pinned
+    # binary already on PATH is used instead of building. None: never looked up on PATH.
+    version_args: tuple[str, ...] | None = field(default=None)
 
     @property
     def cache_key(self) -> str:
@@ -81,21 +123,53 @@ def _k8s(name: str) -> GoTool:
         name=name,
         group="kubernetes",
         version=KUBERNETES_VERSION,
-        module_dir="kubernetes",
+        source=WrapperModule("kubernetes"),
         package=f"k8s.io/kubernetes/cmd/{name}",
         ldflags=_k8s_ldflags(KUBERNETES_VERSION),
     )
 
 
-# Build order: the engine first (it unblocks the most), then the control plane.
+_PULUMI_VERSION_PKG = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
+
+# Build order: the engine and its two plugins first (the demo needs them most), then the
+# control plane. The provider plugin is installed with the CLI, so it comes after it.
 TOOLS: tuple[GoTool, ...] = (
     GoTool(
         name="pulumi",
         group="pulumi",
         version=PULUMI_VERSION,
-        module_dir="pulumi",
+        source=WrapperModule("pulumi"),
         package="github.com/pulumi/pulumi/pkg/v3/cmd/pulumi",
-        ldflags=(f"github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v{PULUMI_VERSION}",),
+        ldflags=(f"{_PULUMI_VERSION_PKG}=v{PULUMI_VERSION}",),
+        version_args=("version",),
+    ),
+    GoTool(
+        name="pulumi-language-python",
+        group="pulumi",  # beside the CLI, where the engine looks for its bundled language hosts
+        version=PULUMI_VERSION,
+        source=VendoredSource(f"pulumi-language-python-{PULUMI_VERSION}"),
+        package=".",
+        ldflags=(f"{_PULUMI_VERSION_PKG}=v{PULUMI_VERSION}",),
+        # The host runs the program through this shim, which it looks for next to itself.
+        companions=("pulumi-language-python-exec",),
+        version_args=("-version",),
+    ),
+    GoTool(
+        name="pulumi-resource-kubernetes",
+        group="pulumi-resource-kubernetes",
+        version=PYTHON_PULUMI_KUBERNETES_VERSION,
+        source=ProxyModule(
+            "github.com/pulumi/pulumi-kubernetes/provider/v4",
+            KUBERNETES_PROVIDER_PSEUDO_VERSION,
+            drop_replace=("github.com/pulumi/pulumi-kubernetes/sdk/v4",),
+            generate="cmd/pulumi-resource-kubernetes",
+        ),
+        package="./cmd/pulumi-resource-kubernetes",
+        ldflags=(
+            "github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version="
+            f"{PYTHON_PULUMI_KUBERNETES_VERSION}",
+        ),
+        install="plugin",
     ),
     _k8s("kube-apiserver"),
     _k8s("kube-controller-manager"),
@@ -105,7 +179,7 @@ TOOLS: tuple[GoTool, ...] = (
         name="kwok",
         group="kwok",
         version=KWOK_VERSION,
-        module_dir="kwok",
+        source=WrapperModule("kwok"),
         package="sigs.k8s.io/kwok/cmd/kwok",
         ldflags=(
             f"sigs.k8s.io/kwok/pkg/consts.Version=v{KWOK_VERSION}",
@@ -114,21 +188,14 @@ TOOLS: tuple[GoTool, ...] = (
     ),
 )
 
-# Pieces the Go module proxy reachable here does not serve at any probed
-# version (it answers 403 "This module version is not available"), so they
-# cannot be built here. Keys are the plugin binary names.
-UNAVAILABLE: dict[str, str] = {
-    "pulumi-language-python": (
-        "go: github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3@v3.259.0: "
-        "403 Forbidden (probed v3.210.0, v3.220.0, v3.230.0, v3.250.0, v3.259.0, v3.260.0, v3.271.0, "
-        "v3.272.0: all 403; the @v/list endpoint is 403 too)"
-    ),
-    "pulumi-resource-kubernetes": (
-        f"go: github.com/pulumi/pulumi-kubernetes/provider/v4@v{PYTHON_PULUMI_KUBERNETES_VERSION}: "
-        "403 Forbidden (probed v4.0.0, v4.5.0, v4.10.0, v4.17.0, v4.18.0-v4.34.2, provider/v3 "
-        "v3.0.0 and v3.30.2, github.com/pulumi/pulumi-kubernetes@v4.34.2: all 403)"
-    ),
-}
+#: What ``pulumi preview``/``up`` of the program need: the CLI and its two plugins.
+ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
+
+
+def third_party_dir() -> Path:
+    """Where vendored third-party source lives (``$MOBIUS_THIRD_PARTY`` or ``../shared/third_party``)."""
+    env = os.environ.get(ENV_THIRD_PARTY)
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "third_party"
 
 
 def engine_older_than_sdk() -> bool:

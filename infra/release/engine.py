@@ -2,7 +2,8 @@
 
 * :func:`deployed_digest` — the stable digest a stack's last successful ``pulumi up``
   deployed (the promote gate reads it from the stack's ``digests`` output);
-* :func:`apply` — ``pulumi up`` for one stack (the ``--apply`` flag).
+* :func:`apply` — ``pulumi up --policy-pack policy`` for one stack (the ``--apply`` flag): a
+  release applied from a laptop passes the same guard rails as one previewed in a pull request.
 
 Both run the project in the repository root (``Pulumi.yaml``) with whatever
 backend and passphrase the environment selects (``python -m infra local env``
@@ -17,6 +18,9 @@ from typing import Any
 
 from infra.release.errors import EngineError
 from worker.constants import TRACK_STABLE
+
+#: The policy pack every apply runs with, relative to the project root.
+POLICY_PACK = "policy"
 
 #: The program's output holding the digest per deployed track (``{"stable": "sha256:…", …}``).
 OUTPUT_DIGESTS = "digests"
@@ -64,10 +68,14 @@ def deployed_digest(root: Path, stack: str) -> str | None:
 
 
 def apply(root: Path, stack: str) -> None:
-    """``pulumi up --stack <stack>``, streaming the engine's output."""
+    """``pulumi up --stack <stack> --policy-pack policy``, streaming the engine's output."""
     handle = _stack(root, stack)
     try:
-        result = handle.up(on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n"))
+        result = handle.up(
+            policy_packs=[str(root / POLICY_PACK)],
+            color="never",
+            on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n"),
+        )
     except Exception as exc:
         raise EngineError(
             f"pulumi up --stack {stack} failed (the stack file and its history are already written; "

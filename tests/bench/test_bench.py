@@ -40,6 +40,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Enqueue-to-start latency",
         "Preview throughput",
         "Pulumi program under mocks",
+        "Real engine, dev stack on the local cluster",
     ):
         assert heading in proc.stdout, proc.stdout
     results = json.loads((out / "results.json").read_text())
@@ -55,4 +56,8 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert preview["ratio"] > 0 and preview["worker"]["rss_peak_kb"] > 10_000
     assert set(results["program"]) == {"dev", "prod", "staging"}
     assert all("warm_s" in r for r in results["program"].values()), results["program"]
+    engine = results["engine"]
+    assert set(engine["median_s"]) == {"preview", "up", "preview_no_changes", "destroy"}
+    assert all(seconds > 0.5 for seconds in engine["median_s"].values()), engine  # real commands ran
+    assert set(engine["met"]) == {"preview", "up"}
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

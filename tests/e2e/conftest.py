@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_kit import project_copy
 
 from infra.local import cluster, env, toolchain
 from infra.local.layout import StateDir
+from infra.local.project import project_copy
 
 FIRST = "RUN_BEFORE_SESSION_CLUSTER"
 

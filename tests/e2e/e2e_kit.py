@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 
 from infra.local import env
 from infra.local.layout import REPO_ROOT, StateDir
-from infra.local.versions import UNAVAILABLE
 
 
 def run(
@@ -52,53 +50,18 @@ def pulumi_env(state: StateDir) -> dict[str, str]:
     return {**os.environ, **env.variables(state)}
 
 
-class EngineUnavailable(Exception):
-    """The engine failed because a plugin that cannot be built here is missing."""
+def pulumi_run(
+    args: list[str], environ: dict[str, str], cwd: Path, expect_fail: bool = False, timeout: float = 600
+) -> str:
+    """Run the real ``pulumi`` in ``cwd``; fail the test unless it exits as expected.
 
-
-# What the engine prints when it cannot find a plugin it needs.
-MISSING_PLUGIN_MARKERS = (
-    "no language plugin",
-    "no resource plugin",
-    "could not find plugin",
-    "plugin not found",
-)
-
-
-def project_copy(dest: Path) -> Path:
-    """The project in ``dest``: stack files and releases/ copied (tests edit them), the rest symlinked.
-
-    So the engine and the release tool run the real program while nothing a
-    test does (stack init, config edits, releases) touches the work tree.
+    Returns stdout, or stdout and stderr together when the command is expected to fail.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in REPO_ROOT.iterdir():
-        if entry.name in {".git", ".local", "releases"} or entry.name.startswith("Pulumi."):
-            continue
-        (dest / entry.name).symlink_to(entry)
-    for stack_file in REPO_ROOT.glob("Pulumi*.yaml"):
-        shutil.copy(stack_file, dest / stack_file.name)
-    shutil.copytree(REPO_ROOT / "releases", dest / "releases")
-    return dest
-
-
-ENGINE_XFAIL = pytest.mark.xfail(
-    bool(UNAVAILABLE),
-    reason="engine plugins not buildable here: " + "; ".join(UNAVAILABLE),
-    raises=EngineUnavailable,
-    strict=True,
-)
-
-
-def pulumi_run(args: list[str], environ: dict[str, str], cwd: Path, expect_fail: bool = False) -> str:
-    """Run the real ``pulumi`` in ``cwd``; raise EngineUnavailable for a missing plugin."""
     proc = subprocess.run(
         ["pulumi", "--non-interactive", *args], cwd=cwd, env=environ, capture_output=True, text=True,
-        timeout=600,
+        timeout=timeout,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
-    if proc.returncode != 0 and any(marker in out.lower() for marker in MISSING_PLUGIN_MARKERS):
-        raise EngineUnavailable(out)
     if (proc.returncode != 0) != expect_fail:
         pytest.fail(f"pulumi {' '.join(args)} exited {proc.returncode}\n{out}")
     return proc.stdout if not expect_fail else out

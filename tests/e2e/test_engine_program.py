@@ -1,63 +1,191 @@
-"""`pulumi preview/up/destroy --stack dev` of the real program against the local cluster.
+"""The dev stack's whole life through the real engine against the local cluster.
 
-These need two engine plugins that cannot be built here (the Go module proxy
-answers 403 for every version of their modules, see
-``infra.local.versions.UNAVAILABLE``): the Python language host and the
-Kubernetes resource provider. While they are unavailable, each test still runs
-the real CLI and is marked xfail *only* for :class:`EngineUnavailable`, which is
-raised when the engine reports exactly that missing plugin; any other failure
-fails the test, and the marker is strict, so a test that starts passing (the
-plugins became buildable) turns the suite red until the marker is removed.
+``pulumi preview``, ``up``, a second ``preview --expect-no-changes``, drift behind
+Pulumi's back repaired by ``up --refresh``, and ``destroy``, with the real CLI, the
+Python language host and the Kubernetes provider plugin. What the program declares
+(the same code as ``python -m infra render``) is read back from the API server.
+
+The tests of this module share one stack and run in file order: each starts from
+the state the one before left.
 """
 
+from __future__ import annotations
+
+import base64
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from e2e_kit import ENGINE_XFAIL, kubectl_json, pulumi_json, pulumi_run
+import yaml
+from e2e_kit import kubectl_json, pulumi_json, pulumi_run, run
+from live_kit import available, container, declared, live, mismatches
 
+from infra.config import CONFIG_NAMESPACE
+from infra.local import cluster, env
+from infra.local.project import project_copy
+from worker import constants as c
+
+STACK = "dev"
 NAMESPACE = "preview-dev"
+STABLE = "preview-worker-stable"
 
-pytestmark = [ENGINE_XFAIL, pytest.mark.timeout(900)]  # a real `up` waits for rollouts
+pytestmark = pytest.mark.timeout(600)
 
 
-def test_preview_lists_the_planned_resources(project: Path, engine_env: dict[str, str]) -> None:
-    pulumi_run(["stack", "init", "dev"], engine_env, project)
-    plan = pulumi_json(["preview", "--stack", "dev", "--json"], engine_env, project)
-    types = {step["newState"]["type"] for step in plan["steps"] if step["op"] == "create"}
-    assert {"kubernetes:core/v1:Namespace", "kubernetes:apps/v1:Deployment"} <= types
+@pytest.fixture(scope="module")
+def dev(
+    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A project copy with the dev stack initialised in a file backend of this module only."""
+    root = tmp_path_factory.mktemp("engine-dev")
+    (root / "backend").mkdir()
+    environ = {
+        **os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{root / 'backend'}"
+    }  # fmt: skip
+    project = project_copy(root / "project")
+    pulumi_run(["stack", "init", STACK], environ, project)
+    yield project, environ
+    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)  # a no-op once the last test ran
+
+
+def kube_objects(steps: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(kind, name) of every Kubernetes object a preview plans."""
+    found = set()
+    for step in steps:
+        state = step.get("newState") or step.get("oldState") or {}
+        if state.get("type", "").startswith("kubernetes:") and state.get("custom"):
+            found.add((state["inputs"]["kind"], state["inputs"]["metadata"]["name"]))
+    return found
+
+
+def test_preview_plans_exactly_the_objects_the_program_declares(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    plan = pulumi_json(["preview", "--stack", STACK, "--json"], environ, project)
     assert {step["op"] for step in plan["steps"]} == {"create"}
-
-
-def test_up_creates_a_deployment_that_becomes_available(project: Path, engine_env: dict[str, str]) -> None:
-    pulumi_run(["stack", "init", "dev"], engine_env, project)
-    pulumi_run(["up", "--stack", "dev", "--yes", "--skip-preview"], engine_env, project)
-    deployments = kubectl_json(engine_env, "-n", NAMESPACE, "get", "deployments")["items"]
-    assert deployments, f"no Deployment in {NAMESPACE}"
-    for deployment in deployments:
-        conditions = {c["type"]: c["status"] for c in deployment["status"]["conditions"]}
-        assert conditions["Available"] == "True"
-        assert "@sha256:" in deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    pods = kubectl_json(engine_env, "-n", NAMESPACE, "get", "pods")["items"]
-    assert pods and all(pod["status"]["phase"] == "Running" for pod in pods)
-
-
-def test_an_invalid_config_fails_preview_clearly(project: Path, engine_env: dict[str, str]) -> None:
-    pulumi_run(["stack", "init", "dev"], engine_env, project)
-    stack_file = project / "Pulumi.dev.yaml"
-    stack_file.write_text(stack_file.read_text().replace("concurrency: 2", "concurrency: 0"))
-    out = pulumi_run(["preview", "--stack", "dev"], engine_env, project, expect_fail=True)
-    assert "invalid stack config" in out
-    assert "concurrency" in out
-    exported = json.loads(pulumi_run(["stack", "export", "--stack", "dev"], engine_env, project))
-    assert exported["deployment"].get("resources") in (None, [])
-
-
-def test_destroy_leaves_nothing_behind(project: Path, engine_env: dict[str, str]) -> None:
-    pulumi_run(["stack", "init", "dev"], engine_env, project)
-    pulumi_run(["up", "--stack", "dev", "--yes", "--skip-preview"], engine_env, project)
-    pulumi_run(["destroy", "--stack", "dev", "--yes"], engine_env, project)
-    exported = json.loads(pulumi_run(["stack", "export", "--stack", "dev"], engine_env, project))
-    assert exported["deployment"].get("resources") in (None, [])
-    namespaces = {n["metadata"]["name"] for n in kubectl_json(engine_env, "get", "namespaces")["items"]}
+    want = {(m["kind"], m["metadata"]["name"]) for m in declared(project, STACK, environ)}
+    assert kube_objects(plan["steps"]) == want
+    assert plan["changeSummary"] == {"create": len(plan["steps"])}
+    # nothing exists yet: a preview changes nothing on the cluster
+    namespaces = {n["metadata"]["name"] for n in kubectl_json(environ, "get", "namespaces")["items"]}
     assert NAMESPACE not in namespaces
+
+
+def test_up_creates_every_declared_object_as_declared(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
+    for manifest in declared(project, STACK, environ):
+        got = live(environ, manifest)
+        if manifest["kind"] == "Secret":  # values are never rendered; the keys must all be there
+            assert set(got["data"]) == set(manifest["stringData"])
+            continue
+        assert mismatches(manifest, got) == [], f"{manifest['kind']}/{manifest['metadata']['name']}"
+
+
+def test_the_live_workload_is_what_the_stack_file_says(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    config = stack_config(project)
+    deployments = {
+        d["metadata"]["name"]: d
+        for d in kubectl_json(environ, "-n", NAMESPACE, "get", "deployments")["items"]
+    }
+    assert set(deployments) == {STABLE, "preview-worker-api"}  # weight 0: no canary Deployment
+    for deployment in deployments.values():
+        assert available(deployment), deployment["status"]
+        assert container(deployment)["image"] == config["image"]  # the pinned digest, stable and API
+    worker = deployments[STABLE]
+    assert worker["metadata"]["labels"][c.LABEL_TRACK] == c.TRACK_STABLE
+    assert worker["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == STACK
+    probes = container(worker)
+    assert probes["livenessProbe"]["httpGet"]["path"] == c.LIVENESS_PATH
+    assert probes["readinessProbe"]["httpGet"]["path"] == c.READINESS_PATH
+    assert probes["securityContext"]["readOnlyRootFilesystem"] is True
+    assert probes["securityContext"]["allowPrivilegeEscalation"] is False
+    assert worker["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert probes["resources"] == config["resources"]
+    hpa = kubectl_json(environ, "-n", NAMESPACE, "get", "hpa", STABLE)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+        config["replicas"]["min"], config["replicas"]["max"],
+    )  # fmt: skip
+    monitor = kubectl_json(environ, "-n", NAMESPACE, "get", "servicemonitor", "preview-worker")
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("metrics", c.METRICS_PATH)]
+    rules = kubectl_json(environ, "-n", NAMESPACE, "get", "prometheusrule", "preview-worker")
+    alerts = {rule["alert"] for group in rules["spec"]["groups"] for rule in group["rules"]}
+    assert {"PreviewWorkerDown", "PreviewWorkerHighFailureRate", "PreviewQueueBacklogGrowing"} <= alerts
+    exprs = [rule["expr"] for group in rules["spec"]["groups"] for rule in group["rules"]]
+    assert all(f'namespace="{NAMESPACE}"' in expr for expr in exprs if "preview_worker_" in expr)
+
+
+def test_the_redis_url_is_live_in_the_secret_and_encrypted_in_the_state(
+    dev: tuple[Path, dict[str, str]],
+) -> None:
+    project, environ = dev
+    redis_url = pulumi_run(["config", "get", "redisUrl", "--stack", STACK], environ, project).strip()
+    secret = kubectl_json(environ, "-n", NAMESPACE, "get", "secret", "preview-worker-env")
+    assert base64.b64decode(secret["data"]["REDIS_URL"]).decode() == redis_url
+    state = pulumi_run(["stack", "export", "--stack", STACK], environ, project)
+    assert redis_url not in state
+    assert base64.b64encode(redis_url.encode()).decode() not in state
+    configmaps = kubectl_json(environ, "-n", NAMESPACE, "get", "configmaps")["items"]
+    assert not any(redis_url in json.dumps(cm.get("data", {})) for cm in configmaps)
+
+
+def test_a_second_preview_expects_no_changes(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    pulumi_run(["preview", "--stack", STACK, "--expect-no-changes"], environ, project)
+    pulumi_run(["preview", "--stack", STACK, "--refresh", "--expect-no-changes"], environ, project)
+
+
+def test_drift_behind_pulumis_back_is_shown_by_refresh_and_repaired_by_up(
+    dev: tuple[Path, dict[str, str]],
+) -> None:
+    project, environ = dev
+    image = stack_config(project)["image"]
+    rogue = image.rsplit("@", 1)[0] + "@sha256:" + "e" * 64
+    run(["kubectl", "-n", NAMESPACE, "set", "image", f"deployment/{STABLE}", f"worker={rogue}"], environ)
+    bounds = '{"spec":{"maxReplicas":7}}'
+    run(["kubectl", "-n", NAMESPACE, "patch", "hpa", STABLE, "--type=merge", "-p", bounds], environ)
+    plan = pulumi_json(["preview", "--stack", STACK, "--refresh", "--json", "--diff"], environ, project)
+    drifted = {
+        step["urn"].split("::")[2].rsplit("$", 1)[1]: step for step in plan["steps"] if step["op"] == "update"
+    }
+    assert set(drifted) == {
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    }
+    for step in drifted.values():
+        assert step["newState"]["inputs"]["metadata"]["name"] == STABLE
+    pulumi_run(["up", "--stack", STACK, "--refresh", "--yes", "--skip-preview"], environ, project)
+    deployment = kubectl_json(environ, "-n", NAMESPACE, "get", "deployment", STABLE)
+    assert container(deployment)["image"] == image
+    assert kubectl_json(environ, "-n", NAMESPACE, "get", "hpa", STABLE)["spec"]["maxReplicas"] == 2
+    pulumi_run(["preview", "--stack", STACK, "--refresh", "--expect-no-changes"], environ, project)
+
+
+def test_a_scale_by_hand_or_by_the_hpa_is_not_drift_pulumi_fights(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    run(["kubectl", "-n", NAMESPACE, "scale", f"deployment/{STABLE}", "--replicas=2"], environ)
+    run(["kubectl", "-n", NAMESPACE, "rollout", "status", f"deployment/{STABLE}", "--timeout=60s"], environ)
+    deployment = kubectl_json(environ, "-n", NAMESPACE, "get", "deployment", STABLE)
+    assert deployment["status"]["readyReplicas"] == 2
+    # the HPA owns spec.replicas; the program never declares it, so neither a plain nor a
+    # refreshing preview plans to change it back
+    pulumi_run(["preview", "--stack", STACK, "--refresh", "--expect-no-changes"], environ, project)
+
+
+def test_destroy_removes_everything_and_the_namespace(dev: tuple[Path, dict[str, str]]) -> None:
+    project, environ = dev
+    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    exported = json.loads(pulumi_run(["stack", "export", "--stack", STACK], environ, project))
+    assert exported["deployment"].get("resources") in (None, [])
+    namespaces = {n["metadata"]["name"] for n in kubectl_json(environ, "get", "namespaces")["items"]}
+    assert NAMESPACE not in namespaces
+
+
+def stack_config(project: Path) -> dict[str, Any]:
+    """The dev stack file's config, un-namespaced (``image``, ``replicas``, …)."""
+    raw = yaml.safe_load((project / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    prefix = f"{CONFIG_NAMESPACE}:"
+    return {key[len(prefix) :]: value for key, value in raw.items() if key.startswith(prefix)}

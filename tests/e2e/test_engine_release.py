@@ -1,79 +1,162 @@
-"""The release flow through the real engine: canary step, promote, roll back, policy pack.
+"""The release flow through the real engine: pin, canary, promote, rollback with ``--apply``.
 
-Marked like test_engine_program.py: xfail only while the engine plugins are
-unbuildable here, strictly, and only for that exact error.
+Two local stacks (``dev-a``, ``dev-b``: the dev stack file in two namespaces of the
+local cluster) stand in for staging and prod. Each command edits a stack file and,
+with ``--apply``, runs ``pulumi up --policy-pack policy`` through the Automation API;
+every test then reads the live Deployments and HPAs back from the API server.
+The tests share the two stacks and run in file order.
 """
 
-import json
+from __future__ import annotations
+
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from e2e_kit import ENGINE_XFAIL, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import kubectl_json, pulumi_json, pulumi_run, run
+from live_kit import container
 
-pytestmark = [ENGINE_XFAIL, pytest.mark.timeout(900)]  # a real `up` waits for rollouts
+from infra import canary
+from infra.local import cluster, env
+from infra.local.project import project_copy
+from infra.release.stackfile import StackFile
 
-SPLIT_KEYS = {"spec.replicas", "spec.minReplicas", "spec.maxReplicas"}
+pytestmark = pytest.mark.timeout(600)
+
+REPO = "127.0.0.1:5000/mobius/preview-worker"
+D1, D2, D3 = (f"{REPO}@sha256:{digit * 64}" for digit in "123")
+STACKS = {"dev-a": "preview-dev-a", "dev-b": "preview-dev-b"}
+REPLICAS = (4, 8)  # enough pods that canary weights give different splits
 
 
-def init_stacks(project: Path, environ: dict[str, str]) -> None:
-    for stack in ("staging", "prod"):
+@pytest.fixture(scope="module")
+def stacks(
+    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """dev-a and dev-b, both deployed once from their stack files (dev-b at the committed digest)."""
+    root = tmp_path_factory.mktemp("engine-release")
+    (root / "backend").mkdir()
+    environ = {
+        **os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{root / 'backend'}"
+    }  # fmt: skip
+    project = project_copy(root / "project")
+    dev = (project / "Pulumi.dev.yaml").read_text()
+    for stack, namespace in STACKS.items():
+        text = dev.replace("namespace: preview-dev", f"namespace: {namespace}")
+        text = text.replace("  min: 1\n    max: 2", f"  min: {REPLICAS[0]}\n    max: {REPLICAS[1]}", 1)
+        (project / f"Pulumi.{stack}.yaml").write_text(text)
         pulumi_run(["stack", "init", stack], environ, project)
+        pulumi_run(["up", "--stack", stack, "--yes", "--skip-preview"], environ, project)
+    yield project, environ
+    for stack in STACKS:
+        pulumi_run(["destroy", "--stack", stack, "--yes"], environ, project)
 
 
-def release(project: Path, environ: dict[str, str], *args: str) -> str:
-    return run([sys.executable, "-m", "infra", "release", "--root", str(project), *args], environ)
+def release(project: Path, environ: dict[str, str], *args: str, ok: bool = True) -> str:
+    """``python -m infra release --root <copy> …``; its output (stdout and stderr) when it fails."""
+    cmd = [sys.executable, "-m", "infra", "release", "--root", str(project), *args, "--reason", "e2e"]
+    if ok:
+        return run(cmd, environ, timeout=300)
+    proc = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
 
 
-def up(project: Path, environ: dict[str, str], stack: str) -> None:
-    pulumi_run(["up", "--stack", stack, "--yes", "--skip-preview"], environ, project)
+def workload(environ: dict[str, str], stack: str) -> dict[str, Any]:
+    """Per live Deployment: its image and its HPA's bounds."""
+    namespace = STACKS[stack]
+    hpas = {
+        h["metadata"]["name"]: h["spec"]
+        for h in kubectl_json(environ, "-n", namespace, "get", "hpa")["items"]
+    }
+    return {
+        d["metadata"]["name"]: (
+            container(d)["image"],
+            hpas[d["metadata"]["name"]]["minReplicas"],
+            hpas[d["metadata"]["name"]]["maxReplicas"],
+        )
+        for d in kubectl_json(environ, "-n", namespace, "get", "deployments")["items"]
+    }
 
 
-def images(environ: dict[str, str], namespace: str) -> set[str]:
-    deployments = kubectl_json(environ, "-n", namespace, "get", "deployments")["items"]
-    return {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments}
+def expected(project: Path, stack: str) -> dict[str, Any]:
+    """What the stack file says the live workload must be (the canary split by infra.canary)."""
+    state = StackFile(project / f"Pulumi.{stack}.yaml").state()
+    running = state.canary if state.canary and state.canary.image and state.canary.weight else None
+    split = canary.plan(*REPLICAS, running.weight if running else 0)
+    stable = split.bounds("stable")
+    want = {
+        "preview-worker-stable": (state.image, stable.min, stable.max),
+        "preview-worker-api": (state.image, 1, 1),  # the dev file's api.replicas
+    }
+    if running:
+        bounds = split.bounds("canary")
+        want["preview-worker-canary"] = (running.image, bounds.min, bounds.max)
+    return want
 
 
-def test_a_canary_weight_change_previews_only_the_split(project: Path, engine_env: dict[str, str]) -> None:
-    init_stacks(project, engine_env)
-    up(project, engine_env, "staging")
-    release(project, engine_env, "canary", "--stack", "staging", "--weight", "50", "--reason", "e2e")
-    plan = pulumi_json(["preview", "--stack", "staging", "--json", "--diff"], engine_env, project)
+def test_pin_with_apply_deploys_the_pinned_digest(stacks: tuple[Path, dict[str, str]]) -> None:
+    project, environ = stacks
+    release(project, environ, "pin", "--stack", "dev-a", "--image", D1, "--apply")
+    assert workload(environ, "dev-a") == expected(project, "dev-a")
+    assert workload(environ, "dev-a")["preview-worker-stable"][0] == D1
+
+
+def test_canary_with_apply_runs_the_split_the_stack_file_says(stacks: tuple[Path, dict[str, str]]) -> None:
+    project, environ = stacks
+    release(project, environ, "canary", "--stack", "dev-a", "--image", D2, "--weight", "50", "--apply")
+    live = workload(environ, "dev-a")
+    assert live == expected(project, "dev-a")
+    assert (live["preview-worker-stable"][0], live["preview-worker-canary"][0]) == (D1, D2)
+    assert (live["preview-worker-canary"][1], live["preview-worker-canary"][2]) == (2, 4)
+
+
+def test_a_weight_step_previews_only_the_hpa_split(stacks: tuple[Path, dict[str, str]]) -> None:
+    project, environ = stacks
+    release(project, environ, "canary", "--stack", "dev-a", "--weight", "25")
+    plan = pulumi_json(["preview", "--stack", "dev-a", "--json", "--diff"], environ, project)
     changed = [step for step in plan["steps"] if step["op"] not in ("same", "read")]
-    assert changed, "the weight change planned no update"
+    assert {step["op"] for step in changed} == {"update"}
+    assert {step["newState"]["type"] for step in changed} == {
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+    }
     for step in changed:
-        assert step["op"] == "update", step
-        assert step["newState"]["type"].split(":")[-1] in {"Deployment", "HorizontalPodAutoscaler"}
-        assert set(step.get("detailedDiff", {})) <= SPLIT_KEYS, step.get("detailedDiff")
-    up(project, engine_env, "staging")
+        assert set(step["detailedDiff"]) <= {"spec.minReplicas", "spec.maxReplicas"}, step["detailedDiff"]
+    pulumi_run(["up", "--stack", "dev-a", "--yes", "--skip-preview"], environ, project)
+    assert workload(environ, "dev-a") == expected(project, "dev-a")
 
 
-def test_promote_then_rollback_ends_on_the_earlier_digest(project: Path, engine_env: dict[str, str]) -> None:
-    init_stacks(project, engine_env)
-    up(project, engine_env, "staging")
-    up(project, engine_env, "prod")
-    before = images(engine_env, "preview-prod")
-    release(project, engine_env, "promote", "--from", "staging", "--to", "prod", "--reason", "e2e")
-    up(project, engine_env, "prod")
-    assert images(engine_env, "preview-prod") != before
-    release(project, engine_env, "rollback", "--stack", "prod", "--reason", "e2e")
-    up(project, engine_env, "prod")
-    assert images(engine_env, "preview-prod") == before
+def test_the_promote_gate_reads_what_the_source_stack_really_deployed(
+    stacks: tuple[Path, dict[str, str]],
+) -> None:
+    project, environ = stacks
+    before = (project / "Pulumi.dev-a.yaml").read_text()
+    release(project, environ, "pin", "--stack", "dev-a", "--image", D3)  # written, never deployed
+    refused = release(project, environ, "promote", "--from", "dev-a", "--to", "dev-b", ok=False)
+    assert f"refusing to promote {D3}" in refused
+    assert f"deployed sha256:{'1' * 64}" in refused or f"deployed {D1}" in refused
+    (project / "Pulumi.dev-a.yaml").write_text(before)  # back to what dev-a runs
 
 
-def test_the_policy_pack_blocks_a_violating_prod_config(project: Path, engine_env: dict[str, str]) -> None:
-    init_stacks(project, engine_env)
-    stack_file = project / "Pulumi.prod.yaml"
-    digest = "ghcr.io/mobius/preview-worker@sha256:" + "1" * 64
-    text = stack_file.read_text().replace(
-        "    weight: 0\n    image: null", f"    weight: 80\n    image: {digest}"
-    )
-    stack_file.write_text(text)
-    policy = str(project / "policy")
-    out = pulumi_run(
-        ["preview", "--stack", "prod", "--policy-pack", policy], engine_env, project, expect_fail=True
-    )
-    assert "mandatory" in out.lower()
-    assert "canary" in out.lower()
-    exported = json.loads(pulumi_run(["stack", "export", "--stack", "prod"], engine_env, project))
-    assert exported["deployment"].get("resources") in (None, [])
+def test_promote_with_apply_carries_the_running_digest(stacks: tuple[Path, dict[str, str]]) -> None:
+    project, environ = stacks
+    committed = StackFile(project / "Pulumi.dev-b.yaml").state().image
+    assert workload(environ, "dev-b")["preview-worker-stable"][0] == committed
+    release(project, environ, "promote", "--from", "dev-a", "--to", "dev-b", "--apply")
+    assert workload(environ, "dev-b") == expected(project, "dev-b")
+    assert workload(environ, "dev-b")["preview-worker-stable"][0] == D1
+
+
+def test_rollback_with_apply_restores_the_previous_digest_live(stacks: tuple[Path, dict[str, str]]) -> None:
+    project, environ = stacks
+    committed = (Path(__file__).parents[2] / "Pulumi.dev.yaml").read_text()
+    release(project, environ, "rollback", "--stack", "dev-b", "--apply")
+    live = workload(environ, "dev-b")
+    assert live == expected(project, "dev-b")
+    assert live["preview-worker-stable"][0] != D1
+    assert live["preview-worker-stable"][0] in committed  # the digest dev-b ran before the promote
+    pulumi_run(["preview", "--stack", "dev-b", "--expect-no-changes"], environ, project)

@@ -1,14 +1,15 @@
 """The toolchain builder, driven with real `go build` on a tiny module: caching, version stamping, errors."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from infra.local import layout, toolchain
+from infra.local import gosource, layout, toolchain, versions
 from infra.local.toolchain import BuildResult, ToolchainError
-from infra.local.versions import GoTool
+from infra.local.versions import GoTool, WrapperModule
 
 MAIN = """package main
 
@@ -31,7 +32,10 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def hello(module: Path, version: str = "1.2.3") -> GoTool:
-    return GoTool("hello", "hello", version, str(module), "example.com/hello", (f"main.version=v{version}",))
+    return GoTool(
+        "hello", "hello", version, WrapperModule(str(module)), "example.com/hello",
+        (f"main.version=v{version}",),
+    )  # fmt: skip
 
 
 def test_build_stamps_the_version_and_records_its_time(module: Path, tmp_path: Path) -> None:
@@ -71,3 +75,50 @@ def test_link_bin_points_at_the_built_binaries(module: Path) -> None:
 def test_old_go_is_refused() -> None:
     with pytest.raises(ToolchainError, match=r"Go >= 1.25 is needed"):
         toolchain.check_go_version("/bin/echo")
+
+
+def test_a_long_command_prints_a_heartbeat_naming_what_it_builds(tmp_path: Path) -> None:
+    lines: list[str] = []
+    seconds = gosource.run(
+        ["sleep", "0.7"], tmp_path, {"PATH": "/usr/bin:/bin"}, "building slowtool", lines.append,
+        tmp_path / "out.log", heartbeat=0.2,
+    )  # fmt: skip
+    assert seconds >= 0.7
+    assert len(lines) >= 2
+    assert all(re.fullmatch(r"  \.\.\. still building slowtool: \d+s", line) for line in lines), lines
+
+
+def test_a_failing_command_names_itself_and_shows_its_output(tmp_path: Path) -> None:
+    with pytest.raises(ToolchainError, match=r"generating x failed after \d+s: sh -c") as err:
+        gosource.run(["sh", "-c", "echo boom; exit 3"], tmp_path, {"PATH": "/usr/bin:/bin"}, "generating x",
+                     lambda _: None, tmp_path / "out.log")  # fmt: skip
+    assert str(err.value).endswith("\nboom")
+
+
+def test_vendored_source_that_is_missing_names_the_folder_and_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(versions.ENV_THIRD_PARTY, str(tmp_path / "nowhere"))
+    host = versions.tool("pulumi-language-python")
+    with pytest.raises(ToolchainError, match=r"not at .*/nowhere/pulumi-language-python-.* \$MOBIUS_THIRD"):
+        gosource.prepare(host, "go", {}, tmp_path / "scratch", lambda _: None)
+
+
+def test_a_binary_of_another_version_on_path_is_not_used(tmp_path: Path, module: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "usr-bin"
+    folder.mkdir()
+    fake = folder / "pulumi"
+    fake.write_text("#!/bin/sh\necho v3.1.0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    assert toolchain.found_on_path(versions.tool("pulumi")) is None
+    fake.write_text(f"#!/bin/sh\necho v{versions.PULUMI_VERSION}\n")
+    assert toolchain.found_on_path(versions.tool("pulumi")) == fake
+    # the language host also needs its shim beside it
+    host = folder / "pulumi-language-python"
+    host.write_text(f"#!/bin/sh\necho v{versions.PULUMI_VERSION}\n")
+    host.chmod(0o755)
+    assert toolchain.found_on_path(versions.tool("pulumi-language-python")) is None
+    (folder / "pulumi-language-python-exec").write_text("#!/usr/bin/env python\n")
+    assert toolchain.found_on_path(versions.tool("pulumi-language-python")) == host

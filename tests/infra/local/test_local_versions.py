@@ -35,8 +35,9 @@ def test_kubernetes_staging_modules_are_replaced_by_the_matching_release() -> No
 
 def test_every_wrapper_module_has_a_committed_go_sum() -> None:
     for tool in versions.TOOLS:
-        go_sum = layout.GOMOD_DIR / tool.module_dir / "go.sum"
-        assert go_sum.stat().st_size > 1000, go_sum
+        if isinstance(tool.source, versions.WrapperModule):
+            go_sum = layout.GOMOD_DIR / tool.source.folder / "go.sum"
+            assert go_sum.stat().st_size > 1000, go_sum
 
 
 @pytest.mark.parametrize("tool", versions.TOOLS, ids=lambda t: t.name)
@@ -45,7 +46,7 @@ def test_build_command_is_trimmed_and_stamps_the_version(tool: versions.GoTool) 
     assert cmd[:5] == ["go", "build", "-p", "2", "-trimpath"]
     assert cmd[-1] == tool.package
     ldflags = cmd[cmd.index("-ldflags") + 1]
-    assert f"v{tool.version}" in ldflags
+    assert tool.version in ldflags
     assert tool_path(tool).parent.name == f"{tool.group}-{tool.version}"
 
 
@@ -55,11 +56,28 @@ def test_kubernetes_binaries_report_the_pinned_release() -> None:
     assert "k8s.io/component-base/version.gitMinor=34" in flags
 
 
-def test_unavailable_pieces_are_named_with_their_error() -> None:
-    assert set(versions.UNAVAILABLE) == {"pulumi-language-python", "pulumi-resource-kubernetes"}
-    assert all("403 Forbidden" in reason for reason in versions.UNAVAILABLE.values())
-    with pytest.raises(KeyError):
-        versions.tool("pulumi-resource-kubernetes")
+def test_the_engine_plugins_are_pinned_to_what_the_python_sdk_asks_for() -> None:
+    language = versions.tool("pulumi-language-python")
+    assert language.version == versions.PULUMI_VERSION == versions.PYTHON_PULUMI_VERSION
+    assert language.source == versions.VendoredSource(f"pulumi-language-python-{versions.PULUMI_VERSION}")
+    assert language.companions == ("pulumi-language-python-exec",)
+    provider = versions.tool("pulumi-resource-kubernetes")
+    assert provider.version == versions.PYTHON_PULUMI_KUBERNETES_VERSION
+    assert provider.install == "plugin"
+    assert f"Version={provider.version}" in provider.ldflags[0]
+    assert isinstance(provider.source, versions.ProxyModule)
+    assert provider.source.version == versions.KUBERNETES_PROVIDER_PSEUDO_VERSION
+    assert set(versions.ENGINE_TOOLS) <= {t.name for t in versions.TOOLS}
+
+
+def test_the_vendored_language_host_source_is_there_with_its_license_at_the_pinned_sdk() -> None:
+    folder = versions.third_party_dir() / f"pulumi-language-python-{versions.PULUMI_VERSION}"
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    go_mod = (folder / "go.mod").read_text()
+    for module in ("github.com/pulumi/pulumi/pkg/v3", "github.com/pulumi/pulumi/sdk/v3"):
+        assert f"\t{module} v{versions.PULUMI_VERSION}\n" in go_mod
+    assert "=> ../" not in go_mod  # the upstream replaces into the pulumi repository are removed
+    assert (folder / "pulumi-language-python-exec").is_file()
 
 
 def test_python_pins_are_read_from_pyproject(tmp_path: Path) -> None:
