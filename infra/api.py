@@ -70,9 +70,7 @@ def _tcp_probe(period: int, failures: int) -> Manifest:
 
 def api_container(cfg: StackConfig, env_sources: list[Manifest]) -> Manifest:
     """The API container: the stable image with the worker's hardening, ``args: [api]``."""
-    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}]
-    if cfg.release_id:
-        env.append({"name": c.ENV_RELEASE_ID, "value": cfg.release_id})
+    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}]  # the release id is the Deployment's only
     return hardened_container(
         CONTAINER_NAME, cfg.image, ["api"],
         ports=[{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}],
@@ -114,8 +112,12 @@ def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
         volumes=[TMP_VOLUME],
         topologySpreadConstraints=spread(api_selector(args.instance)),
     )
-    pod_annotations = {**annotations, ANNOTATION_CONFIG_CHECKSUM: config_checksum,
-                       ANNOTATION_SECRET_CHECKSUM: args.secret_checksum}
+    # The release id stays off the pod template: a release that changes no pod (a canary weight
+    # step) must not restart the API's pods.
+    pod_annotations = {
+        ANNOTATION_CONFIG_CHECKSUM: config_checksum,
+        ANNOTATION_SECRET_CHECKSUM: args.secret_checksum,
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -91,9 +91,9 @@ def hardened_pod_spec(service_account: Any, containers: list[Manifest], **fields
 
 def container(cfg: StackConfig, track: str, image: str, env_sources: list[Manifest]) -> Manifest:
     """The worker container: pinned image, limits, probes, no privileges, read-only root."""
+    # Only what changes the pod goes into the template: the release id lives on the Deployment,
+    # so a release that changes no pod (a canary weight step) restarts none.
     env = [{"name": c.ENV_TRACK, "value": track}]
-    if cfg.release_id:
-        env.append({"name": c.ENV_RELEASE_ID, "value": cfg.release_id})
     return hardened_container(
         CONTAINER_NAME, image, ["run"],
         ports=[{"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT, "protocol": "TCP"}],

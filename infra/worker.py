@@ -61,8 +61,9 @@ def deployment(args: TrackArgs) -> Manifest:
     annotations: dict[str, Any] = {}
     if cfg.release_id:
         annotations[ANNOTATION_RELEASE_ID] = cfg.release_id
+    # The release id is on the Deployment, never the pod template: a release that changes no pod
+    # (a canary weight step) must not restart every pod of both tracks.
     pod_annotations = {
-        **annotations,
         ANNOTATION_CONFIG_CHECKSUM: args.config_checksum,
         ANNOTATION_SECRET_CHECKSUM: args.secret_checksum,
     }

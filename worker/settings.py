@@ -67,7 +67,6 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=50_000_000, validation_alias=c.ENV_MAX_PIXELS, ge=1)
     url_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_URL_TIMEOUT_SECONDS, gt=0, le=300)
     log_level: LogLevel = Field(default="INFO", validation_alias=c.ENV_LOG_LEVEL)
-    release_id: str = Field(default="", validation_alias=c.ENV_RELEASE_ID, max_length=128)
     lock_ms: int = Field(default=30_000, validation_alias=c.ENV_LOCK_MS, ge=100)
     stalled_interval_ms: int = Field(default=30_000, validation_alias=c.ENV_STALLED_INTERVAL_MS, ge=100)
     max_stalled_count: int = Field(default=1, validation_alias=c.ENV_MAX_STALLED_COUNT, ge=0)

@@ -47,6 +47,10 @@ def stacks(
     dev = (project / "Pulumi.dev.yaml").read_text()
     for stack, namespace in STACKS.items():
         text = dev.replace("namespace: preview-dev", f"namespace: {namespace}")
+        # KWOK's pods take their whole grace period (drainSeconds + a margin) to go away, and
+        # destroy waits for the namespace, which waits for its pods: a short drain keeps it quick.
+        key = "  mobius-preview-worker:concurrency:"
+        text = text.replace(key, f"  mobius-preview-worker:drainSeconds: 1\n{key}", 1)
         text = text.replace("  min: 1\n    max: 2", f"  min: {REPLICAS[0]}\n    max: {REPLICAS[1]}", 1)
         (project / f"Pulumi.{stack}.yaml").write_text(text)
         pulumi_run(["stack", "init", stack], environ, project)
@@ -66,6 +70,12 @@ def release(project: Path, environ: dict[str, str], *args: str, ok: bool = True)
     return proc.stdout + proc.stderr
 
 
+def deployments(environ: dict[str, str], stack: str) -> list[dict[str, Any]]:
+    """The live Deployments of ``stack``."""
+    found: list[dict[str, Any]] = kubectl_json(environ, "-n", STACKS[stack], "get", "deployments")["items"]
+    return found
+
+
 def workload(environ: dict[str, str], stack: str) -> dict[str, Any]:
     """Per live Deployment: its image and its HPA's bounds."""
     namespace = STACKS[stack]
@@ -79,7 +89,7 @@ def workload(environ: dict[str, str], stack: str) -> dict[str, Any]:
             hpas[d["metadata"]["name"]]["minReplicas"],
             hpas[d["metadata"]["name"]]["maxReplicas"],
         )
-        for d in kubectl_json(environ, "-n", namespace, "get", "deployments")["items"]
+        for d in deployments(environ, stack)
     }
 
 
@@ -115,19 +125,25 @@ def test_canary_with_apply_runs_the_split_the_stack_file_says(stacks: tuple[Path
     assert (live["preview-worker-canary"][1], live["preview-worker-canary"][2]) == (2, 4)
 
 
-def test_a_weight_step_previews_only_the_hpa_split(stacks: tuple[Path, dict[str, str]]) -> None:
+def test_a_weight_step_changes_the_hpa_split_and_restarts_no_pod(stacks: tuple[Path, dict[str, str]]) -> None:
     project, environ = stacks
+    templates = {d["metadata"]["name"]: d["spec"]["template"] for d in deployments(environ, "dev-a")}
     release(project, environ, "canary", "--stack", "dev-a", "--weight", "25")
     plan = pulumi_json(["preview", "--stack", "dev-a", "--json", "--diff"], environ, project)
     changed = [step for step in plan["steps"] if step["op"] not in ("same", "read")]
     assert {step["op"] for step in changed} == {"update"}
-    assert {step["newState"]["type"] for step in changed} == {
-        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-    }
+    hpa, deployment = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "kubernetes:apps/v1:Deployment"
+    assert {step["newState"]["type"] for step in changed} <= {hpa, deployment}
     for step in changed:
-        assert set(step["detailedDiff"]) <= {"spec.minReplicas", "spec.maxReplicas"}, step["detailedDiff"]
+        keys = set(step["detailedDiff"])
+        if step["newState"]["type"] == hpa:
+            assert keys <= {"spec.minReplicas", "spec.maxReplicas"}, keys
+        else:  # the release id and weight annotations on the Deployment, never its pod template
+            assert all(key.startswith("metadata.annotations") for key in keys), keys
     pulumi_run(["up", "--stack", "dev-a", "--yes", "--skip-preview"], environ, project)
     assert workload(environ, "dev-a") == expected(project, "dev-a")
+    after = {d["metadata"]["name"]: d["spec"]["template"] for d in deployments(environ, "dev-a")}
+    assert after == templates  # no pod was restarted
 
 
 def test_the_promote_gate_reads_what_the_source_stack_really_deployed(
