@@ -216,4 +216,11 @@ def from_pulumi() -> StackConfig:
         full_key = f"{CONFIG_NAMESPACE}:redisUrl"
         if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
             raw["redisUrl"] = Secret(output=pulumi.Config(CONFIG_NAMESPACE).require_secret("redisUrl"))
-    return parse_config(raw, f"stack {pulumi.get_stack()}")
+    try:
+        return parse_config(raw, f"stack {pulumi.get_stack()}")
+    except ConfigError as exc:
+        # Also a RunError: the engine then prints the message alone, with no Python traceback.
+        class EngineConfigError(ConfigError, pulumi.RunError):
+            """A ConfigError the language host reports as a clean program failure."""
+
+        raise EngineConfigError(exc.problems, exc.source) from None

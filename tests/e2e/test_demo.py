@@ -51,7 +51,7 @@ def test_demo_runs_a_preview_job_on_the_local_environment_then_stops(
                     "jsonpath={.spec.template.spec.containers[0].image}"],
                    {**environ, **env.variables(StateDir(tmp_path / "cluster"))})  # fmt: skip
         assert live == pinned  # the image this run built is what pulumi up deployed
-        assert "deployments:  preview-dev/preview-worker-api preview-dev/preview-worker-stable" in out
+        assert "deployments:  preview-dev/preview-worker-stable" in out
         assert re.search(r"^job demo-\d+ completed; artifacts in ", out, re.M), out
         artifacts = {m[1]: m for m in ARTIFACT.finditer(out)}
         assert set(artifacts) == {"thumb", "card"}, out
