@@ -79,7 +79,10 @@ class Registry:
 
 
 def _port_free(port: int) -> bool:
+    # SO_REUSEADDR, as the registry's own listener sets it: connections of a server that just
+    # stopped linger in TIME_WAIT for a minute, and without it the port would look taken.
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_kit import engine_environ
 
 from infra.local import cluster, env, toolchain
 from infra.local.layout import StateDir
@@ -74,9 +75,7 @@ def local_env(local_state: StateDir) -> dict[str, str]:
 @pytest.fixture
 def engine_env(local_cluster: cluster.Cluster, tmp_path: Path) -> dict[str, str]:
     """local_env with a Pulumi file backend of this test only, so stacks never leak between tests."""
-    backend = tmp_path / "backend"
-    backend.mkdir()
-    return {**os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{backend}"}
+    return engine_environ(local_cluster.state, tmp_path / "backend")
 
 
 @pytest.fixture

@@ -44,6 +44,15 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def engine_environ(state: StateDir, backend: Path) -> dict[str, str]:
+    """os.environ plus `local env` for ``state``'s cluster, with a file backend of its own in ``backend``.
+
+    Each test module (or test) gets its own backend, so stacks never leak between them.
+    """
+    backend.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, **env.variables(state), "PULUMI_BACKEND_URL": f"file://{backend}"}
+
+
 def pulumi_env(state: StateDir) -> dict[str, str]:
     """The environment `local env` exports for ``state``, on top of os.environ (backend folder made)."""
     state.pulumi_backend.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ In each failing case the cluster and the stack's state are left untouched.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,4 +86,20 @@ def test_the_policy_pack_blocks_a_violating_prod_config(project: Path, engine_en
                      expect_fail=True)  # fmt: skip
     assert "mandatory" in out.lower()
     assert "canary" in out.lower()
+    untouched(project, engine_env, "prod", before)
+
+
+def test_release_apply_runs_the_policy_pack_and_deploys_nothing_it_refuses(
+    project: Path, engine_env: dict[str, str]
+) -> None:
+    pulumi_run(["stack", "init", "prod"], engine_env, project)
+    before = namespaces(engine_env)
+    digest = "ghcr.io/mobius/preview-worker@sha256:" + "2" * 64
+    cmd = [sys.executable, "-m", "infra", "release", "--root", str(project), "canary", "--stack", "prod",
+           "--image", digest, "--weight", "80", "--reason", "e2e", "--apply"]  # fmt: skip
+    proc = subprocess.run(cmd, env=engine_env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "release: engine: pulumi up --stack prod failed" in out
+    assert "canary weight 80 is above 50" in out  # the production-sizing policy's own message
     untouched(project, engine_env, "prod", before)

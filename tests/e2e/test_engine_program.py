@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from e2e_kit import kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import engine_environ, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import available, container, declared, live, mismatches
 
 from infra.config import CONFIG_NAMESPACE
-from infra.local import cluster, env
+from infra.local import cluster
 from infra.local.project import project_copy
 from worker import constants as c
 
@@ -41,10 +40,7 @@ def dev(
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """A project copy with the dev stack initialised in a file backend of this module only."""
     root = tmp_path_factory.mktemp("engine-dev")
-    (root / "backend").mkdir()
-    environ = {
-        **os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{root / 'backend'}"
-    }  # fmt: skip
+    environ = engine_environ(local_cluster.state, root / "backend")
     project = project_copy(root / "project")
     pulumi_run(["stack", "init", STACK], environ, project)
     yield project, environ

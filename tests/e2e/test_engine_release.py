@@ -9,7 +9,6 @@ The tests share the two stacks and run in file order.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import engine_environ, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import container
 
 from infra import canary
-from infra.local import cluster, env
+from infra.local import cluster
 from infra.local.project import project_copy
 from infra.release.stackfile import StackFile
 
@@ -39,10 +38,7 @@ def stacks(
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """dev-a and dev-b, both deployed once from their stack files (dev-b at the committed digest)."""
     root = tmp_path_factory.mktemp("engine-release")
-    (root / "backend").mkdir()
-    environ = {
-        **os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{root / 'backend'}"
-    }  # fmt: skip
+    environ = engine_environ(local_cluster.state, root / "backend")
     project = project_copy(root / "project")
     dev = (project / "Pulumi.dev.yaml").read_text()
     for stack, namespace in STACKS.items():

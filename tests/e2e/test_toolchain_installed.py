@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_kit import pulumi_run
+from e2e_kit import engine_environ, pulumi_run
 
-from infra.local import cluster, env, layout, plugins, toolchain
+from infra.local import cluster, layout, plugins, toolchain
 from infra.local.project import project_copy
 from infra.local.versions import ENGINE_TOOLS, PULUMI_VERSION, tool
 
@@ -64,9 +64,7 @@ def test_bootstrap_uses_the_installed_engine_and_builds_nothing(
     assert plugins.installed(tool("pulumi-resource-kubernetes"), cache / "pulumi-home")
 
     # The engine runs the program on the installed binaries, without a "from $PATH" warning.
-    backend = tmp_path / "backend"
-    backend.mkdir()
-    engine = {**os.environ, **env.variables(local_cluster.state), "PULUMI_BACKEND_URL": f"file://{backend}"}
+    engine = engine_environ(local_cluster.state, tmp_path / "backend")
     project = project_copy(tmp_path / "project")
     pulumi_run(["stack", "init", "dev"], engine, project)
     out = pulumi_run(["preview", "--stack", "dev"], engine, project)
