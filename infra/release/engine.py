@@ -68,17 +68,25 @@ def deployed_digest(root: Path, stack: str) -> str | None:
 
 
 def apply(root: Path, stack: str) -> None:
-    """``pulumi up --stack <stack> --policy-pack policy``, streaming the engine's output."""
+    """``pulumi preview`` then ``pulumi up``, both ``--policy-pack policy``, streaming the output.
+
+    The Automation API's ``up`` skips the preview, and the pack's stack-wide policies (prod
+    sizing) only run once every resource is registered: on their own they would refuse an
+    update that had already been applied. The preview runs them before anything changes.
+    """
     handle = _stack(root, stack)
-    try:
-        result = handle.up(
-            policy_packs=[str(root / POLICY_PACK)],
-            color="never",
-            on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n"),
-        )
-    except Exception as exc:
-        raise EngineError(
-            f"pulumi up --stack {stack} failed (the stack file and its history are already written; "
-            f"fix and rerun `pulumi up --stack {stack}`, or `release rollback --stack {stack}`): {_why(exc)}"
-        ) from None
+    options: dict[str, Any] = {
+        "policy_packs": [str(root / POLICY_PACK)],
+        "color": "never",
+        "on_output": lambda line: print(line, end="" if line.endswith("\n") else "\n"),
+    }
+    for command, run in (("preview", handle.preview), ("up", handle.up)):
+        try:
+            result = run(**options)
+        except Exception as exc:
+            raise EngineError(
+                f"pulumi {command} --stack {stack} failed (the stack file and its history are already "
+                f"written; fix and rerun `pulumi up --stack {stack}`, "
+                f"or `release rollback --stack {stack}`): {_why(exc)}"
+            ) from None
     print(f"pulumi up --stack {stack}: {result.summary.result}")

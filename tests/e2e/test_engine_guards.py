@@ -100,6 +100,6 @@ def test_release_apply_runs_the_policy_pack_and_deploys_nothing_it_refuses(
     proc = subprocess.run(cmd, env=engine_env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "release: engine: pulumi up --stack prod failed" in out
+    assert "release: engine: pulumi preview --stack prod failed" in out
     assert "canary weight 80 is above 50" in out  # the production-sizing policy's own message
     untouched(project, engine_env, "prod", before)
