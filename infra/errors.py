@@ -34,3 +34,7 @@ class VaultError(InfraError):
 
 class RenderError(InfraError):
     """Rendering a stack's objects to YAML failed."""
+
+
+class ToolchainError(InfraError):
+    """A pinned tool could not be built or installed, or is missing."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from infra.errors import ToolchainError
 from infra.local import kube, kubeconfig, procs, toolchain
 from infra.local.certs import Pki, ensure_pki
 from infra.local.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, HOST, StateDir
@@ -154,7 +155,7 @@ def up(state: StateDir | None = None, log: Log = print) -> Cluster:
     missing = toolchain.missing(CLUSTER_TOOLS)
     if missing:
         hint = "run `python -m infra local bootstrap`"
-        raise toolchain.ToolchainError(f"not built yet: {', '.join(missing)}; {hint}")
+        raise ToolchainError(f"not built yet: {', '.join(missing)}; {hint}")
     toolchain.etcd_binary()
     cluster = Cluster(state or StateDir.default())
     st = cluster.state

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import InfraError
+from infra.errors import ToolchainError
 from infra.local import layout
 from infra.local.versions import (
     ENV_THIRD_PARTY,
@@ -35,10 +35,6 @@ from infra.local.versions import (
 
 Log = Callable[[str], None]
 HEARTBEAT_SECONDS = 30.0
-
-
-class ToolchainError(InfraError):
-    """A tool could not be built or installed, or is missing."""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from infra.errors import ToolchainError
 from infra.local import layout
-from infra.local.gosource import ToolchainError
 from infra.local.versions import GoTool
 
 

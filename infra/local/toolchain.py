@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.errors import ToolchainError
 from infra.local import gosource, layout, plugins
-from infra.local.gosource import ToolchainError
 from infra.local.versions import (
     ETCD_DEBIAN_PACKAGE,
     GO_VERSION_MIN,
@@ -37,8 +37,6 @@ from infra.local.versions import (
 from infra.local.versions import tool as pinned_tool
 
 Log = Callable[[str], None]
-
-__all__ = ["BuildResult", "ToolchainError", "bootstrap", "build", "missing", "tool_path"]
 
 
 @dataclass(frozen=True)

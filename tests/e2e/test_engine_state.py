@@ -14,7 +14,7 @@ from infra.local.versions import PULUMI_VERSION
 PROJECT = "mobius-preview-worker"
 
 
-def project_copy(tmp_path: Path) -> Path:
+def minimal_project(tmp_path: Path) -> Path:
     """Pulumi.yaml and Pulumi.dev.yaml in a scratch folder, so no test writes to the work tree."""
     folder = tmp_path / "project"
     folder.mkdir()
@@ -32,7 +32,7 @@ def test_secrets_are_encrypted_with_the_passphrase_in_a_file_backend(
 ) -> None:
     state = StateDir(tmp_path / "state")
     environ = pulumi_env(state)
-    folder = project_copy(tmp_path)
+    folder = minimal_project(tmp_path)
     (folder / "Pulumi.dev.yaml").unlink()
     run(["pulumi", "stack", "init", "dev", "--secrets-provider", "passphrase"], environ, cwd=folder)
     run(["pulumi", "config", "set", "--secret", "probeToken", "s3cr3t-probe-value"], environ, cwd=folder)
@@ -55,7 +55,7 @@ def test_the_committed_dev_stack_decrypts_with_the_local_passphrase(
 ) -> None:
     environ = pulumi_env(StateDir(tmp_path / "state"))
     assert environ["PULUMI_CONFIG_PASSPHRASE"] == LOCAL_DEV_PASSPHRASE
-    folder = project_copy(tmp_path)
+    folder = minimal_project(tmp_path)
     run(["pulumi", "stack", "init", "dev"], environ, cwd=folder)
     redis_url = run(["pulumi", "config", "get", "redisUrl"], environ, cwd=folder).strip()
     assert redis_url.startswith(("redis://", "rediss://"))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.errors import ToolchainError
 from infra.local import gosource, layout, toolchain, versions
-from infra.local.toolchain import BuildResult, ToolchainError
+from infra.local.toolchain import BuildResult
 from infra.local.versions import GoTool, WrapperModule
 
 MAIN = """package main
