@@ -25,10 +25,9 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from worker import constants as c
-from worker import jobs, logs, store, validation
+from worker import jobid, jobs, logs, store, validation
 from worker.api_metrics import RequestMetrics, endpoint
 from worker.metrics import ApiMetrics
-from worker.pipeline import JOB_ID_RE
 from worker.settings import Settings
 
 log = logs.get("api")
@@ -153,7 +152,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
 
 def _id_ok(job_id: str) -> bool:
     # Only syntactically valid job IDs reach the filesystem.
-    return bool(JOB_ID_RE.match(job_id))
+    return jobid.safe(job_id)
 
 
 def _now() -> str:

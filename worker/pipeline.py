@@ -8,16 +8,13 @@ consumption layer can call :func:`run` unchanged.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from worker import render, sources, store, validation
+from worker import jobid, render, sources, store, validation
 from worker.errors import PermanentJobError
 from worker.render.registry import OutputSpec
 from worker.settings import Settings
-
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ def limits(settings: Settings) -> sources.SourceLimits:
 
 async def run(job_id: str, payload: Any, settings: Settings) -> Result:
     """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure."""
-    if not JOB_ID_RE.match(job_id):
+    if not jobid.safe(job_id):
         raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
     job = validation.validate(payload, settings.max_inline_bytes)
     if job.get("dryRun", False):

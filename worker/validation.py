@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from worker import constants as c
+from worker import jobid
 from worker.errors import InvalidJobError, Violation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,8 @@ def json_path(parts: Iterable[str | int]) -> str:
 
 
 def _message(err: ValidationError) -> str:
+    if err.validator == "pattern" and list(err.absolute_path) == ["jobId"] and isinstance(err.instance, str):
+        return jobid.problem(err.instance) or "does not match the required pattern"
     # Never echo a whole (possibly megabytes-long) instance back to the caller.
     if err.validator in ("pattern", "maxLength", "minLength") and isinstance(err.instance, str):
         detail = {"pattern": "does not match the required pattern", "maxLength": "is too long"}

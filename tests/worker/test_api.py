@@ -15,6 +15,7 @@ from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a
 from worker_kit import OUTPUTS, consumer, decode_image, free_port, queues, wait_state
 
 from worker import constants as c
+from worker import jobid
 from worker.api import create_app
 from worker.settings import Settings
 
@@ -80,7 +81,7 @@ async def test_400_lists_every_violation_with_its_path(settings: Settings) -> No
             "error": "invalid job",
             "violations": [
                 {"path": "$", "message": "unknown properties not allowed: extra"},
-                {"path": "$.jobId", "message": "does not match the required pattern (3 chars)"},
+                {"path": "$.jobId", "message": jobid.problem("x y")},
                 {"path": "$.outputs[0].format", "message": "'tiff' is not one of ['webp', 'png', 'jpeg']"},
                 {"path": "$.outputs[0].width", "message": "0 is less than the minimum of 1"},
                 {"path": "$.source", "message": "must have exactly one of inline, path, url"},
