@@ -37,9 +37,9 @@ def validate_image_ref(ref: str) -> str:
         raise ValueError(f"must be repository@sha256:<64 hex>, got {ref!r}")
     if ":" in last:
         raise ValueError(f"must not carry a tag next to the digest, got {ref!r}")
-    if not DIGEST_RE.match(digest):
+    if not DIGEST_RE.fullmatch(digest):
         raise ValueError(f"digest must be sha256:<64 lowercase hex>, got {digest!r}")
-    if not REPOSITORY_RE.match(repo):
+    if not REPOSITORY_RE.fullmatch(repo):
         raise ValueError(f"repository {repo!r} is not a valid image repository")
     return ref
 
@@ -102,7 +102,7 @@ _DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 
 def check_duration(cls: Any, v: str) -> str:
     """A Prometheus/Go-style duration such as ``30s``, ``10m`` or ``1h30m``."""
-    if not _DURATION.match(v):
+    if not _DURATION.fullmatch(v):
         raise ValueError(f"must be a duration like 30s, 10m or 1h, got {v!r}")
     return v
 
@@ -112,7 +112,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 def check_dns_label(cls: Any, v: str) -> str:
     """A Kubernetes namespace name (RFC 1123 label)."""
-    if not _DNS_LABEL.match(v):
+    if not _DNS_LABEL.fullmatch(v):
         raise ValueError(f"must be a DNS-1123 label (lowercase letters, digits, '-', max 63), got {v!r}")
     return v
 
@@ -134,7 +134,7 @@ _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 def quantity(v: str, kind: str) -> float:
     """Parse a Kubernetes quantity (``250m``, ``1``, ``512Mi``) to a number."""
-    m = _QUANTITY.match(v)
+    m = _QUANTITY.fullmatch(v)
     if not m or (kind == "memory" and m.group(2) == "m"):
         example = "250m or 1" if kind == "cpu" else "512Mi or 1Gi"
         raise ValueError(f"must be a Kubernetes {kind} quantity like {example}, got {v!r}")

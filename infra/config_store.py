@@ -70,14 +70,14 @@ class Artifacts(Model):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
-        if v is not None and not _BUCKET.match(v):
+        if v is not None and not _BUCKET.fullmatch(v):
             raise ValueError(f"must be an S3 bucket name (3-63 of a-z 0-9 . -), got {v!r}")
         return v
 
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not _PREFIX.match(v):
+        if not _PREFIX.fullmatch(v):
             raise ValueError(f"must be an S3 key prefix (letters, digits, !_.*()'-/), got {v!r}")
         return v
 

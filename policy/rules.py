@@ -62,7 +62,7 @@ def check_images_pinned(props: Mapping[str, Any]) -> list[str]:
         f"container {c.get('name')}: image {c.get('image')!r} is not pinned by digest"
         " (repository@sha256:<64 hex>)"
         for c in _containers(spec)
-        if not isinstance(c.get("image"), str) or not IMAGE_RE.match(c["image"])
+        if not isinstance(c.get("image"), str) or not IMAGE_RE.fullmatch(c["image"])
     ]
 
 

@@ -48,7 +48,7 @@ def _ratio(track: str) -> str:
 
 def duration_seconds(text: str) -> float:
     """A Prometheus-style duration (``500ms``, ``30s``, ``10m``, ``1h``) in seconds."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"must be a duration like 30s, 10m or 1h, got {text!r}")
     return int(match.group(1)) * _SECONDS[match.group(2)]

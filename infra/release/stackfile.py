@@ -100,7 +100,7 @@ def _yaml(indent: tuple[int, int, int]) -> YAML:
 
 def stack_path(root: Path, stack: str) -> Path:
     """``<root>/Pulumi.<stack>.yaml``, refusing names that are not stack names."""
-    if not STACK_NAME.match(stack):
+    if not STACK_NAME.fullmatch(stack):
         raise ReleaseError(f"--stack: {stack!r} is not a stack name (lowercase letters, digits, '-', '_')")
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
