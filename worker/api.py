@@ -11,7 +11,6 @@ the configured store: the ``filesystem`` store's bytes are served here, the
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from worker import constants as c
 from worker import jobid, jobs, logs, store, validation
 from worker.api_metrics import RequestMetrics, endpoint
+from worker.errors import InvalidJobError
 from worker.metrics import ApiMetrics
 from worker.settings import Settings
 
@@ -51,9 +51,10 @@ def create_app(settings: Settings) -> Starlette:
 
     async def _enqueue(request: Request) -> Response:
         try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            return _error(400, "body is not valid JSON", violations=[{"path": "$", "message": str(err)}])
+            payload = validation.parse(await request.body())
+        except InvalidJobError as err:
+            details = [{"path": v.path, "message": v.message} for v in err.violations]
+            return _error(400, "body is not valid JSON", violations=details)
         found = validation.violations(payload, settings.max_inline_bytes)
         if found:
             details = [{"path": v.path, "message": v.message} for v in found]

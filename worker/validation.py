@@ -104,6 +104,30 @@ def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list
     return found
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse(body: bytes) -> Any:
+    """Decode a request body as strict JSON, or raise :class:`InvalidJobError` saying why.
+
+    Refused: invalid UTF-8 or JSON, ``NaN``/``Infinity`` (not JSON, and not storable as such),
+    nesting deeper than the decoder's recursion limit, integers beyond Python's digit limit,
+    and lone surrogates (``"\\ud800"``), which no UTF-8 encoder can write back out.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidJobError([Violation("$", "is nested too deeply")]) from None
+    except UnicodeError as err:  # invalid UTF-8 in the body, or a lone surrogate in a string
+        reason = err.reason if isinstance(err, UnicodeDecodeError | UnicodeEncodeError) else str(err)
+        raise InvalidJobError([Violation("$", f"is not valid UTF-8 text: {reason}")]) from None
+    except ValueError as err:  # JSONDecodeError, NaN/Infinity, an integer too long to convert
+        raise InvalidJobError([Violation("$", f"is not valid JSON: {str(err)[:200]}")]) from None
+    return payload
+
+
 def validate(payload: Any, max_inline_bytes: int | None = None) -> dict[str, Any]:
     """Return ``payload`` if valid, else raise :class:`InvalidJobError` listing every violation."""
     found = violations(payload, max_inline_bytes)

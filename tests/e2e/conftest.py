@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_kit import engine_environ
+from e2e_kit import ScratchProject, engine_environ
 
 from infra.local import cluster, env, toolchain
 from infra.local.layout import StateDir
@@ -76,6 +76,22 @@ def local_env(local_state: StateDir) -> dict[str, str]:
 def engine_env(local_cluster: cluster.Cluster, tmp_path: Path) -> dict[str, str]:
     """local_env with a Pulumi file backend of this test only, so stacks never leak between tests."""
     return engine_environ(local_cluster.state, tmp_path / "backend")
+
+
+@pytest.fixture(scope="session")
+def scratch_project(
+    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> ScratchProject:
+    """Make a project copy plus an engine environment with a file backend of its own, by name.
+
+    For module-scoped fixtures whose tests share one set of stacks.
+    """
+
+    def make(name: str) -> tuple[Path, dict[str, str]]:
+        root = tmp_path_factory.mktemp(name)
+        return project_copy(root / "project"), engine_environ(local_cluster.state, root / "backend")
+
+    return make
 
 
 @pytest.fixture

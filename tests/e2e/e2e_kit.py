@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ def port_open(port: int) -> bool:
     """True if something accepts TCP connections on 127.0.0.1:``port``."""
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+#: Makes a project copy and its engine environment (a file backend of its own) by name.
+ScratchProject = Callable[[str], tuple[Path, dict[str, str]]]
 
 
 def engine_environ(state: StateDir, backend: Path) -> dict[str, str]:

@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_kit import engine_environ, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import available, container, declared, live, mismatches
 
 from infra.config import CONFIG_NAMESPACE
-from infra.local import cluster
-from infra.local.project import project_copy
 from worker import constants as c
 
 STACK = "dev"
@@ -35,13 +33,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def dev(
-    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, dict[str, str]]]:
+def dev(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, str]]]:
     """A project copy with the dev stack initialised in a file backend of this module only."""
-    root = tmp_path_factory.mktemp("engine-dev")
-    environ = engine_environ(local_cluster.state, root / "backend")
-    project = project_copy(root / "project")
+    project, environ = scratch_project("engine-dev")
     pulumi_run(["stack", "init", STACK], environ, project)
     yield project, environ
     pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)  # a no-op once the last test ran

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import engine_environ, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import container
 
 from infra import canary
-from infra.local import cluster
-from infra.local.project import project_copy
 from infra.release.stackfile import StackFile
 
 pytestmark = pytest.mark.timeout(600)
@@ -33,13 +31,9 @@ REPLICAS = (4, 8)  # enough pods that canary weights give different splits
 
 
 @pytest.fixture(scope="module")
-def stacks(
-    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, dict[str, str]]]:
+def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, str]]]:
     """dev-a and dev-b, both deployed once from their stack files (dev-b at the committed digest)."""
-    root = tmp_path_factory.mktemp("engine-release")
-    environ = engine_environ(local_cluster.state, root / "backend")
-    project = project_copy(root / "project")
+    project, environ = scratch_project("engine-release")
     dev = (project / "Pulumi.dev.yaml").read_text()
     for stack, namespace in STACKS.items():
         text = dev.replace("namespace: preview-dev", f"namespace: {namespace}")
