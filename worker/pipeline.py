@@ -36,6 +36,17 @@ def limits(settings: Settings) -> sources.SourceLimits:
     )
 
 
+def _render(data: bytes, outputs: list[OutputSpec], max_pixels: int) -> tuple[str, list[render.Rendition]]:
+    """Render, with any failure that is not I/O made permanent: the same bytes fail the same way
+    on every attempt, so a retry would only delay the dead letter."""
+    try:
+        return render.render(data, outputs, max_pixels)
+    except (PermanentJobError, OSError):
+        raise  # OSError: a temporary file or the disk, worth another attempt
+    except Exception as err:
+        raise PermanentJobError(f"rendering failed: {type(err).__name__}: {err}"[:500]) from err
+
+
 async def run(job_id: str, payload: Any, settings: Settings) -> Result:
     """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure."""
     if not jobid.safe(job_id):
@@ -49,7 +60,7 @@ async def run(job_id: str, payload: Any, settings: Settings) -> Result:
         return Result("completed", existing)  # an earlier attempt finished the set
     data = await sources.fetch(job["source"], limits(settings))
     outputs = [OutputSpec.from_json(o) for o in job["outputs"]]
-    media_type, renditions = await asyncio.to_thread(render.render, data, outputs, settings.max_pixels)
+    media_type, renditions = await asyncio.to_thread(_render, data, outputs, settings.max_pixels)
     manifest = await asyncio.to_thread(
         artifact_store.write_set, job_id, media_type, renditions, job.get("metadata", {})
     )

@@ -24,14 +24,18 @@ class OutputSpec:
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> OutputSpec:
-        """Build from a validated ``outputs`` item, applying the schema defaults."""
+        """Build from a validated ``outputs`` item, applying the schema defaults.
+
+        JSON Schema counts ``64.0`` as an integer, so the numbers are made ints here: the
+        renderers then take every value the schema accepts (Pillow refuses float sizes).
+        """
         return cls(
             name=item["name"],
             format=item["format"],
-            width=item["width"],
-            height=item["height"],
+            width=int(item["width"]),
+            height=int(item["height"]),
             fit=item.get("fit", "contain"),
-            quality=item.get("quality", 80),
+            quality=int(item.get("quality", 80)),
         )
 
 

@@ -1,0 +1,70 @@
+"""Numbers the schema accepts render, and a rendering bug is permanent, not retried (issue 16, item 5).
+
+``width: 64.0`` with ``fit: cover`` and ``quality: 80.0`` passed the schema (JSON Schema counts
+``64.0`` as an integer), then raised TypeError in Pillow; the worker took that for a transient
+error and retried the job three times before dead-lettering it.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import worker_media as media
+from PIL import Image
+
+from worker import pipeline, render, validation
+from worker.errors import PermanentJobError
+from worker.settings import Settings
+
+SOURCE = {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}
+
+
+def job(**output: Any) -> dict[str, Any]:
+    return {"source": SOURCE, "outputs": [{"name": "card", "format": "jpeg", **output}]}
+
+
+@pytest.mark.parametrize(
+    ("job_id", "output", "size"),
+    [
+        ("float-size-cover", {"width": 48.0, "height": 48.0, "fit": "cover"}, (48, 48)),
+        ("float-quality", {"width": 64, "height": 48, "fit": "cover", "quality": 80.0}, (64, 48)),
+        ("float-contain", {"width": 64.0, "height": 64.0, "fit": "contain", "quality": 75.0}, (64, 48)),
+    ],
+)
+async def test_float_numbers_the_schema_accepts_render(
+    job_id: str, output: dict[str, Any], size: tuple[int, int], settings: Settings
+) -> None:
+    payload = job(**output)
+    assert validation.violations(payload) == []
+    result = await pipeline.run(job_id, payload, settings)
+    assert result.outcome == "completed" and result.manifest is not None
+    [rendition] = result.manifest["renditions"]
+    with Image.open(settings.data_dir / job_id / rendition["path"]) as image:
+        assert (image.format, image.size) == ("JPEG", size)  # contain keeps the source's 4:3
+
+
+async def test_a_non_io_error_while_rendering_is_permanent(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No real input makes the renderers raise a non-I/O error once floats are handled, so the
+    # renderer is replaced here to test the classification itself.
+    def broken(*_: Any) -> Any:
+        raise ValueError("bad rendition maths")
+
+    monkeypatch.setattr(render, "render", broken)
+    with pytest.raises(PermanentJobError, match=r"^rendering failed: ValueError: bad rendition maths$"):
+        await pipeline.run("broken-render", job(width=64, height=48), settings)
+
+
+async def test_an_io_error_while_rendering_stays_transient(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replaced for the same reason: a full disk cannot be made on demand here.
+    def disk_full(*_: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(render, "render", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        await pipeline.run("disk-full", job(width=64, height=48), settings)
