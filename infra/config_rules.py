@@ -21,10 +21,10 @@ CONFIG_NAMESPACE = "mobius-preview-worker"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _REGISTRY = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]+)?/)"
-REPOSITORY_RE = re.compile(rf"^{_REGISTRY}?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+REPOSITORY_RE = re.compile(rf"{_REGISTRY}?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 #: The one accepted image form: ``repository@sha256:<64 lowercase hex>`` (no tag).
-IMAGE_RE = re.compile(REPOSITORY_RE.pattern[:-1] + r"@sha256:[0-9a-f]{64}$")
+IMAGE_RE = re.compile(REPOSITORY_RE.pattern + r"@sha256:[0-9a-f]{64}")
 
 
 def validate_image_ref(ref: str) -> str:
@@ -97,7 +97,7 @@ def check_image(cls: Any, v: str) -> str:
     return validate_image_ref(v)
 
 
-_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+_DURATION = re.compile(r"([0-9]+(ms|s|m|h))+")
 
 
 def check_duration(cls: Any, v: str) -> str:
@@ -107,7 +107,7 @@ def check_duration(cls: Any, v: str) -> str:
     return v
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def check_dns_label(cls: Any, v: str) -> str:
@@ -129,7 +129,7 @@ def check_cidr(cls: Any, v: list[str]) -> list[str]:
 
 _SUFFIX = {"m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
 
 
 def quantity(v: str, kind: str) -> float:

@@ -33,7 +33,7 @@ from worker.constants import (
     TRACK_STABLE,
 )
 
-_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
+_DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Each finished job counts once (see FINISHED_OUTCOMES in worker/constants.py).
 _FINISHED = f'{LABEL_OUTCOME}=~"{"|".join(FINISHED_OUTCOMES)}"'

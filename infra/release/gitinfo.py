@@ -5,7 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
-_IDENT = re.compile(r"^(?P<who>.*?) \d+ [+-]\d{4}$")
+_IDENT = re.compile(r"(?P<who>.*?) \d+ [+-]\d{4}")
 
 
 def author(repo: Path) -> str:
@@ -25,7 +25,7 @@ def author(repo: Path) -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
-    match = _IDENT.match(out)
+    match = _IDENT.fullmatch(out)
     if match:
         return match.group("who")
     actor = os.environ.get("GITHUB_ACTOR")

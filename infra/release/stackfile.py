@@ -26,7 +26,7 @@ from infra.config import CONFIG_NAMESPACE, load_stack_file
 from infra.errors import ConfigError
 from infra.release.errors import ReleaseError
 
-STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 KEY_IMAGE = f"{CONFIG_NAMESPACE}:image"
 KEY_CANARY = f"{CONFIG_NAMESPACE}:canary"
 KEY_RELEASE = f"{CONFIG_NAMESPACE}:releaseId"

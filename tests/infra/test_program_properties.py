@@ -41,7 +41,7 @@ def container(d: dict[str, Any]) -> dict[str, Any]:
 def test_images_pinned_by_digest_per_track(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     cfg, run = cfg_of(stack), stack_runs[stack]
     images = {d["metadata"]["labels"]["track"]: container(d)["image"] for d in deployments(run)}
-    assert all(IMAGE_RE.match(i) for i in images.values())
+    assert all(IMAGE_RE.fullmatch(i) for i in images.values())
     assert images["stable"] == cfg.image
     assert images.get("canary") == (cfg.canary.image if cfg.effective_canary_weight else None)
     assert run.outputs["digests"] == {t: i.split("@")[1] for t, i in images.items()}

@@ -182,10 +182,10 @@ def test_defaults_and_secret_is_opaque() -> None:
 
 
 def test_image_rule_is_shared() -> None:
-    assert IMAGE_RE.match(IMAGE)
-    assert IMAGE_RE.match(f"127.0.0.1:5000/mobius/preview-worker@sha256:{DIGEST}")
+    assert IMAGE_RE.fullmatch(IMAGE)
+    assert IMAGE_RE.fullmatch(f"127.0.0.1:5000/mobius/preview-worker@sha256:{DIGEST}")
     assert validate_image_ref(f"localhost:5000/w@sha256:{DIGEST}")
-    assert not IMAGE_RE.match(f"ghcr.io/x:tag@sha256:{DIGEST}")
+    assert not IMAGE_RE.fullmatch(f"ghcr.io/x:tag@sha256:{DIGEST}")
     with pytest.raises(ValueError, match="got tag"):
         validate_image_ref("busybox:1.36")
 
@@ -193,7 +193,7 @@ def test_image_rule_is_shared() -> None:
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_committed_stack_files_are_valid(repo_root: Path, stack: str) -> None:
     cfg = load_stack_file(repo_root / f"Pulumi.{stack}.yaml")
-    assert IMAGE_RE.match(cfg.image)
+    assert IMAGE_RE.fullmatch(cfg.image)
     assert cfg.effective_canary_weight <= 50 or stack != "prod"
 
 
