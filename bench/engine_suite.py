@@ -43,8 +43,7 @@ def run(rounds: int) -> dict[str, Any]:
         try:
             cluster.up(state, log=lambda _: None)
             (root / "backend").mkdir()
-            backend = f"file://{root / 'backend'}"
-            environ = {**os.environ, **env.variables(state), "PULUMI_BACKEND_URL": backend}
+            environ = {**os.environ, **env.variables(state, backend=root / "backend")}
             project = project_copy(root / "project")
             pulumi = ["pulumi", "--non-interactive"]
             _timed([*pulumi, "stack", "init", STACK], environ, project)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from pathlib import Path
 
 from infra.config import LOCAL_DEV_PASSPHRASE
 from infra.local import layout
@@ -16,14 +17,16 @@ from infra.local.layout import StateDir
 from infra.local.toolchain import bin_dir
 
 
-def variables(state: StateDir | None = None, path: str | None = None) -> dict[str, str]:
+def variables(
+    state: StateDir | None = None, path: str | None = None, backend: Path | None = None
+) -> dict[str, str]:
     """The variables to export, with ``PATH`` = built binaries first, then ``path`` (default: $PATH)."""
     st = state or StateDir.default()
     base_path = path if path is not None else os.environ.get("PATH", "")
     return {
         "PATH": f"{bin_dir()}:{base_path}" if base_path else str(bin_dir()),
         "KUBECONFIG": str(st.kubeconfig),
-        "PULUMI_BACKEND_URL": f"file://{st.pulumi_backend}",
+        "PULUMI_BACKEND_URL": f"file://{backend or st.pulumi_backend}",
         "PULUMI_CONFIG_PASSPHRASE": LOCAL_DEV_PASSPHRASE,
         "PULUMI_HOME": str(layout.pulumi_home()),
         # The engine must use the plugins installed from local builds, never download one,

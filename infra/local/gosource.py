@@ -95,7 +95,7 @@ def _module_dir(go: str, module: ProxyModule, env: dict[str, str], scratch: Path
     return Path(info["Dir"])
 
 
-def prepare(tool: GoTool, go: str, env: dict[str, str], scratch: Path, log: Log) -> Prepared:
+def prepare(tool: GoTool, go: str, scratch: Path, log: Log) -> Prepared:
     """Make ``tool``'s source buildable and say where; ``scratch`` is this build's own folder."""
     source = tool.source
     if isinstance(source, WrapperModule):
@@ -111,8 +111,8 @@ def prepare(tool: GoTool, go: str, env: dict[str, str], scratch: Path, log: Log)
         _copy_writable(vendored, src)
         return Prepared(src, "-mod=readonly")
     scratch.mkdir(parents=True, exist_ok=True)
-    _copy_writable(_module_dir(go, source, env, scratch, log), src)
-    modenv = {**env, "GOFLAGS": env.get("GOFLAGS", "").replace("-mod=readonly", "-mod=mod")}
+    modenv = go_env("-mod=mod")
+    _copy_writable(_module_dir(go, source, modenv, scratch, log), src)
     for module in source.drop_replace:
         run([go, "mod", "edit", f"-dropreplace={module}"], src, modenv, f"editing go.mod of {tool.name}",
             log, scratch / "prepare.log")  # fmt: skip

@@ -124,10 +124,7 @@ def _use_found(tool: GoTool, found: Path) -> BuildResult:
     target = tool_path(tool)
     target.parent.mkdir(parents=True, exist_ok=True)
     for name, src in [(tool.name, found), *((x, found.parent / x) for x in tool.companions)]:
-        link = target.parent / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(src)
+        _link(target.parent / name, src)
     return BuildResult(tool, target, 0.0, cached=True, found=found)
 
 
@@ -148,7 +145,7 @@ def build(tool: GoTool, log: Log) -> BuildResult:
     log(f"building {tool.name} {tool.version} ({tool.package})")
     started = time.monotonic()
     try:
-        prepared = gosource.prepare(tool, go, gosource.go_env("-mod=readonly"), scratch, log)
+        prepared = gosource.prepare(tool, go, scratch, log)
         cmd = build_command(go, tool, partial)
         gosource.run(cmd, prepared.cwd, gosource.go_env(prepared.mod_flag), f"building {tool.name}", log,
                      scratch / "build.log")  # fmt: skip
@@ -194,11 +191,15 @@ def link_bin(results: Iterable[BuildResult]) -> Path:
         if result.tool.install == "plugin":
             continue
         for name in (result.tool.name, *result.tool.companions):
-            link = folder / name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(result.path.parent / name)
+            _link(folder / name, result.path.parent / name)
     return folder
+
+
+def _link(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target``, replacing whatever was there."""
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
 
 
 def install_plugins(results: Iterable[BuildResult], log: Log) -> None:

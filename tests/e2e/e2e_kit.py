@@ -55,7 +55,7 @@ def engine_environ(state: StateDir, backend: Path) -> dict[str, str]:
     Each test module (or test) gets its own backend, so stacks never leak between them.
     """
     backend.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **env.variables(state), "PULUMI_BACKEND_URL": f"file://{backend}"}
+    return {**os.environ, **env.variables(state, backend=backend)}
 
 
 def pulumi_env(state: StateDir) -> dict[str, str]:

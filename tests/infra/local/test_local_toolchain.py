@@ -102,7 +102,7 @@ def test_vendored_source_that_is_missing_names_the_folder_and_the_variable(
     monkeypatch.setenv(versions.ENV_THIRD_PARTY, str(tmp_path / "nowhere"))
     host = versions.tool("pulumi-language-python")
     with pytest.raises(ToolchainError, match=r"not at .*/nowhere/pulumi-language-python-.* \$MOBIUS_THIRD"):
-        gosource.prepare(host, "go", {}, tmp_path / "scratch", lambda _: None)
+        gosource.prepare(host, "go", tmp_path / "scratch", lambda _: None)
 
 
 def test_a_binary_of_another_version_on_path_is_not_used(tmp_path: Path, module: Path,
