@@ -148,7 +148,7 @@ def cluster_and_image(build_image: bool) -> str:
             return "(image build skipped: the dev stack keeps its committed pin)"
         image = PINNED.read_text().strip()
         run(PY, "-m", "infra", "release", "--root", str(PROJECT), "pin", "--stack", "dev", "--image", image,
-            "--reason", "demo: the image the last demo run built")  # fmt: skip
+            "--reason", "demo: the image the last demo run built", "--no-git")  # fmt: skip
         return f"{image} (built by an earlier run)"
     registry = demo_procs()[0]
     with step(f"registry on {REGISTRY}, base image, wheels, worker image pinned into the demo's dev stack"):
@@ -159,7 +159,7 @@ def cluster_and_image(build_image: bool) -> str:
         wheels = run(PY, "-m", "infra", "image", "wheels")
         built = run(PY, "-m", "infra", "image", "build", "--registry", REGISTRY, "--repository", REPOSITORY,
                     "--base-image", last_line(base), "--wheelhouse", last_line(wheels),
-                    "--stack", "dev", "--root", str(PROJECT))  # fmt: skip
+                    "--stack", "dev", "--root", str(PROJECT), "--no-git")  # fmt: skip
         image = last_line(built)
         PINNED.write_text(image + "\n")
         return image

@@ -41,6 +41,15 @@ def parser() -> argparse.ArgumentParser:
         help="pin the pushed digest into this stack (python -m infra release pin)",
     )
     b.add_argument("--root", type=Path, help="repository root for pinning (default: found from cwd)")
+    pin_git = b.add_mutually_exclusive_group()
+    pin_git.add_argument(
+        "--push-release",
+        action="store_true",
+        help="push the pin's release branch and open its pull request (release pin --push)",
+    )
+    pin_git.add_argument(
+        "--no-git", action="store_true", help="pin by editing the files only (release pin --no-git)"
+    )
     b.add_argument("--tag", help="tag to push as well (default: the revision's first 12 characters)")
     b.add_argument("--context", type=Path, default=REPO_ROOT, help="build context (default: the repository)")
     b.add_argument("--base-image", help="override the Dockerfile's BASE_IMAGE (a digest-pinned reference)")
@@ -94,6 +103,7 @@ def _build(args: argparse.Namespace) -> int:
         source=args.source,
         stack=args.stack,
         release_root=args.root,
+        release_flags=("--push",) if args.push_release else ("--no-git",) if args.no_git else (),
         ca_bundle=args.ca_bundle,
         wheelhouse=args.wheelhouse,
         storage=buildah.Storage(root=args.storage_root),

@@ -43,6 +43,7 @@ class Request:
     source: str | None = None
     stack: str | None = None
     release_root: Path | None = None
+    release_flags: tuple[str, ...] = ()  # passed to `release pin`: --push or --no-git
     ca_bundle: Path | None = None
     wheelhouse: Path | None = None
     storage: buildah.Storage = field(default_factory=buildah.Storage)
@@ -158,18 +159,22 @@ def publish(req: Request, log: Log) -> Result:
     digest = buildah.push(spec.tag, f"{name}:{tag}", req.storage)
     reference = f"{name}@{digest}"
     log(f"pushed {reference}")
-    pinned = pin(reference, req.stack, req.release_root, revision, log) if req.stack else None
+    pinned = None
+    if req.stack:
+        pinned = pin(reference, req.stack, req.release_root, revision, log, req.release_flags)
     return Result(
         image_id=image_id, digest=digest, reference=reference, tagged=f"{name}:{tag}", pinned=pinned
     )
 
 
-def pin(reference: str, stack: str, root: Path | None, revision: str, log: Log) -> str:
-    """Pin ``reference`` as ``stack``'s stable image with ``python -m infra release pin``."""
+def pin(
+    reference: str, stack: str, root: Path | None, revision: str, log: Log, flags: tuple[str, ...] = ()
+) -> str:
+    """Pin ``reference`` as ``stack``'s stable image with ``python -m infra release pin`` (a release PR)."""
     argv = [sys.executable, "-m", "infra", "release"]
     if root is not None:
         argv += ["--root", str(root)]
-    argv += ["pin", "--stack", stack, "--image", reference, "--reason", f"image build of {revision}"]
+    argv += ["pin", "--stack", stack, "--image", reference, "--reason", f"image build of {revision}", *flags]
     repo = Path(__file__).resolve().parents[2]  # where the `infra` package is importable from
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))

@@ -1,9 +1,10 @@
 """The release actions: each computes the stack file's next release fields, then :func:`commit` records it.
 
-Every action goes through :func:`commit`, which renders the edit, validates it
-with the program's config model, replaces the stack file, appends the history
-line and prints the diff and the next command. A refused action raises before
-anything is written.
+Every action goes through :func:`prepare` (mint the release ID, render the edit
+and validate it with the program's config model) and :func:`write` (replace the
+stack file, append the history line, print the diff); :func:`commit` is both.
+A refused action raises before anything is written. Committing the result to
+git is :mod:`infra.release.branches`.
 """
 
 from __future__ import annotations
@@ -148,21 +149,28 @@ def _fields(state: ReleaseState) -> ReleaseState:
     return replace(state, release_id=None)
 
 
-def commit(root: Path, sf: StackFile, change: Change, out: TextIO | None = None) -> Entry | None:
-    """Validate, write and record ``change``; print the diff and the next command.
+@dataclass(frozen=True)
+class Pending:
+    """A validated release not yet written: the history entry and the stack file's new text."""
 
-    Returns the history entry, or None when the stack already holds those fields.
+    entry: Entry
+    old_text: str
+    new_text: str
+
+
+def prepare(root: Path, sf: StackFile, change: Change) -> Pending | None:
+    """Mint the release ID and render and validate the edit; None when the stack already holds it.
+
+    Raises :class:`~infra.errors.ConfigError` when the program would refuse the
+    result; nothing is written either way.
     """
-    out = out or sys.stdout
     before = sf.state()
     entries = history.read(root, sf.stack)
     if _fields(change.after) == _fields(before) and (change.restores is None or change.after == before):
-        print(f"{sf.path.name}: already at the requested release; nothing to do", file=out)
         return None
     now = datetime.now(UTC)
     release_id = history.next_id(entries, before.release_id, now.date())
     after = change.after if change.restores is not None else replace(change.after, release_id=release_id)
-    old_text = sf.text
     new_text = sf.render(after)
     sf.validate(new_text)  # ConfigError: the program would refuse this file, so nothing is written
     entry = Entry(
@@ -176,18 +184,35 @@ def commit(root: Path, sf: StackFile, change: Change, out: TextIO | None = None)
         reason=change.reason,
         details=change.details or {},
     )
-    sf.write(new_text)
+    return Pending(entry, sf.text, new_text)
+
+
+def write(root: Path, sf: StackFile, pending: Pending, out: TextIO | None = None) -> Entry:
+    """Replace the stack file and append the history line (both or neither); print the diff."""
+    sf.write(pending.new_text)
     try:
-        history.append(root, entry)
+        history.append(root, pending.entry)
     except OSError:
-        sf.write(old_text)  # keep the file and its history in step
+        sf.write(pending.old_text)  # keep the file and its history in step
         raise
-    print_change(sf, old_text, new_text, entry, out)
-    return entry
+    print_change(sf, pending.old_text, pending.new_text, pending.entry, out or sys.stdout)
+    return pending.entry
+
+
+def commit(root: Path, sf: StackFile, change: Change, out: TextIO | None = None) -> Entry | None:
+    """Validate, write and record ``change``; print the diff.
+
+    Returns the history entry, or None when the stack already holds those fields.
+    """
+    pending = prepare(root, sf, change)
+    if pending is None:
+        print(f"{sf.path.name}: already at the requested release; nothing to do", file=out or sys.stdout)
+        return None
+    return write(root, sf, pending, out)
 
 
 def print_change(sf: StackFile, old_text: str, new_text: str, entry: Entry, out: TextIO) -> None:
-    """The diff of the stack file, the history line's ID and the commands to run next."""
+    """The diff of the stack file and the history line's ID."""
     diff = difflib.unified_diff(
         old_text.splitlines(keepends=True),
         new_text.splitlines(keepends=True),
@@ -198,6 +223,3 @@ def print_change(sf: StackFile, old_text: str, new_text: str, entry: Entry, out:
     print(
         f"recorded {entry.action} as release {entry.id} in {history.HISTORY_DIR}/{sf.stack}.jsonl", file=out
     )
-    print("next:", file=out)
-    print(f"  pulumi preview --stack {sf.stack} --diff", file=out)
-    print(f"  pulumi up --stack {sf.stack}    # or rerun this command with --apply", file=out)

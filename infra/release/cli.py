@@ -1,7 +1,11 @@
 """``python -m infra release pin|canary|promote|rollback|history|rollout``.
 
-Every command edits ``Pulumi.<stack>.yaml`` in place (or only reads it), prints
-the diff and the next command, and appends to ``releases/<stack>.jsonl``.
+Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
+``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
+named for the release (:mod:`infra.release.branches`): a release is a pull
+request, and merging it deploys. ``--push`` pushes the branch and opens the
+pull request; ``--apply`` also runs ``pulumi up`` (local and break-glass use;
+the history line and the commit say so); ``--no-git`` only edits the files.
 Exit codes: 0 done (or nothing to do), 1 refused (nothing written) or rollout
 aborted, 2 usage error.
 """
@@ -12,12 +16,14 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from infra.errors import ConfigError, InfraError
-from infra.release import actions, engine, history, rollout
+from infra.release import actions, branches, engine, history, rollout
 from infra.release.actions import DeployedDigest
 from infra.release.analysis import load_rollout_config
+from infra.release.branches import Recorder
 from infra.release.errors import EngineError, ReleaseError
 from infra.release.prometheus import Prometheus
 from infra.release.stackfile import StackFile
@@ -46,7 +52,21 @@ def parser() -> argparse.ArgumentParser:
         if reason:
             p.add_argument("--reason", help="why; recorded in the history")
         if apply:
-            p.add_argument("--apply", action="store_true", help="run `pulumi up` after each change")
+            p.add_argument(
+                "--apply",
+                action="store_true",
+                help="also run `pulumi up` now (local and break-glass use; recorded as such)",
+            )
+            git = p.add_mutually_exclusive_group()
+            git.add_argument(
+                "--push",
+                action="store_true",
+                help="push the release branch and open its pull request (with gh, where installed)",
+            )
+            git.add_argument(
+                "--no-git", action="store_true", help="only edit the stack file and history; commit nothing"
+            )
+            p.add_argument("--base", default="main", help="the pull request's base branch (default: main)")
         return p
 
     p = command("pin", "set a stack's stable image (repository@sha256:…, never a tag)")
@@ -122,17 +142,65 @@ def _run(
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)))
         return 0
+    recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base)
     if args.command == "rollout":
         sf = actions.open_stack(root, args.stack)
         plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
         with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, apply) else 1
+            return 0 if rollout.run(root, plan, prom, apply, recorder=recorder) else 1
     stack = args.target if args.command == "promote" else args.stack
     sf = actions.open_stack(root, stack)
     change = _change(root, sf, args, deployed)
-    if actions.commit(root, sf, change) is not None and apply is not None:
+    if apply is not None:
+        change = replace(change, details={**(change.details or {}), "applied": APPLIED})
+    pending = actions.prepare(root, sf, change)
+    if pending is None:
+        print(f"{sf.path.name}: already at the requested release; nothing to do")
+        return 0
+    branch = branches.release_branch(stack, pending.entry.id)
+    if recorder is not None:
+        recorder.check(stack, branch)
+    entry = actions.write(root, sf, pending)
+    if recorder is None:
+        print("next:")
+        print(f"  pulumi preview --stack {stack} --diff")
+        print(f"  pulumi up --stack {stack}    # or rerun this command with --apply")
+    else:
+        recorder.start(branch)
+        recorder.commit(entry, branch)
+        recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
+    if apply is not None:
         apply(stack)
     return 0
+
+
+#: The history line's ``details.applied`` of a release applied from the command line.
+APPLIED = "--apply (applied from the command line, before review)"
+
+
+def _body(entry: history.Entry, apply: Callable[[str], None] | None) -> str:
+    """The pull request's description."""
+    lines = [
+        f"Release `{entry.id}` of stack `{entry.stack}`: {entry.action}, by {entry.author}.",
+        "",
+        entry.reason or "(no reason given)",
+        "",
+        "```",
+        history.table([entry]),
+        "```",
+        "",
+    ]
+    if apply is not None:
+        lines.append(
+            f"Already applied with `--apply` (break-glass): merging brings `main` in step with the "
+            f"cluster, and the merge's `pulumi up --stack {entry.stack}` changes nothing."
+        )
+    else:
+        lines.append(
+            f"The `pulumi preview --stack {entry.stack}` check shows what merging will do; "
+            f"merging runs `pulumi up --stack {entry.stack}`."
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _change(root: Path, sf: StackFile, args: argparse.Namespace, deployed: DeployedDigest) -> actions.Change:

@@ -58,6 +58,34 @@ def engine_environ(state: StateDir, backend: Path) -> dict[str, str]:
     return {**os.environ, **env.variables(state, backend=backend)}
 
 
+#: The identity release commits are made with in the e2e tests (a release is a git commit).
+GIT_IDENTITY = {
+    f"GIT_{who}_{what}": value
+    for who in ("AUTHOR", "COMMITTER")
+    for what, value in (("NAME", "E2E Releaser"), ("EMAIL", "e2e@example.test"))
+}
+
+
+def git_init(project: Path, environ: dict[str, str], origin: Path | None = None) -> dict[str, str]:
+    """Make ``project`` a git work tree on ``main`` (optionally pushed to a bare ``origin``).
+
+    Returns ``environ`` plus the identity release commits are made with.
+    """
+    environ = {**environ, **GIT_IDENTITY}
+
+    def git(*args: str, cwd: Path = project) -> None:
+        run(["git", *args], environ, cwd=cwd, timeout=60)
+
+    git("init", "-q", "-b", "main")
+    git("add", "--all")
+    git("commit", "-q", "-m", "the project as the e2e test starts it")
+    if origin is not None:
+        git("init", "-q", "--bare", "-b", "main", str(origin), cwd=project.parent)
+        git("remote", "add", "origin", str(origin))
+        git("push", "-q", "origin", "main")
+    return environ
+
+
 def pulumi_env(state: StateDir) -> dict[str, str]:
     """The environment `local env` exports for ``state``, on top of os.environ (backend folder made)."""
     state.pulumi_backend.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def test_release_apply_runs_the_policy_pack_and_deploys_nothing_it_refuses(
     before = namespaces(engine_env)
     digest = "ghcr.io/mobius/preview-worker@sha256:" + "2" * 64
     cmd = [sys.executable, "-m", "infra", "release", "--root", str(project), "canary", "--stack", "prod",
-           "--image", digest, "--weight", "80", "--reason", "e2e", "--apply"]  # fmt: skip
+           "--image", digest, "--weight", "80", "--reason", "e2e", "--apply", "--no-git"]  # fmt: skip
     proc = subprocess.run(cmd, env=engine_env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out

@@ -4,6 +4,7 @@ Two local stacks (``dev-a``, ``dev-b``: the dev stack file in two namespaces of 
 local cluster) stand in for staging and prod. Each command edits a stack file and,
 with ``--apply``, runs ``pulumi up --policy-pack policy`` through the Automation API;
 every test then reads the live Deployments and HPAs back from the API server.
+Each release is a commit on its own branch of the project's git work tree.
 The tests share the two stacks and run in file order.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import container
 
 from infra import canary
@@ -45,6 +46,7 @@ def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, st
         (project / f"Pulumi.{stack}.yaml").write_text(text)
         pulumi_run(["stack", "init", stack], environ, project)
         pulumi_run(["up", "--stack", stack, "--yes", "--skip-preview"], environ, project)
+    environ = git_init(project, environ)  # each release is a commit on its own branch
     yield project, environ
     for stack in STACKS:
         pulumi_run(["destroy", "--stack", stack, "--yes"], environ, project)
@@ -145,7 +147,8 @@ def test_the_promote_gate_reads_what_the_source_stack_really_deployed(
     refused = release(project, environ, "promote", "--from", "dev-a", "--to", "dev-b", ok=False)
     assert f"refusing to promote {D3}" in refused
     assert f"deployed sha256:{'1' * 64}" in refused or f"deployed {D1}" in refused
-    (project / "Pulumi.dev-a.yaml").write_text(before)  # back to what dev-a runs
+    run(["git", "switch", "-q", "-"], environ, cwd=project)  # back to the branch of what dev-a runs
+    assert (project / "Pulumi.dev-a.yaml").read_text() == before
 
 
 def test_promote_with_apply_carries_the_running_digest(stacks: tuple[Path, dict[str, str]]) -> None:

@@ -34,7 +34,7 @@ def test_build_with_stack_pushes_and_pins_the_digest(
         "build", "--registry", local_registry.host, "--repository", REPOSITORY, "--tag", "pinned",
         "--stack", "dev", "--root", str(tmp_path), "--context", str(context), "--base-image", base_ref,
         "--timestamp", str(TIMESTAMP), "--revision", REVISION, "--storage-root", str(storage.root),
-        "--wheelhouse", str(wheelhouse),
+        "--wheelhouse", str(wheelhouse), "--no-git",
     ])  # fmt: skip
     out = capsys.readouterr()
     assert code == 0, out.err

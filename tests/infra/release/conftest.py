@@ -9,20 +9,27 @@ from pathlib import Path
 import pytest
 from release_promkit import PromServer
 from release_promkit import start as start_prometheus
-from release_testkit import AUTHOR, REPO, STACKS, Result, Run
+from release_testkit import AUTHOR, REPO, STACKS, Result, Run, init_repo
 
 from infra.release import cli
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp directory holding copies of the committed Pulumi.yaml and stack files."""
-    for name in ("Pulumi.yaml", *(f"Pulumi.{s}.yaml" for s in STACKS)):
-        shutil.copy2(REPO / name, tmp_path / name)
+    """A git work tree on ``main`` holding copies of the committed Pulumi.yaml and stack files.
+
+    Its ``origin`` is a bare repository on disk (``origin_of(repo)``), so pushes are real.
+    """
     name, email = AUTHOR[:-1].split(" <")
-    monkeypatch.setenv("GIT_AUTHOR_NAME", name)
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", email)
-    return tmp_path
+    for var, value in (("NAME", name), ("EMAIL", email)):
+        monkeypatch.setenv(f"GIT_AUTHOR_{var}", value)
+        monkeypatch.setenv(f"GIT_COMMITTER_{var}", value)
+    work = tmp_path / "work"
+    work.mkdir()
+    for file in ("Pulumi.yaml", *(f"Pulumi.{s}.yaml" for s in STACKS)):
+        shutil.copy2(REPO / file, work / file)
+    init_repo(work, tmp_path / "origin.git")
+    return work
 
 
 @pytest.fixture

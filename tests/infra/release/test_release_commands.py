@@ -42,7 +42,7 @@ def test_pin_sets_image_keeps_comments_and_validates(repo: Path, run: Run, stack
     (entry,) = history.read(repo, stack)
     assert (entry.action, entry.after.image, entry.reason, entry.author) == ("pin", D_NEW, "build 42", AUTHOR)
     assert f"+  mobius-preview-worker:image: {D_NEW}" in result.out
-    assert f"pulumi preview --stack {stack}" in result.out and f"pulumi up --stack {stack}" in result.out
+    assert f"committed {entry.id} on release/{stack}/{entry.id}" in result.out
 
 
 @pytest.mark.parametrize(

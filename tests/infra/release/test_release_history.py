@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from release_testkit import Run, digest
+from release_testkit import Run, digest, git
 
 from infra.release import history
 from infra.release.errors import HistoryError
@@ -106,6 +106,7 @@ def test_quoted_values_keep_their_quotes(repo: Path, run: Run) -> None:
     state = StackFile(prod).state()
     text = prod.read_text().replace(f"image: {state.image}", f'image: "{state.image}"')
     prod.write_text(text)
+    git(repo, "commit", "-q", "-am", "quote the image")
     assert run("pin", "--stack", "prod", "--image", digest("d")).code == 0
     assert f'mobius-preview-worker:image: "{digest("d")}"' in prod.read_text()
     assert run("rollback", "--stack", "prod", "--to", str(state.release_id)).code == 0
