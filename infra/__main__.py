@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("infra.release.cli", "pin, canary, promote, roll back, history"),
     "image": ("infra.image.cli", "build, push and pin the worker image"),
     "local": ("infra.local.cli", "toolchain bootstrap and the embedded local cluster"),
+    "ci": ("infra.ci", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
     "demo": ("infra.demo", "the main job: local cluster, image, dev stack, worker, a sample job"),
 }
 

@@ -106,6 +106,7 @@ def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
     annotations = {ANNOTATION_RELEASE_ID: cfg.release_id} if cfg.release_id else {}
     env_sources = [{"configMapRef": {"name": API_CONFIG_NAME}}, *args.secret_sources]
     pod = hardened_pod_spec(
+        cfg,
         args.service_account,
         [api_container(cfg, env_sources)],
         terminationGracePeriodSeconds=GRACE_SECONDS,

@@ -28,6 +28,7 @@ from infra.config_rules import (
     check_dns_label,
     check_image,
     check_range,
+    check_secret_names,
     cross_field,
     problems_from,
     split_image,
@@ -110,6 +111,8 @@ class StackConfig(Model):
     # No usable default (a bucket is required), so a stack without the section is told why.
     artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
     source_hosts: list[SourceHost] = Field(default_factory=list)
+    # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
+    image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
     # Owned by the release tool (progressive rollout analysis); validated there.
     rollout: dict[str, Any] | None = None
@@ -119,6 +122,7 @@ class StackConfig(Model):
     _concurrency = field_validator("concurrency")(check_range(1, 64))
     _queue_max = field_validator("queue_max")(check_range(1, 10_000_000))
     _drain = field_validator("drain_seconds")(check_range(1, 3600))
+    _pull_secrets = field_validator("image_pull_secrets")(check_secret_names)
 
     @field_validator("queue_name")
     @classmethod

@@ -117,6 +117,22 @@ def check_dns_label(cls: Any, v: str) -> str:
     return v
 
 
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+MAX_PULL_SECRETS = 8
+
+
+def check_secret_names(cls: Any, v: list[str]) -> list[str]:
+    """Names of existing Secrets (DNS-1123 subdomains), each once, at most :data:`MAX_PULL_SECRETS`."""
+    if len(v) > MAX_PULL_SECRETS:
+        raise ValueError(f"at most {MAX_PULL_SECRETS} secrets, got {len(v)}")
+    for name in v:
+        if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a Secret name (DNS-1123 subdomain, max 253)")
+    if len(set(v)) != len(v):
+        raise ValueError(f"names a secret twice: {v}")
+    return v
+
+
 def check_cidr(cls: Any, v: list[str]) -> list[str]:
     """Every entry is an IPv4/IPv6 network in CIDR notation."""
     for cidr in v:

@@ -78,12 +78,20 @@ def hardened_container(name: str, image: str, args: list[str], **fields: Any) ->
     }
 
 
-def hardened_pod_spec(service_account: Any, containers: list[Manifest], **fields: Any) -> Manifest:
-    """A pod spec with the shared hardening and no API token; ``fields`` add volumes, grace …"""
+def hardened_pod_spec(
+    cfg: StackConfig, service_account: Any, containers: list[Manifest], **fields: Any
+) -> Manifest:
+    """A pod spec with the shared hardening, no API token and the stack's image pull secrets.
+
+    ``fields`` add volumes, grace period, ….
+    """
+    names = cfg.image_pull_secrets
+    pull = {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
     return {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "securityContext": dict(POD_SECURITY),
+        **pull,
         "containers": containers,
         **fields,
     }
@@ -136,6 +144,7 @@ def pod_template(
 ) -> Manifest:
     """The pod template of one track's Deployment."""
     spec = hardened_pod_spec(
+        cfg,
         service_account,
         [container(cfg, track, image, env_sources)],
         terminationGracePeriodSeconds=termination_grace_seconds(cfg),

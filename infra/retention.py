@@ -39,7 +39,9 @@ def sweep_objects(
         resources=resources(cfg.api.resources),
         volumeMounts=[TMP_MOUNT],
     )
-    pod = hardened_pod_spec(service_account, [container], restartPolicy="OnFailure", volumes=[TMP_VOLUME])
+    pod = hardened_pod_spec(
+        cfg, service_account, [container], restartPolicy="OnFailure", volumes=[TMP_VOLUME]
+    )
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from infra.errors import ConfigError, InfraError
-from infra.release import actions, branches, engine, history, rollout
+from infra.release import actions, branches, changes, engine, history, rollout
 from infra.release.actions import DeployedDigest
 from infra.release.analysis import load_rollout_config
 from infra.release.branches import Recorder
@@ -94,6 +94,10 @@ def parser() -> argparse.ArgumentParser:
     p = command("history", "a stack's releases as a table", apply=False, reason=False)
     p.add_argument("--stack", required=True)
 
+    p = command("changed", "what a merge deploys: stacks=[…] and image=true|false", apply=False, reason=False)
+    p.add_argument("--base", required=True, metavar="SHA", help="the commit before the merge")
+    p.add_argument("--head", required=True, metavar="SHA", help="the merge commit")
+
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
     p.add_argument("--stack", required=True)
@@ -138,6 +142,9 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
 def _run(
     root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Callable[[str], None] | None
 ) -> int:
+    if args.command == "changed":
+        print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="")
+        return 0
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)))

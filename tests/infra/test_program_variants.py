@@ -98,3 +98,13 @@ def test_each_stack_runs_fast() -> None:
         start = time.perf_counter()
         run_program(stack)
         assert time.perf_counter() - start < 1.0
+
+
+def test_image_pull_secrets_reach_every_pod_of_the_stack() -> None:
+    run = run_program("prod", overrides={"imagePullSecrets": ["ghcr-pull", "mirror.pull"]})
+    pods = [d["spec"]["template"]["spec"] for d in run.objects("Deployment")]
+    pods += [c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in run.objects("CronJob")]
+    assert len(pods) >= 3  # stable worker, API, sweep
+    assert all(p["imagePullSecrets"] == [{"name": "ghcr-pull"}, {"name": "mirror.pull"}] for p in pods)
+    plain = run_program("prod")
+    assert all("imagePullSecrets" not in d["spec"]["template"]["spec"] for d in plain.objects("Deployment"))

@@ -125,6 +125,12 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ),
         ({"replica": {"min": 2}}, "replica: unknown key"),
         (
+            {"imagePullSecrets": ["Ghcr"]},
+            "imagePullSecrets: 'Ghcr' is not a Secret name (DNS-1123 subdomain, max 253)",
+        ),
+        ({"imagePullSecrets": ["a", "a"]}, "imagePullSecrets: names a secret twice: ['a', 'a']"),
+        ({"imagePullSecrets": [f"s{i}" for i in range(9)]}, "imagePullSecrets: at most 8 secrets, got 9"),
+        (
             {"monitoring": {"alertFor": "ten minutes"}},
             "monitoring.alertFor: must be a duration like 30s, 10m or 1h, got 'ten minutes'",
         ),

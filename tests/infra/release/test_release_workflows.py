@@ -1,4 +1,9 @@
-"""The GitHub workflows: linted by actionlint, and their shell steps run here against the repo commands."""
+"""The GitHub workflows: linted by actionlint, and their script steps run here against the repo commands.
+
+GitHub's runners are not reachable from here, so what a workflow *means* is checked on
+its parsed YAML, and every ``run:`` step is a repository command that these tests (or
+the ones they name) run for real.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,25 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from release_testkit import REPO, digest
+from release_testkit import REPO, git
 from ruamel.yaml import YAML
 
+from infra import ci
 from infra.image import cli as image_cli
-from infra.local.layout import pulumi_home
-from infra.local.toolchain import bin_dir
+from infra.local.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.release import cli as release_cli
-from infra.release import history
 
 WORKFLOWS = REPO / ".github" / "workflows"
 SETUP_SCRIPT = REPO / "deps" / "setup.d" / "20-actionlint.sh"
+NAMES = ["main.yml", "pr.yml", "release.yml"]
+PULUMI_ACTION = "pulumi/actions@"
+#: The environments holding deploy credentials (prod's is protected by required reviewers).
+DEPLOY_ENVIRONMENTS = {"${{ matrix.stack }}", "${{ inputs.stack }}"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -29,14 +38,21 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
+def jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for name in NAMES:
+        for job_name, job in load(name)["jobs"].items():
+            yield name, job_name, job
+
+
+def steps() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for name, job_name, job in jobs():
+        for found in job["steps"]:
+            yield name, job_name, found
+
+
 def step(workflow: str, job: str, name: str) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = load(workflow)["jobs"][job]["steps"]
-    (found,) = [s for s in steps if s.get("name") == name]
+    (found,) = [s for s in load(workflow)["jobs"][job]["steps"] if s.get("name") == name]
     return found
-
-
-def runs(workflow: str) -> list[str]:
-    return [s["run"] for job in load(workflow)["jobs"].values() for s in job["steps"] if "run" in s]
 
 
 def actionlint() -> str:
@@ -52,7 +68,7 @@ def test_actionlint_with_shellcheck_passes() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed (deps/apt-release.txt; ./dev setup installs it)"
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert [Path(f).name for f in files] == ["main.yml", "pr.yml", "release.yml"]
+    assert [Path(f).name for f in files] == NAMES
     done = subprocess.run(
         [actionlint(), f"-shellcheck={shellcheck}", *files],
         cwd=REPO,
@@ -75,175 +91,222 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     assert done.returncode == 1 and 'undefined variable "foo"' in done.stdout
 
 
-def test_pr_runs_the_suite_and_previews_both_stacks_with_the_policy_pack() -> None:
+def test_every_action_is_pinned_by_commit_sha_with_its_version_named() -> None:
+    for name in NAMES:
+        uses = re.findall(r"^\s*(?:- )?uses: (.+)$", (WORKFLOWS / name).read_text(), re.M)
+        assert uses, name
+        for ref in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", ref), f"{name}: {ref}"
+
+
+def test_pulumi_comes_from_pulumi_actions_at_the_pinned_version_with_the_pinned_plugins() -> None:
+    engine_jobs = 0
+    for name, job_name, job in jobs():
+        kinds = [s for s in job["steps"] if s.get("uses", "").startswith(PULUMI_ACTION)]
+        for found in kinds:
+            assert found["with"]["pulumi-version"] == PULUMI_VERSION, (name, job_name)
+        runs_engine = any("command" in s["with"] for s in kinds) or "infra ci dispatch" in str(job)
+        if not runs_engine:
+            continue
+        engine_jobs += 1
+        assert kinds and "command" not in kinds[0]["with"], f"{name}/{job_name}: install the CLI first"
+        texts = [s.get("run", "") for s in job["steps"]]
+        needs_plugins = any("command" in s["with"] for s in kinds) or job_name == "rollout"
+        if needs_plugins:
+            assert ".venv/bin/python -m infra ci plugins" in texts, f"{name}/{job_name} installs no plugins"
+    assert engine_jobs == 4  # pr preview, main up, release propose (the gate), release rollout
+
+
+def test_github_jobs_never_build_the_go_toolchain() -> None:
+    """Only the test job (the suite itself runs the local cluster) restores the from-source toolchain."""
+    for name, job_name, job in jobs():
+        text = str(job)
+        builds = "setup-go" in text or "./dev setup" in text or "./dev test" in text or "infra local" in text
+        assert builds == ((name, job_name) == ("pr.yml", "test")), (name, job_name)
+
+
+def test_pr_previews_each_stack_with_the_policy_pack_in_one_edited_comment() -> None:
     pr = load("pr.yml")
     assert list(pr["on"]) == ["pull_request"]
-    assert (
-        step("pr.yml", "test", "Install, lint, type-check and test (exactly what .ci/run does)")["run"]
-        == "./dev test"
+    assert step("pr.yml", "test", "Install, lint, type-check and test (exactly what .ci/run does)")[
+        "run"
+    ] == ("./dev test")
+    assert "exec ./dev test" in (REPO / ".ci" / "run").read_text()
+    preview = pr["jobs"]["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    found = step("pr.yml", "preview", "pulumi preview with the policy pack, commented on the pull request")
+    assert found["with"]["command"] == "preview" and found["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert found["with"]["policyPacks"] == "policy" and (REPO / "policy" / "PulumiPolicy.yaml").is_file()
+    # One comment per stack (the action finds its own by stack and command), edited on each push.
+    assert (found["with"]["comment-on-pr"], found["with"]["edit-pr-comment"]) == (True, True)
+    assert preview["permissions"] == {"contents": "read", "pull-requests": "write"}
+
+
+def test_pull_requests_never_hold_deploy_credentials() -> None:
+    text = (WORKFLOWS / "pr.yml").read_text()
+    assert "pull_request_target" not in text and "KUBECONFIG_PROD" not in text
+    for name, job_name, job in jobs():
+        uses_secrets = "secrets." in str(job)
+        environment = job.get("environment")
+        if not uses_secrets:
+            continue
+        deploys = environment in DEPLOY_ENVIRONMENTS
+        if name == "pr.yml" or job_name == "propose":
+            assert environment is not None and environment.endswith("-preview"), (name, job_name)
+        else:
+            assert deploys or job_name == "image", (name, job_name)
+    assert load("main.yml")["jobs"]["up"]["environment"] == "${{ matrix.stack }}"
+    assert load("release.yml")["jobs"]["rollout"]["environment"] == "${{ inputs.stack }}"
+
+
+def test_one_concurrency_group_per_stack_for_everything_that_changes_it() -> None:
+    groups = {}
+    for name, job_name, job in jobs():
+        if job.get("environment") in DEPLOY_ENVIRONMENTS:
+            stack = job["environment"]
+            groups[(name, job_name)] = job["concurrency"]
+            assert job["concurrency"] == {"group": f"stack-{stack}", "cancel-in-progress": False}
+    assert set(groups) == {("main.yml", "up"), ("release.yml", "rollout")}
+    for name in ("main.yml", "release.yml"):
+        assert "concurrency" not in load(name)  # no second, workflow-wide group for a stack
+
+
+def test_nothing_pushes_to_main() -> None:
+    for name in NAMES:
+        text = (WORKFLOWS / name).read_text()
+        assert "git push" not in text and "HEAD:main" not in text, name
+    assert list(load("main.yml")["on"]) == ["push"]
+    assert "paths-ignore" not in load("main.yml")["on"]["push"]  # releases deploy by their merge
+
+
+def script_steps() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for name, job_name, found in steps():
+        if "run" in found:
+            yield name, job_name, found
+
+
+def test_every_script_step_is_a_repository_command() -> None:
+    parsers = {"release": release_cli.parser(), "ci": ci.parser(), "image": image_cli.parser()}
+    seen: set[str] = set()
+    for name, job_name, found in script_steps():
+        script = found["run"].strip()
+        assert "\n" not in script, f"{name}/{job_name}/{found.get('name')}: one command per step"
+        argv = shlex.split(script.split(">>")[0])
+        if argv[0] == "./dev":
+            assert argv[1:] in (["test"], ["venv"], ["deps"]), script
+            seen.add(f"dev {argv[1]}")
+            continue
+        assert argv[:3] == [".venv/bin/python", "-m", "infra"], script
+        args = parsers[argv[3]].parse_args([a.replace('"$RUNNER_TEMP', "/tmp") for a in argv[4:]])
+        seen.add(f"{argv[3]} {args.command}")
+    assert seen == {
+        "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
+        "ci registry-login", "release changed", "image build",
+    }  # fmt: skip
+
+
+def run_step(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env={**base, **env}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_changes_step_outputs_the_stacks_a_merge_deploys(repo: Path, tmp_path: Path) -> None:
+    """main.yml's first job, run as GitHub runs it, on real commits."""
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    before = git(repo, "rev-parse", "HEAD").strip()
+    prod = repo / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text() + "# reviewed\n")
+    git(repo, "commit", "-qam", "a prod release")
+    after = git(repo, "rev-parse", "HEAD").strip()
+    out = tmp_path / "github-output"
+    found = step("main.yml", "changes", "What the merge deploys")
+    done = run_step(found["run"], repo, {"BEFORE": before, "GITHUB_SHA": after, "GITHUB_OUTPUT": str(out)})
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == 'stacks=["prod"]\nimage=false\n'
+    up = load("main.yml")["jobs"]["up"]
+    assert up["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.changes.outputs.stacks) }}"
+    assert up["if"] == "needs.changes.outputs.stacks != '[]'"
+
+
+def test_the_kubeconfig_step_writes_a_private_file_and_exports_it(tmp_path: Path) -> None:
+    script = step("pr.yml", "preview", "Read-only kubeconfig of the stack's cluster")["run"]
+    for workflow, job in (("main.yml", "up"), ("release.yml", "rollout")):
+        assert step(workflow, job, "Deploy kubeconfig of the stack's cluster")["run"] == script
+    kubeconfig = (
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c}]\nusers: [{name: u}]\ncontexts: [{name: x}]\n"
     )
-    assert "./dev test" in (REPO / ".ci" / "run").read_text()
-    assert pr["jobs"]["preview"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
-    preview = step("pr.yml", "preview", "pulumi preview with the policy pack")["run"]
-    assert 'pulumi preview --stack "$STACK" --policy-pack policy/ --diff' in preview
-    assert (REPO / "policy").is_dir()
-    post = step("pr.yml", "preview", "Post the preview on the pull request")
-    assert 'gh pr comment "$PR" --body-file' in post["run"] and post["if"] == "always()"
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    env = {"KUBECONFIG_DATA": kubeconfig, "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "env")}
+    done = run_step(script, tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "kubeconfig"
+    assert written.read_text() == kubeconfig and written.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "env").read_text() == f"KUBECONFIG={written}\n"
+    refused = run_step(script, tmp_path, {**env, "KUBECONFIG_DATA": "token: hunter2-secret"})
+    assert refused.returncode == 2
+    assert "is not a kubeconfig" in refused.stderr and "hunter2" not in refused.stderr + refused.stdout
 
 
-def test_main_builds_pins_staging_and_applies_it() -> None:
-    (build,) = [r for r in runs("main.yml") if "infra image build" in r]
-    argv = shlex.split(
-        build.replace('"$REGISTRY"', "ghcr.io").replace('"$REPOSITORY"', "mobius/preview-worker")
-    )
-    assert argv[:4] == [".venv/bin/python", "-m", "infra", "image"]
-    args = image_cli.parser().parse_args(argv[4:])
-    assert (args.command, args.registry, args.repository, args.stack) == (
-        "build",
-        "ghcr.io",
-        "mobius/preview-worker",
-        "staging",
-    )
-    assert step("main.yml", "staging", "pulumi up --stack staging")["run"].startswith(
-        "pulumi up --stack staging --policy-pack policy/ --yes"
-    )
+def test_the_plugin_step_installs_what_versions_pins(tmp_path: Path) -> None:
+    # Pulumi's plugin registry is not reachable from here: this stand-in `pulumi` records the
+    # commands the step runs (tests/infra/local covers installing the built plugin for real).
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\n')
+    (bin_dir / "pulumi").chmod(0o755)
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    script = step("main.yml", "up", "Install the pinned Pulumi plugins")["run"]
+    done = run_step(script, tmp_path, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text() == f"plugin install resource kubernetes {PYTHON_PULUMI_KUBERNETES_VERSION}\n"
 
 
-def test_toolchain_step_exports_what_local_env_defines(tmp_path: Path) -> None:
-    script = step("pr.yml", "preview", "Put the pinned Pulumi toolchain on PATH")["run"]
-    for workflow, job in (("main.yml", "staging"), ("release.yml", "release")):
-        assert step(workflow, job, "Put the pinned Pulumi toolchain on PATH")["run"] == script
-    env = {**os.environ, "GITHUB_ENV": str(tmp_path / "env"), "GITHUB_PATH": str(tmp_path / "path")}
-    subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env, check=True, timeout=60)
-    assert (tmp_path / "path").read_text() == f"{bin_dir()}\n"
-    lines = (tmp_path / "env").read_text().splitlines()
-    assert lines == [
-        f"PULUMI_HOME={pulumi_home()}",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
-        "PULUMI_SKIP_UPDATE_CHECK=true",
-    ]
-
-
-PROM_ARGS = ("--prometheus", "http://prometheus.monitoring:9090", "--apply")
 RELEASE_CASES = [
-    (
-        {"ACTION": "promote"},
-        ["promote", "--from", "staging", "--to", "prod", "--reason", "ship it", "--apply"],
-    ),
+    ({"ACTION": "promote"},
+     ["promote", "--from", "staging", "--to", "prod", "--reason", "ship it", "--push"]),
     (
         {"ACTION": "promote-canary", "CANARY_WEIGHT": "25", "FORCE": "true"},
-        [
-            "promote",
-            "--from",
-            "staging",
-            "--to",
-            "prod",
-            "--reason",
-            "ship it",
-            "--apply",
-            "--canary",
-            "25",
-            "--force",
-        ],
+        ["promote", "--from", "staging", "--to", "prod", "--reason", "ship it", "--push",
+         "--canary", "25", "--force"],
     ),
     (
         {"ACTION": "rollout"},
-        [*("rollout", "--stack", "prod", "--steps", "10,25,50,100", "--interval", "10m"), *PROM_ARGS],
+        ["rollout", "--stack", "prod", "--steps", "10,25,50,100", "--interval", "10m",
+         "--prometheus", "http://prometheus.monitoring:9090", "--apply", "--push"],
     ),
-    ({"ACTION": "rollback"}, ["rollback", "--stack", "prod", "--reason", "ship it", "--apply"]),
+    ({"ACTION": "rollback"}, ["rollback", "--stack", "prod", "--reason", "ship it", "--push"]),
     (
         {"ACTION": "rollback", "RELEASE_ID": "r-20261120-01"},
-        ["rollback", "--stack", "prod", "--reason", "ship it", "--apply", "--to", "r-20261120-01"],
+        ["rollback", "--stack", "prod", "--reason", "ship it", "--to", "r-20261120-01", "--push"],
     ),
-]
+]  # fmt: skip
+INPUTS = {
+    "STACK": "prod",
+    "CANARY_WEIGHT": "10",
+    "STEPS": "10,25,50,100",
+    "INTERVAL": "10m",
+    "PROMETHEUS_URL": "http://prometheus.monitoring:9090",
+    "RELEASE_ID": "",
+    "REASON": "ship it",
+    "FORCE": "false",
+}
 
 
 @pytest.mark.parametrize(("inputs", "expected"), RELEASE_CASES)
-def test_release_dispatch_builds_valid_release_commands(
-    tmp_path: Path, inputs: dict[str, str], expected: list[str]
+def test_release_dispatch_turns_inputs_into_one_release_command(
+    inputs: dict[str, str], expected: list[str]
 ) -> None:
-    """Run the dispatch step's real script; a recording `.venv/bin/python` captures the command it runs."""
-    script = step(
-        "release.yml",
-        "release",
-        "Release (edits the stack file, appends the history, applies with pulumi up)",
-    )
-    record = tmp_path / "argv"
-    shim = tmp_path / ".venv" / "bin" / "python"
-    shim.parent.mkdir(parents=True)
-    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(record))}\n')
-    shim.chmod(0o755)
-    env = {
-        "PATH": os.environ["PATH"],
-        "GITHUB_OUTPUT": str(tmp_path / "output"),
-        "STACK": "prod",
-        "CANARY_WEIGHT": "10",
-        "STEPS": "10,25,50,100",
-        "INTERVAL": "10m",
-        "PROMETHEUS_URL": "http://prometheus.monitoring:9090",
-        "RELEASE_ID": "",
-        "REASON": "ship it",
-        "FORCE": "false",
-        **inputs,
-    }
-    subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", script["run"]], cwd=tmp_path, env=env, check=True, timeout=30
-    )
-    argv = record.read_text().splitlines()
-    assert argv[:3] == ["-m", "infra", "release"]
-    assert argv[3:] == expected
-    args = release_cli.parser().parse_args(argv[3:])  # the real command line accepts it
-    assert args.command == expected[0]
-    assert (tmp_path / "output").read_text() == "status=0\n"
+    argv = ci.dispatch_argv({**INPUTS, **inputs})
+    assert argv == expected
+    assert release_cli.parser().parse_args(argv).command == expected[0]  # the real command line takes it
 
 
-def test_release_dispatch_refuses_an_unknown_action(tmp_path: Path) -> None:
-    script = step(
-        "release.yml",
-        "release",
-        "Release (edits the stack file, appends the history, applies with pulumi up)",
-    )
-    env = {"PATH": os.environ["PATH"], "ACTION": "yolo", "GITHUB_OUTPUT": str(tmp_path / "o")}
-    done = subprocess.run(
-        ["bash", "-c", script["run"]], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert (done.returncode, done.stderr.strip()) == (2, "unknown action yolo")
-
-
-def test_commit_step_pushes_the_pin_with_its_history(tmp_path: Path) -> None:
-    """main.yml's commit step, against a real bare origin: one commit with the stack file and history."""
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    git = ["git", "-c", "init.defaultBranch=main"]
-    subprocess.run([*git, "init", "-q", "--bare", str(origin)], check=True)
-    subprocess.run([*git, "init", "-q", str(work)], check=True)
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
-        shutil.copy2(REPO / name, work / name)
-    ident = {
-        "GIT_AUTHOR_NAME": "ci",
-        "GIT_AUTHOR_EMAIL": "ci@x",
-        "GIT_COMMITTER_NAME": "ci",
-        "GIT_COMMITTER_EMAIL": "ci@x",
-    }
-    env = {**os.environ, **ident, "GITHUB_SHA": "0123456789abcdef0123"}
-
-    def sh(*cmd: str) -> None:
-        subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True, timeout=30)
-
-    sh("git", "add", ".")
-    sh("git", "commit", "-q", "-m", "init")
-    sh("git", "remote", "add", "origin", str(origin))
-    sh("git", "push", "-q", "origin", "HEAD:main")
-    script = step("main.yml", "staging", "Commit the pin and its history line")["run"]
-    sh("bash", "-eo", "pipefail", "-c", script)  # nothing pinned yet: no commit
-    assert release_cli.main(["--root", str(work), "pin", "--stack", "staging", "--image", digest("e")]) == 0
-    sh("bash", "-eo", "pipefail", "-c", script)
-    log = subprocess.run(
-        ["git", "log", "--format=%s", "--name-only", "main"],
-        cwd=origin,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert log[:4] == ["release(staging):", "pin", "the", "build"]
-    assert "Pulumi.staging.yaml" in log and "releases/staging.jsonl" in log
-    assert history.read(work, "staging")[0].after.image == digest("e")
+def test_release_yml_passes_its_inputs_to_dispatch_by_name() -> None:
+    release = load("release.yml")
+    names = {k for k in release["env"]}
+    assert names == {"ACTION", *INPUTS} - {"PROMETHEUS_URL"}
+    assert release["jobs"]["rollout"]["env"]["PROMETHEUS_URL"] == "${{ vars.PROMETHEUS_URL }}"
+    assert set(release["on"]["workflow_dispatch"]["inputs"]["action"]["options"]) == set(ci.DISPATCH_ACTIONS)
