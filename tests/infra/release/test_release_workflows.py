@@ -310,3 +310,16 @@ def test_release_yml_passes_its_inputs_to_dispatch_by_name() -> None:
     assert names == {"ACTION", *INPUTS} - {"PROMETHEUS_URL"}
     assert release["jobs"]["rollout"]["env"]["PROMETHEUS_URL"] == "${{ vars.PROMETHEUS_URL }}"
     assert set(release["on"]["workflow_dispatch"]["inputs"]["action"]["options"]) == set(ci.DISPATCH_ACTIONS)
+
+
+def test_every_preview_and_up_on_github_runs_the_policy_pack() -> None:
+    commands = [
+        (name, job_name, s["with"]["command"], s["with"].get("policyPacks"))
+        for name, job_name, s in steps()
+        if s.get("uses", "").startswith(PULUMI_ACTION) and "command" in s.get("with", {})
+    ]
+    assert sorted(c[:3] for c in commands) == [("main.yml", "up", "up"), ("pr.yml", "preview", "preview")]
+    assert all(pack == "policy" for *_, pack in commands)
+    # The rollout's ups go through the Automation API with the same pack (infra.release.engine.apply,
+    # tests/e2e/test_engine_guards.py shows it refusing a violating prod change).
+    assert ci.dispatch_argv({**INPUTS, "ACTION": "rollout"})[-2:] == ["--apply", "--push"]
