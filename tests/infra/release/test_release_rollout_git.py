@@ -141,3 +141,21 @@ def _subjects_or_none(origin: Path) -> list[str]:
         ["git", "log", "--format=%s", f"main..{BRANCH}"], cwd=origin, capture_output=True, text=True
     )
     return found.stdout.splitlines() if found.returncode == 0 else []
+
+
+def test_an_abort_is_committed_and_pushed_like_a_step(repo: Path, run: Run, prometheus: PromServer) -> None:
+    start_canary_on_main(repo, run)
+    prometheus.traffic.set(steady(canary_ok=10.0, canary_failed=10.0))
+    time.sleep(3.6)
+    origin = origin_of(repo)
+    plan = RolloutPlan.build("prod", load_rollout_config(repo / "Pulumi.prod.yaml"), [25, 50, 100], "3s")
+    with Prometheus(prometheus.url) as prom:
+        assert not rollout.run(repo, plan, prom, recorder=Recorder(repo, push=True))
+    last = history.read(repo, "prod")[-1]
+    where = "aborted at step 1/2 at 25%"
+    assert subjects(origin, BRANCH)[-1] == f"release(prod): rollout-abort {last.id} — {where}"
+    trailers = git(origin, "log", "-1", "--format=%(trailers:only,unfold)", BRANCH)
+    assert "Release-Action: rollout-abort" in trailers and f"Rollout-Step: {where}" in trailers
+    pushed = git(origin, "show", f"{BRANCH}:Pulumi.prod.yaml")
+    assert pushed == (repo / "Pulumi.prod.yaml").read_text()
+    assert load_stack_file(repo / "Pulumi.prod.yaml").canary.image is None
