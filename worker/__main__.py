@@ -1,4 +1,4 @@
-"""``python -m worker run|api|redrive|sweep|health``."""
+"""``python -m worker run|api|redrive|sweep|health|validate``."""
 
 from __future__ import annotations
 
@@ -24,8 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("sweep", help="delete artifact sets older than PREVIEW_RETENTION_DAYS")
     probe = sub.add_parser("health", help="exit 0 if the local worker is ready, else 1")
     probe.add_argument("--live", action="store_true", help="check liveness instead of readiness")
+    check_files = sub.add_parser(
+        "validate", help="check payload files against the job contract (exit 1 if any is invalid)"
+    )
+    check_files.add_argument("files", nargs="+", metavar="FILE", help="a JSON payload file, or - for stdin")
     args = parser.parse_args(argv)
     settings = load_or_exit()
+    if args.command == "validate":
+        from worker.validate_cli import validate_files
+
+        return validate_files(args.files, settings.max_inline_bytes)
     logs.setup(settings.log_level)
 
     if args.command == "run":

@@ -135,3 +135,19 @@ def validate(payload: Any, max_inline_bytes: int | None = None) -> dict[str, Any
         raise InvalidJobError(found)
     assert isinstance(payload, dict)
     return payload
+
+
+def max_payload_bytes(max_inline_bytes: int) -> int:
+    """The largest payload worth reading: base64 of the biggest inline source plus 64 KiB of the rest."""
+    return (max_inline_bytes + 2) // 3 * 4 + 64 * 1024
+
+
+def check_file(data: bytes, max_inline_bytes: int) -> list[Violation]:
+    """Every violation of one payload file's bytes (undecodable, oversized, or against the contract)."""
+    limit = max_payload_bytes(max_inline_bytes)
+    if len(data) > limit:
+        return [Violation("$", f"is over the {limit}-byte limit for a payload")]
+    try:
+        return violations(parse(data), max_inline_bytes)
+    except InvalidJobError as err:
+        return err.violations

@@ -196,12 +196,17 @@ def test_every_script_step_is_a_repository_command() -> None:
             assert argv[1:] in (["test"], ["venv"], ["deps"]), script
             seen.add(f"dev {argv[1]}")
             continue
+        if argv[:3] == [".venv/bin/python", "-m", "worker"]:
+            assert argv[3] == "validate", script  # run for real in tests/worker/test_validate_cli.py
+            assert sorted(REPO.glob(argv[4])) == sorted((REPO / "schemas" / "examples").glob("*.json"))
+            seen.add("worker validate")
+            continue
         assert argv[:3] == [".venv/bin/python", "-m", "infra"], script
         args = parsers[argv[3]].parse_args([a.replace('"$RUNNER_TEMP', "/tmp") for a in argv[4:]])
         seen.add(f"{argv[3]} {args.command}")
     assert seen == {
         "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
-        "ci registry-login", "release changed", "image build",
+        "ci registry-login", "release changed", "image build", "worker validate",
     }  # fmt: skip
 
 
