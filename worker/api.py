@@ -26,6 +26,7 @@ from starlette.routing import Route
 from worker import constants as c
 from worker import jobid, jobs, logs, store, validation
 from worker.api_metrics import RequestMetrics, endpoint
+from worker.client import PreviewClient, QueueFullError
 from worker.errors import InvalidJobError
 from worker.metrics import ApiMetrics
 from worker.settings import Settings
@@ -36,7 +37,8 @@ PREFIX = "/api/preview"
 
 def create_app(settings: Settings) -> Starlette:
     """Build the API app bound to ``settings`` (one fail-fast Redis client per app)."""
-    queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+    client = PreviewClient(settings)  # enqueue goes through the same client producers use
+    queues = client.queues
     artifact_store = store.from_settings(settings)
     metrics = ApiMetrics(settings.track)
 
@@ -55,21 +57,17 @@ def create_app(settings: Settings) -> Starlette:
         except InvalidJobError as err:
             details = [{"path": v.path, "message": v.message} for v in err.violations]
             return _error(400, "body is not valid JSON", violations=details)
-        found = validation.violations(payload, settings.max_inline_bytes)
-        if found:
-            details = [{"path": v.path, "message": v.message} for v in found]
+        try:
+            job = await client.enqueue(payload)
+        except InvalidJobError as err:
+            details = [{"path": v.path, "message": v.message} for v in err.violations]
             return _error(400, "invalid job", violations=details)
-        job_id = payload.get("jobId")
-        if job_id and (existing := await queues.get(job_id)) is not None:
-            state = await existing.getState()
-            return JSONResponse({"jobId": job_id, "created": False, "state": state}, status_code=200)
-        waiting = await queues.waiting()
-        if waiting >= settings.queue_max:
-            return _error(429, f"queue full: {waiting} jobs waiting (max {settings.queue_max})",
-                          headers={"Retry-After": "5"})
-        job_id, created = await queues.enqueue(payload)
-        log.info("job enqueued", extra={"jobId": job_id, "new": created})
-        return JSONResponse({"jobId": job_id, "created": created}, status_code=201 if created else 200)
+        except QueueFullError as err:
+            return _error(429, str(err), headers={"Retry-After": "5"})
+        if not job.created:
+            return JSONResponse({"jobId": job.job_id, "created": False, "state": job.state}, status_code=200)
+        log.info("job enqueued", extra={"jobId": job.job_id, "new": True})
+        return JSONResponse({"jobId": job.job_id, "created": True}, status_code=201)
 
     async def status(request: Request) -> Response:
         job_id = request.path_params["job_id"]

@@ -1,0 +1,118 @@
+"""``PreviewClient``: the recommended way to enqueue preview jobs, check them and wait for them.
+
+The job API enqueues through it, and any Python service can import it::
+
+    async with PreviewClient.connect("redis://redis:6379/0") as client:
+        job = await client.enqueue({"jobId": "upload-42", "source": {...}, "outputs": [...]})
+        done = await client.wait(job.job_id, timeout=60)
+
+* ``enqueue`` validates the payload against ``schemas/preview-job.schema.json`` (and the
+  checks a schema cannot express) before anything reaches Redis, listing every violation;
+  a ``jobId`` makes it idempotent: the same id again returns the existing job and its state;
+  attempts and exponential backoff are the worker's (``PREVIEW_JOB_ATTEMPTS``,
+  ``PREVIEW_BACKOFF_MS``); a queue holding ``PREVIEW_QUEUE_MAX`` waiting jobs refuses more.
+* ``status`` is the API's status document plus the job's result; ``wait`` polls it until the
+  job completes or fails, or the timeout passes.
+
+Options not given to :meth:`PreviewClient.connect` come from the same ``PREVIEW_*`` variables
+the worker reads, else the worker's own defaults (:class:`worker.settings.Settings`), so a
+producer and the worker it feeds agree by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from worker import jobs, validation
+from worker.errors import PreviewError
+from worker.settings import Settings
+
+#: Job states after which nothing more happens to a job.
+FINAL_STATES = frozenset({"completed", "failed"})
+
+
+class QueueFullError(PreviewError):
+    """The queue already holds ``PREVIEW_QUEUE_MAX`` waiting jobs; retry later (the API's 429)."""
+
+    def __init__(self, waiting: int, limit: int) -> None:
+        self.waiting, self.limit = waiting, limit
+        super().__init__(f"queue full: {waiting} jobs waiting (max {limit})")
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What :meth:`PreviewClient.enqueue` did: the job id, whether it is new, and its state."""
+
+    job_id: str
+    created: bool
+    state: str
+
+
+class PreviewClient:
+    """Enqueue, inspect and wait for preview jobs on one queue (one Redis client)."""
+
+    def __init__(self, settings: Settings, patient: bool = False) -> None:
+        self.settings = settings
+        self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=patient))
+
+    @classmethod
+    def connect(cls, redis_url: str | None = None, *, patient: bool = False, **options: Any) -> PreviewClient:
+        """A client for ``redis_url`` (default ``PREVIEW_REDIS_URL``); ``options`` are Settings fields.
+
+        ``patient`` rides out a Redis restart instead of failing fast.
+        """
+        values = {**options, **({"redis_url": redis_url} if redis_url is not None else {})}
+        return cls(Settings(**values), patient=patient)
+
+    async def __aenter__(self) -> PreviewClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the Redis client."""
+        await self.queues.close()
+
+    async def enqueue(self, payload: Any) -> Enqueued:
+        """Validate and add one job (see the module doc).
+
+        Raises :class:`~worker.errors.InvalidJobError` (every violation) or :class:`QueueFullError`;
+        Redis errors (``worker.jobs.REDIS_DOWN``) pass through. Nothing is written when it raises.
+        """
+        job = validation.validate(payload, self.settings.max_inline_bytes)
+        job_id = job.get("jobId")
+        if job_id and (existing := await self.queues.get(job_id)) is not None:
+            return Enqueued(str(job_id), False, await existing.getState())
+        waiting = await self.queues.waiting()
+        if waiting >= self.settings.queue_max:
+            raise QueueFullError(waiting, self.settings.queue_max)
+        new_id, created = await self.queues.enqueue(job)
+        found = await self.queues.get(new_id)
+        return Enqueued(new_id, created, await found.getState() if found is not None else "unknown")
+
+    async def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown."""
+        job = await self.queues.get(job_id)
+        if job is None:
+            return None
+        return {**jobs.status(job, await job.getState()), "result": job.returnvalue}
+
+    async def wait(self, job_id: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
+        """Poll :meth:`status` until the job completes or fails; raise TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.status(job_id)
+            if found is None:
+                raise KeyError(f"unknown job {job_id!r}")
+            if found["state"] in FINAL_STATES:
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id!r} is still {found['state']} after {timeout:g}s")
+            await asyncio.sleep(poll)
