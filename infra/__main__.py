@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("infra.image.cli", "build, push and pin the worker image"),
     "local": ("infra.local.cli", "toolchain bootstrap and the embedded local cluster"),
     "ci": ("infra.ci", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
+    "verify": ("infra.verify", "post-deploy smoke check of a stack: objects, health, a dry-run job"),
     "demo": ("infra.demo", "the main job: local cluster, image, dev stack, worker, a sample job"),
 }
 

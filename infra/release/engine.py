@@ -35,19 +35,20 @@ def digest_from_outputs(outputs: Mapping[str, Any], track: str = TRACK_STABLE) -
     return None
 
 
-def _why(exc: Exception) -> str:
+def why(exc: Exception) -> str:
     """The engine's own ``error: …`` line when there is one (CommandError text embeds all output)."""
     errors = [line[line.index("error: ") :].strip() for line in str(exc).splitlines() if "error: " in line]
     return errors[0] if errors else str(exc).strip()
 
 
-def _stack(root: Path, stack: str) -> Any:
+def stack_handle(root: Path, stack: str) -> Any:
+    """The Automation API handle of ``stack`` in the project at ``root``."""
     from pulumi import automation as auto
 
     try:
         return auto.select_stack(stack_name=stack, work_dir=str(root))
     except Exception as exc:  # the Automation API raises CommandError subclasses and OSError
-        raise EngineError(f"cannot select stack {stack!r} in {root}: {_why(exc)}") from None
+        raise EngineError(f"cannot select stack {stack!r} in {root}: {why(exc)}") from None
 
 
 def deployed_digest(root: Path, stack: str) -> str | None:
@@ -56,14 +57,14 @@ def deployed_digest(root: Path, stack: str) -> str | None:
     The stack's outputs are those of its last update; when that update failed
     the outputs may be half-written, so the answer is None then too.
     """
-    handle = _stack(root, stack)
+    handle = stack_handle(root, stack)
     try:
         updates = [u for u in handle.history(page_size=20) if u.kind == "update"]
         if not updates or updates[0].result != "succeeded":
             return None
         outputs = {key: out.value for key, out in handle.outputs().items()}
     except Exception as exc:
-        raise EngineError(f"cannot read stack {stack!r}'s history or outputs: {_why(exc)}") from None
+        raise EngineError(f"cannot read stack {stack!r}'s history or outputs: {why(exc)}") from None
     return digest_from_outputs(outputs)
 
 
@@ -74,7 +75,7 @@ def apply(root: Path, stack: str) -> None:
     sizing) only run once every resource is registered: on their own they would refuse an
     update that had already been applied. The preview runs them before anything changes.
     """
-    handle = _stack(root, stack)
+    handle = stack_handle(root, stack)
     options: dict[str, Any] = {
         "policy_packs": [str(root / POLICY_PACK)],
         "color": "never",
@@ -87,6 +88,6 @@ def apply(root: Path, stack: str) -> None:
             raise EngineError(
                 f"pulumi {command} --stack {stack} failed (the stack file and its history are already "
                 f"written; fix and rerun `pulumi up --stack {stack}`, "
-                f"or `release rollback --stack {stack}`): {_why(exc)}"
+                f"or `release rollback --stack {stack}`): {why(exc)}"
             ) from None
     print(f"pulumi up --stack {stack}: {result.summary.result}")

@@ -20,7 +20,7 @@ import pytest
 from release_testkit import REPO, git
 from ruamel.yaml import YAML
 
-from infra import ci
+from infra import ci, verify
 from infra.image import cli as image_cli
 from infra.local.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.release import cli as release_cli
@@ -186,7 +186,12 @@ def script_steps() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 
 def test_every_script_step_is_a_repository_command() -> None:
-    parsers = {"release": release_cli.parser(), "ci": ci.parser(), "image": image_cli.parser()}
+    parsers = {
+        "release": release_cli.parser(),
+        "ci": ci.parser(),
+        "image": image_cli.parser(),
+        "verify": verify.parser(),
+    }
     seen: set[str] = set()
     for name, job_name, found in script_steps():
         script = found["run"].strip()
@@ -202,11 +207,14 @@ def test_every_script_step_is_a_repository_command() -> None:
             seen.add("worker validate")
             continue
         assert argv[:3] == [".venv/bin/python", "-m", "infra"], script
-        args = parsers[argv[3]].parse_args([a.replace('"$RUNNER_TEMP', "/tmp") for a in argv[4:]])
-        seen.add(f"{argv[3]} {args.command}")
+        values = {"$PREVIEW_API_URL": "http://127.0.0.1:1", "$PREVIEW_WORKER_URL": "http://127.0.0.1:2"}
+        args = parsers[argv[3]].parse_args(
+            [values.get(a, a.replace("$RUNNER_TEMP", "/tmp")) for a in argv[4:]]
+        )
+        seen.add(f"{argv[3]} {getattr(args, 'command', '')}".strip())
     assert seen == {
         "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
-        "ci registry-login", "release changed", "image build", "worker validate",
+        "ci registry-login", "release changed", "image build", "worker validate", "verify",
     }  # fmt: skip
 
 
@@ -328,3 +336,12 @@ def test_every_preview_and_up_on_github_runs_the_policy_pack() -> None:
     # The rollout's ups go through the Automation API with the same pack (infra.release.engine.apply,
     # tests/e2e/test_engine_guards.py shows it refusing a violating prod change).
     assert ci.dispatch_argv({**INPUTS, "ACTION": "rollout"})[-2:] == ["--apply", "--push"]
+
+
+def test_every_up_on_merge_is_verified_right_after() -> None:
+    up = [s.get("name") for s in load("main.yml")["jobs"]["up"]["steps"]]
+    assert up[-2:] == [
+        "pulumi up with the policy pack",
+        "Verify the deploy (objects, health, a dry-run job, metrics)",
+    ]
+    # tests/e2e/test_verify.py runs the command against the local cluster and host-run processes.
