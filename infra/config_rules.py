@@ -81,12 +81,16 @@ def cross_field(*problems: tuple[str, str]) -> PydanticCustomError:
     return PydanticCustomError("stack_rule", "{problems}", {"problems": list(problems)})
 
 
+def _number(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def check_range(lo: float, hi: float) -> Callable[[Any, Any], Any]:
     """A field check: ``lo <= v <= hi`` (None passes, for optional fields)."""
 
     def check(cls: Any, v: Any) -> Any:
         if v is not None and not lo <= v <= hi:
-            raise ValueError(f"must be between {lo:g} and {hi:g}, got {v!r}")
+            raise ValueError(f"must be between {_number(lo)} and {_number(hi)}, got {v!r}")
         return v
 
     return check

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import field_validator, model_validator
 
-from infra.config_rules import Model, check_range, cross_field
+from infra.config_rules import Model, check_range, cross_field, quantity
 from infra.config_sections import CpuMemory, Replicas, Resources
 from worker import constants as c
 from worker.settings import S3_BUCKET_PATTERN, S3_PREFIX_PATTERN, check_endpoint_url
@@ -38,8 +38,21 @@ class Api(Model):
         requests=CpuMemory(cpu="100m", memory="128Mi"), limits=CpuMemory(cpu="500m", memory="256Mi")
     )
     cpu_target: int = 70
+    # Request bodies above this answer 413 (PREVIEW_API_MAX_BODY_BYTES); kept under the memory limit.
+    max_body_bytes: int = c.API_MAX_BODY_BYTES_DEFAULT
 
     _cpu = field_validator("cpu_target")(check_range(1, 100))
+    _body = field_validator("max_body_bytes")(check_range(c.API_MAX_BODY_BYTES_MIN, c.API_MAX_BODY_BYTES_MAX))
+
+    @model_validator(mode="after")
+    def _body_fits_memory(self) -> Api:
+        limit = quantity(self.resources.limits.memory, "memory")
+        if self.max_body_bytes * c.API_BODY_MEMORY_FACTOR > limit:
+            raise ValueError(
+                f"maxBodyBytes {self.max_body_bytes} times {c.API_BODY_MEMORY_FACTOR} (what one request may "
+                f"cost the API) is over resources.limits.memory {self.resources.limits.memory}"
+            )
+        return self
 
 
 class Artifacts(Model):

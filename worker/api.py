@@ -52,8 +52,15 @@ def create_app(settings: Settings) -> Starlette:
             return await _enqueue(request)
 
     async def _enqueue(request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":  # also refuses a browser's cross-site form POST
+            return _error(415, "Content-Type must be application/json")
+        body = await _bounded_body(request, settings.api_max_body_bytes)
+        if body is None:
+            limit = settings.api_max_body_bytes
+            return _error(413, f"request body over {limit} bytes", headers={"Connection": "close"})
         try:
-            payload = validation.parse(await request.body())
+            payload = validation.parse(body)
         except InvalidJobError as err:
             details = [{"path": v.path, "message": v.message} for v in err.violations]
             return _error(400, "body is not valid JSON", violations=details)
@@ -133,6 +140,20 @@ def create_app(settings: Settings) -> Starlette:
     app.state.queues = queues  # so an embedding test or server can close the Redis client
     app.state.metrics = metrics
     return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` (by its length, or while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None  # refused before a byte of it is read
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _redis_down(_: Request, err: Exception) -> Response:

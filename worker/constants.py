@@ -17,6 +17,7 @@ ENV_QUEUE_MAX: Final = "PREVIEW_QUEUE_MAX"
 ENV_DATA_DIR: Final = "DATA_DIR"
 ENV_API_HOST: Final = "PREVIEW_API_HOST"
 ENV_API_PORT: Final = "PREVIEW_API_PORT"
+ENV_API_MAX_BODY_BYTES: Final = "PREVIEW_API_MAX_BODY_BYTES"
 ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
 ENV_TRACK: Final = "PREVIEW_TRACK"
 ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
@@ -29,6 +30,16 @@ ENV_MAX_SOURCE_BYTES: Final = "PREVIEW_MAX_SOURCE_BYTES"
 ENV_MAX_PIXELS: Final = "PREVIEW_MAX_PIXELS"
 ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
 ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
+
+
+# --- Job API request bodies (the worker's setting and the stack's `api.maxBodyBytes`) ---
+API_MAX_BODY_BYTES_DEFAULT: Final = 16 * 2**20  # a 10 MiB inline source as base64, plus the rest
+API_MAX_BODY_BYTES_MIN: Final = 4 * 2**10
+API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
+# An accepted body costs the API up to this many times its size at once (the bytes, the decoded
+# JSON, the validation and Redis copies); the stack keeps `maxBodyBytes` times it under the API's
+# memory limit.
+API_BODY_MEMORY_FACTOR: Final = 8
 
 
 # --- Ports and HTTP paths ---

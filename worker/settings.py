@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./data"), validation_alias=c.ENV_DATA_DIR)
     api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
     api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
+    api_max_body_bytes: int = Field(
+        default=c.API_MAX_BODY_BYTES_DEFAULT,
+        validation_alias=c.ENV_API_MAX_BODY_BYTES,
+        ge=c.API_MAX_BODY_BYTES_MIN,
+        le=c.API_MAX_BODY_BYTES_MAX,
+    )
     metrics_port: int = Field(default=c.METRICS_PORT, validation_alias=c.ENV_METRICS_PORT, ge=0, le=65535)
     track: Literal["stable", "canary"] = Field(default=c.TRACK_STABLE, validation_alias=c.ENV_TRACK)
     input_root: Path = Field(default=Path("./data/inputs"), validation_alias=c.ENV_INPUT_ROOT)

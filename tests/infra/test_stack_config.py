@@ -77,7 +77,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ({"concurrency": "many"}, "concurrency: must be an integer, got 'many'"),
         ({"concurrency": 0}, "concurrency: must be between 1 and 64, got 0"),
         ({"queueName": "a b"}, "queueName: must be a non-empty name without ':' or spaces, got 'a b'"),
-        ({"queueMax": 0}, "queueMax: must be between 1 and 1e+07, got 0"),
+        ({"queueMax": 0}, "queueMax: must be between 1 and 10000000, got 0"),
         (
             {"namespace": "Preview_Prod"},
             "namespace: must be a DNS-1123 label (lowercase letters, digits, '-', max 63), "
@@ -124,6 +124,12 @@ def problems(raw: dict[str, Any]) -> list[str]:
             "redisUrl: must be a secret: set it with `pulumi config set --secret redisUrl …`",
         ),
         ({"replica": {"min": 2}}, "replica: unknown key"),
+        ({"api": {"maxBodyBytes": 100}}, "api.maxBodyBytes: must be between 4096 and 268435456, got 100"),
+        (
+            {"api": {"maxBodyBytes": 64 * 2**20}},
+            "api: maxBodyBytes 67108864 times 8 (what one request may cost the API) is over "
+            "resources.limits.memory 256Mi",
+        ),
         (
             {"imagePullSecrets": ["Ghcr"]},
             "imagePullSecrets: 'Ghcr' is not a Secret name (DNS-1123 subdomain, max 253)",
