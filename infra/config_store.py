@@ -1,7 +1,8 @@
 """Config sections of the job API's Deployment and of the artifact store (issue 8).
 
 Assembled into :class:`infra.config.StackConfig`; the rules that span sections
-(credentials in ``secrets.keys``, an S3 egress peer) live in :func:`store_problems`.
+(credentials and the API's tokens in ``secrets.keys``, an S3 egress peer) live in
+:func:`store_problems`.
 """
 
 from __future__ import annotations
@@ -109,8 +110,13 @@ class Artifacts(Model):
 
 
 def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    """Cross-section rules of the store: credentials from a Secret, an egress peer for S3."""
+    """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
     problems = []
+    if c.ENV_API_TOKENS not in cfg.secrets.keys:
+        problems.append((
+            "secrets.keys",
+            f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens (from the vault)",
+        ))
     missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
     if missing:
         problems.append((

@@ -22,6 +22,7 @@ import argparse
 import base64
 import io
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -124,10 +125,29 @@ def demo_procs() -> list[procs.Proc]:
     ]  # fmt: skip
 
 
+TOKEN_FILE = DEMO_ROOT / "api-token"
+
+
+def api_token() -> str:
+    """The demo API's bearer token: made once, kept in ``.local/demo/api-token`` (mode 0600)."""
+    if not TOKEN_FILE.is_file():
+        TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    return TOKEN_FILE.read_text().strip()
+
+
+def auth_header() -> dict[str, str]:
+    """``Authorization: Bearer …`` for the demo's job API."""
+    return {"Authorization": f"Bearer {api_token()}"}
+
+
 def worker_env() -> dict[str, str]:
     """The worker's and the API's environment: loopback Redis, artifacts under .local/demo/data."""
     return {
         **os.environ,
+        c.ENV_API_TOKENS: api_token(),
         c.ENV_REDIS_URL: f"redis://127.0.0.1:{REDIS_PORT}",
         c.ENV_DATA_DIR: str(DEMO_ROOT / "data"),
         c.ENV_INPUT_ROOT: str(DEMO_ROOT / "inputs"),
@@ -231,20 +251,20 @@ def submit_sample_job() -> list[str]:
     api = f"http://127.0.0.1:{API_PORT}/api/preview/job"
     with step("sample preview job through the job API"):
         job = sample_job()
-        posted = httpx.post(api, json=job, timeout=10)
+        posted = httpx.post(api, json=job, timeout=10, headers=auth_header())
         if posted.status_code not in (200, 201):
             raise DemoError(f"POST {api} answered {posted.status_code}: {posted.text}")
         job_id = posted.json()["jobId"]
         state: dict[str, Any] = {}
 
         def finished() -> bool:
-            state.update(httpx.get(f"{api}/{job_id}/status", timeout=5).json())
+            state.update(httpx.get(f"{api}/{job_id}/status", timeout=5, headers=auth_header()).json())
             return state.get("state") in {"completed", "failed"}
 
         wait_for(f"job {job_id}", finished, 60)
         if state["state"] != "completed":
             raise DemoError(f"job {job_id} failed: {state}")
-        manifest = httpx.get(f"{api}/{job_id}/artifact", timeout=5).json()
+        manifest = httpx.get(f"{api}/{job_id}/artifact", timeout=5, headers=auth_header()).json()
         folder = DEMO_ROOT / "data" / job_id
         return [f"job {job_id} completed; artifacts in {folder}"] + [
             f"  {r['name']}: {folder / r['path']} ({r['format']} {r['width']}x{r['height']}, {r['bytes']} B)"
@@ -279,5 +299,6 @@ def main(argv: list[str]) -> int:
     print(f"\nimage:        {image}\ndeployments:  {deployments}\n" + "\n".join(lines))
     elapsed = time.monotonic() - started
     print(f"\njob API: http://127.0.0.1:{API_PORT}/api/preview/  (all up in {elapsed:.0f}s)")
+    print(f'         its bearer token: curl -H "Authorization: Bearer $(cat {TOKEN_FILE})" …')
     print("stop: python -m infra demo --down; python -m infra local down")
     return 0

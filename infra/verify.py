@@ -8,7 +8,8 @@ Checks, in order (each a row of the printed table; exit 1 if any fails, 2 on bad
 * ``objects``      the HPAs, the PodDisruptionBudget, the ServiceMonitors and the PrometheusRule exist;
 * ``api health``   ``GET /api/preview/worker/health`` answers the documented document, healthy;
 * ``worker ready`` a worker's ``/readyz`` says ready;
-* ``dry run``      a ``dryRun`` job enqueued through the API completes;
+* ``dry run``      a ``dryRun`` job enqueued through the API (with the bearer token in
+  ``$PREVIEW_API_TOKEN``, or the variable ``--token-env`` names) completes;
 * ``metrics``      the worker's ``preview_worker_job_outcomes_total`` moved by that job.
 
 The cluster is read with ``kubectl`` (``KUBECONFIG`` as for ``pulumi``); the stack's outputs
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -73,6 +75,12 @@ class Target:
     worker: str
     timeout: float
     outputs: dict[str, Any]
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The API's ``Authorization`` header."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
 def _kubectl(*args: str) -> Any:
@@ -170,9 +178,9 @@ def check_worker_ready(t: Target) -> str:
     return "ready"
 
 
-def _get_json(url: str) -> dict[str, Any]:
+def _get_json(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     try:
-        reply = httpx.get(url, timeout=5)
+        reply = httpx.get(url, timeout=5, headers=headers)
     except httpx.HTTPError as exc:
         raise VerifyError(f"GET {url}: {type(exc).__name__}") from None
     try:
@@ -203,14 +211,14 @@ def check_dry_run(t: Target, before: list[float]) -> str:
     job = {"jobId": job_id, "dryRun": True, "source": {"inline": _PIXEL},
            "outputs": [{"name": "verify", "format": "png", "width": 1, "height": 1}]}  # fmt: skip
     try:
-        posted = httpx.post(f"{t.api}/api/preview/job", json=job, timeout=10)
+        posted = httpx.post(f"{t.api}/api/preview/job", json=job, timeout=10, headers=t.headers)
     except httpx.HTTPError as exc:
         raise VerifyError(f"POST {t.api}/api/preview/job: {type(exc).__name__}") from None
     if posted.status_code != 201:
         raise VerifyError(f"POST /api/preview/job answered {posted.status_code}: {posted.text[:200]}")
     deadline, state = time.monotonic() + t.timeout, "?"
     while time.monotonic() < deadline:
-        state = str(_get_json(f"{t.api}/api/preview/job/{job_id}/status").get("state"))
+        state = str(_get_json(f"{t.api}/api/preview/job/{job_id}/status", t.headers).get("state"))
         if state == "completed":
             return f"job {job_id} completed"
         if state == "failed":
@@ -291,7 +299,8 @@ def main(argv: list[str]) -> int:
     """Entry point for ``python -m infra verify``."""
     args = parser().parse_args(argv)
     root = (args.root or find_root(Path.cwd())).resolve()
-    target = Target(args.stack, root, args.api, args.worker, args.timeout, {})
+    token = os.environ.get(args.token_env, "")  # from the environment, never the command line
+    target = Target(args.stack, root, args.api, args.worker, args.timeout, {}, token)
     rows = run_checks(target)
     print(table(rows))
     failed = [r.check for r in rows if not r.ok]

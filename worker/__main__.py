@@ -46,12 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         import uvicorn
 
-        from worker.api import create_app
+        from worker.api import AuthNotConfiguredError, create_app
 
+        try:
+            app = create_app(settings)
+        except AuthNotConfiguredError as err:
+            print(f"refusing to start: {err}", file=sys.stderr)
+            return 2
         # uvicorn shuts down gracefully, then re-raises the signal it caught; exit 0 on it.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(0))
-        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port,
                     loop="uvloop", log_config=None, access_log=False)
         return 0
     if args.command == "redrive":

@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from worker import auth, jobid, jobs, logs, store, validation
 from worker import constants as c
-from worker import jobid, jobs, logs, store, validation
 from worker.api_metrics import RequestMetrics, endpoint
 from worker.client import PreviewClient, QueueFullError
-from worker.errors import InvalidJobError
+from worker.errors import InvalidJobError, PreviewError
 from worker.metrics import ApiMetrics
 from worker.settings import Settings
 
@@ -35,8 +35,37 @@ log = logs.get("api")
 PREFIX = "/api/preview"
 
 
+class AuthNotConfiguredError(PreviewError):
+    """Authentication is on (the default) and no token is configured: the API must not start."""
+
+
 def create_app(settings: Settings) -> Starlette:
-    """Build the API app bound to ``settings`` (one fail-fast Redis client per app)."""
+    """Build the API app bound to ``settings`` (one fail-fast Redis client per app).
+
+    Raises :class:`AuthNotConfiguredError` when ``PREVIEW_API_TOKENS`` is empty and
+    ``PREVIEW_API_AUTH`` is not ``off``.
+    """
+    tokens = auth.parse_tokens(settings.api_tokens.get_secret_value())
+    if settings.api_auth == "tokens" and not tokens:
+        raise AuthNotConfiguredError(
+            f"{c.ENV_API_TOKENS} is empty: set one or more bearer tokens (comma-separated), "
+            f"or {c.ENV_API_AUTH}=off to run the job API without authentication (local use only)"
+        )
+    if settings.api_auth == "off":
+        log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
+
+    def denied(request: Request, scope: str) -> Response | None:
+        """401 without a valid token, 403 with one that lacks ``scope``; None when allowed."""
+        if settings.api_auth == "off":
+            return None
+        granted = auth.scopes_of(auth.bearer(request.headers.get("authorization")), tokens)
+        if not granted:
+            challenge = {"WWW-Authenticate": 'Bearer realm="preview-api"'}
+            return _error(401, "missing or invalid bearer token", headers=challenge)
+        if scope not in granted:
+            return _error(403, f"this token may not {scope}")
+        return None
+
     client = PreviewClient(settings)  # enqueue goes through the same client producers use
     queues = client.queues
     artifact_store = store.from_settings(settings)
@@ -48,6 +77,8 @@ def create_app(settings: Settings) -> Starlette:
         await queues.close()
 
     async def enqueue(request: Request) -> Response:
+        if (refused := denied(request, auth.SCOPE_ENQUEUE)) is not None:
+            return refused
         with metrics.enqueue_duration.labels(settings.track).time():
             return await _enqueue(request)
 
@@ -77,6 +108,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"jobId": job.job_id, "created": True}, status_code=201)
 
     async def status(request: Request) -> Response:
+        if (refused := denied(request, auth.SCOPE_READ)) is not None:
+            return refused
         job_id = request.path_params["job_id"]
         job = await queues.get(job_id)
         if job is None:
@@ -84,6 +117,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse(jobs.status(job, await job.getState()))
 
     async def manifest(request: Request) -> Response:
+        if (refused := denied(request, auth.SCOPE_READ)) is not None:
+            return refused
         job_id = request.path_params["job_id"]
         found = await run_in_threadpool(artifact_store.load_manifest, job_id) if _id_ok(job_id) else None
         if found is None:
@@ -96,6 +131,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse(found)
 
     async def rendition(request: Request) -> Response:
+        if (refused := denied(request, auth.SCOPE_READ)) is not None:
+            return refused
         job_id, name = request.path_params["job_id"], request.path_params["name"]
         found = await run_in_threadpool(artifact_store.find, job_id, name) if _id_ok(job_id) else None
         if found is None:
@@ -104,7 +141,9 @@ def create_app(settings: Settings) -> Starlette:
             return RedirectResponse(found.url, status_code=307)
         return FileResponse(str(found.path), media_type=found.content_type)
 
-    async def queue_metrics(_: Request) -> Response:
+    async def queue_metrics(request: Request) -> Response:
+        if (refused := denied(request, auth.SCOPE_READ)) is not None:
+            return refused
         counts = await queues.counts()
         return JSONResponse({"queue": settings.queue_name, "dlqName": settings.dlq_name, **counts})
 

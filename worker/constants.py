@@ -18,6 +18,8 @@ ENV_DATA_DIR: Final = "DATA_DIR"
 ENV_API_HOST: Final = "PREVIEW_API_HOST"
 ENV_API_PORT: Final = "PREVIEW_API_PORT"
 ENV_API_MAX_BODY_BYTES: Final = "PREVIEW_API_MAX_BODY_BYTES"
+ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
+ENV_API_AUTH: Final = "PREVIEW_API_AUTH"  # "tokens" (default) or "off" for local use
 ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
 ENV_TRACK: Final = "PREVIEW_TRACK"
 ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
@@ -114,7 +116,7 @@ STORE_SECRET_ENV_VARS: Final = frozenset({ENV_S3_ACCESS_KEY_ID, ENV_S3_SECRET_AC
 
 # Every env var that carries a secret: the deployment must source these from a Secret,
 # never a ConfigMap, and the worker must never log their values.
-SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL}) | STORE_SECRET_ENV_VARS
+SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL, ENV_API_TOKENS}) | STORE_SECRET_ENV_VARS
 S3_LIFECYCLE_RULE_ID: Final = "mobius-preview-retention"
 
 # --- Added by the throughput work (issue 7): per-core worker processes ---

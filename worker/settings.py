@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./data"), validation_alias=c.ENV_DATA_DIR)
     api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
     api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
+    api_tokens: SecretStr = Field(default=SecretStr(""), validation_alias=c.ENV_API_TOKENS)
+    api_auth: Literal["tokens", "off"] = Field(default="tokens", validation_alias=c.ENV_API_AUTH)
     api_max_body_bytes: int = Field(
         default=c.API_MAX_BODY_BYTES_DEFAULT,
         validation_alias=c.ENV_API_MAX_BODY_BYTES,
@@ -102,6 +104,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("has no host")
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens(cls, value: SecretStr) -> SecretStr:
+        from worker.auth import parse_tokens
+
+        parse_tokens(value.get_secret_value())  # ValueError names the entry, never the token
         return value
 
     @field_validator("source_hosts")

@@ -24,6 +24,7 @@ from worker import constants as c
 pytestmark = pytest.mark.timeout(600)
 
 STACK, NAMESPACE = "dev-v", "preview-dev-v"
+TOKEN = "verify-e2e-token-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,7 @@ class HostProcesses:
             c.ENV_API_HOST: "127.0.0.1",
             c.ENV_API_PORT: str(self.api_port),
             c.ENV_METRICS_PORT: str(self.metrics_port),
+            c.ENV_API_TOKENS: TOKEN,
         }
 
     def start(self, which: str) -> None:
@@ -113,7 +115,8 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcesses]:
 def verify(project: Path, environ: dict[str, str], host: HostProcesses) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "infra", "verify", "--stack", STACK, "--api", host.api, "--worker",
             host.worker, "--timeout", "30", "--root", str(project)]  # fmt: skip
-    return subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, env={**environ, "PREVIEW_API_TOKEN": TOKEN}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
 
 
 def rows(out: str) -> dict[str, str]:
@@ -191,3 +194,14 @@ def test_bad_usage_is_exit_2(deployed: tuple[Path, dict[str, str]]) -> None:
     ]
     done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "must be an http(s) base URL" in done.stderr
+
+
+def test_a_wrong_token_fails_the_dry_run(deployed: tuple[Path, dict[str, str]], host: HostProcesses) -> None:
+    project, environ = deployed
+    argv = [sys.executable, "-m", "infra", "verify", "--stack", STACK, "--api", host.api, "--worker",
+            host.worker, "--root", str(project), "--token-env", "NOT_THE_TOKEN"]  # fmt: skip
+    done = subprocess.run(argv, env={**environ, "NOT_THE_TOKEN": "x" * 20}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 1
+    assert rows(done.stdout)["dry run"] == "FAIL" and "answered 401" in done.stdout
+    assert "x" * 20 not in done.stdout + done.stderr

@@ -23,7 +23,11 @@ SECRET = {"secure": "v1:abc:def"}
 KNOWN_SECRETS = ", ".join(sorted(SECRET_ENV_VARS))
 
 
-STORE_KEYS = {"AWS_ACCESS_KEY_ID": "s3_access_key_id", "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key"}
+STORE_KEYS = {
+    "AWS_ACCESS_KEY_ID": "s3_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
+    "PREVIEW_API_TOKENS": "api_tokens",
+}
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
@@ -270,9 +274,14 @@ def test_unnamespaced_key_is_refused(tmp_path: Path) -> None:
             " got 'Ingress'",
         ),
         (
-            {"secrets": {"keys": {"AWS_ACCESS_KEY_ID": "a"}}},
+            {"secrets": {"keys": {"AWS_ACCESS_KEY_ID": "a", "PREVIEW_API_TOKENS": "t"}}},
             "secrets.keys: artifacts.store s3 needs AWS_SECRET_ACCESS_KEY "
             "(S3 credentials come only from the vault)",
+        ),
+        (
+            {"secrets": {"keys": {k: v for k, v in STORE_KEYS.items() if k != "PREVIEW_API_TOKENS"}}},
+            "secrets.keys: needs PREVIEW_API_TOKENS: the job API refuses to start without bearer tokens "
+            "(from the vault)",
         ),
         ({"network": {}}, "network.s3Cidrs: set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"),
     ],

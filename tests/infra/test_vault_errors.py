@@ -13,7 +13,11 @@ from infra import vault
 from infra.errors import VaultError
 from infra.harness import ProgramRun, run_program
 
-STORE_KEYS = {"AWS_ACCESS_KEY_ID": "s3_access_key_id", "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key"}
+STORE_KEYS = {
+    "AWS_ACCESS_KEY_ID": "s3_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
+    "PREVIEW_API_TOKENS": "api_tokens",
+}
 VAULT_MODE = {
     "secrets": {"provider": "vault", "path": "mobius/dev", "keys": {"REDIS_URL": "redis_url", **STORE_KEYS}}
 }

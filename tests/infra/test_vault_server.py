@@ -24,8 +24,16 @@ from tests.servers import free_port
 VAULT_BIN = Path.home() / ".cache" / "mobius-preview-worker" / "vault" / "vault-v1.21.0"
 ROOT_TOKEN = "root-token-for-tests"
 REDIS_URL = "redis://:s3cret-from-vault@redis.redis:6379/0"
-S3_VALUES = {"s3_access_key_id": "AKIAVAULTTESTKEY0001", "s3_secret_access_key": "vault-s3-secret-0001"}
-STORE_KEYS = {"AWS_ACCESS_KEY_ID": "s3_access_key_id", "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key"}
+S3_VALUES = {
+    "s3_access_key_id": "AKIAVAULTTESTKEY0001",
+    "s3_secret_access_key": "vault-s3-secret-0001",
+    "api_tokens": "vault-api-token-0123456789",
+}
+STORE_KEYS = {
+    "AWS_ACCESS_KEY_ID": "s3_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
+    "PREVIEW_API_TOKENS": "api_tokens",
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +101,7 @@ def test_program_reads_vault_and_wraps_values_as_secrets(
         "REDIS_URL": REDIS_URL,
         "AWS_ACCESS_KEY_ID": S3_VALUES["s3_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": S3_VALUES["s3_secret_access_key"],
+        "PREVIEW_API_TOKENS": S3_VALUES["api_tokens"],
     }
     assert run.object("Secret", "preview-worker-env")["stringData"] == dict.fromkeys(
         ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REDIS_URL"), "<secret>"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import worker_media as media
 from worker_http import SourceServer
-from worker_kit import RedisServer, free_port
+from worker_kit import TEST_TOKEN, RedisServer, free_port
 
 from worker.settings import Settings
 
@@ -83,6 +83,7 @@ def worker_env(
         "PREVIEW_METRICS_PORT": str(free_port()),
         "PREVIEW_URL_TIMEOUT_SECONDS": "3",
         "PREVIEW_DRAIN_SECONDS": "10",
+        "PREVIEW_API_TOKENS": TEST_TOKEN,
     }
 
 

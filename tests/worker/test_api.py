@@ -12,13 +12,14 @@ import pytest
 import worker_media as media
 from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
-from worker_kit import OUTPUTS, consumer, decode_image, free_port, queues, wait_state
+from worker_kit import AUTH, OUTPUTS, consumer, decode_image, free_port, queues, wait_state
 
 from worker import constants as c
 from worker import jobid
 from worker.api import create_app
 from worker.settings import Settings
 
+JSON_TYPE = {"Content-Type": "application/json"}
 JOB = {"source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}, "outputs": OUTPUTS}
 
 
@@ -26,7 +27,8 @@ JOB = {"source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}, "o
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as client:
             yield client
     finally:
         await app.state.queues.close()
@@ -87,7 +89,7 @@ async def test_400_lists_every_violation_with_its_path(settings: Settings) -> No
                 {"path": "$.source", "message": "must have exactly one of inline, path, url"},
             ],
         }
-        junk = await client.post("/api/preview/job", content=b"{not json")
+        junk = await client.post("/api/preview/job", content=b"{not json", headers=JSON_TYPE)
         assert junk.status_code == 400 and junk.json()["error"] == "body is not valid JSON"
         assert junk.json()["violations"][0]["path"] == "$"
 
@@ -202,7 +204,7 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
             for _ in range(200):
                 try:
                     resp = await client.get("/api/preview/worker/health")

@@ -11,7 +11,7 @@ import base64
 import pytest
 import worker_media as media
 from prometheus_client.parser import text_string_to_metric_families
-from test_api import api
+from test_api import JSON_TYPE, api
 
 from worker.settings import Settings
 
@@ -50,7 +50,7 @@ def server_errors(metrics_text: str) -> float:
 
 async def test_the_good_body_the_bad_ones_are_made_from_is_accepted(settings: Settings) -> None:
     async with api(settings) as client:
-        resp = await client.post("/api/preview/job", content=PREFIX + GOOD_OUTPUT + b"}")
+        resp = await client.post("/api/preview/job", content=PREFIX + GOOD_OUTPUT + b"}", headers=JSON_TYPE)
         assert resp.status_code == 201, resp.text
 
 

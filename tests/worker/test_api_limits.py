@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_api import JOB, api
-from worker_kit import free_port
+from worker_kit import TEST_TOKEN, free_port
 
 from worker import constants as c
 from worker.settings import Settings
@@ -93,7 +93,8 @@ async def send_big(port: int, size: int, chunked: bool) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
     head = (
-        f"POST /api/preview/job HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+        f"POST /api/preview/job HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {TEST_TOKEN}\r\n{framing}\r\n\r\n"
     )
     writer.write(head.encode())
     response = asyncio.ensure_future(reader.readline())

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import worker_media as media
 from store_kit import MinioServer, own_minio, s3_settings  # noqa: F401  (own_minio is a fixture)
-from worker_kit import OUTPUTS, eventually, queues, wait_state
+from worker_kit import AUTH, OUTPUTS, eventually, queues, wait_state
 
 from worker.api import create_app
 from worker.render.registry import Rendition
@@ -62,7 +62,8 @@ async def test_job_is_retried_while_the_store_is_down_and_completes_after(
            "outputs": OUTPUTS}
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    async with queues(settings) as q, httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+    client = httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH)
+    async with queues(settings) as q, client as api:
         assert (await api.post("/api/preview/job", json=job)).status_code == 201
 
         async def retried_twice() -> Any:

@@ -33,6 +33,9 @@ def decode_image(data: bytes) -> Any:
 
 
 T = TypeVar("T")
+#: The job API's bearer token in the worker suite (PREVIEW_API_TOKENS of ``worker_env``).
+TEST_TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 OUTPUTS = [
     {"name": "thumb", "format": "webp", "width": 320, "height": 320},
     {"name": "card", "format": "jpeg", "width": 200, "height": 100, "fit": "cover"},

@@ -39,8 +39,13 @@ def _jpeg(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+#: The API in the image refuses to start without a bearer token.
+TOKEN = "image-test-token-0123456789"
+
+
 def _http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.load(resp)
 
 
@@ -88,7 +93,7 @@ def running(
     volume = f"{data}:/data"
     worker_env = {**env, c.ENV_METRICS_PORT: str(metrics_port)}
     podman.run_detached("preview-worker", built.reference, worker_env, volume)
-    api_env = {**env, c.ENV_API_HOST: "127.0.0.1", c.ENV_API_PORT: str(api_port)}
+    api_env = {**env, c.ENV_API_HOST: "127.0.0.1", c.ENV_API_PORT: str(api_port), c.ENV_API_TOKENS: TOKEN}
     podman.run_detached("preview-api", built.reference, api_env, volume, "api")
     try:
         yield {"podman": podman, "redis": redis_server, "data": data, "api": f"http://127.0.0.1:{api_port}"}
@@ -119,7 +124,9 @@ async def test_image_processes_a_preview_job(running: dict[str, Any]) -> None:
     artifact = _http_json(f"{api}{API}/job/{JOB_ID}/artifact")
     [rendition] = artifact["renditions"]
     assert (rendition["name"], rendition["width"], rendition["height"]) == ("thumb", 100, 75)
-    with urllib.request.urlopen(rendition["url"], timeout=5) as resp:
+    with urllib.request.urlopen(
+        urllib.request.Request(rendition["url"], headers={"Authorization": f"Bearer {TOKEN}"}), timeout=5
+    ) as resp:
         image = Image.open(io.BytesIO(resp.read()))
     assert (image.format, image.size) == ("WEBP", (100, 75))
     # Written by the worker container into the volume, as the image's user.
