@@ -289,6 +289,12 @@ def parser() -> argparse.ArgumentParser:
         "--worker", required=True, type=_url, metavar="URL", help="a worker's health/metrics base URL"
     )
     p.add_argument(
+        "--token-env",
+        default="PREVIEW_API_TOKEN",
+        metavar="NAME",
+        help="environment variable holding a bearer token of the API (default PREVIEW_API_TOKEN)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=60.0, help="seconds the dry-run job may take (default 60)"
     )
     p.add_argument("--root", type=Path, default=None, help="the project root (default: found from cwd)")

@@ -104,7 +104,7 @@ def test_program_reads_vault_and_wraps_values_as_secrets(
         "PREVIEW_API_TOKENS": S3_VALUES["api_tokens"],
     }
     assert run.object("Secret", "preview-worker-env")["stringData"] == dict.fromkeys(
-        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "REDIS_URL"), "<secret>"
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PREVIEW_API_TOKENS", "REDIS_URL"), "<secret>"
     )
     assert run.objects("ExternalSecret") == []  # vault mode: the Secret is Pulumi's own
     others = json.dumps([r.inputs for r in run.resources if r is not secret])
