@@ -60,6 +60,7 @@ def api_config_data(cfg: StackConfig) -> dict[str, str]:
         c.ENV_API_HOST: "0.0.0.0",
         c.ENV_API_PORT: str(c.API_PORT),
         c.ENV_API_MAX_BODY_BYTES: str(cfg.api.max_body_bytes),
+        c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
         **store_env(cfg),
     }
 

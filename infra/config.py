@@ -111,6 +111,8 @@ class StackConfig(Model):
     # No usable default (a bucket is required), so a stack without the section is told why.
     artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
     source_hosts: list[SourceHost] = Field(default_factory=list)
+    # Jobs naming a file (`source.path`) are refused unless a stack opts in (PREVIEW_PATH_SOURCES).
+    path_sources: bool = False
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None

@@ -33,6 +33,7 @@ def config_data(cfg: StackConfig) -> dict[str, str]:
         c.ENV_METRICS_PORT: str(c.METRICS_PORT),
         c.ENV_DRAIN_SECONDS: str(cfg.drain_seconds),
         c.ENV_SOURCE_HOSTS: ",".join(h.host for h in cfg.source_hosts),
+        c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
         **store_env(cfg),
     }
 

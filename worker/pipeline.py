@@ -51,7 +51,7 @@ async def run(job_id: str, payload: Any, settings: Settings) -> Result:
     """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure."""
     if not jobid.safe(job_id):
         raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
-    job = validation.validate(payload, settings.max_inline_bytes)
+    job = validation.validate(payload, settings.max_inline_bytes, settings.path_sources == "on")
     if job.get("dryRun", False):
         return Result("dryrun")
     artifact_store = store.from_settings(settings)

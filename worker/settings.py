@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=c.METRICS_PORT, validation_alias=c.ENV_METRICS_PORT, ge=0, le=65535)
     track: Literal["stable", "canary"] = Field(default=c.TRACK_STABLE, validation_alias=c.ENV_TRACK)
     input_root: Path = Field(default=Path("./data/inputs"), validation_alias=c.ENV_INPUT_ROOT)
+    path_sources: Literal["on", "off"] = Field(default="on", validation_alias=c.ENV_PATH_SOURCES)
     source_hosts: str = Field(default="", validation_alias=c.ENV_SOURCE_HOSTS)
     drain_seconds: float = Field(default=25.0, validation_alias=c.ENV_DRAIN_SECONDS, ge=0, le=3600)
     job_attempts: int = Field(default=3, validation_alias=c.ENV_JOB_ATTEMPTS, ge=1, le=100)

@@ -63,14 +63,23 @@ def _message(err: ValidationError) -> str:
     return str(err.message)[:300]
 
 
-def violations(payload: Any, max_inline_bytes: int | None = None) -> list[Violation]:
-    """Every violation of the contract in ``payload`` (empty list when valid), in path order."""
+def violations(
+    payload: Any, max_inline_bytes: int | None = None, path_sources: bool = True
+) -> list[Violation]:
+    """Every violation of the contract in ``payload`` (empty list when valid), in path order.
+
+    ``path_sources=False`` (``PREVIEW_PATH_SOURCES=off``, the stacks' default) refuses ``source.path``.
+    """
     found = [
         Violation(json_path(e.absolute_path), _message(e))
         for e in _validator().iter_errors(payload)
     ]
     if isinstance(payload, dict):
         found += _extra_checks(payload, max_inline_bytes)
+        source = payload.get("source")
+        if not path_sources and isinstance(source, dict) and "path" in source:
+            where = json_path(["source", "path"])
+            found.append(Violation(where, f"path sources are turned off here ({c.ENV_PATH_SOURCES}=off)"))
     return sorted(found, key=lambda v: v.path)
 
 
@@ -128,9 +137,9 @@ def parse(body: bytes) -> Any:
     return payload
 
 
-def validate(payload: Any, max_inline_bytes: int | None = None) -> dict[str, Any]:
+def validate(payload: Any, max_inline_bytes: int | None = None, path_sources: bool = True) -> dict[str, Any]:
     """Return ``payload`` if valid, else raise :class:`InvalidJobError` listing every violation."""
-    found = violations(payload, max_inline_bytes)
+    found = violations(payload, max_inline_bytes, path_sources)
     if found:
         raise InvalidJobError(found)
     assert isinstance(payload, dict)

@@ -125,7 +125,8 @@ def test_store_env_and_no_secret_in_any_configmap(stack_runs: dict[str, ProgramR
     assert store_env(cfg).items() <= worker.items()
     assert api == {c.ENV_QUEUE_NAME: cfg.queue_name, c.ENV_QUEUE_MAX: str(cfg.queue_max),
                    c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT),
-                   c.ENV_API_MAX_BODY_BYTES: str(c.API_MAX_BODY_BYTES_DEFAULT), **store_env(cfg)}
+                   c.ENV_API_MAX_BODY_BYTES: str(c.API_MAX_BODY_BYTES_DEFAULT), c.ENV_PATH_SOURCES: "off",
+                   **store_env(cfg)}
     for cm in run.objects("ConfigMap"):
         assert not set(cm["data"]) & c.SECRET_ENV_VARS, cm["metadata"]["name"]
     # The store credentials reach worker, API and sweep through the same Secret(s) as REDIS_URL.

@@ -108,3 +108,12 @@ def test_image_pull_secrets_reach_every_pod_of_the_stack() -> None:
     assert all(p["imagePullSecrets"] == [{"name": "ghcr-pull"}, {"name": "mirror.pull"}] for p in pods)
     plain = run_program("prod")
     assert all("imagePullSecrets" not in d["spec"]["template"]["spec"] for d in plain.objects("Deployment"))
+
+
+def test_path_sources_are_off_unless_a_stack_opts_in() -> None:
+    def flags(run: ProgramRun) -> set[str]:
+        return {cm["data"]["PREVIEW_PATH_SOURCES"] for cm in run.objects("ConfigMap")}
+
+    assert flags(run_program("prod")) == {"off"}  # the worker's and the API's ConfigMaps
+    assert flags(run_program("prod", overrides={"pathSources": True})) == {"on"}
+    assert len(run_program("prod").objects("ConfigMap")) == 2
