@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import Resources, StackConfig
+from infra.config_rules import quantity
 from infra.kube import Manifest, selector_labels
 from worker import constants as c
 
@@ -58,11 +59,29 @@ TMP_VOLUME: Manifest = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLim
 TMP_MOUNT: Manifest = {"name": "tmp", "mountPath": TMP_DIR}
 
 
-def resources(res: Resources) -> Manifest:
-    """Requests and limits, both always set."""
+#: The render budget on disk: the worker's ``data`` emptyDir, where sources and renditions are
+#: staged. Its sizeLimit and the worker's ephemeral-storage come from this one value.
+RENDER_DISK = "1Gi"
+#: What a container writes outside its volumes: logs (the root filesystem is read-only).
+LOG_DISK = "128Mi"
+DATA_VOLUME: Manifest = {"name": "data", "emptyDir": {"sizeLimit": RENDER_DISK}}
+
+
+def _add(a: str, b: str) -> str:
+    """Two binary quantities (``1Gi`` + ``128Mi``) as one, in Mi."""
+    return f"{int((quantity(a, 'memory') + quantity(b, 'memory')) // 2**20)}Mi"
+
+
+def resources(res: Resources, disk: str | None = None) -> Manifest:
+    """Requests and limits, both always set; ephemeral-storage for ``disk`` of volumes plus logs.
+
+    The scheduler places a pod only where its disk fits, and the kubelet evicts it, rather than
+    the node filling up, when a render writes more.
+    """
+    storage = _add(disk, LOG_DISK) if disk else LOG_DISK
     return {
-        "requests": {"cpu": res.requests.cpu, "memory": res.requests.memory},
-        "limits": {"cpu": res.limits.cpu, "memory": res.limits.memory},
+        "requests": {"cpu": res.requests.cpu, "memory": res.requests.memory, "ephemeral-storage": storage},
+        "limits": {"cpu": res.limits.cpu, "memory": res.limits.memory, "ephemeral-storage": storage},
     }
 
 
@@ -107,7 +126,7 @@ def container(cfg: StackConfig, track: str, image: str, env_sources: list[Manife
         ports=[{"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT, "protocol": "TCP"}],
         envFrom=env_sources,
         env=env,
-        resources=resources(cfg.resources),
+        resources=resources(cfg.resources, disk=RENDER_DISK),
         # Startup gives the process up to 60 s; liveness is cheap, readiness pings Redis.
         startupProbe=_probe(c.LIVENESS_PATH, period=2, failures=30),
         livenessProbe=_probe(c.LIVENESS_PATH, period=10, failures=3),
@@ -148,7 +167,7 @@ def pod_template(
         service_account,
         [container(cfg, track, image, env_sources)],
         terminationGracePeriodSeconds=termination_grace_seconds(cfg),
-        volumes=[{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}, TMP_VOLUME],
+        volumes=[DATA_VOLUME, TMP_VOLUME],
         topologySpreadConstraints=topology_spread(instance, track),
     )
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}

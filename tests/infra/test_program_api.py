@@ -54,8 +54,10 @@ def test_api_deployment_runs_the_stable_image(stack_runs: dict[str, ProgramRun],
     assert ctr["ports"] == [{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}]
     assert {"name": c.ENV_TRACK, "value": c.TRACK_STABLE} in ctr["env"]
     r = cfg.api.resources
-    assert ctr["resources"] == {"requests": {"cpu": r.requests.cpu, "memory": r.requests.memory},
-                                "limits": {"cpu": r.limits.cpu, "memory": r.limits.memory}}
+    assert ctr["resources"] == {  # no disk volume (tmp is in memory): ephemeral-storage for logs only
+        "requests": {"cpu": r.requests.cpu, "memory": r.requests.memory, "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": r.limits.cpu, "memory": r.limits.memory, "ephemeral-storage": "128Mi"},
+    }
     assert "replicas" not in d["spec"] and d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     hpa = run.object("HorizontalPodAutoscaler", API)["spec"]
     assert hpa["scaleTargetRef"]["name"] == API

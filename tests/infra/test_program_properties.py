@@ -50,10 +50,13 @@ def test_images_pinned_by_digest_per_track(stack_runs: dict[str, ProgramRun], st
 def test_requests_and_limits_from_config(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     r = cfg_of(stack).resources
     for d in deployments(stack_runs[stack]):
+        # ephemeral-storage: the data emptyDir's render budget (1Gi) plus 128Mi of logs.
         assert container(d)["resources"] == {
-            "requests": {"cpu": r.requests.cpu, "memory": r.requests.memory},
-            "limits": {"cpu": r.limits.cpu, "memory": r.limits.memory},
+            "requests": {"cpu": r.requests.cpu, "memory": r.requests.memory, "ephemeral-storage": "1152Mi"},
+            "limits": {"cpu": r.limits.cpu, "memory": r.limits.memory, "ephemeral-storage": "1152Mi"},
         }
+        data = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+        assert data["emptyDir"] == {"sizeLimit": "1Gi"}
 
 
 def test_pod_hardening(stack_runs: dict[str, ProgramRun], stack: str) -> None:
