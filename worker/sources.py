@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from worker import constants as c
 from worker.errors import PermanentJobError, TransientJobError
 
 MAX_REDIRECTS = 5
@@ -100,7 +101,21 @@ def host_allowed(url: str, allowed: frozenset[str]) -> bool:
 
 
 async def fetch_url(url: str, limits: SourceLimits) -> bytes:
-    """GET ``url`` following at most 5 redirects, each re-checked against the allowlist."""
+    """GET ``url`` following at most 5 redirects, each re-checked against the allowlist.
+
+    ``timeout_seconds`` bounds the whole fetch, redirects and body included, not each read:
+    a source sending a byte a second never holds a job longer than that.
+    """
+    try:
+        async with asyncio.timeout(limits.timeout_seconds):
+            return await _fetch_url(url, limits)
+    except TimeoutError:
+        raise TransientJobError(
+            f"fetching {_safe(url)} took over {limits.timeout_seconds:g}s ({c.ENV_URL_TIMEOUT_SECONDS})"
+        ) from None
+
+
+async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
     timeout = httpx.Timeout(limits.timeout_seconds)
     async with httpx.AsyncClient(
         follow_redirects=False, timeout=timeout, trust_env=False, verify=_SSL_CONTEXT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import pytest
@@ -109,5 +110,17 @@ async def test_url_transient_errors(tmp_path: Path, source_server: SourceServer)
     assert await sources.fetch({"url": flaky}, limits(tmp_path, ok)) == b"x"
 
     slow = source_server.route("/src/slow", body=b"x", delay=2.0)
-    with pytest.raises(TransientJobError, match="timed out fetching"):
+    with pytest.raises(TransientJobError, match=r"timed out fetching|took over 1s"):
         await sources.fetch({"url": slow}, limits(tmp_path, ok))
+
+
+async def test_a_trickling_source_is_cut_off_at_the_total_deadline(
+    tmp_path: Path, source_server: SourceServer
+) -> None:
+    """#16 item 8: a byte every 0.2 s never trips a 1 s read timeout, but the fetch as a whole must end."""
+    ok = frozenset({source_server.host})
+    trickle = source_server.route("/src/trickle", body=b"x" * 40, trickle=0.2)
+    started = time.monotonic()
+    with pytest.raises(TransientJobError, match=r"took over 1s \(PREVIEW_URL_TIMEOUT_SECONDS\)"):
+        await sources.fetch({"url": trickle}, limits(tmp_path, ok))
+    assert time.monotonic() - started < 2.0

@@ -16,6 +16,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     fail_first: int = 0  # answer 503 to the first N requests
+    trickle: float = 0.0  # send the body one byte per this many seconds (a slow-loris source)
     hits: int = 0
 
 
@@ -43,7 +44,13 @@ class SourceServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 with contextlib.suppress(OSError):
-                    self.wfile.write(body)
+                    if route.trickle:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(route.trickle)
+                    else:
+                        self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass
