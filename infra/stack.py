@@ -32,7 +32,8 @@ def config_data(cfg: StackConfig) -> dict[str, str]:
         c.ENV_DATA_DIR: DATA_DIR,
         c.ENV_METRICS_PORT: str(c.METRICS_PORT),
         c.ENV_DRAIN_SECONDS: str(cfg.drain_seconds),
-        c.ENV_SOURCE_HOSTS: ",".join(h.host for h in cfg.source_hosts),
+        # host:port: the worker allows a bare host on its scheme's default port only.
+        c.ENV_SOURCE_HOSTS: ",".join(f"{h.host}:{h.port}" for h in cfg.source_hosts),
         c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
         **store_env(cfg),
     }

@@ -33,6 +33,7 @@ def limits(settings: Settings) -> sources.SourceLimits:
         input_root=settings.input_root,
         allowed_hosts=settings.allowed_hosts,
         timeout_seconds=settings.url_timeout_seconds,
+        private_addresses=settings.source_private_addresses == "allow",
     )
 
 

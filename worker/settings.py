@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     input_root: Path = Field(default=Path("./data/inputs"), validation_alias=c.ENV_INPUT_ROOT)
     path_sources: Literal["on", "off"] = Field(default="on", validation_alias=c.ENV_PATH_SOURCES)
     source_hosts: str = Field(default="", validation_alias=c.ENV_SOURCE_HOSTS)
+    source_private_addresses: Literal["refuse", "allow"] = Field(
+        default="refuse", validation_alias=c.ENV_SOURCE_PRIVATE_ADDRESSES
+    )
     drain_seconds: float = Field(default=25.0, validation_alias=c.ENV_DRAIN_SECONDS, ge=0, le=3600)
     job_attempts: int = Field(default=3, validation_alias=c.ENV_JOB_ATTEMPTS, ge=1, le=100)
     backoff_ms: int = Field(default=1000, validation_alias=c.ENV_BACKOFF_MS, ge=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class SourceLimits:
     input_root: Path
     allowed_hosts: frozenset[str]
     timeout_seconds: float
+    # Loopback, private and link-local addresses are refused unless opted in
+    # (PREVIEW_SOURCE_PRIVATE_ADDRESSES=allow): an allow-listed name must not reach the pod's network.
+    private_addresses: bool = False
 
 
 async def fetch(source: dict[str, Any], limits: SourceLimits) -> bytes:
@@ -89,15 +93,44 @@ def read_path(rel: str, limits: SourceLimits) -> bytes:
         return fh.read(limits.max_source_bytes + 1)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def host_allowed(url: str, allowed: frozenset[str]) -> bool:
-    """True if ``url`` is http(s) and its host (or host:port) is on the allowlist."""
+    """True if ``url`` is http(s) and its host and port are on the allowlist.
+
+    An entry ``host`` allows that host on its scheme's default port only; ``host:port``
+    allows exactly that port. (A bare host used to allow every port: a port scanner.)
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return False
+    try:
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+    except ValueError:  # a port that is not a number, or out of range
         return False
     host = parts.hostname.lower()
-    if host in allowed:
-        return True
-    return parts.port is not None and f"{host}:{parts.port}" in allowed
+    return f"{host}:{port}" in allowed or (host in allowed and port == _DEFAULT_PORTS[parts.scheme])
+
+
+async def check_addresses(url: str, private_ok: bool) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address."""
+    if private_ok:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError:
+        raise TransientJobError(f"cannot resolve the host of {_safe(url)}") from None
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if not address.is_global:
+            raise PermanentJobError(
+                f"source host of {_safe(url)} resolves to a non-public address "
+                f"({c.ENV_SOURCE_PRIVATE_ADDRESSES}=allow opts in)"
+            )
 
 
 async def fetch_url(url: str, limits: SourceLimits) -> bytes:
@@ -123,6 +156,7 @@ async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             if not host_allowed(url, limits.allowed_hosts):
                 raise PermanentJobError(f"source host of {_safe(url)} is not allowed (PREVIEW_SOURCE_HOSTS)")
+            await check_addresses(url, limits.private_addresses)
             try:
                 async with client.stream("GET", url) as resp:
                     if resp.is_redirect and "location" in resp.headers:

@@ -117,3 +117,12 @@ def test_path_sources_are_off_unless_a_stack_opts_in() -> None:
     assert flags(run_program("prod")) == {"off"}  # the worker's and the API's ConfigMaps
     assert flags(run_program("prod", overrides={"pathSources": True})) == {"on"}
     assert len(run_program("prod").objects("ConfigMap")) == 2
+
+
+def test_source_hosts_reach_the_worker_with_their_ports() -> None:
+    """#16 item 9: the port used to be dropped, and a bare host then allowed every port."""
+    hosts = [{"host": "cdn.example", "cidrs": ["198.51.100.0/24"], "port": 8443},
+             {"host": "assets.example", "cidrs": ["203.0.113.0/24"]}]  # fmt: skip
+    run = run_program("prod", overrides={"sourceHosts": hosts})
+    (worker,) = [cm for cm in run.objects("ConfigMap") if "PREVIEW_SOURCE_HOSTS" in cm["data"]]
+    assert worker["data"]["PREVIEW_SOURCE_HOSTS"] == "cdn.example:8443,assets.example:443"

@@ -75,6 +75,7 @@ def worker_env(
         "DATA_DIR": str(tmp_path / "data"),
         "PREVIEW_INPUT_ROOT": str(input_root),
         "PREVIEW_SOURCE_HOSTS": source_server.host,
+        "PREVIEW_SOURCE_PRIVATE_ADDRESSES": "allow",  # the source server is on loopback
         "PREVIEW_WORKER_CONCURRENCY": "2",
         "PREVIEW_BACKOFF_MS": "200",
         "PREVIEW_LOCK_MS": "2000",

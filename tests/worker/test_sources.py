@@ -13,10 +13,14 @@ from worker import sources
 from worker.errors import PermanentJobError, TransientJobError
 
 
-def limits(root: Path, hosts: frozenset[str] = frozenset(), cap: int = 1000) -> sources.SourceLimits:
+def limits(
+    root: Path, hosts: frozenset[str] = frozenset(), cap: int = 1000, private: bool = True
+) -> sources.SourceLimits:
+    """The test source server is on loopback: reaching it needs the private-address opt-in."""
     return sources.SourceLimits(
-        max_inline_bytes=cap, max_source_bytes=cap, input_root=root, allowed_hosts=hosts, timeout_seconds=1.0
-    )
+        max_inline_bytes=cap, max_source_bytes=cap, input_root=root, allowed_hosts=hosts, timeout_seconds=1.0,
+        private_addresses=private,
+    )  # fmt: skip
 
 
 async def test_inline_round_trip_and_cap(tmp_path: Path) -> None:
@@ -62,7 +66,13 @@ async def test_path_refusals(tmp_path: Path, rel: str, reason: str) -> None:
 def test_host_allowlist() -> None:
     allowed = frozenset({"assets.example", "127.0.0.1:8080"})
     assert sources.host_allowed("https://assets.example/a.pdf", allowed)
-    assert sources.host_allowed("https://ASSETS.example:8443/a.pdf", allowed)
+    assert sources.host_allowed("https://ASSETS.example:443/a.pdf", allowed)
+    assert sources.host_allowed("http://assets.example/a.pdf", allowed)  # 80, http's own port
+    # #16 item 9: a bare host allows its scheme's default port only, not every port.
+    assert not sources.host_allowed("https://assets.example:8443/a.pdf", allowed)
+    assert not sources.host_allowed("http://assets.example:6379/", allowed)
+    assert sources.host_allowed("https://assets.example:8443/a", allowed | {"assets.example:8443"})
+    assert not sources.host_allowed("http://assets.example:99999/", allowed)
     assert sources.host_allowed("http://127.0.0.1:8080/a", allowed)
     assert not sources.host_allowed("http://127.0.0.1:8081/a", allowed)
     assert not sources.host_allowed("http://evil.example/a", allowed)
@@ -124,3 +134,16 @@ async def test_a_trickling_source_is_cut_off_at_the_total_deadline(
     with pytest.raises(TransientJobError, match=r"took over 1s \(PREVIEW_URL_TIMEOUT_SECONDS\)"):
         await sources.fetch({"url": trickle}, limits(tmp_path, ok))
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_without_the_opt_in(
+    tmp_path: Path, source_server: SourceServer
+) -> None:
+    """#16 item 9: an allow-listed name that resolves to loopback (or any non-public address)."""
+    url = source_server.route("/src/private", body=b"secret")
+    hosts = frozenset({source_server.host, f"localhost:{source_server.port}"})
+    for target in (url, url.replace("127.0.0.1", "localhost")):
+        with pytest.raises(PermanentJobError, match="resolves to a non-public address"):
+            await sources.fetch({"url": target}, limits(tmp_path, hosts, private=False))
+    assert source_server.routes["/src/private"].hits == 0  # refused before connecting
+    assert await sources.fetch({"url": url}, limits(tmp_path, hosts, private=True)) == b"secret"
