@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from pathlib import Path
@@ -147,3 +148,24 @@ async def test_a_name_resolving_to_a_private_address_is_refused_without_the_opt_
             await sources.fetch({"url": target}, limits(tmp_path, hosts, private=False))
     assert source_server.routes["/src/private"].hits == 0  # refused before connecting
     assert await sources.fetch({"url": url}, limits(tmp_path, hosts, private=True)) == b"secret"
+
+
+async def test_a_non_http_answer_leaks_none_of_its_bytes_into_the_reason(tmp_path: Path) -> None:
+    """#16 item 9: failedReason was a port-scan oracle when it quoted what a port answered."""
+
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"-ERR secret-banner-of-some-service\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(banner, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises((TransientJobError, PermanentJobError)) as info:
+            await sources.fetch(
+                {"url": f"http://127.0.0.1:{port}/x"}, limits(tmp_path, frozenset({f"127.0.0.1:{port}"}))
+            )
+        assert "secret-banner" not in str(info.value) and "ERR" not in str(info.value)
+    finally:
+        server.close()
+        await server.wait_closed()
