@@ -38,6 +38,7 @@ from infra.config_sections import (
     Autoscaling,
     Canary,
     CpuMemory,
+    JobRetention,
     Monitoring,
     Network,
     Replicas,
@@ -60,6 +61,7 @@ __all__ = [
     "Canary",
     "ConfigError",
     "CpuMemory",
+    "JobRetention",
     "Monitoring",
     "Network",
     "Replicas",
@@ -111,6 +113,7 @@ class StackConfig(Model):
     # No usable default (a bucket is required), so a stack without the section is told why.
     artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
     source_hosts: list[SourceHost] = Field(default_factory=list)
+    job_retention: JobRetention = JobRetention()
     # Jobs naming a file (`source.path`) are refused unless a stack opts in (PREVIEW_PATH_SOURCES).
     path_sources: bool = False
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.

@@ -16,7 +16,7 @@ from infra.config_rules import (
     quantity,
     validate_image_ref,
 )
-from worker.constants import SECRET_ENV_VARS
+from worker.constants import KEEP_COUNT_MAX, KEEP_DEFAULTS, KEEP_SECONDS_MAX, SECRET_ENV_VARS
 
 
 class Replicas(Model):
@@ -73,6 +73,26 @@ class Resources(Model):
         if bad:
             raise cross_field(*bad)
         return self
+
+
+class JobRetention(Model):
+    """How long Redis keeps finished jobs: by age (seconds) or count, whichever is reached first.
+
+    Defaults and bounds are the worker's own (``worker.constants.KEEP_*``), so a stack cannot set
+    a value the worker refuses.
+    """
+
+    completed_seconds: int = KEEP_DEFAULTS["completed_seconds"]
+    completed_count: int = KEEP_DEFAULTS["completed_count"]
+    failed_seconds: int = KEEP_DEFAULTS["failed_seconds"]
+    failed_count: int = KEEP_DEFAULTS["failed_count"]
+    dlq_seconds: int = KEEP_DEFAULTS["dlq_seconds"]
+    dlq_count: int = KEEP_DEFAULTS["dlq_count"]
+
+    _seconds = field_validator("completed_seconds", "failed_seconds", "dlq_seconds")(
+        check_range(1, KEEP_SECONDS_MAX)
+    )
+    _counts = field_validator("completed_count", "failed_count", "dlq_count")(check_range(0, KEEP_COUNT_MAX))
 
 
 class Canary(Model):

@@ -35,7 +35,21 @@ def config_data(cfg: StackConfig) -> dict[str, str]:
         # host:port: the worker allows a bare host on its scheme's default port only.
         c.ENV_SOURCE_HOSTS: ",".join(f"{h.host}:{h.port}" for h in cfg.source_hosts),
         c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
+        **retention_env(cfg),
         **store_env(cfg),
+    }
+
+
+def retention_env(cfg: StackConfig) -> dict[str, str]:
+    """``jobRetention`` as the worker's PREVIEW_KEEP_* variables."""
+    r = cfg.job_retention
+    return {
+        c.ENV_KEEP_COMPLETED_SECONDS: str(r.completed_seconds),
+        c.ENV_KEEP_COMPLETED_COUNT: str(r.completed_count),
+        c.ENV_KEEP_FAILED_SECONDS: str(r.failed_seconds),
+        c.ENV_KEEP_FAILED_COUNT: str(r.failed_count),
+        c.ENV_KEEP_DLQ_SECONDS: str(r.dlq_seconds),
+        c.ENV_KEEP_DLQ_COUNT: str(r.dlq_count),
     }
 
 

@@ -36,6 +36,27 @@ ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
 ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
 
 
+# --- How long Redis keeps finished jobs (the worker's settings and the stack's `jobRetention`) ---
+ENV_KEEP_COMPLETED_SECONDS: Final = "PREVIEW_KEEP_COMPLETED_SECONDS"
+ENV_KEEP_COMPLETED_COUNT: Final = "PREVIEW_KEEP_COMPLETED_COUNT"
+ENV_KEEP_FAILED_SECONDS: Final = "PREVIEW_KEEP_FAILED_SECONDS"
+ENV_KEEP_FAILED_COUNT: Final = "PREVIEW_KEEP_FAILED_COUNT"
+ENV_KEEP_DLQ_SECONDS: Final = "PREVIEW_KEEP_DLQ_SECONDS"
+ENV_KEEP_DLQ_COUNT: Final = "PREVIEW_KEEP_DLQ_COUNT"
+KEEP_DEFAULTS: Final = {  # seconds and counts; a job goes when either is exceeded
+    "completed_seconds": 24 * 3600,
+    "completed_count": 1_000,
+    "failed_seconds": 7 * 24 * 3600,
+    "failed_count": 5_000,
+    "dlq_seconds": 30 * 24 * 3600,
+    "dlq_count": 10_000,
+}
+KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
+KEEP_COUNT_MAX: Final = 1_000_000
+#: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
+SWEEP_FAILED_WINDOW: Final = 1_000
+
+
 # --- Job API request bodies (the worker's setting and the stack's `api.maxBodyBytes`) ---
 API_MAX_BODY_BYTES_DEFAULT: Final = 16 * 2**20  # a 10 MiB inline source as base64, plus the rest
 API_MAX_BODY_BYTES_MIN: Final = 4 * 2**10

@@ -52,6 +52,10 @@ class Consumer:
             "maxStalledCount": s.max_stalled_count,
             "runRetryDelay": s.run_retry_delay_ms,
             "drainDelay": 5,
+            # Finished jobs leave Redis by age or count, whichever comes first (a producer's own
+            # removeOnComplete/removeOnFail on a job wins).
+            "removeOnComplete": {"age": s.keep_completed_seconds, "count": s.keep_completed_count},
+            "removeOnFail": {"age": s.keep_failed_seconds, "count": s.keep_failed_count},
         }
         self.worker = FastWorker(s.queue_name, self.process, opts)
         self.worker.on("error", self._on_error)
@@ -154,6 +158,7 @@ class Consumer:
         while True:
             try:
                 await self.sweep_failed()
+                await self.monitor.trim_dlq(self.settings.keep_dlq_seconds, self.settings.keep_dlq_count)
                 self.metrics.set_depth(await self.monitor.counts())
             except asyncio.CancelledError:
                 raise
@@ -164,7 +169,9 @@ class Consumer:
     async def sweep_failed(self) -> int:
         """Dead-letter failed jobs that have no DLQ entry (failed by BullMQ itself); returns how many."""
         q = self.monitor
-        failed_ids = [str(i) for i in await q.client.zrange(q.main.toKey("failed"), 0, -1)]
+        # The newest failures only: older ones were swept in earlier rounds (and the set is capped).
+        newest = await q.client.zrange(q.main.toKey("failed"), 0, c.SWEEP_FAILED_WINDOW - 1, desc=True)
+        failed_ids = [str(i) for i in newest]
         if not failed_ids:
             return 0
         async with q.client.pipeline(transaction=False) as pipe:

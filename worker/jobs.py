@@ -118,6 +118,14 @@ class Queues:
         }
         await self.dlq.add(c.JOB_NAME, entry, {"jobId": str(job.id)})
 
+    async def trim_dlq(self, max_age_seconds: int, max_count: int) -> int:
+        """Remove DLQ entries older than ``max_age_seconds`` and beyond the newest ``max_count``."""
+        removed = len(await self.dlq.clean(max_age_seconds * 1000, 0, "wait"))
+        extra = await self.dlq.getJobs(list(WAITING_STATES), start=max_count, end=max_count + 999, asc=False)
+        for entry in extra:
+            await self.dlq.remove(entry.id)
+        return removed + len(extra)
+
     async def dlq_entries(self) -> list[Job]:
         """Every DLQ entry, oldest first."""
         return await self.dlq.getJobs(list(WAITING_STATES), asc=True)  # type: ignore[no-any-return]

@@ -55,6 +55,29 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./data"), validation_alias=c.ENV_DATA_DIR)
     api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
     api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
+    keep_completed_seconds: int = Field(
+        default=c.KEEP_DEFAULTS["completed_seconds"], validation_alias=c.ENV_KEEP_COMPLETED_SECONDS,
+        ge=1, le=c.KEEP_SECONDS_MAX,
+    )
+    keep_completed_count: int = Field(
+        default=c.KEEP_DEFAULTS["completed_count"], validation_alias=c.ENV_KEEP_COMPLETED_COUNT,
+        ge=0, le=c.KEEP_COUNT_MAX,
+    )
+    keep_failed_seconds: int = Field(
+        default=c.KEEP_DEFAULTS["failed_seconds"], validation_alias=c.ENV_KEEP_FAILED_SECONDS,
+        ge=1, le=c.KEEP_SECONDS_MAX,
+    )
+    keep_failed_count: int = Field(
+        default=c.KEEP_DEFAULTS["failed_count"], validation_alias=c.ENV_KEEP_FAILED_COUNT,
+        ge=0, le=c.KEEP_COUNT_MAX,
+    )
+    keep_dlq_seconds: int = Field(
+        default=c.KEEP_DEFAULTS["dlq_seconds"], validation_alias=c.ENV_KEEP_DLQ_SECONDS,
+        ge=1, le=c.KEEP_SECONDS_MAX,
+    )
+    keep_dlq_count: int = Field(
+        default=c.KEEP_DEFAULTS["dlq_count"], validation_alias=c.ENV_KEEP_DLQ_COUNT, ge=0, le=c.KEEP_COUNT_MAX
+    )  # fmt: skip
     api_tokens: SecretStr = Field(default=SecretStr(""), validation_alias=c.ENV_API_TOKENS)
     api_auth: Literal["tokens", "off"] = Field(default="tokens", validation_alias=c.ENV_API_AUTH)
     api_max_body_bytes: int = Field(

@@ -126,3 +126,25 @@ def test_source_hosts_reach_the_worker_with_their_ports() -> None:
     run = run_program("prod", overrides={"sourceHosts": hosts})
     (worker,) = [cm for cm in run.objects("ConfigMap") if "PREVIEW_SOURCE_HOSTS" in cm["data"]]
     assert worker["data"]["PREVIEW_SOURCE_HOSTS"] == "cdn.example:8443,assets.example:443"
+
+
+def test_job_retention_reaches_the_worker_with_the_workers_own_defaults() -> None:
+    from worker.settings import Settings
+
+    (worker,) = [
+        cm for cm in run_program("prod").objects("ConfigMap") if "PREVIEW_KEEP_FAILED_COUNT" in cm["data"]
+    ]
+    keep = {k: v for k, v in worker["data"].items() if k.startswith("PREVIEW_KEEP_")}
+    defaults = Settings.model_fields
+    assert keep == {
+        "PREVIEW_KEEP_COMPLETED_SECONDS": str(defaults["keep_completed_seconds"].default),
+        "PREVIEW_KEEP_COMPLETED_COUNT": str(defaults["keep_completed_count"].default),
+        "PREVIEW_KEEP_FAILED_SECONDS": str(defaults["keep_failed_seconds"].default),
+        "PREVIEW_KEEP_FAILED_COUNT": str(defaults["keep_failed_count"].default),
+        "PREVIEW_KEEP_DLQ_SECONDS": str(defaults["keep_dlq_seconds"].default),
+        "PREVIEW_KEEP_DLQ_COUNT": str(defaults["keep_dlq_count"].default),
+    }
+    assert keep["PREVIEW_KEEP_COMPLETED_SECONDS"] == "86400" and keep["PREVIEW_KEEP_FAILED_COUNT"] == "5000"
+    custom = run_program("prod", overrides={"jobRetention": {"completedCount": 50}})
+    (worker,) = [cm for cm in custom.objects("ConfigMap") if "PREVIEW_KEEP_FAILED_COUNT" in cm["data"]]
+    assert worker["data"]["PREVIEW_KEEP_COMPLETED_COUNT"] == "50"

@@ -128,6 +128,10 @@ def problems(raw: dict[str, Any]) -> list[str]:
             "redisUrl: must be a secret: set it with `pulumi config set --secret redisUrl …`",
         ),
         ({"replica": {"min": 2}}, "replica: unknown key"),
+        (
+            {"jobRetention": {"failedSeconds": 0}},
+            "jobRetention.failedSeconds: must be between 1 and 31536000, got 0",
+        ),
         ({"api": {"maxBodyBytes": 100}}, "api.maxBodyBytes: must be between 4096 and 268435456, got 100"),
         (
             {"api": {"maxBodyBytes": 64 * 2**20}},
