@@ -63,7 +63,9 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, check: bool 
 
 def fake_node(name: str = FAKE_NODE) -> dict[str, Any]:
     """A Node that KWOK manages (by annotation): it reports Ready and 'runs' any pod bound to it."""
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    # ephemeral-storage too: every container of the stacks requests some, and a node without it
+    # in its capacity fits none of them.
+    resources = {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "500Gi", "pods": "110"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -83,8 +85,11 @@ def fake_node(name: str = FAKE_NODE) -> dict[str, Any]:
 
 
 def ensure_node(kubeconfig: Path) -> None:
-    """Create (or keep) the fake node."""
-    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(fake_node()))
+    """Create (or keep) the fake node, with its capacity as :func:`fake_node` says (status too)."""
+    node = fake_node()
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(node))
+    kubectl(kubeconfig, "patch", "node", node["metadata"]["name"], "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": node["status"]}))  # fmt: skip
 
 
 def node_ready(kubeconfig: Path, name: str = FAKE_NODE) -> bool:
