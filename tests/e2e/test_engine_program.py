@@ -94,7 +94,10 @@ def test_the_live_workload_is_what_the_stack_file_says(dev: tuple[Path, dict[str
     assert probes["securityContext"]["readOnlyRootFilesystem"] is True
     assert probes["securityContext"]["allowPrivilegeEscalation"] is False
     assert worker["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert probes["resources"] == config["resources"]
+    # The stack file's cpu and memory, and the render budget's ephemeral-storage (infra.pod).
+    disk = {"ephemeral-storage": "1152Mi"}
+    want = {kind: {**config["resources"][kind], **disk} for kind in ("requests", "limits")}
+    assert probes["resources"] == want
     hpa = kubectl_json(environ, "-n", NAMESPACE, "get", "hpa", STABLE)
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
         config["replicas"]["min"], config["replicas"]["max"],
