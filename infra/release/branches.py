@@ -74,6 +74,24 @@ def message(entry: Entry, step: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_tool(
+    cmd: list[str], cwd: Path, input_text: str | None = None, check: bool = True, why: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run ``git`` or ``gh`` in ``cwd``; a failure is a :class:`ReleaseError` with the tool's last line."""
+    what = " ".join(cmd[:3])
+    try:
+        done = subprocess.run(
+            cmd, cwd=cwd, input=input_text, capture_output=True, text=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ReleaseError(f"{what}: {exc}") from None
+    if check and done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        detail = f" ({why})" if why else ""
+        raise ReleaseError(f"{what} failed{detail}: {said[-1] if said else done.returncode}")
+    return done
+
+
 @dataclass
 class Recorder:
     """Commits releases in the work tree at ``root``; pushes and opens pull requests with ``push``."""
@@ -88,22 +106,7 @@ class Recorder:
         self, *args: str, check: bool = True, input_text: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run ``git`` in the work tree; a failure is a :class:`ReleaseError` with git's own words."""
-        try:
-            done = subprocess.run(
-                ["git", *args],
-                cwd=self.root,
-                input=input_text,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ReleaseError(f"git {args[0]}: {exc}") from None
-        if check and done.returncode != 0:
-            said = (done.stderr or done.stdout).strip().splitlines()
-            raise ReleaseError(f"git {' '.join(args[:2])} failed: {said[-1] if said else done.returncode}")
-        return done
+        return run_tool(["git", *args], self.root, input_text, check)
 
     def _print(self, text: str) -> None:
         print(text, file=self.out or sys.stdout)
@@ -183,24 +186,8 @@ class Recorder:
         """Open the pull request with ``gh`` when pushing and it is installed; else print how to."""
         create = ["gh", "pr", "create", "--base", self.base, "--head", branch, "--title", title]
         if self.push and shutil.which("gh"):
-            try:
-                done = subprocess.run(
-                    [*create, "--body-file", "-"],
-                    cwd=self.root,
-                    input=body,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ReleaseError(f"gh pr create: {exc}") from None
-            if done.returncode != 0:
-                said = (done.stderr or done.stdout).strip().splitlines()
-                raise ReleaseError(
-                    f"gh pr create failed (the branch {branch} is pushed; open the pull request by hand): "
-                    f"{said[-1] if said else done.returncode}"
-                )
+            pushed = f"the branch {branch} is pushed; open the pull request by hand"
+            done = run_tool([*create, "--body-file", "-"], self.root, body, why=pushed)
             self._print(f"pull request: {done.stdout.strip()}")
             return
         self._print("next: open the pull request; merging it deploys")

@@ -20,10 +20,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from infra.release.branches import run_tool
 from infra.release.errors import ReleaseError
 
 #: The stacks CI deploys, in promotion order (dev is the local cluster's, never deployed by CI).
@@ -85,18 +85,4 @@ def changed_paths(root: Path, base: str, head: str) -> list[str]:
     for name, rev in (("BASE", base), ("HEAD", head)):
         if not _SHA.fullmatch(rev):
             raise ReleaseError(f"{name}: {rev!r} is not a commit SHA")
-    try:
-        done = subprocess.run(
-            ["git", "diff", "--name-only", "--no-renames", base, head],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ReleaseError(f"git diff: {exc}") from None
-    if done.returncode != 0:
-        said = done.stderr.strip().splitlines()
-        raise ReleaseError(f"git diff {base} {head} failed: {said[-1] if said else done.returncode}")
-    return done.stdout.splitlines()
+    return run_tool(["git", "diff", "--name-only", "--no-renames", base, head], root).stdout.splitlines()
