@@ -67,6 +67,23 @@ API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
 API_BODY_MEMORY_FACTOR: Final = 8
 
 
+# --- Rendering: the render processes, their memory budget and time limit (the stack's `render`) ---
+ENV_RENDER_PROCESSES: Final = "PREVIEW_RENDER_PROCESSES"
+ENV_RENDER_MEMORY_BYTES: Final = "PREVIEW_RENDER_MEMORY_BYTES"
+ENV_RENDER_TIMEOUT_SECONDS: Final = "PREVIEW_RENDER_TIMEOUT_SECONDS"
+RENDER_PROCESSES_MAX: Final = 64
+RENDER_MEMORY_BYTES_DEFAULT: Final = 256 * 2**20
+RENDER_MEMORY_BYTES_MIN: Final = 32 * 2**20
+RENDER_MEMORY_BYTES_MAX: Final = 64 * 2**30
+RENDER_TIMEOUT_SECONDS_DEFAULT: Final = 60.0
+RENDER_TIMEOUT_SECONDS_MAX: Final = 3600.0
+#: Memory of a worker container besides its render processes' budgets: the consumer process and
+#: each render process's own interpreter (measured: about 90 MiB and 45 MiB RSS). The stack gives
+#: each render process (limit - WORKER_BASE - n x RENDER_PROCESS_BASE) / n.
+WORKER_BASE_MEMORY_BYTES: Final = 128 * 2**20
+RENDER_PROCESS_BASE_MEMORY_BYTES: Final = 64 * 2**20
+
+
 # --- Ports and HTTP paths ---
 API_PORT: Final = 3000
 METRICS_PORT: Final = 9100

@@ -16,16 +16,19 @@ import time
 from typing import Any
 
 from bullmq import Job, UnrecoverableError
+from bullmq.custom_errors import DelayedError
 
 from worker import constants as c
 from worker import jobs, logs, pipeline
-from worker.errors import InvalidJobError, PermanentJobError
+from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.fastpath import FastWorker
 from worker.metrics import Metrics
 from worker.settings import Settings
 
 log = logs.get("consumer")
 CLOSE_TIMEOUT_SECONDS = 10.0
+#: After a drain's grace: how long the jobs whose renders were killed get to go back to the queue.
+CANCEL_SECONDS = 2.0
 
 
 class Consumer:
@@ -37,6 +40,7 @@ class Consumer:
         # DLQ writes ride out a Redis restart; housekeeping fails fast so an outage is logged.
         self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=True))
         self.monitor = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+        self.renders = pipeline.render_pool(settings)
         self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -77,11 +81,15 @@ class Consumer:
             await self.worker.pause(do_not_wait_active=True)
             log.info("consumer paused, draining", extra={"inFlight": len(self.worker.jobs), "grace": grace})
             drained = await self._wait_idle(grace)
+            # Renders still running are killed; their processors hand the jobs back to the queue
+            # (RenderCancelled), which takes a moment, not another render's length.
+            await self.renders.close()
+            settled = drained or await self._wait_idle(CANCEL_SECONDS)
             # Jobs still running keep their lock until it expires; another worker's stalled
             # check then puts them back, so force-closing loses nothing. close() is bounded: it
             # has been seen (rarely, in the benchmark) not to return after a drain, and bullmq's
             # close() shields itself from cancellation, so it is not awaited past the bound.
-            closing = asyncio.ensure_future(self.worker.close(force=not drained))
+            closing = asyncio.ensure_future(self.worker.close(force=not settled))
             done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_SECONDS)
             if not done:
                 log.warning(
@@ -89,9 +97,15 @@ class Consumer:
                 )
             elif closing.exception() is not None:
                 log.warning("bullmq close failed", extra={"error": repr(closing.exception())})
+        await self.renders.close()
         await self.queues.close()
         await self.monitor.close()
         return drained
+
+    @property
+    def fetching(self) -> bool:
+        """False while the newest attempt to fetch a job failed (readiness turns red)."""
+        return self.worker is None or self.worker.fetching
 
     async def _wait_idle(self, grace: float) -> bool:
         assert self.worker is not None
@@ -110,7 +124,12 @@ class Consumer:
         active = self.metrics.active_consumers.labels(self.metrics.track)
         active.inc()
         try:
-            result = await pipeline.run(job_id, job.data, self.settings)
+            result = await pipeline.run(job_id, job.data, self.settings, self.renders)
+        except RenderCancelled:
+            # Shutdown, not the job: back to the queue now, without using an attempt.
+            await job.moveToDelayed(int(time.time() * 1000), token)
+            log.info("job handed back: render stopped by shutdown", extra={"jobId": job_id})
+            raise DelayedError() from None
         except (InvalidJobError, PermanentJobError) as err:
             outcome = "invalid" if isinstance(err, InvalidJobError) else "failed"
             await self._give_up(job, str(err), outcome, started)

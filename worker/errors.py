@@ -38,3 +38,8 @@ class PermanentJobError(PreviewError):
 
 class TransientJobError(PreviewError):
     """May succeed later: network hiccup, upstream 5xx, timeout."""
+
+
+class RenderCancelled(PreviewError):
+    """A render was stopped because the worker is shutting down: the job is not at fault and goes
+    back to the queue without using an attempt."""

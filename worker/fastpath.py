@@ -162,6 +162,10 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
                 commands = self.scripts.commands
                 for script in PIPELINED_SCRIPTS:
                     commands[script] = PipelinedScript(commands[script], self._pipe)
+        # When the last fetch succeeded and failed (monotonic): readiness is red while the newest
+        # attempt failed, e.g. a queue key of the wrong type answering WRONGTYPE to every fetch.
+        self.fetch_ok_at = 0.0
+        self.fetch_failed_at = 0.0
         self._runner: asyncio.Future[None] | None = None
         self._finished: asyncio.Queue[asyncio.Future[Any] | None] = asyncio.Queue()
         if processor and autorun:
@@ -247,7 +251,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
 
     async def _slot(self, token: str) -> None:
         job = await self.retryIfFailed(
-            lambda: self.getNextJob(token),
+            lambda: self._fetch(token),
             {"delay_in_ms": self.opts.get("runRetryDelay"), "only_emit_error": True},
         )
         if job is not None:
@@ -256,6 +260,20 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             job = await self._process(job, token)
             if job is not None:
                 self.emit("active", job, "waiting")
+
+    async def _fetch(self, token: str) -> Job | None:
+        try:
+            job: Job | None = await self.getNextJob(token)
+        except Exception:
+            self.fetch_failed_at = time.monotonic()
+            raise
+        self.fetch_ok_at = time.monotonic()
+        return job
+
+    @property
+    def fetching(self) -> bool:
+        """False while the newest attempt to fetch a job failed."""
+        return self.fetch_failed_at <= self.fetch_ok_at
 
     async def _process(self, job: Job, token: str) -> Job | None:
         """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any."""

@@ -27,15 +27,18 @@ async def run_worker(settings: Settings) -> int:
     metrics = Metrics(settings.track)
     ready_client = jobs.redis_client(settings.redis_url)
 
+    consumer = Consumer(settings, metrics)
+
     async def ready() -> bool:
+        # Redis answers and the consumer can fetch from it (a reachable Redis whose queue keys
+        # are unusable is not ready either).
         try:
-            return bool(await ready_client.ping())
+            return bool(await ready_client.ping()) and consumer.fetching
         except jobs.REDIS_DOWN:
             return False
 
     health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
     port = await health.start()
-    consumer = Consumer(settings, metrics)
     consumer.start()
     log.info("worker ready", extra={"metricsPort": port, "track": settings.track, "pid": os.getpid()})
 

@@ -1,8 +1,9 @@
 """What one preview job does, independent of how it was dequeued.
 
-Validate → fetch the source → render every rendition → write the artifact
-set. The consumer (``worker.consumer``) wraps this with BullMQ; a faster
-consumption layer can call :func:`run` unchanged.
+Validate → fetch the source → render every rendition (in a render process:
+``worker.render.sandbox``) → write the artifact set. The consumer
+(``worker.consumer``) wraps this with BullMQ; a faster consumption layer can
+call :func:`run` unchanged.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from worker import jobid, render, sources, store, validation
+from worker import jobid, sources, store, validation
 from worker.errors import PermanentJobError
 from worker.render.registry import OutputSpec
+from worker.render.sandbox import RenderPool
 from worker.settings import Settings
 
 
@@ -37,19 +39,15 @@ def limits(settings: Settings) -> sources.SourceLimits:
     )
 
 
-def _render(data: bytes, outputs: list[OutputSpec], max_pixels: int) -> tuple[str, list[render.Rendition]]:
-    """Render, with any failure that is not I/O made permanent: the same bytes fail the same way
-    on every attempt, so a retry would only delay the dead letter."""
-    try:
-        return render.render(data, outputs, max_pixels)
-    except (PermanentJobError, OSError):
-        raise  # OSError: a temporary file or the disk, worth another attempt
-    except Exception as err:
-        raise PermanentJobError(f"rendering failed: {type(err).__name__}: {err}"[:500]) from err
+def render_pool(settings: Settings) -> RenderPool:
+    """The render processes of one consumer, sized and limited by its settings."""
+    s = settings
+    return RenderPool(s.render_pool_size, s.render_memory_bytes, s.render_timeout_seconds)
 
 
-async def run(job_id: str, payload: Any, settings: Settings) -> Result:
-    """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure."""
+async def run(job_id: str, payload: Any, settings: Settings, renders: RenderPool) -> Result:
+    """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure,
+    or ``RenderCancelled`` when the worker's shutdown stopped its render."""
     if not jobid.safe(job_id):
         raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
     job = validation.validate(payload, settings.max_inline_bytes, settings.path_sources == "on")
@@ -61,7 +59,7 @@ async def run(job_id: str, payload: Any, settings: Settings) -> Result:
         return Result("completed", existing)  # an earlier attempt finished the set
     data = await sources.fetch(job["source"], limits(settings))
     outputs = [OutputSpec.from_json(o) for o in job["outputs"]]
-    media_type, renditions = await asyncio.to_thread(_render, data, outputs, settings.max_pixels)
+    media_type, renditions = await renders.render(data, outputs, settings.max_pixels)
     manifest = await asyncio.to_thread(
         artifact_store.write_set, job_id, media_type, renditions, job.get("metadata", {})
     )

@@ -7,6 +7,7 @@ value on stderr and exit status 2 (see :func:`load_or_exit`).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -100,6 +101,17 @@ class Settings(BaseSettings):
     max_inline_bytes: int = Field(default=10 * 2**20, validation_alias=c.ENV_MAX_INLINE_BYTES, ge=1)
     max_source_bytes: int = Field(default=50 * 2**20, validation_alias=c.ENV_MAX_SOURCE_BYTES, ge=1)
     max_pixels: int = Field(default=50_000_000, validation_alias=c.ENV_MAX_PIXELS, ge=1)
+    render_processes: int = Field(
+        default=0, validation_alias=c.ENV_RENDER_PROCESSES, ge=0, le=c.RENDER_PROCESSES_MAX
+    )  # 0: one per core this process may use, at most `concurrency`
+    render_memory_bytes: int = Field(
+        default=c.RENDER_MEMORY_BYTES_DEFAULT, validation_alias=c.ENV_RENDER_MEMORY_BYTES,
+        ge=c.RENDER_MEMORY_BYTES_MIN, le=c.RENDER_MEMORY_BYTES_MAX,
+    )  # fmt: skip
+    render_timeout_seconds: float = Field(
+        default=c.RENDER_TIMEOUT_SECONDS_DEFAULT, validation_alias=c.ENV_RENDER_TIMEOUT_SECONDS,
+        gt=0, le=c.RENDER_TIMEOUT_SECONDS_MAX,
+    )  # fmt: skip
     url_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_URL_TIMEOUT_SECONDS, gt=0, le=300)
     log_level: LogLevel = Field(default="INFO", validation_alias=c.ENV_LOG_LEVEL)
     lock_ms: int = Field(default=30_000, validation_alias=c.ENV_LOCK_MS, ge=100)
@@ -165,6 +177,12 @@ class Settings(BaseSettings):
     def allowed_hosts(self) -> frozenset[str]:
         """Lower-cased ``host`` or ``host:port`` entries allowed as URL sources."""
         return frozenset(h.lower() for h in _split(self.source_hosts))
+
+    @property
+    def render_pool_size(self) -> int:
+        """Render processes of this consumer: the setting, or one per usable core; never over concurrency."""
+        size = self.render_processes or len(os.sched_getaffinity(0))
+        return max(1, min(size, self.concurrency))
 
     @property
     def dlq_name(self) -> str:

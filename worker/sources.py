@@ -2,7 +2,8 @@
 
 Every kind is size-capped. Paths may not leave the input root, whether by ``..``,
 an absolute path or a symlink. URLs must be http(s) on an allowlisted host, and
-every redirect is re-checked against the allowlist before it is followed.
+every redirect is re-checked against the allowlist before it is followed. Each hop's
+host is resolved once, and the fetch connects to exactly the addresses that were checked.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,24 +116,62 @@ def host_allowed(url: str, allowed: frozenset[str]) -> bool:
     return f"{host}:{port}" in allowed or (host in allowed and port == _DEFAULT_PORTS[parts.scheme])
 
 
-async def check_addresses(url: str, private_ok: bool) -> None:
-    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address."""
-    if private_ok:
-        return
+async def resolve(host: str, port: int | None) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, each once.
+
+    The only lookup of a source host: the fetch connects to what this answered, never to
+    a second lookup of the name, which a rebinding DNS server could answer differently.
+    """
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+
+
+async def check_addresses(url: str, private_ok: bool) -> list[str]:
+    """Resolve the host of ``url`` once and return the addresses the fetch must connect to.
+
+    Unless ``private_ok``, refuse the URL if any address is loopback, private, link-local or reserved.
+    """
     parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+        addresses = await resolve(parts.hostname or "", port)
     except OSError:
-        raise TransientJobError(f"cannot resolve the host of {_safe(url)}") from None
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address.is_global:
-            raise PermanentJobError(
-                f"source host of {_safe(url)} resolves to a non-public address "
-                f"({c.ENV_SOURCE_PRIVATE_ADDRESSES}=allow opts in)"
-            )
+        addresses = []
+    if not addresses:
+        raise TransientJobError(f"cannot resolve the host of {_safe(url)}")
+    if not private_ok and not all(ipaddress.ip_address(a).is_global for a in addresses):
+        raise PermanentJobError(
+            f"source host of {_safe(url)} resolves to a non-public address "
+            f"({c.ENV_SOURCE_PRIVATE_ADDRESSES}=allow opts in)"
+        )
+    return addresses
+
+
+def pinned_request(client: httpx.AsyncClient, url: str, address: str) -> httpx.Request:
+    """A GET of ``url`` that connects to ``address`` but names the URL's host everywhere else.
+
+    The Host header keeps the name (and port), and for https the ``sni_hostname`` extension
+    makes httpcore send the name as SNI and verify the certificate against it, not the address.
+    """
+    named = httpx.URL(url)
+    return client.build_request(
+        "GET",
+        named.copy_with(host=address),  # httpx brackets an IPv6 address
+        headers={"Host": named.netloc.decode("ascii")},
+        extensions={"sni_hostname": named.raw_host.decode("ascii")},
+    )
+
+
+async def _send(client: httpx.AsyncClient, url: str, addresses: list[str]) -> httpx.Response:
+    """Stream a GET of ``url`` from the first checked address that takes the connection.
+
+    Trying each in turn keeps what connecting by name did (every answer tried), with checked answers only.
+    """
+    *others, last = addresses
+    for address in others:
+        with contextlib.suppress(httpx.ConnectError):
+            return await client.send(pinned_request(client, url, address), stream=True)
+    return await client.send(pinned_request(client, url, last), stream=True)
 
 
 async def fetch_url(url: str, limits: SourceLimits) -> bytes:
@@ -150,15 +191,18 @@ async def fetch_url(url: str, limits: SourceLimits) -> bytes:
 
 async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
     timeout = httpx.Timeout(limits.timeout_seconds)
+    # No keep-alive: the pool keys connections by address, and one whose TLS was verified for
+    # one name must not carry a later hop's request for another name that resolves there too.
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(
-        follow_redirects=False, timeout=timeout, trust_env=False, verify=_SSL_CONTEXT
+        follow_redirects=False, timeout=timeout, trust_env=False, verify=_SSL_CONTEXT, limits=no_reuse
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             if not host_allowed(url, limits.allowed_hosts):
                 raise PermanentJobError(f"source host of {_safe(url)} is not allowed (PREVIEW_SOURCE_HOSTS)")
-            await check_addresses(url, limits.private_addresses)
+            addresses = await check_addresses(url, limits.private_addresses)
             try:
-                async with client.stream("GET", url) as resp:
+                async with contextlib.aclosing(await _send(client, url, addresses)) as resp:
                     if resp.is_redirect and "location" in resp.headers:
                         url = urljoin(url, resp.headers["location"])
                         continue

@@ -14,8 +14,9 @@ from bullmq import UnrecoverableError, Worker
 from worker_http import SourceServer
 from worker_kit import consumer, decode_image, eventually, payload, queues, state_of, wait_state
 
-from worker import artifacts, pipeline
+from worker import artifacts
 from worker import constants as c
+from worker.render.sandbox import RenderPool
 from worker.settings import Settings
 
 PIL_FORMAT = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG"}
@@ -182,7 +183,7 @@ async def test_dry_run_validates_and_counts_but_never_renders(
         calls.append("render")
         raise AssertionError("renderer called for a dry run")
 
-    monkeypatch.setattr(pipeline.render, "render", no_render)
+    monkeypatch.setattr(RenderPool, "render", no_render)
     async with queues(settings) as q, consumer(settings) as cons:
         await q.enqueue(payload({"path": "uploads/photo.jpg"}, "dry-1", dryRun=True))
         await wait_state(q, "dry-1", "completed")

@@ -9,7 +9,7 @@ from typing import Any
 
 import worker_media as media
 from worker_http import SourceServer
-from worker_kit import RedisServer, eventually, payload, queues, state_of, wait_state
+from worker_kit import RedisServer, b64, eventually, payload, queues, state_of, wait_state
 
 from worker.settings import Settings
 
@@ -135,3 +135,62 @@ async def test_worker_without_redis_stays_up_not_ready_and_never_logs_the_passwo
     assert "hunter2" not in text
     warnings = [e for e in worker.events() if e["msg"] == "housekeeping failed"]
     assert warnings and warnings[0]["error"].startswith("ConnectionError: Error 111 connecting to 127.0.0.1")
+
+
+async def test_sigterm_during_a_long_render_ends_when_the_drain_says_and_hands_the_job_back(
+    settings: Settings, spawn_worker: Any
+) -> None:
+    # Issue 16, item 12: drain gave up at 25 s but the process exited at 40 s, when its render
+    # thread ended. The render process is killed at the end of the grace instead.
+
+    long_render = {"source": {"inline": b64(media.slow_pdf(60_000))},
+                   "outputs": [{"name": "page", "format": "png", "width": 1200, "height": 1200}]}  # fmt: skip
+    worker = spawn_worker(PREVIEW_DRAIN_SECONDS="0.5")
+    async with queues(settings) as q:
+        await q.enqueue({**long_render, "jobId": "long-1"})
+        await wait_state(q, "long-1", "active")
+        await asyncio.sleep(1.0)  # well into PDFium's seconds of work
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await wait_proc(worker, 10) == 0
+        assert time.monotonic() - started < 3.5  # the 0.5 s grace, the hand-back, exit; not the render
+        assert any(e["msg"] == "job handed back: render stopped by shutdown" for e in worker.events())
+        job = await q.get("long-1")
+        assert job is not None and job.attemptsMade == 0 and job.failedReason is None
+        assert await state_of(q, "long-1") in ("delayed", "waiting")
+        # Not lost and not charged an attempt: the next worker renders it to the end.
+        spawn_worker()
+        await wait_state(q, "long-1", "completed", timeout=90)
+        assert (await q.counts())["dlq"] == 0
+
+
+async def test_readiness_turns_red_while_the_worker_cannot_fetch_and_green_when_it_can(
+    settings: Settings, spawn_worker: Any
+) -> None:
+    # Issue 16, item 1: with `bull:<queue>:wait` made a hash, every fetch answered WRONGTYPE
+    # while /readyz stayed 200 (Redis itself answered PING).
+    import httpx
+
+    worker = spawn_worker(PREVIEW_RUN_RETRY_DELAY_MS="100")
+    wait_key, marker = f"bull:{settings.queue_name}:wait", f"bull:{settings.queue_name}:marker"
+    async with queues(settings) as q, httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as http:
+        assert (await http.get("/readyz")).status_code == 200
+        await q.client.hset(wait_key, "not", "a list")
+        await q.client.zadd(marker, {"0": 0})  # wakes the fetcher, whose move-to-active now fails
+
+        async def status() -> int:
+            return (await http.get("/readyz")).status_code
+
+        await eventually(lambda: _equals(status, 503), timeout=15)
+        assert worker.proc.poll() is None  # not ready, still alive: liveness stays green
+        assert (await http.get("/healthz")).status_code == 200
+        await q.client.delete(wait_key)
+        await q.enqueue(payload({"inline": b64(media.jpeg(40, 30))}, "after-repair", dryRun=True))
+        await wait_state(q, "after-repair", "completed")
+        await eventually(lambda: _equals(status, 200), timeout=15)
+    errors = [e for e in worker.events() if e["msg"] == "bullmq error"]
+    assert errors and "WRONGTYPE" in errors[0]["error"]
+
+
+async def _equals(probe: Any, expected: int) -> bool:
+    return bool(await probe() == expected)

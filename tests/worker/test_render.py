@@ -9,9 +9,10 @@ import worker_media as media
 from worker_kit import decode_image
 
 from worker.errors import PermanentJobError
-from worker.render import OutputSpec, media_types, render, sniff
+from worker.render import OutputSpec, RenderLimits, media_types, render, sniff
 
 PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
+LIMITS = RenderLimits(50_000_000, 2**30)
 OUTPUTS = [
     OutputSpec("thumb", "webp", 320, 320),
     OutputSpec("card", "jpeg", 200, 100, "cover"),
@@ -43,19 +44,19 @@ def test_registry_covers_every_kind() -> None:
     ],
 )
 def test_raster_kinds(data: bytes, media_type: str) -> None:
-    kind, renditions = render(data, OUTPUTS, 50_000_000)
+    kind, renditions = render(data, OUTPUTS, LIMITS)
     assert kind == media_type
     # contain fits inside the box and never upscales; cover is exactly the box.
     check(renditions, {"thumb": (320, 240), "card": (200, 100), "big": (800, 600)})
 
 
 def test_large_jpeg_uses_draft_decoding() -> None:
-    _kind, renditions = render(media.jpeg(4000, 3000), [OutputSpec("t", "webp", 320, 320)], 50_000_000)
+    _kind, renditions = render(media.jpeg(4000, 3000), [OutputSpec("t", "webp", 320, 320)], LIMITS)
     check(renditions, {"t": (320, 240)})
 
 
 def test_gif_first_frame() -> None:
-    _, (r,) = render(media.gif(64, 32), [OutputSpec("f", "png", 64, 64)], 50_000_000)
+    _, (r,) = render(media.gif(64, 32), [OutputSpec("f", "png", 64, 64)], LIMITS)
     image = decode_image(r.data).convert("RGB")
     assert image.size == (64, 32)
     assert image.getpixel((10, 10)) == (255, 0, 0)  # the first frame is red, later ones blue
@@ -65,7 +66,7 @@ def test_gif_first_frame() -> None:
     ("orientation", "size"), [(1, (300, 200)), (3, (300, 200)), (6, (200, 300)), (8, (200, 300))]
 )
 def test_exif_orientation_applied(orientation: int, size: tuple[int, int]) -> None:
-    _, (r,) = render(media.jpeg(600, 400, orientation), [OutputSpec("o", "jpeg", 300, 300)], 50_000_000)
+    _, (r,) = render(media.jpeg(600, 400, orientation), [OutputSpec("o", "jpeg", 300, 300)], LIMITS)
     check([r], {"o": size})
 
 
@@ -73,14 +74,14 @@ def test_alpha_png_to_jpeg_and_webp() -> None:
     _, renditions = render(
         media.png(100, 50, alpha=True),
         [OutputSpec("j", "jpeg", 50, 50), OutputSpec("w", "webp", 50, 50)],
-        50_000_000,
+        LIMITS,
     )
     check(renditions, {"j": (50, 25), "w": (50, 25)})
     assert decode_image(renditions[1].data).mode == "RGBA"
 
 
 def test_pdf_first_page() -> None:
-    kind, renditions = render(media.pdf(612, 792), OUTPUTS, 50_000_000)
+    kind, renditions = render(media.pdf(612, 792), OUTPUTS, LIMITS)
     assert kind == "application/pdf"
     # A page is vector: contain reaches the box (612x792 pt scaled by 320/792 -> 247x320).
     check(renditions, {"thumb": (247, 320), "card": (200, 100), "big": (1546, 2000)})
@@ -115,12 +116,12 @@ def test_pdf_first_page() -> None:
 )
 def test_bad_sources_fail_permanently(data: bytes, reason: str) -> None:
     with pytest.raises(PermanentJobError, match=reason):
-        render(data, OUTPUTS, 50_000_000)
+        render(data, OUTPUTS, LIMITS)
 
 
 def test_pdf_pixel_guard() -> None:
     with pytest.raises(PermanentJobError, match="pixel guard"):
-        render(media.pdf(612, 792, pages=1), [OutputSpec("x", "png", 2000, 2000)], 100_000)
+        render(media.pdf(612, 792, pages=1), [OutputSpec("x", "png", 2000, 2000)], RenderLimits(100_000))
 
 
 def test_sniff() -> None:

@@ -15,9 +15,11 @@ import worker_media as media
 from PIL import Image
 
 from worker import pipeline, render, validation
-from worker.errors import PermanentJobError
+from worker.render import OutputSpec, RenderLimits, child
 from worker.settings import Settings
 
+OUTPUTS = [OutputSpec("card", "jpeg", 64, 48)]
+LIMITS = RenderLimits(50_000_000)
 SOURCE = {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}
 
 
@@ -38,33 +40,36 @@ async def test_float_numbers_the_schema_accepts_render(
 ) -> None:
     payload = job(**output)
     assert validation.violations(payload) == []
-    result = await pipeline.run(job_id, payload, settings)
+    renders = pipeline.render_pool(settings)
+    try:
+        result = await pipeline.run(job_id, payload, settings, renders)
+    finally:
+        await renders.close()
     assert result.outcome == "completed" and result.manifest is not None
     [rendition] = result.manifest["renditions"]
     with Image.open(settings.data_dir / job_id / rendition["path"]) as image:
         assert (image.format, image.size) == ("JPEG", size)  # contain keeps the source's 4:3
 
 
-async def test_a_non_io_error_while_rendering_is_permanent(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+# The render process classifies what it raises (worker.render.child.handle); the tests call
+# handle() in this process so that the renderer can be replaced.
+def test_a_non_io_error_while_rendering_is_permanent(monkeypatch: pytest.MonkeyPatch) -> None:
     # No real input makes the renderers raise a non-I/O error once floats are handled, so the
     # renderer is replaced here to test the classification itself.
     def broken(*_: Any) -> Any:
         raise ValueError("bad rendition maths")
 
     monkeypatch.setattr(render, "render", broken)
-    with pytest.raises(PermanentJobError, match=r"^rendering failed: ValueError: bad rendition maths$"):
-        await pipeline.run("broken-render", job(width=64, height=48), settings)
+    reply = child.handle(b"any", OUTPUTS, LIMITS)
+    error = "rendering failed: ValueError: bad rendition maths"
+    assert reply == {"ok": False, "kind": "permanent", "error": error}
 
 
-async def test_an_io_error_while_rendering_stays_transient(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_io_error_while_rendering_stays_transient(monkeypatch: pytest.MonkeyPatch) -> None:
     # Replaced for the same reason: a full disk cannot be made on demand here.
     def disk_full(*_: Any) -> Any:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(render, "render", disk_full)
-    with pytest.raises(OSError, match="No space left"):
-        await pipeline.run("disk-full", job(width=64, height=48), settings)
+    reply = child.handle(b"any", OUTPUTS, LIMITS)
+    assert reply == {"ok": False, "kind": "transient", "error": "OSError: [Errno 28] No space left on device"}

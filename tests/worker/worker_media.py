@@ -103,3 +103,22 @@ def huge_png_header(width: int = 50_000, height: int = 50_000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def slow_pdf(strokes: int = 60_000) -> bytes:
+    """A small PDF (a compressed content stream) whose one page takes PDFium seconds to render:
+    ``strokes`` overlapping stroked curves, the cost of a hostile or just very detailed drawing."""
+    import zlib
+
+    ops = bytearray(b"0.5 w\n")
+    for i in range(strokes):
+        x, y = i * 37 % 600, i * 53 % 780
+        ops += b"%d %d m %d %d %d %d %d %d c S\n" % (x, y, 600 - x, y, x, 780 - y, 600 - y % 600, x)
+    stream = zlib.compress(bytes(ops), 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    return _assemble_pdf(objects)

@@ -9,23 +9,25 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from worker.errors import PermanentJobError
-from worker.render.raster import check_pixels, encode, resize
+from worker.render.limits import RenderLimits, check_memory, check_pixels
+from worker.render.raster import encode, resize
 from worker.render.registry import OutputSpec, Rendition, register
 
 MAX_SCALE = 4.0
-# PDFium is not thread-safe; renders run in worker threads, so serialise them.
+# PDFium is not thread-safe. Each render process renders one job at a time (so PDFs render in
+# parallel across processes); the lock keeps in-process callers (tests, tools) safe too.
 _PDFIUM_LOCK = threading.Lock()
 
 
 @register("application/pdf")
-def render_pdf(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> list[Rendition]:
+def render_pdf(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> list[Rendition]:
     """Render page 1 at the resolution the largest rendition needs, then produce each rendition."""
     with _PDFIUM_LOCK:
-        image = _rasterise_first_page(data, outputs, max_pixels)
+        image = _rasterise_first_page(data, outputs, limits)
     return [encode(resize(image, out), out) for out in outputs]
 
 
-def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> Image.Image:
+def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError:
@@ -43,7 +45,9 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], max_pixels
             if pw <= 0 or ph <= 0:
                 raise PermanentJobError("PDF page 1 has no area")
             scale = render_scale(pw, ph, outputs)
-            check_pixels(round(pw * scale), round(ph * scale), max_pixels)
+            width, height = round(pw * scale), round(ph * scale)
+            check_pixels(width, height, limits.max_pixels)
+            check_memory(width, height, "PDF", outputs, limits)
             bitmap = page.render(scale=scale)
             try:
                 image: Image.Image = bitmap.to_pil().convert("RGB")

@@ -2,7 +2,8 @@
 
 JPEG sources decode in draft mode (DCT scaling at 1/2, 1/4 or 1/8), which is
 where most of the time goes on large photos. EXIF orientation is applied, and
-the pixel-count guard runs on the header before any pixel is decoded.
+the pixel and memory guards (``worker.render.limits``) run on the header before
+any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.errors import PermanentJobError
+from worker.render.limits import RenderLimits, check_memory, check_pixels
 from worker.render.registry import OutputSpec, Rendition, register
 
 # Our own guard (max_pixels) replaces Pillow's global one, which warns rather than refuses.
@@ -22,44 +24,45 @@ _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
 
 
 @register("image/jpeg", "image/png", "image/gif", "image/webp")
-def render_raster(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> list[Rendition]:
+def render_raster(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> list[Rendition]:
     """Decode ``data`` once and produce every requested rendition."""
-    image = decode(data, outputs, max_pixels)
+    image = decode(data, outputs, limits)
     return [encode(resize(image, out), out) for out in outputs]
 
 
-def decode(data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> Image.Image:
-    """Open, guard, draft-decode and orient an image; returns RGB or RGBA."""
+def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
+    """Open, guard, draft-decode and orient an image; returns RGB or RGBA.
+
+    Both guards run on the header: the pixel count, then the memory the decode would take (at
+    the draft size for a JPEG). No copy is made that is not needed: an RGB source is not
+    converted, an upright one not transposed.
+    """
     try:
         image = Image.open(io.BytesIO(data))
-        check_pixels(image.width, image.height, max_pixels)
+        check_pixels(image.width, image.height, limits.max_pixels)
         orientation = image.getexif().get(0x0112, 1)
         if image.format == "JPEG":
             w, h = needed_size(image.width, image.height, outputs, swap=orientation in _SWAPS_AXES)
             image.draft("RGB", (w, h))
+        check_memory(image.width, image.height, str(image.format), outputs, limits)
         image.seek(0)  # first frame of an animation
         image.load()
     except PermanentJobError:
         raise
     except UnidentifiedImageError:
         raise PermanentJobError("source image cannot be identified (corrupt or not an image)") from None
+    except MemoryError:
+        raise  # the render process's limit: reported with the budget by worker.render.child
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         if "truncat" in str(err).lower():
             raise PermanentJobError("source image is truncated") from None
         raise PermanentJobError(f"source image cannot be decoded: {err}") from None
-    oriented: Image.Image = ImageOps.exif_transpose(image)
+    oriented: Image.Image = image if orientation == 1 else ImageOps.exif_transpose(image)
     has_alpha = oriented.mode in ("RGBA", "LA", "PA") or (
         oriented.mode == "P" and "transparency" in oriented.info
     )
-    return oriented.convert("RGBA" if has_alpha else "RGB")
-
-
-def check_pixels(width: int, height: int, max_pixels: int) -> None:
-    """Refuse a decompression bomb before decoding it."""
-    if width * height > max_pixels:
-        raise PermanentJobError(
-            f"source is {width}x{height} = {width * height} pixels, over the {max_pixels}-pixel guard"
-        )
+    mode = "RGBA" if has_alpha else "RGB"
+    return oriented if oriented.mode == mode else oriented.convert(mode)
 
 
 def needed_size(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.errors import PermanentJobError
+
+if TYPE_CHECKING:
+    from worker.render.limits import RenderLimits
 
 FORMAT_MEDIA_TYPES = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
 
@@ -50,7 +53,7 @@ class Rendition:
     data: bytes
 
 
-Renderer = Callable[[bytes, Sequence[OutputSpec], int], list[Rendition]]
+Renderer = Callable[[bytes, Sequence[OutputSpec], "RenderLimits"], list[Rendition]]
 _RENDERERS: dict[str, Renderer] = {}
 
 # (media type, magic test) in the order they are tried.

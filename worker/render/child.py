@@ -1,0 +1,118 @@
+"""A render process: ``python -m worker.render.child BUDGET``, one render at a time over stdin/stdout.
+
+Started and killed by :mod:`worker.render.sandbox`. Its data segment is capped at its start-up
+size plus ``BUDGET`` bytes (``RLIMIT_DATA`` covers malloc and anonymous mmap), so a source that
+decodes larger than the estimate in :mod:`worker.render.limits` ends in ``MemoryError`` here,
+not in the pod's OOM kill.
+
+The wire format is length-framed JSON and raw bytes, never pickle: the parent must not trust
+a process that has just parsed a hostile file.
+
+- request: one JSON line ``{"outputs": [...], "maxPixels": n, "size": n}``, then ``size`` bytes;
+- reply: one JSON line ``{"ok": true, "mediaType": t, "renditions": [{name, format, width,
+  height, size}]}`` then the renditions' bytes in order, or ``{"ok": false, "kind":
+  "permanent"|"transient", "error": text}``. ``"retire": true`` asks the parent not to reuse
+  the process (after a ``MemoryError`` its heap is suspect).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from dataclasses import asdict
+from typing import Any, BinaryIO
+
+from worker import constants as c
+from worker import render
+from worker.errors import PermanentJobError
+from worker.render.limits import RenderLimits
+from worker.render.registry import OutputSpec, Rendition
+
+#: Room over the budget for the encoders' buffers and the replies.
+SLACK_BYTES = 48 * 2**20
+MAX_LINE = 64 * 2**10
+
+
+def data_segment_bytes() -> int:
+    """This process's data segment now (``VmData``), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmData in /proc/self/status")
+
+
+def cap_memory(budget: int) -> int:
+    """Cap the data segment at its current size plus ``budget`` and slack; returns the cap."""
+    cap = data_segment_bytes() + budget + SLACK_BYTES
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    return cap
+
+
+def handle(data: bytes, outputs: list[OutputSpec], limits: RenderLimits) -> dict[str, Any]:
+    """Render and classify: the reply header, with the renditions under ``"_renditions"``.
+
+    Any failure that is not I/O is permanent: the same bytes fail the same way on every attempt,
+    so a retry would only delay the dead letter. ``OSError`` (a temporary file, the disk) is
+    worth another attempt.
+    """
+    try:
+        media_type, renditions = render.render(data, outputs, limits)
+    except PermanentJobError as err:
+        return {"ok": False, "kind": "permanent", "error": str(err)}
+    except MemoryError:
+        return {
+            "ok": False, "kind": "permanent", "retire": True,
+            "error": f"rendering needed more than the render memory budget of "
+                     f"{limits.memory_bytes // 2**20} MiB ({c.ENV_RENDER_MEMORY_BYTES})",
+        }  # fmt: skip
+    except OSError as err:
+        return {"ok": False, "kind": "transient", "error": f"{type(err).__name__}: {err}"[:500]}
+    except Exception as err:
+        error = f"rendering failed: {type(err).__name__}: {err}"[:500]
+        return {"ok": False, "kind": "permanent", "error": error}
+    return {
+        "ok": True,
+        "mediaType": media_type,
+        "renditions": [{**asdict(r), "data": None, "size": len(r.data)} for r in renditions],
+        "_renditions": renditions,
+    }
+
+
+def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
+    """Answer requests until ``requests`` ends; returns the exit status."""
+    while True:
+        line = requests.readline(MAX_LINE)
+        if not line:
+            return 0
+        req = json.loads(line)
+        data = requests.read(int(req["size"]))
+        outputs = [OutputSpec(**o) for o in req["outputs"]]
+        reply = handle(data, outputs, RenderLimits(int(req["maxPixels"]), budget))
+        renditions: list[Rendition] = reply.pop("_renditions", [])
+        for item in reply.get("renditions", []):
+            del item["data"]
+        replies.write(json.dumps(reply).encode() + b"\n")
+        for r in renditions:
+            replies.write(r.data)
+        replies.flush()
+        if reply.get("retire"):
+            return 0
+
+
+def main(argv: list[str]) -> int:
+    """Cap memory, move stdout aside for the protocol (stray prints go to stderr) and serve."""
+    budget = int(argv[0])
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    cap_memory(budget)
+    return serve(budget, sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""Renders run in child processes that can be killed: the time limit, the memory cap and drain.
+
+A thread cannot be stopped: a PDF that rendered for 46 s held a job (and, behind PDFium's lock,
+every other PDF job) for 46 s, and a SIGTERM's drain ended only when that render did. Here
+each render goes to one of ``PREVIEW_RENDER_PROCESSES`` long-lived ``worker.render.child``
+processes, started on first use. Past ``PREVIEW_RENDER_TIMEOUT_SECONDS`` the process is
+killed and the job fails permanently with the limit in its reason; at the end of a drain
+:meth:`RenderPool.close` kills every process, and the renders in flight raise
+:class:`RenderCancelled`, so the consumer hands their jobs back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from worker import constants as c
+from worker import logs
+from worker.errors import PermanentJobError, RenderCancelled, TransientJobError
+from worker.render.registry import OutputSpec, Rendition
+
+log = logs.get("render")
+#: Bounds on what the parent reads from a child (it has parsed a hostile file): the header line
+#: and the bytes of all renditions together.
+MAX_REPLY_LINE = 256 * 2**10
+MAX_REPLY_BYTES = 512 * 2**20
+
+
+class _Child:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.killed = False  # a killed process (a timeout, a retire) is never handed out again
+
+    async def exchange(self, data: bytes, outputs: Sequence[OutputSpec], max_pixels: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        header = {"outputs": [asdict(o) for o in outputs], "maxPixels": max_pixels, "size": len(data)}
+        self.proc.stdin.write(json.dumps(header).encode() + b"\n")
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readuntil(b"\n")
+        reply: dict[str, Any] = json.loads(line)
+        if reply.get("ok"):
+            sizes = [int(r["size"]) for r in reply["renditions"]]
+            if any(s < 0 for s in sizes) or sum(sizes) > MAX_REPLY_BYTES:
+                raise ValueError(f"render process announced {sum(sizes)} bytes of renditions")
+            reply["renditions"] = [
+                Rendition(r["name"], r["format"], int(r["width"]), int(r["height"]),
+                          await self.proc.stdout.readexactly(size))
+                for r, size in zip(reply["renditions"], sizes, strict=True)
+            ]  # fmt: skip
+        return reply
+
+    @property
+    def reusable(self) -> bool:
+        return not self.killed and self.proc.returncode is None
+
+    def kill(self) -> None:
+        self.killed = True
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class RenderPool:
+    """At most ``size`` renders at once, each in its own killable process."""
+
+    def __init__(self, size: int, memory_bytes: int, timeout_seconds: float) -> None:
+        self.size = size
+        self.memory_bytes = memory_bytes
+        self.timeout_seconds = timeout_seconds
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self.closing = False
+
+    async def render(
+        self, data: bytes, outputs: Sequence[OutputSpec], max_pixels: int
+    ) -> tuple[str, list[Rendition]]:
+        """Render in a child process; raises the job errors the child reports, or why it ended."""
+        async with self._slot() as child:
+            try:
+                async with asyncio.timeout(self.timeout_seconds):
+                    reply = await child.exchange(data, outputs, max_pixels)
+            except TimeoutError:
+                child.kill()
+                raise PermanentJobError(
+                    f"rendering took over {self.timeout_seconds:g}s ({c.ENV_RENDER_TIMEOUT_SECONDS})"
+                ) from None
+            except (OSError, EOFError, ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as err:
+                child.kill()
+                if self.closing:
+                    raise RenderCancelled("render stopped: the worker is shutting down") from None
+                status = await child.proc.wait()
+                raise PermanentJobError(f"the render process failed: {_ended(status, err)}") from None
+        if reply.get("retire"):
+            child.kill()
+        if reply["ok"]:
+            return str(reply["mediaType"]), reply["renditions"]
+        error = str(reply.get("error", "render failed"))[:500]
+        raise (TransientJobError if reply.get("kind") == "transient" else PermanentJobError)(error)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[_Child]:
+        if self.closing:
+            raise RenderCancelled("render not started: the worker is shutting down")
+        async with self._slots:
+            child = self._take() or await self._spawn()
+            self._busy.add(child)
+            try:
+                yield child
+            finally:
+                self._busy.discard(child)
+                if child.reusable and not self.closing:
+                    self._idle.append(child)
+                else:
+                    child.kill()
+
+    def _take(self) -> _Child | None:
+        while self._idle:
+            child = self._idle.pop()
+            if child.reusable:
+                return child
+        return None
+
+    async def _spawn(self) -> _Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker.render.child", str(self.memory_bytes),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_REPLY_LINE,
+            env={**os.environ, "PYTHONPATH": _import_path()},
+        )  # fmt: skip
+        log.debug("render process started", extra={"pid": proc.pid})
+        return _Child(proc)
+
+    def pids(self) -> list[int]:
+        """The render processes alive now, idle or busy."""
+        return sorted(ch.proc.pid for ch in (*self._idle, *self._busy) if ch.reusable)
+
+    async def close(self) -> None:
+        """Kill every render process (renders in flight raise :class:`RenderCancelled`) and reap them."""
+        self.closing = True
+        children = [*self._idle, *self._busy]
+        self._idle.clear()
+        for child in children:
+            child.kill()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                await child.proc.wait()
+
+
+def _import_path() -> str:
+    """PYTHONPATH with the folder holding this ``worker`` package first: the child imports the same code."""
+    here = str(Path(__file__).resolve().parents[2])
+    rest = os.environ.get("PYTHONPATH", "")
+    return f"{here}{os.pathsep}{rest}" if rest else here
+
+
+def _ended(status: int, err: BaseException) -> str:
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"it was killed by {name} (a crash in a decoder, or the pod's memory limit)"
+    if status:
+        return f"it exited with status {status}"
+    return f"{type(err).__name__}: {err}"
