@@ -279,3 +279,22 @@ def test_every_namespaced_object_waits_for_its_namespace(
         if r.custom and r.inputs.get("kind") != "Namespace":
             deps = [urn.rsplit("::", 1)[-1] for urn in run.dependencies[r.name]]
             assert "preview-worker-namespace" in deps, r.name
+
+
+def test_render_processes_and_their_budget_fit_the_memory_limit(
+    stack_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    # Issue 16, item 7: a 7000x7000 WebP decoded to 1 GiB, over every stack's limit. The worker
+    # caps each render process at its budget; the stack sizes the budgets to fit the limit.
+    from infra.config_rules import quantity
+    from worker.settings import Settings
+
+    cfg, run = cfg_of(stack), stack_runs[stack]
+    data = run.object("ConfigMap", f"{APP}-config")["data"]
+    processes, budget = int(data[c.ENV_RENDER_PROCESSES]), int(data[c.ENV_RENDER_MEMORY_BYTES])
+    assert 1 <= processes <= min(cfg.concurrency, max(1, int(quantity(cfg.resources.limits.cpu, "cpu"))))
+    limit = quantity(cfg.resources.limits.memory, "memory")
+    used = c.WORKER_BASE_MEMORY_BYTES + processes * (c.RENDER_PROCESS_BASE_MEMORY_BYTES + budget)
+    assert used <= limit
+    settings = Settings.model_validate(data)  # the worker takes what the stack sends
+    assert (settings.render_pool_size, settings.render_memory_bytes) == (processes, budget)
