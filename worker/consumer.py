@@ -83,8 +83,8 @@ class Consumer:
             drained = await self._wait_idle(grace)
             # Renders still running are killed; their processors hand the jobs back to the queue
             # (RenderCancelled), which takes a moment, not another render's length.
-            await self.renders.close()
-            settled = drained or await self._wait_idle(CANCEL_SECONDS)
+            cancelled = await self.renders.close()
+            settled = drained or (cancelled > 0 and await self._wait_idle(CANCEL_SECONDS))
             # Jobs still running keep their lock until it expires; another worker's stalled
             # check then puts them back, so force-closing loses nothing. close() is bounded: it
             # has been seen (rarely, in the benchmark) not to return after a drain, and bullmq's
@@ -97,7 +97,8 @@ class Consumer:
                 )
             elif closing.exception() is not None:
                 log.warning("bullmq close failed", extra={"error": repr(closing.exception())})
-        await self.renders.close()
+        else:
+            await self.renders.close()
         await self.queues.close()
         await self.monitor.close()
         return drained

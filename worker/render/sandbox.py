@@ -143,9 +143,11 @@ class RenderPool:
         """The render processes alive now, idle or busy."""
         return sorted(ch.proc.pid for ch in (*self._idle, *self._busy) if ch.reusable)
 
-    async def close(self) -> None:
-        """Kill every render process (renders in flight raise :class:`RenderCancelled`) and reap them."""
+    async def close(self) -> int:
+        """Kill every render process (renders in flight raise :class:`RenderCancelled`) and reap them;
+        returns how many renders were in flight."""
         self.closing = True
+        in_flight = len(self._busy)
         children = [*self._idle, *self._busy]
         self._idle.clear()
         for child in children:
@@ -153,6 +155,7 @@ class RenderPool:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 await child.proc.wait()
+        return in_flight
 
 
 def _import_path() -> str:
