@@ -60,9 +60,9 @@ def test_a_non_io_error_while_rendering_is_permanent(monkeypatch: pytest.MonkeyP
         raise ValueError("bad rendition maths")
 
     monkeypatch.setattr(render, "render", broken)
-    reply = child.handle(b"any", OUTPUTS, LIMITS)
+    reply, renditions = child.handle(b"any", OUTPUTS, LIMITS)
     error = "rendering failed: ValueError: bad rendition maths"
-    assert reply == {"ok": False, "kind": "permanent", "error": error}
+    assert reply == {"ok": False, "kind": "permanent", "error": error} and renditions == []
 
 
 def test_an_io_error_while_rendering_stays_transient(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,5 +71,6 @@ def test_an_io_error_while_rendering_stays_transient(monkeypatch: pytest.MonkeyP
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(render, "render", disk_full)
-    reply = child.handle(b"any", OUTPUTS, LIMITS)
+    reply, renditions = child.handle(b"any", OUTPUTS, LIMITS)
     assert reply == {"ok": False, "kind": "transient", "error": "OSError: [Errno 28] No space left on device"}
+    assert renditions == []

@@ -124,7 +124,7 @@ import worker_media
 source = worker_media.png(8000, 6000)  # 48 Mpx: about 190 MiB decoded, over the 64 MiB cap
 cap_memory(64 * 2**20)
 # The estimate is told there is room, so only the process's cap stands in the way.
-reply = handle(source, [OutputSpec("t", "png", 320, 320)], RenderLimits(10**9, 2**40))
+reply, _ = handle(source, [OutputSpec("t", "png", 320, 320)], RenderLimits(10**9, 2**40))
 print(reply["kind"], reply.get("retire"), reply["error"])
 """
 

@@ -21,7 +21,6 @@ import json
 import os
 import resource
 import sys
-from dataclasses import asdict
 from typing import Any, BinaryIO
 
 from worker import constants as c
@@ -54,8 +53,10 @@ def cap_memory(budget: int) -> int:
     return cap
 
 
-def handle(data: bytes, outputs: list[OutputSpec], limits: RenderLimits) -> dict[str, Any]:
-    """Render and classify: the reply header, with the renditions under ``"_renditions"``.
+def handle(
+    data: bytes, outputs: list[OutputSpec], limits: RenderLimits
+) -> tuple[dict[str, Any], list[Rendition]]:
+    """Render and classify: the reply header, and the renditions whose bytes follow it.
 
     Any failure that is not I/O is permanent: the same bytes fail the same way on every attempt,
     so a retry would only delay the dead letter. ``OSError`` (a temporary file, the disk) is
@@ -64,24 +65,23 @@ def handle(data: bytes, outputs: list[OutputSpec], limits: RenderLimits) -> dict
     try:
         media_type, renditions = render.render(data, outputs, limits)
     except PermanentJobError as err:
-        return {"ok": False, "kind": "permanent", "error": str(err)}
+        return {"ok": False, "kind": "permanent", "error": str(err)}, []
     except MemoryError:
         return {
             "ok": False, "kind": "permanent", "retire": True,
             "error": f"rendering needed more than the render memory budget of "
                      f"{limits.memory_bytes // 2**20} MiB ({c.ENV_RENDER_MEMORY_BYTES})",
-        }  # fmt: skip
+        }, []  # fmt: skip
     except OSError as err:
-        return {"ok": False, "kind": "transient", "error": f"{type(err).__name__}: {err}"[:500]}
+        return {"ok": False, "kind": "transient", "error": f"{type(err).__name__}: {err}"[:500]}, []
     except Exception as err:
         error = f"rendering failed: {type(err).__name__}: {err}"[:500]
-        return {"ok": False, "kind": "permanent", "error": error}
-    return {
-        "ok": True,
-        "mediaType": media_type,
-        "renditions": [{**asdict(r), "data": None, "size": len(r.data)} for r in renditions],
-        "_renditions": renditions,
-    }
+        return {"ok": False, "kind": "permanent", "error": error}, []
+    described = [
+        {"name": r.name, "format": r.format, "width": r.width, "height": r.height, "size": len(r.data)}
+        for r in renditions
+    ]
+    return {"ok": True, "mediaType": media_type, "renditions": described}, renditions
 
 
 def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
@@ -93,10 +93,7 @@ def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
         req = json.loads(line)
         data = requests.read(int(req["size"]))
         outputs = [OutputSpec(**o) for o in req["outputs"]]
-        reply = handle(data, outputs, RenderLimits(int(req["maxPixels"]), budget))
-        renditions: list[Rendition] = reply.pop("_renditions", [])
-        for item in reply.get("renditions", []):
-            del item["data"]
+        reply, renditions = handle(data, outputs, RenderLimits(int(req["maxPixels"]), budget))
         replies.write(json.dumps(reply).encode() + b"\n")
         for r in renditions:
             replies.write(r.data)

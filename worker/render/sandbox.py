@@ -100,8 +100,8 @@ class RenderPool:
                     raise RenderCancelled("render stopped: the worker is shutting down") from None
                 status = await child.proc.wait()
                 raise PermanentJobError(f"the render process failed: {_ended(status, err)}") from None
-        if reply.get("retire"):
-            child.kill()
+            if reply.get("retire"):
+                child.kill()  # before the slot hands it back
         if reply["ok"]:
             return str(reply["mediaType"]), reply["renditions"]
         error = str(reply.get("error", "render failed"))[:500]
