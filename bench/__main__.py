@@ -3,7 +3,8 @@
 Sections: no-op throughput against Node.js BullMQ 6.7 at several concurrencies (runs
 interleaved, medians), the levers one by one, enqueue-to-start latency, preview
 throughput against ``vipsthumbnail`` on two cores, Pulumi program evaluation per stack,
-and the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster.
+the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster, and Redis
+memory over 20,000 jobs with the default retention.
 ``--quick`` runs every section at small sizes (the smoke test uses it).
 """
 
@@ -16,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engine_suite, noop, preview_suite, program_suite, queue_suite, report
+from bench import engine_suite, noop, preview_suite, program_suite, queue_suite, redis_suite, report
 from bench.redis_kit import BenchRedis
 
-SECTIONS = ("throughput", "levers", "latency", "preview", "program", "engine")
+SECTIONS = ("throughput", "levers", "latency", "preview", "redis", "program", "engine")
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                 "vipsthumbnail": vips,
                 "ratio": report.ratio(worker["files_per_s"], vips["files_per_s"]),
             }
+        if "redis" in args.only:
+            print("redis memory ...", file=sys.stderr)
+            jobs, batch = (400, 100) if args.quick else (20_000, 2_000)
+            results["redis"] = redis_suite.run(redis, jobs, batch)
     if "program" in args.only:
         print("program evaluation ...", file=sys.stderr)
         results["program"] = program_suite.run()

@@ -50,6 +50,9 @@ def table(results: dict[str, Any]) -> str:
             f"vipsthumbnail {v['files_per_s']:.2f} files/s, ratio {_fmt(pv['ratio'])}; "
             f"worker peak RSS {w['rss_peak_kb']} KiB"
         )
+    rd = results.get("redis")
+    if rd:
+        lines += _redis_rows(rd)
     pg = results.get("program")
     if pg:
         lines.append("Pulumi program under mocks (s), target: first evaluation < 1 s")
@@ -71,6 +74,25 @@ def table(results: dict[str, Any]) -> str:
             verdict = f"  target < {target:.0f} s: {'met' if met[name] else 'MISSED'}" if target else ""
             lines.append(f"  {name:>18}  {med[name]:6.1f}{verdict}")
     return "\n".join(lines)
+
+
+def _redis_rows(rd: dict[str, Any]) -> list[str]:
+    mib = 2**20
+    lines = [
+        f"Redis memory over {rd['jobs']} jobs (half completed, half dead-lettered; "
+        f"{rd['inline_bytes'] // 1024} KiB inline), after each batch of {rd['batch']}",
+        "     jobs  used MiB  completed  failed    dlq",
+    ]
+    for s in rd["samples"]:
+        used = (s["used_memory"] - rd["baseline_bytes"]) / mib
+        lines.append(f"  {s['jobs']:>7}  {used:8.1f}  {s['completed']:>9}  {s['failed']:>6}  {s['dlq']:>5}")
+    growth = rd["second_half_growth"]
+    lines.append(
+        f"  second half: {_fmt(growth)} of the half-way memory; peak {rd['peak_bytes'] / mib:.1f} MiB, "
+        f"worst case at these caps {rd['worst_case_bytes'] / mib:.1f} MiB, "
+        f"budget {rd['budget_bytes'] / mib:.0f} MiB"
+    )
+    return lines
 
 
 def _fmt(value: float | None) -> str:

@@ -31,6 +31,7 @@ from infra.config_rules import (
     check_secret_names,
     cross_field,
     problems_from,
+    quantity,
     split_image,
     validate_image_ref,
 )
@@ -48,6 +49,8 @@ from infra.config_sections import (
 )
 from infra.config_store import Api, Artifacts, store_problems
 from infra.errors import ConfigError
+from worker import constants as c
+from worker import redis_budget
 from worker.constants import ENV_REDIS_URL
 
 __all__ = [
@@ -114,6 +117,10 @@ class StackConfig(Model):
     artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
     source_hosts: list[SourceHost] = Field(default_factory=list)
     job_retention: JobRetention = JobRetention()
+    # The Redis memory the queue's jobs may hold at most (a quantity); it sets the inline cap.
+    redis_budget: str = "2Gi"
+    # Inline sources up to this many bytes; 0 picks the largest the Redis budget allows.
+    max_inline_bytes: int = 0
     # Jobs naming a file (`source.path`) are refused unless a stack opts in (PREVIEW_PATH_SOURCES).
     path_sources: bool = False
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
@@ -128,6 +135,16 @@ class StackConfig(Model):
     _queue_max = field_validator("queue_max")(check_range(1, 10_000_000))
     _drain = field_validator("drain_seconds")(check_range(1, 3600))
     _pull_secrets = field_validator("image_pull_secrets")(check_secret_names)
+    _inline = field_validator("max_inline_bytes")(check_range(0, 2**30))
+
+    @field_validator("redis_budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        size = quantity(v, "memory")
+        if not c.REDIS_BUDGET_BYTES_MIN <= size <= c.REDIS_BUDGET_BYTES_MAX:
+            lo, hi = c.REDIS_BUDGET_BYTES_MIN // 2**20, c.REDIS_BUDGET_BYTES_MAX // 2**30
+            raise ValueError(f"must be between {lo}Mi and {hi}Gi, got {v!r}")
+        return v
 
     @field_validator("queue_name")
     @classmethod
@@ -157,14 +174,38 @@ class StackConfig(Model):
         problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
         problems = [("redisUrl", problem)] if problem else []
         problems += store_problems(self)
+        try:
+            self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+        except redis_budget.BudgetError as err:
+            problems.append((err.key, err.reason))
         if problems:
             raise cross_field(*problems)
         return self
 
     @property
+    def redis_budget_bytes(self) -> int:
+        return int(quantity(self.redis_budget, "memory"))
+
+    @property
+    def inline_bytes(self) -> int:
+        """The worker's inline cap (``worker.redis_budget.inline_cap``, as the worker computes it)."""
+        held = redis_budget.Held(
+            self.queue_max, self.job_retention.completed_count, self.job_retention.failed_count,
+            self.job_retention.dlq_count,
+        )  # fmt: skip
+        return redis_budget.inline_cap(self.redis_budget_bytes, held, self.max_inline_bytes, _BUDGET_NAMES)
+
+    @property
     def effective_canary_weight(self) -> int:
         """The canary weight actually deployed (0 when no canary image is set)."""
         return self.canary.weight if self.canary.image else 0
+
+
+_BUDGET_NAMES = {
+    "budget": "redisBudget",
+    "inline": "maxInlineBytes",
+    "counts": "queueMax + jobRetention.*Count",
+}
 
 
 def parse_config(raw: Mapping[str, object], source: str | None = None) -> StackConfig:

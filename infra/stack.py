@@ -37,6 +37,8 @@ def config_data(cfg: StackConfig) -> dict[str, str]:
         # host:port: the worker allows a bare host on its scheme's default port only.
         c.ENV_SOURCE_HOSTS: ",".join(f"{h.host}:{h.port}" for h in cfg.source_hosts),
         c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
+        c.ENV_REDIS_BUDGET_BYTES: str(cfg.redis_budget_bytes),
+        c.ENV_MAX_INLINE_BYTES: str(cfg.max_inline_bytes),
         **retention_env(cfg),
         **render_env(cfg),
         **store_env(cfg),

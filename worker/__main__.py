@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         from worker.validate_cli import validate_files
 
-        return validate_files(args.files, settings.max_inline_bytes)
+        return validate_files(args.files, settings.inline_bytes)
     logs.setup(settings.log_level)
 
     if args.command == "run":

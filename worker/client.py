@@ -86,7 +86,7 @@ class PreviewClient:
         Raises :class:`~worker.errors.InvalidJobError` (every violation) or :class:`QueueFullError`;
         Redis errors (``worker.jobs.REDIS_DOWN``) pass through. Nothing is written when it raises.
         """
-        job = validation.validate(payload, self.settings.max_inline_bytes, self.settings.path_sources == "on")
+        job = validation.validate(payload, self.settings.inline_bytes, self.settings.path_sources == "on")
         job_id = job.get("jobId")
         if job_id and (existing := await self.queues.get(job_id)) is not None:
             return Enqueued(str(job_id), False, await existing.getState())

@@ -49,12 +49,24 @@ KEEP_DEFAULTS: Final = {  # seconds and counts; a job goes when either is exceed
     "failed_seconds": 7 * 24 * 3600,
     "failed_count": 5_000,
     "dlq_seconds": 30 * 24 * 3600,
-    "dlq_count": 10_000,
+    "dlq_count": 1_000,
 }
 KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
 KEEP_COUNT_MAX: Final = 1_000_000
 #: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
 SWEEP_FAILED_WINDOW: Final = 1_000
+
+
+# --- The Redis memory the queue's jobs may hold (worker/redis_budget.py; the stack's `redisBudget`) ---
+ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"
+REDIS_BUDGET_BYTES_DEFAULT: Final = 2 * 2**30
+REDIS_BUDGET_BYTES_MIN: Final = 16 * 2**20
+REDIS_BUDGET_BYTES_MAX: Final = 2**40
+#: PREVIEW_MAX_INLINE_BYTES=0 (the default) picks the largest inline cap the budget allows, up to this.
+INLINE_BYTES_MAX_DEFAULT: Final = 10 * 2**20
+#: A job's metadata as stored JSON (non-ASCII escaped, as BullMQ writes it) is at most this long:
+#: room for the schema's 32 entries of 1 KiB of ASCII, not for six-byte escapes of all of them.
+METADATA_MAX_BYTES: Final = 40 * 2**10
 
 
 # --- Job API request bodies (the worker's setting and the stack's `api.maxBodyBytes`) ---

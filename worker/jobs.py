@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker import constants as c
+from worker.redis_budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
 
 # What counts as "Redis is unreachable" for the API's 503 and the health probes.
@@ -117,6 +118,10 @@ class Queues:
             "opts": {"priority": job.opts.get("priority", 0), "attempts": job.opts.get("attempts", 1)},
         }
         await self.dlq.add(c.JOB_NAME, entry, {"jobId": str(job.id)})
+        # Trimmed here as well as by housekeeping, so a burst of failures cannot outgrow the count.
+        keep = self.settings.keep_dlq_count
+        if await self.client.llen(self.dlq.toKey("wait")) > keep + DLQ_TRIM_SLACK:
+            await self.trim_dlq(self.settings.keep_dlq_seconds, keep)
 
     async def trim_dlq(self, max_age_seconds: int, max_count: int) -> int:
         """Remove DLQ entries older than ``max_age_seconds`` and beyond the newest ``max_count``."""

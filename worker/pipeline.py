@@ -30,7 +30,7 @@ class Result:
 def limits(settings: Settings) -> sources.SourceLimits:
     """Source limits from settings."""
     return sources.SourceLimits(
-        max_inline_bytes=settings.max_inline_bytes,
+        max_inline_bytes=settings.inline_bytes,
         max_source_bytes=settings.max_source_bytes,
         input_root=settings.input_root,
         allowed_hosts=settings.allowed_hosts,
@@ -50,7 +50,7 @@ async def run(job_id: str, payload: Any, settings: Settings, renders: RenderPool
     or ``RenderCancelled`` when the worker's shutdown stopped its render."""
     if not jobid.safe(job_id):
         raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
-    job = validation.validate(payload, settings.max_inline_bytes, settings.path_sources == "on")
+    job = validation.validate(payload, settings.inline_bytes, settings.path_sources == "on")
     if job.get("dryRun", False):
         return Result("dryrun")
     artifact_store = store.from_settings(settings)

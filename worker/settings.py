@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
+from worker import redis_budget
 
 EXIT_BAD_SETTINGS = 2
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -98,7 +99,12 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=25.0, validation_alias=c.ENV_DRAIN_SECONDS, ge=0, le=3600)
     job_attempts: int = Field(default=3, validation_alias=c.ENV_JOB_ATTEMPTS, ge=1, le=100)
     backoff_ms: int = Field(default=1000, validation_alias=c.ENV_BACKOFF_MS, ge=0)
-    max_inline_bytes: int = Field(default=10 * 2**20, validation_alias=c.ENV_MAX_INLINE_BYTES, ge=1)
+    # 0: the largest cap whose worst case fits the Redis budget, at most INLINE_BYTES_MAX_DEFAULT
+    max_inline_bytes: int = Field(default=0, validation_alias=c.ENV_MAX_INLINE_BYTES, ge=0, le=2**30)
+    redis_budget_bytes: int = Field(
+        default=c.REDIS_BUDGET_BYTES_DEFAULT, validation_alias=c.ENV_REDIS_BUDGET_BYTES,
+        ge=c.REDIS_BUDGET_BYTES_MIN, le=c.REDIS_BUDGET_BYTES_MAX,
+    )  # fmt: skip
     max_source_bytes: int = Field(default=50 * 2**20, validation_alias=c.ENV_MAX_SOURCE_BYTES, ge=1)
     max_pixels: int = Field(default=50_000_000, validation_alias=c.ENV_MAX_PIXELS, ge=1)
     render_processes: int = Field(
@@ -173,6 +179,28 @@ class Settings(BaseSettings):
     def _endpoint(cls, value: str) -> str:
         return check_endpoint_url(value, "botocore reads them from its own chain")
 
+    @model_validator(mode="after")
+    def _fits_redis(self) -> Settings:
+        try:
+            self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+        except redis_budget.BudgetError as err:
+            raise ValueError(f"{err.key}: {err.reason}") from None
+        return self
+
+    @property
+    def inline_bytes(self) -> int:
+        """The inline-source cap in force: the setting, or the largest the Redis budget allows."""
+        return redis_budget.inline_cap(
+            self.redis_budget_bytes, self.held_jobs, self.max_inline_bytes, _BUDGET_NAMES
+        )
+
+    @property
+    def held_jobs(self) -> redis_budget.Held:
+        """The most jobs Redis holds: the queue cap plus every retention count."""
+        return redis_budget.Held(
+            self.queue_max, self.keep_completed_count, self.keep_failed_count, self.keep_dlq_count
+        )
+
     @property
     def allowed_hosts(self) -> frozenset[str]:
         """Lower-cased ``host`` or ``host:port`` entries allowed as URL sources."""
@@ -195,6 +223,13 @@ class Settings(BaseSettings):
         return redact_url(self.redis_url)
 
 
+_BUDGET_NAMES = {
+    "budget": c.ENV_REDIS_BUDGET_BYTES,
+    "inline": c.ENV_MAX_INLINE_BYTES,
+    "counts": f"{c.ENV_QUEUE_MAX} + PREVIEW_KEEP_*_COUNT",
+}
+
+
 def _split(value: str) -> list[str]:
     return [h.strip() for h in value.split(",") if h.strip()]
 
@@ -214,7 +249,10 @@ def redact_url(url: str) -> str:
 def _describe(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
-        name = str(e["loc"][0]) if e["loc"] else "settings"
+        if not e["loc"]:  # a rule across settings: its message names them; the input holds secrets
+            lines.append(f"invalid settings: {e['msg'].removeprefix('Value error, ')}")
+            continue
+        name = str(e["loc"][0])
         value = e.get("input")
         if isinstance(value, str):
             value = redact_url(value)  # a URL's password is scrubbed even where it is refused

@@ -107,6 +107,12 @@ def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list
             if max_inline_bytes is not None and size > max_inline_bytes:
                 cap = f"over the {max_inline_bytes}-byte cap"
                 found.append(Violation(where, f"decodes to {size} bytes, {cap}"))
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        stored = len(json.dumps(metadata, separators=(",", ":")))  # as BullMQ stores it: non-ASCII escaped
+        if stored > c.METADATA_MAX_BYTES:
+            limit = f"over the {c.METADATA_MAX_BYTES}-byte limit"
+            found.append(Violation(json_path(["metadata"]), f"is {stored} bytes as stored JSON, {limit}"))
     path = source.get("path") if isinstance(source, dict) else None
     if isinstance(path, str) and ".." in Path(path).parts:
         found.append(Violation(json_path(["source", "path"]), "must not contain '..'"))

@@ -39,6 +39,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Levers at concurrency 10",
         "Enqueue-to-start latency",
         "Preview throughput",
+        "Redis memory over 400 jobs",
         "Pulumi program under mocks",
         "Real engine, dev stack on the local cluster",
     ):
@@ -54,6 +55,10 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     preview = results["preview"]
     assert preview["worker"]["files"] == preview["vipsthumbnail"]["files"] == 4
     assert preview["ratio"] > 0 and preview["worker"]["rss_peak_kb"] > 10_000
+    redis = results["redis"]
+    assert [s["jobs"] for s in redis["samples"]] == [100, 200, 300, 400]
+    assert redis["kept"] == {"completed": 200, "failed": 200, "dlq": 200}  # under the caps: all kept
+    assert 0 < redis["peak_bytes"] < redis["worst_case_bytes"] <= redis["budget_bytes"]
     assert set(results["program"]) == {"dev", "prod", "staging"}
     assert all("warm_s" in r for r in results["program"].values()), results["program"]
     engine = results["engine"]

@@ -298,3 +298,17 @@ def test_render_processes_and_their_budget_fit_the_memory_limit(
     assert used <= limit
     settings = Settings.model_validate(data)  # the worker takes what the stack sends
     assert (settings.render_pool_size, settings.render_memory_bytes) == (processes, budget)
+
+
+def test_the_worker_derives_the_same_inline_cap_from_the_redis_budget(
+    stack_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    # Issue 16, item 10: every job Redis holds fits the stack's redisBudget at the cap in force.
+    from worker.redis_budget import job_bytes
+    from worker.settings import Settings
+
+    cfg, data = cfg_of(stack), stack_runs[stack].object("ConfigMap", f"{APP}-config")["data"]
+    settings = Settings.model_validate(data)
+    assert settings.inline_bytes == cfg.inline_bytes > 64 * 2**10
+    assert settings.redis_budget_bytes == cfg.redis_budget_bytes
+    assert settings.held_jobs.jobs * job_bytes(settings.inline_bytes) <= settings.redis_budget_bytes

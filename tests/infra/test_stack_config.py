@@ -154,6 +154,25 @@ def test_each_invalid_field_has_its_own_message(raw: dict[str, Any], expected: s
     assert problems(minimal(**raw)) == [expected]
 
 
+def test_the_inline_cap_must_fit_the_redis_budget_and_the_error_names_the_key() -> None:
+    from worker.redis_budget import Held, largest_inline
+
+    fits = largest_inline(2 * 2**30, Held(1000, 1000, 5000, 1000))  # queueMax and retention defaults
+    assert 100_000 < fits == parse_config(minimal()).inline_bytes  # maxInlineBytes 0: the largest
+    assert parse_config(minimal(maxInlineBytes=100_000)).inline_bytes == 100_000
+    (inline,) = problems(minimal(maxInlineBytes=10 * 2**20))
+    assert inline.startswith("maxInlineBytes: 10485760 bytes of inline source in each of 8100 jobs")
+    assert inline.endswith(
+        f"over redisBudget (2147483648); the largest cap that fits is {fits}, or 0 to use it"
+    )
+    (budget,) = problems(minimal(redisBudget="16Mi"))
+    assert budget.startswith("redisBudget: 16777216 bytes cannot hold 8100 jobs (queueMax + jobRetention.*")
+    assert problems(minimal(redisBudget="lots")) == [
+        "redisBudget: must be a Kubernetes memory quantity like 512Mi or 1Gi, got 'lots'"
+    ]
+    assert problems(minimal(redisBudget="2Ti")) == ["redisBudget: must be between 16Mi and 1024Gi, got '2Ti'"]
+
+
 def test_every_problem_is_listed_at_once() -> None:
     found = problems({"image": "x:latest", "canary": {"weight": 150}, "concurrency": 0, "bogus": 1})
     assert found == [

@@ -85,6 +85,8 @@ def worker_env(
         "PREVIEW_URL_TIMEOUT_SECONDS": "3",
         "PREVIEW_DRAIN_SECONDS": "10",
         "PREVIEW_API_TOKENS": TEST_TOKEN,
+        # This throwaway Redis holds a few jobs at a time: room for the largest default inline cap.
+        "PREVIEW_REDIS_BUDGET_BYTES": str(2**40),
     }
 
 

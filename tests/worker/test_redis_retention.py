@@ -12,6 +12,7 @@ from worker_kit import b64, consumer, eventually, payload, queues
 
 from worker import constants as c
 from worker import jobs
+from worker.redis_budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
 
 INLINE = {"inline": b64(media.jpeg(64, 48))}
@@ -82,6 +83,28 @@ async def test_the_dlq_is_trimmed_by_count_and_by_age(settings: Settings) -> Non
         await asyncio.sleep(1.1)
         assert await q.trim_dlq(max_age_seconds=1, max_count=100) == 2
         assert await q.dlq_entries() == []
+
+
+async def test_a_burst_of_failures_is_trimmed_as_it_is_dead_lettered_not_only_by_housekeeping(
+    settings: Settings,
+) -> None:
+    # Housekeeping runs once, at start; its next round would come only after the test.
+    small = settings.model_copy(update={"keep_dlq_count": 5, "stalled_interval_ms": 600_000})
+    burst = 5 + DLQ_TRIM_SLACK + 30
+    async with queues(small) as q, consumer(small):
+        await q.main.addBulk([
+            {"name": c.JOB_NAME, "data": bad(f"bad-{i}"), "opts": {"jobId": f"bad-{i}", "attempts": 1}}
+            for i in range(burst)
+        ])  # fmt: skip
+
+        async def all_failed() -> bool:
+            return (await q.counts())["failed"] == burst
+
+        await eventually(all_failed, 60)
+        await asyncio.sleep(0.3)
+        entries = len(await q.dlq_entries())
+        assert 5 <= entries <= 5 + DLQ_TRIM_SLACK, entries
+        assert await q.get("bad-0") is not None  # the failed jobs themselves stay, by their own count
 
 
 async def _state(q: jobs.Queues, job_id: str, state: str) -> bool:

@@ -108,6 +108,19 @@ def test_metadata_is_bounded() -> None:
     assert paths({"source": {"path": "a"}, "outputs": [OUT], "metadata": long_value}) == ["$.metadata.a"]
 
 
+def test_metadata_as_stored_is_bounded_so_a_job_fits_the_redis_budget() -> None:
+    from worker import constants as c
+
+    ascii_max = {f"{i:064d}": "x" * 1024 for i in range(32)}  # the schema's largest, in plain ASCII
+    assert paths({"source": {"path": "a"}, "outputs": [OUT], "metadata": ascii_max}) == []
+    escaped = {f"k{i}": "\u00e9" * 1024 for i in range(32)}  # stored as \u00e9: six bytes a character
+    found = validation.violations({"source": {"path": "a"}, "outputs": [OUT], "metadata": escaped})
+    assert [(v.path, v.message) for v in found] == [
+        ("$.metadata", f"is {len(json.dumps(escaped, separators=(',', ':')))} bytes as stored JSON, "
+                       f"over the {c.METADATA_MAX_BYTES}-byte limit"),
+    ]  # fmt: skip
+
+
 def test_validate_raises_with_all_violations() -> None:
     with pytest.raises(InvalidJobError) as info:
         validation.validate({"source": {}, "outputs": [OUT, OUT]})
