@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,17 @@ class StackConfig(Model):
         problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
         problems = [("redisUrl", problem)] if problem else []
         problems += store_problems(self)
+        processes, share = self.render_share
+        if share < c.RENDER_MEMORY_BYTES_MIN:
+            need = c.WORKER_BASE_MEMORY_BYTES + processes * (
+                c.RENDER_PROCESS_BASE_MEMORY_BYTES + c.RENDER_MEMORY_BYTES_MIN
+            )
+            problems.append((
+                "resources.limits.memory",
+                f"{self.resources.limits.memory} leaves each of {processes} render processes {int(share)} "
+                f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
+                f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
+            ))  # fmt: skip
         try:
             self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
         except redis_budget.BudgetError as err:
@@ -181,6 +193,19 @@ class StackConfig(Model):
         if problems:
             raise cross_field(*problems)
         return self
+
+    @property
+    def render_share(self) -> tuple[int, int]:
+        """Render processes and each one's memory budget, from the worker container's limits.
+
+        One process per whole CPU of the limit (at most ``concurrency``); each gets an equal share
+        of the memory limit left after the consumer's and the processes' own interpreters. A share
+        under the worker's minimum is a config error (see ``_redis_source``), never raised silently.
+        """
+        processes = max(1, min(self.concurrency, math.floor(quantity(self.resources.limits.cpu, "cpu"))))
+        memory = quantity(self.resources.limits.memory, "memory")
+        share = (memory - c.WORKER_BASE_MEMORY_BYTES) / processes - c.RENDER_PROCESS_BASE_MEMORY_BYTES
+        return processes, int(min(share, c.RENDER_MEMORY_BYTES_MAX))
 
     @property
     def redis_budget_bytes(self) -> int:

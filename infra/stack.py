@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,6 @@ from infra import canary, network
 from infra.api import API_NAME, ApiArgs, JobApi
 from infra.autoscaling import pdb
 from infra.config import StackConfig, split_image
-from infra.config_rules import quantity
 from infra.config_store import store_env
 from infra.kube import APP_NAME, Manifest, common_labels, config_checksum, declare, metadata, selector_labels
 from infra.monitoring import Monitoring, MonitoringArgs
@@ -48,15 +46,10 @@ def config_data(cfg: StackConfig) -> dict[str, str]:
 def render_env(cfg: StackConfig) -> dict[str, str]:
     """Render processes and their memory budget, sized from the worker container's limits.
 
-    One render process per whole CPU of the limit (at most ``concurrency``); each gets an equal
-    share of the memory limit left after the consumer's and the processes' own interpreters,
-    never under the worker's minimum. The worker caps each process at its budget, so the
-    pod's memory limit holds whatever the sources are.
+    ``StackConfig.render_share`` does the arithmetic and refuses a limit too small for it. The
+    worker caps each process at its budget, so the pod's memory limit holds whatever the sources are.
     """
-    processes = max(1, min(cfg.concurrency, math.floor(quantity(cfg.resources.limits.cpu, "cpu"))))
-    memory = quantity(cfg.resources.limits.memory, "memory")
-    share = (memory - c.WORKER_BASE_MEMORY_BYTES) / processes - c.RENDER_PROCESS_BASE_MEMORY_BYTES
-    budget = int(min(max(share, c.RENDER_MEMORY_BYTES_MIN), c.RENDER_MEMORY_BYTES_MAX))
+    processes, budget = cfg.render_share
     return {c.ENV_RENDER_PROCESSES: str(processes), c.ENV_RENDER_MEMORY_BYTES: str(budget)}
 
 

@@ -173,6 +173,17 @@ def test_the_inline_cap_must_fit_the_redis_budget_and_the_error_names_the_key() 
     assert problems(minimal(redisBudget="2Ti")) == ["redisBudget: must be between 16Mi and 1024Gi, got '2Ti'"]
 
 
+def test_a_memory_limit_too_small_for_the_render_processes_is_refused_naming_it() -> None:
+    # Issue 16, item 11: it used to be raised to the worker's minimum, past the pod's limit.
+    small = {"requests": {"cpu": "1", "memory": "200Mi"}, "limits": {"cpu": "2", "memory": "300Mi"}}
+    assert problems(minimal(resources=small)) == [
+        "resources.limits.memory: 300Mi leaves each of 2 render processes 23068672 bytes, under the "
+        "worker's minimum render budget (33554432); give at least 320Mi or fewer CPUs"
+    ]
+    fits = {"requests": {"cpu": "1", "memory": "200Mi"}, "limits": {"cpu": "2", "memory": "320Mi"}}
+    assert parse_config(minimal(resources=fits)).render_share == (2, 32 * 2**20)
+
+
 def test_every_problem_is_listed_at_once() -> None:
     found = problems({"image": "x:latest", "canary": {"weight": 150}, "concurrency": 0, "bogus": 1})
     assert found == [
