@@ -123,6 +123,7 @@ METRIC_FAILURES: Final = "preview_failures_total"
 METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
 METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, label `state`
 METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
+METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
 LABEL_TRACK: Final = "track"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_STATE: Final = "state"

@@ -32,6 +32,7 @@ async def run_worker(settings: Settings) -> int:
     async def ready() -> bool:
         # Redis answers and the consumer can fetch from it (a reachable Redis whose queue keys
         # are unusable is not ready either).
+        metrics.set_fetching(consumer.fetching)
         try:
             return bool(await ready_client.ping()) and consumer.fetching
         except jobs.REDIS_DOWN:

@@ -58,6 +58,11 @@ class Metrics:
             c.METRIC_ACTIVE_CONSUMERS, "Jobs in flight in this process.", [t], registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # Under the supervisor the pod is ready only while every process can fetch: the lowest wins.
+        self.fetching = Gauge(
+            c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded.", [t],
+            registry=self.registry, multiprocess_mode="livemin",
+        )  # fmt: skip
         # Pre-create every bounded series so dashboards and rate() see zeros, not gaps.
         for outcome in c.OUTCOMES:
             self.outcomes.labels(track, outcome)
@@ -75,6 +80,10 @@ class Metrics:
             self.dryrun.labels(self.track).inc()
         if outcome in ("failed", "retried"):
             self.failures.labels(self.track).inc()
+
+    def set_fetching(self, fetching: bool) -> None:
+        """Record whether the consumer's newest fetch succeeded (the readiness signal)."""
+        self.fetching.labels(self.track).set(1 if fetching else 0)
 
     def set_depth(self, counts: dict[str, int]) -> None:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""

@@ -36,6 +36,7 @@ from worker.settings import Settings
 
 log = logs.get("supervisor")
 RESTART_DELAY_SECONDS = 1.0
+FETCHING_REPORT_SECONDS = 0.5
 
 
 class Supervisor:
@@ -84,19 +85,32 @@ def pod_metrics(settings: Settings, metrics_dir: str) -> Metrics:
     return metrics
 
 
+def children_fetching(metrics: Metrics) -> bool:
+    """True when the live children reported, and the lowest of their fetching gauges is 1."""
+    for family in metrics.registry.collect():
+        if family.name == c.METRIC_FETCHING:
+            values = [s.value for s in family.samples if s.labels.get(c.LABEL_TRACK) == metrics.track]
+            return bool(values) and min(values) == 1
+    return False
+
+
 async def supervise(settings: Settings) -> int:
     """Run the children and the pod's health/metrics server until a stop signal; returns 0."""
     metrics_dir = tempfile.mkdtemp(prefix="preview-metrics-")
     sup = Supervisor(settings, metrics_dir)
     ready_client = jobs.redis_client(settings.redis_url)
 
+    metrics = pod_metrics(settings, metrics_dir)
+
     async def ready() -> bool:
+        if len(sup.children) != settings.worker_processes or not children_fetching(metrics):
+            return False
         try:
-            return bool(await ready_client.ping()) and len(sup.children) == settings.worker_processes
+            return bool(await ready_client.ping())
         except jobs.REDIS_DOWN:
             return False
 
-    health = HealthServer(pod_metrics(settings, metrics_dir), ready, "0.0.0.0", settings.metrics_port)
+    health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
     port = await health.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -136,14 +150,18 @@ async def run_child(settings: Settings) -> int:
     """One supervised consumer: no HTTP port, metrics to the shared multiprocess directory."""
     from worker.consumer import Consumer
 
-    consumer = Consumer(settings, Metrics(settings.track))
+    metrics = Metrics(settings.track)
+    consumer = Consumer(settings, metrics)
     consumer.start()
     log.info("worker ready", extra={"pid": os.getpid(), "supervised": True})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    while not stop.is_set():  # the supervisor's /readyz reads this gauge from every child
+        metrics.set_fetching(consumer.fetching)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FETCHING_REPORT_SECONDS)
     started = time.monotonic()
     drained = await consumer.stop(settings.drain_seconds)
     log.info(

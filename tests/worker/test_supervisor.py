@@ -113,3 +113,28 @@ async def test_a_killed_child_is_replaced(spawn_worker: Any) -> None:
     assert any(
         e["msg"] == "worker process exited, restarting" and e["pid"] == first[0] for e in worker.events()
     )
+
+
+async def test_the_pod_is_not_ready_while_a_child_cannot_fetch(settings: Settings, spawn_worker: Any) -> None:
+    # Issue 16, item 1, with PREVIEW_WORKER_PROCESSES=2: the supervisor's /readyz used to check
+    # Redis only, so it stayed 200 while every child's fetch answered WRONGTYPE.
+    import httpx
+
+    worker = spawn_worker(PREVIEW_WORKER_PROCESSES="2", PREVIEW_RUN_RETRY_DELAY_MS="100")
+    await ready_children(worker, 2)
+    wait_key, marker = f"bull:{settings.queue_name}:wait", f"bull:{settings.queue_name}:marker"
+    async with queues(settings) as q, httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as http:
+
+        async def status(expected: int) -> bool:
+            return (await http.get("/readyz")).status_code == expected
+
+        await eventually(lambda: status(200), timeout=30)
+        await q.client.hset(wait_key, "not", "a list")
+        await q.client.zadd(marker, {"0": 0})  # wakes the fetchers, whose move-to-active now fails
+        await eventually(lambda: status(503), timeout=15)
+        assert (await http.get("/healthz")).status_code == 200
+        assert "preview_worker_fetching{track=\"stable\"} 0.0" in scrape(worker.port)
+        await q.client.delete(wait_key)
+        await q.enqueue(payload({"inline": b64(media.jpeg(40, 30))}, "after-repair", dryRun=True))
+        await wait_state(q, "after-repair", "completed")
+        await eventually(lambda: status(200), timeout=15)
