@@ -88,14 +88,14 @@ class PreviewClient:
         """
         job = validation.validate(payload, self.settings.inline_bytes, self.settings.path_sources == "on")
         job_id = job.get("jobId")
-        if job_id and (existing := await self.queues.get(job_id)) is not None:
-            return Enqueued(str(job_id), False, await existing.getState())
+        if job_id and (state := await self.queues.state(job_id)) != "unknown":
+            return Enqueued(str(job_id), False, state)
         waiting = await self.queues.waiting()
         if waiting >= self.settings.queue_max:
             raise QueueFullError(waiting, self.settings.queue_max)
         new_id, created = await self.queues.enqueue(job)
-        found = await self.queues.get(new_id)
-        return Enqueued(new_id, created, await found.getState() if found is not None else "unknown")
+        # Its state now (a worker may already hold it), read without fetching the job's data back.
+        return Enqueued(new_id, created, await self.queues.state(new_id))
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown."""

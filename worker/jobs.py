@@ -80,10 +80,14 @@ class Queues:
         """The main-queue job, or None."""
         return await Job.fromId(self.main, job_id)
 
+    async def state(self, job_id: str) -> str:
+        """The job's state in one script call, without reading its data; ``unknown`` if there is none."""
+        return str(await self.main.backend.getState(job_id))
+
     async def enqueue(self, payload: dict[str, Any]) -> tuple[str, bool]:
         """Add a job; returns (job id, created). A repeated ``jobId`` returns the existing job."""
         job_id = payload.get("jobId")
-        if job_id and await self.get(job_id) is not None:
+        if job_id and await self.state(job_id) != "unknown":
             return job_id, False
         opts = job_options(self.settings, job_id, int(payload.get("priority", 0)))
         job = await self.main.add(c.JOB_NAME, payload, opts)
