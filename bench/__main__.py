@@ -17,10 +17,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engine_suite, noop, preview_suite, program_suite, queue_suite, redis_suite, report
+from bench import (
+    engine_suite,
+    noop,
+    preview_suite,
+    program_suite,
+    queue_suite,
+    redis_suite,
+    report,
+    run_suite,
+)
 from bench.redis_kit import BenchRedis
 
-SECTIONS = ("throughput", "levers", "latency", "preview", "redis", "program", "engine")
+SECTIONS = ("throughput", "run", "levers", "latency", "preview", "redis", "program", "engine")
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -77,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                 for i in ("fast", "plain")
             }
             results["throughput"] = tp
+        if "run" in args.only:
+            print("python -m worker run on dryRun jobs ...", file=sys.stderr)
+            jobs = 200 if args.quick else 5_000
+            results["run"] = run_suite.throughput(redis, args.concurrency, jobs, max(1, min(args.rounds, 3)))
         if "levers" in args.only:
             print("levers ...", file=sys.stderr)
             conc = max(args.concurrency)

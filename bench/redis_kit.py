@@ -86,3 +86,22 @@ class BenchRedis:
                 await q.close()
 
         asyncio.run(add())
+
+    def fill_jobs(self, queue: str, jobs: list[tuple[dict[str, Any], str]]) -> None:
+        """Pre-fill ``queue`` with ``(data, jobId)`` jobs named ``preview``, as the job API adds them."""
+        import asyncio
+
+        from bullmq import Queue
+
+        async def add() -> None:
+            q = Queue(queue, {"connection": self.url, "prefix": c.BULL_PREFIX})
+            try:
+                for start in range(0, len(jobs), 1000):
+                    await q.addBulk([
+                        {"name": c.JOB_NAME, "data": data, "opts": {"jobId": job_id}}
+                        for data, job_id in jobs[start : start + 1000]
+                    ])  # fmt: skip
+            finally:
+                await q.close()
+
+        asyncio.run(add())

@@ -29,6 +29,9 @@ def table(results: dict[str, Any]) -> str:
                 f"{_fmt(tp['ratios']['plain/node'][conc]):>10}"
             )
         lines.append("  peak RSS (KiB): " + ", ".join(f"{k} {v}" for k, v in tp["rss_peak_kb"].items()))
+    run = results.get("run")
+    if run:
+        lines += _run_rows(run)
     lv = results.get("levers")
     if lv:
         lines.append(f"Levers at concurrency {lv['concurrency']}, jobs/s (median of {lv['rounds']})")
@@ -74,6 +77,23 @@ def table(results: dict[str, Any]) -> str:
             verdict = f"  target < {target:.0f} s: {'met' if met[name] else 'MISSED'}" if target else ""
             lines.append(f"  {name:>18}  {med[name]:6.1f}{verdict}")
     return "\n".join(lines)
+
+
+def _run_rows(run: dict[str, Any]) -> list[str]:
+    med, ratios = run["median"], run["ratios"]
+    lines = [
+        f"python -m worker run, dryRun jobs/s from the jobs' own stamps (median of {run['rounds']}, "
+        f"{run['jobs']} jobs per run)",
+        "  conc        worker          node   worker/node   worker-2p/node",
+    ]
+    for conc in med["node"]:
+        two = ratios.get("worker-2p/node", {}).get(conc)
+        lines.append(
+            f"  {conc:>4}  {med['worker'][conc]:>12.0f}  {med['node'][conc]:>12.0f}   "
+            f"{_fmt(ratios['worker/node'][conc]):>11}   {_fmt(two):>14}"
+        )
+    lines.append("  peak RSS (KiB): " + ", ".join(f"{k} {v}" for k, v in run["rss_peak_kb"].items()))
+    return lines
 
 
 def _redis_rows(rd: dict[str, Any]) -> list[str]:

@@ -121,8 +121,8 @@ class Consumer:
         """The BullMQ processor: run the pipeline for one job and map its outcome."""
         job_id, attempt = str(job.id), job.attemptsMade + 1
         started = time.monotonic()
-        self.metrics.requests.labels(self.metrics.track).inc()
-        active = self.metrics.active_consumers.labels(self.metrics.track)
+        self.metrics.jobs_taken.inc()
+        active = self.metrics.jobs_active
         active.inc()
         try:
             result = await pipeline.run(job_id, job.data, self.settings, self.renders)
@@ -159,7 +159,7 @@ class Consumer:
     def _event(self, job: Job, outcome: str, started: float, reason: str | None = None) -> None:
         duration = time.monotonic() - started
         self.metrics.outcome(outcome)
-        self.metrics.duration.labels(self.metrics.track).observe(duration)
+        self.metrics.job_duration.observe(duration)
         extra: dict[str, Any] = {
             "jobId": str(job.id),
             "attempt": job.attemptsMade + 1,

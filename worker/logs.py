@@ -6,6 +6,7 @@ from every line before it is written, whatever code produced the message.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -19,20 +20,39 @@ from worker import constants as c
 LOGGER_NAME = "worker"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
 _STD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+#: A record's own attributes come first in its ``__dict__``; ``extra=`` fields follow them.
+_OWN_ATTRS = len(vars(logging.makeLogRecord({})))
 
 
-def scrub(text: str) -> str:
-    """Remove secrets from ``text``: URL passwords and the values of secret env vars."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    for name in c.SECRET_ENV_VARS:
-        value = os.environ.get(name)
-        if value and len(value) >= 6:
+def secret_values() -> tuple[str, ...]:
+    """The values of the secret env vars worth scrubbing (six characters or more)."""
+    values = (os.environ.get(name) for name in c.SECRET_ENV_VARS)
+    return tuple(v for v in values if v and len(v) >= 6)
+
+
+def scrub(text: str, secrets: tuple[str, ...] | None = None) -> str:
+    """Remove secrets from ``text``: URL passwords and the values of secret env vars.
+
+    ``secrets`` defaults to the env vars' values now; the formatter passes those it read at start.
+    """
+    if "@" in text:  # every URL with a password has one
+        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    for value in secret_values() if secrets is None else secrets:
+        if value in text:
             text = text.replace(value, "<redacted>")
     return text
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object; ``extra=`` fields become keys."""
+    """Formats a record as one JSON object; ``extra=`` fields become keys.
+
+    The secret env vars are read when the formatter is made (at start, by :func:`setup`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets = secret_values()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -41,16 +61,20 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
+        for key, value in itertools.islice(vars(record).items(), _OWN_ATTRS, None):
             if key not in _STD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(entry, default=str, separators=(",", ":")))
+        return scrub(_ENCODER.encode(entry), self.secrets)
 
 
 def setup(level: str = "INFO") -> logging.Logger:
     """Route the ``worker`` logger (and bullmq's) to stdout as JSON lines."""
+    # No line shows the caller, thread or process, so the logging module need not look them up
+    # (its documented optimisations; this runs once per job on the hot path).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

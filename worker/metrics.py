@@ -63,23 +63,26 @@ class Metrics:
             c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded.", [t],
             registry=self.registry, multiprocess_mode="livemin",
         )  # fmt: skip
-        # Pre-create every bounded series so dashboards and rate() see zeros, not gaps.
-        for outcome in c.OUTCOMES:
-            self.outcomes.labels(track, outcome)
-        for state in c.QUEUE_STATES:
-            self.queue_depth.labels(track, state)
-        for metric in (self.duration, self.requests, self.failures, self.dryrun, self.active_consumers):
-            metric.labels(track)
+        # Every bounded series is made here, so dashboards and rate() see zeros, not gaps, and
+        # the per-job path uses these children instead of looking labels up on each job.
+        self._outcomes = {outcome: self.outcomes.labels(track, outcome) for outcome in c.OUTCOMES}
+        self._depth = {state: self.queue_depth.labels(track, state) for state in c.QUEUE_STATES}
+        self.job_duration = self.duration.labels(track)
+        self.jobs_taken = self.requests.labels(track)
+        self.jobs_active = self.active_consumers.labels(track)
+        self._failures = self.failures.labels(track)
+        self._dryrun = self.dryrun.labels(track)
 
     def outcome(self, outcome: str) -> None:
         """Count one job outcome; ``outcome`` must be one of ``constants.OUTCOMES``."""
-        if outcome not in c.OUTCOMES:
+        child = self._outcomes.get(outcome)
+        if child is None:
             raise ValueError(f"unknown outcome {outcome!r}")
-        self.outcomes.labels(self.track, outcome).inc()
+        child.inc()
         if outcome == "dryrun":
-            self.dryrun.labels(self.track).inc()
-        if outcome in ("failed", "retried"):
-            self.failures.labels(self.track).inc()
+            self._dryrun.inc()
+        elif outcome in ("failed", "retried"):
+            self._failures.inc()
 
     def set_fetching(self, fetching: bool) -> None:
         """Record whether the consumer's newest fetch succeeded (the readiness signal)."""
@@ -87,8 +90,8 @@ class Metrics:
 
     def set_depth(self, counts: dict[str, int]) -> None:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""
-        for state in c.QUEUE_STATES:
-            self.queue_depth.labels(self.track, state).set(counts.get(state, 0))
+        for state, gauge in self._depth.items():
+            gauge.set(counts.get(state, 0))
 
 
 class ApiMetrics:

@@ -13,6 +13,7 @@ deploy a cap the worker would refuse. Imports only the standard library and ``wo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from worker import constants as c
@@ -59,6 +60,12 @@ def largest_inline(budget_bytes: int, held: Held) -> int:
     return max(cap, 0)
 
 
+@functools.lru_cache(maxsize=16)
+def auto_inline(budget_bytes: int, held: Held) -> int:
+    """The cap that ``max_inline_bytes = 0`` means: the largest that fits, at most the default maximum."""
+    return min(largest_inline(budget_bytes, held), c.INLINE_BYTES_MAX_DEFAULT)
+
+
 class BudgetError(ValueError):
     """A cap or budget that does not fit; ``key`` says which of the caller's names to blame."""
 
@@ -83,7 +90,7 @@ def inline_cap(budget_bytes: int, held: Held, requested: int, names: dict[str, s
             f"{JOB_REST_BYTES} bytes each without an inline source; it needs at least {worst}",
         )
     if requested == 0:
-        return min(fits, c.INLINE_BYTES_MAX_DEFAULT)
+        return auto_inline(budget_bytes, held)
     if requested > fits:
         raise BudgetError(
             names["inline"],

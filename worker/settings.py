@@ -182,7 +182,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _fits_redis(self) -> Settings:
         try:
-            self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+            redis_budget.inline_cap(
+                self.redis_budget_bytes, self.held_jobs, self.max_inline_bytes, _BUDGET_NAMES
+            )
         except redis_budget.BudgetError as err:
             raise ValueError(f"{err.key}: {err.reason}") from None
         return self
@@ -190,9 +192,9 @@ class Settings(BaseSettings):
     @property
     def inline_bytes(self) -> int:
         """The inline-source cap in force: the setting, or the largest the Redis budget allows."""
-        return redis_budget.inline_cap(
-            self.redis_budget_bytes, self.held_jobs, self.max_inline_bytes, _BUDGET_NAMES
-        )
+        if self.max_inline_bytes:
+            return self.max_inline_bytes  # checked against the budget when the settings were made
+        return redis_budget.auto_inline(self.redis_budget_bytes, self.held_jobs)
 
     @property
     def held_jobs(self) -> redis_budget.Held:

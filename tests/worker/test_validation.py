@@ -134,3 +134,89 @@ def test_validate_raises_with_all_violations() -> None:
 def test_inline_with_bad_padding() -> None:
     found = validation.violations({"source": {"inline": "abcde"}, "outputs": [OUT]})
     assert [(v.path, v.message) for v in found] == [("$.source.inline", "is not valid base64")]
+
+
+# --- The compiled schema (fastjsonschema, for speed) and jsonschema (the authority) agree (#18) ---
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+EXAMPLES = REPO_ROOT / "schemas" / "examples"
+VALID = {"jobId": "r1", "source": {"inline": "iVBORw0KGgo="}, "outputs": [dict(OUT)]}
+# Values that sit on the edges of the schema's rules: integer-like floats, bools, trailing
+# newlines, reserved and all-digit ids, over-long strings, astral characters, wrong containers.
+EDGE_VALUES = st.one_of(
+    st.sampled_from([
+        0, 1, -1, 64, 64.0, 64.5, 4096, 4097, 2**21, 2**21 + 1, 2**70, True, False, None, "", "a", "abc\n",
+        "wait", "123", "0", "meta", "job-1", "x" * 129, "webp", "png", "jpeg", "gif", "cover", "contain",
+        "http://a.example/x", "ftp://a/x", "/abs", "rel/p", "uploads/../x", "iVBORw0KGgo=", "iVBO\n",
+        "\U0001f600" * 3, [], {}, [1], {"a": 1}, [dict(OUT)], {"inline": "AA=="}, {"url": "https://h/p"},
+    ]),
+    st.integers(), st.floats(allow_nan=False), st.text(max_size=12), st.booleans(),
+)  # fmt: skip
+KEYS = st.sampled_from([
+    "jobId", "source", "outputs", "dryRun", "priority", "metadata", "extra", "inline", "url", "path",
+    "name", "format", "width", "height", "fit", "quality",
+])  # fmt: skip
+
+
+def _mutate(data: st.DataObject) -> object:
+    """A valid payload with a few keys, at any depth, set to edge values or removed."""
+    payload = json.loads(json.dumps(VALID))
+    for _ in range(data.draw(st.integers(1, 4))):
+        targets = [payload, payload["source"] if isinstance(payload.get("source"), dict) else payload]
+        outs = payload.get("outputs")
+        if isinstance(outs, list) and outs and isinstance(outs[0], dict):
+            targets.append(outs[0])
+        target = data.draw(st.sampled_from(targets))
+        key = data.draw(KEYS)
+        if data.draw(st.booleans()) and key in target:
+            del target[key]
+        else:
+            target[key] = data.draw(EDGE_VALUES)
+    return payload
+
+
+def _both(payload: object) -> tuple[bool, bool]:
+    return validation._accepted(payload), not list(validation._validator().iter_errors(payload))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_compiled_schema_accepts_exactly_what_jsonschema_accepts(data: st.DataObject) -> None:
+    fast, slow = _both(_mutate(data))
+    assert fast == slow
+
+
+def test_the_compiled_schema_agrees_on_every_example_and_counter_example() -> None:
+    files = sorted(EXAMPLES.glob("*.json")) + sorted((EXAMPLES / "invalid").glob("*.json"))
+    assert len(files) >= 6
+    for path in files:
+        try:
+            payload = json.loads(path.read_text())
+        except ValueError:
+            continue  # the truncated example is not JSON: parse() refuses it before any schema
+        fast, slow = _both(payload)
+        assert fast == slow, path.name
+        assert slow == (path.parent == EXAMPLES), path.name
+
+
+def test_a_payload_the_compiled_schema_refuses_still_lists_every_violation() -> None:
+    bad = {"jobId": "wait", "source": {"inline": "AA==", "url": "https://h/p"}, "outputs": [{"name": "?"}]}
+    assert not validation._accepted(bad)
+    assert len(validation.violations(bad)) >= 4  # the id, the two sources, the output's name and fields
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+    st.from_regex(r"\A[A-Za-z0-9+/]{0,12}={0,2}\Z"),
+))  # fmt: skip
+def test_the_base64_size_is_what_decoding_gives_and_none_exactly_when_decoding_fails(text: str) -> None:
+    import binascii
+
+    try:
+        decoded: int | None = len(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        decoded = None
+    assert validation.base64_size(text) == decoded
