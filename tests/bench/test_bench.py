@@ -36,6 +36,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     for heading in (
         "No-op throughput",
+        "python -m worker run, dryRun jobs/s from the jobs' own stamps",
         "Levers at concurrency 10",
         "Enqueue-to-start latency",
         "Preview throughput",
@@ -50,6 +51,11 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert set(tp["ratios"]["fast/node"]) == {"1", "10"}
     assert all(r > 0 for r in tp["ratios"]["fast/node"].values())
     assert all(kb > 10_000 for kb in tp["rss_peak_kb"].values())
+    run = results["run"]
+    assert set(run["median"]) == {"worker", "node", "worker-2p"}
+    assert set(run["ratios"]["worker/node"]) == {"1", "10"} and set(run["ratios"]["worker-2p/node"]) == {"10"}
+    assert all(r > 0 for r in run["ratios"]["worker/node"].values())
+    assert all(kb > 10_000 for kb in run["rss_peak_kb"].values())
     assert set(results["levers"]["median"]) >= {"plain", "fast", "fast-nofetch", "fast-nopool"}
     assert set(results["latency"]["p99_ms"]) == {"plain", "fast", "node"}
     preview = results["preview"]
