@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    client_suite,
     engine_suite,
     noop,
     preview_suite,
@@ -29,7 +30,7 @@ from bench import (
 )
 from bench.redis_kit import BenchRedis
 
-SECTIONS = ("throughput", "run", "levers", "latency", "preview", "redis", "program", "engine")
+SECTIONS = ("throughput", "run", "clients", "levers", "latency", "preview", "redis", "program", "engine")
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             print("python -m worker run on dryRun jobs ...", file=sys.stderr)
             jobs = 200 if args.quick else 5_000
             results["run"] = run_suite.throughput(redis, args.concurrency, jobs, max(1, min(args.rounds, 3)))
+        if "clients" in args.only:
+            print("Redis clients, Lua calls from 50 tasks ...", file=sys.stderr)
+            calls = 2_000 if args.quick else 50_000
+            results["clients"] = client_suite.compare(redis, 50, calls, max(1, min(args.rounds, 3)))
         if "levers" in args.only:
             print("levers ...", file=sys.stderr)
             conc = max(args.concurrency)

@@ -32,6 +32,15 @@ def table(results: dict[str, Any]) -> str:
     run = results.get("run")
     if run:
         lines += _run_rows(run)
+    cl = results.get("clients")
+    if cl:
+        lines.append(
+            f"Redis clients: EVALSHA calls/s from {cl['concurrency']} tasks (median of {cl['rounds']}, "
+            f"{cl['calls']} calls per run)"
+        )
+        for client, value in cl["median"].items():
+            ratio = cl["ratios"].get(f"{client}/pipe")
+            lines.append(f"  {client:>10}  {value:>10.0f}" + (f"   {_fmt(ratio)} of pipe" if ratio else ""))
     lv = results.get("levers")
     if lv:
         lines.append(f"Levers at concurrency {lv['concurrency']}, jobs/s (median of {lv['rounds']})")

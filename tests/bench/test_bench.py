@@ -36,6 +36,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     for heading in (
         "No-op throughput",
+        "Redis clients: EVALSHA calls/s from 50 tasks",
         "python -m worker run, dryRun jobs/s from the jobs' own stamps",
         "Levers at concurrency 10",
         "Enqueue-to-start latency",
@@ -56,6 +57,8 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert set(run["ratios"]["worker/node"]) == {"1", "10"} and set(run["ratios"]["worker-2p/node"]) == {"10"}
     assert all(r > 0 for r in run["ratios"]["worker/node"].values())
     assert all(kb > 10_000 for kb in run["rss_peak_kb"].values())
+    assert set(results["clients"]["median"]) == {"pipe", "redis-py", "glide", "coredis"}
+    assert all(v > 0 for v in results["clients"]["median"].values())
     assert set(results["levers"]["median"]) >= {"plain", "fast", "fast-nofetch", "fast-nopool"}
     assert set(results["latency"]["p99_ms"]) == {"plain", "fast", "node"}
     preview = results["preview"]
