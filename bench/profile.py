@@ -69,7 +69,7 @@ def _profile_run(jobs: int, concurrency: int, top: int) -> int:
             **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},
             "REDIS_URL": redis.url, "PREVIEW_QUEUE_NAME": queue, "DATA_DIR": tmp,
             "PREVIEW_WORKER_CONCURRENCY": str(concurrency), "PREVIEW_METRICS_PORT": "0",
-            "PREVIEW_KEEP_COMPLETED_COUNT": str(jobs),
+            "PREVIEW_KEEP_COMPLETED_COUNT": str(jobs), "PREVIEW_REDIS_BUDGET_BYTES": str(2**40),
         }  # fmt: skip
         proc = subprocess.Popen(
             [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "worker", "run"],

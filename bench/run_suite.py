@@ -74,6 +74,7 @@ def run_python(redis: BenchRedis, queue: str, concurrency: int, jobs: int, proce
             "PREVIEW_METRICS_PORT": "0",
             "PREVIEW_API_AUTH": "off",
             "PREVIEW_KEEP_COMPLETED_COUNT": str(jobs),  # keep every job's stamps until they are read
+            "PREVIEW_REDIS_BUDGET_BYTES": str(c.REDIS_BUDGET_BYTES_MAX),  # room to keep them all
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,

@@ -127,3 +127,37 @@ def test_pdf_pixel_guard() -> None:
 def test_sniff() -> None:
     assert sniff(media.webp(10, 10)) == "image/webp"
     assert sniff(media.pdf(100, 100, pages=1)) == "application/pdf"
+
+
+def test_smaller_renditions_are_made_from_a_larger_one_and_look_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PIL import Image, ImageChops, ImageStat
+
+    from worker.render import raster
+
+    outs = [
+        OutputSpec.from_json({"name": n, "format": "png", "width": s, "height": s, "fit": f})
+        for n, s, f in (
+            ("s", 320, "contain"), ("c", 300, "cover"), ("l", 1280, "contain"), ("m", 640, "contain")
+        )
+    ]  # fmt: skip
+    image = raster.decode(media.jpeg(4000, 3000), outs, RenderLimits(50_000_000, 2**30))
+    sources: dict[tuple[int, int], tuple[int, int]] = {}
+    real = raster.resize
+
+    def recording(source: Image.Image, out: OutputSpec) -> Image.Image:
+        made = real(source, out)
+        sources[made.size] = source.size
+        return made
+
+    monkeypatch.setattr(raster, "resize", recording)
+    cascaded = raster.resize_all(image, outs)
+    assert [im.size for im in cascaded] == [(320, 240), (300, 300), (1280, 960), (640, 480)]
+    assert sources == {  # each from the smallest whole frame at least twice its size (the crop, for cover)
+        (1280, 960): image.size, (640, 480): (1280, 960), (320, 240): (640, 480), (300, 300): (1280, 960),
+    }  # fmt: skip
+    for made, out in zip(cascaded, outs, strict=True):
+        direct = real(image, out)
+        diff = ImageStat.Stat(ImageChops.difference(made, direct)).mean
+        assert max(diff) < 2.0, (out.name, diff)  # mean difference under 2 of 255 per channel
