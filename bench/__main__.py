@@ -111,14 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         if "preview" in args.only:
             print("preview ...", file=sys.stderr)
             root = preview_suite.corpus(*args.corpus)
-            vips = preview_suite.run_vips(root)
-            worker = preview_suite.run_worker(root, redis)
-            results["preview"] = {
-                "corpus": list(args.corpus),
-                "worker": worker,
-                "vipsthumbnail": vips,
-                "ratio": report.ratio(worker["files_per_s"], vips["files_per_s"]),
-            }
+            rounds = max(1, min(args.rounds, 3))
+            results["preview"] = {"corpus": list(args.corpus), **preview_suite.compare(root, redis, rounds)}
         if "redis" in args.only:
             print("redis memory ...", file=sys.stderr)
             jobs, batch = (400, 100) if args.quick else (20_000, 2_000)

@@ -1,9 +1,10 @@
 """Preview throughput on a generated corpus: the real worker against ``vipsthumbnail``.
 
-Both sides get both cores: two ``python -m worker run`` processes (what a per-core
-supervisor runs) consuming real preview jobs with ``path`` sources, against two
-``vipsthumbnail`` processes splitting the same files. Each file gets three WebP
-renditions (320, 640 and 1280 px boxes, quality 80) on both sides.
+Both sides get both cores: one ``python -m worker run`` as a stack runs it in a 2-CPU pod
+(concurrency 4, two render processes, ``PREVIEW_RENDER_PROCESSES=2``) consuming real preview
+jobs with ``path`` sources, against two ``vipsthumbnail`` processes splitting the same files.
+Each file gets three WebP renditions (320, 640 and 1280 px boxes, quality 80) on both sides;
+the two run in turn, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def run_vips(root: Path, procs: int = 2) -> dict[str, Any]:
     return {"seconds": seconds, "files": len(items), "files_per_s": len(items) / seconds}
 
 
-def run_worker(root: Path, redis: BenchRedis, procs: int = 2, concurrency: int = 2) -> dict[str, Any]:
+def run_worker(
+    root: Path, redis: BenchRedis, procs: int = 1, concurrency: int = 4, render_processes: int = 2
+) -> dict[str, Any]:
     """Time ``procs`` real worker processes rendering the corpus through the queue."""
     items = files(root)
     queue = f"preview-{uuid.uuid4().hex[:8]}"
@@ -107,6 +110,7 @@ def run_worker(root: Path, redis: BenchRedis, procs: int = 2, concurrency: int =
             "DATA_DIR": data_dir,
             "PREVIEW_INPUT_ROOT": str(root),
             "PREVIEW_WORKER_CONCURRENCY": str(concurrency),
+            "PREVIEW_RENDER_PROCESSES": str(render_processes),
             "PREVIEW_METRICS_PORT": "0",
             "PREVIEW_MAX_SOURCE_BYTES": str(200 * 2**20),
         }
@@ -143,8 +147,25 @@ def run_worker(root: Path, redis: BenchRedis, procs: int = 2, concurrency: int =
         "files_per_s": len(items) / seconds,
         "processes": procs,
         "concurrency": concurrency,
+        "render_processes": render_processes,
         "rss_peak_kb": max(rss),
     }
+
+
+def compare(root: Path, redis: BenchRedis, rounds: int) -> dict[str, Any]:
+    """``vipsthumbnail`` and the worker in turn, ``rounds`` times; the medians and their ratio."""
+    import statistics
+
+    vips, worker = [], []
+    for _ in range(rounds):
+        vips.append(run_vips(root))
+        worker.append(run_worker(root, redis))
+    best = {"worker": worker[0], "vipsthumbnail": vips[0]}
+    for name, runs in (("worker", worker), ("vipsthumbnail", vips)):
+        best[name] = {**runs[0], "files_per_s": statistics.median(r["files_per_s"] for r in runs)}
+    w, v = best["worker"], best["vipsthumbnail"]
+    w["rss_peak_kb"] = max(r["rss_peak_kb"] for r in worker)
+    return {**best, "rounds": rounds, "ratio": w["files_per_s"] / v["files_per_s"]}
 
 
 def _wait_ready(proc: subprocess.Popen[str]) -> None:

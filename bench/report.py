@@ -56,9 +56,13 @@ def table(results: dict[str, Any]) -> str:
     pv = results.get("preview")
     if pv:
         w, v = pv["worker"], pv["vipsthumbnail"]
-        lines.append(f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores")
         lines.append(
-            f"  worker ({w['processes']} procs x {w['concurrency']}) {w['files_per_s']:.2f} files/s, "
+            f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores "
+            f"(median of {pv['rounds']})"
+        )
+        lines.append(
+            f"  worker (concurrency {w['concurrency']}, {w['render_processes']} render processes) "
+            f"{w['files_per_s']:.2f} files/s, "
             f"vipsthumbnail {v['files_per_s']:.2f} files/s, ratio {_fmt(pv['ratio'])}; "
             f"worker peak RSS {w['rss_peak_kb']} KiB"
         )

@@ -43,6 +43,7 @@ class Consumer:
         self.renders = pipeline.render_pool(settings)
         self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
@@ -65,15 +66,23 @@ class Consumer:
         self.worker.on("error", self._on_error)
         self.worker.on("stalled", lambda job_id, *_: log.warning("job stalled", extra={"jobId": job_id}))
         self._housekeeping = asyncio.create_task(self._housekeep())
+        self._warming = asyncio.create_task(self._warm_renders())
         log.info(
             "consumer started",
             extra={"queue": s.queue_name, "concurrency": s.concurrency, "redis": s.redacted_redis_url},
         )
 
+    async def _warm_renders(self) -> None:
+        try:
+            await self.renders.warm()
+        except Exception as err:  # not fatal: a render starts its own process when it needs one
+            log.warning("render processes not started ahead", extra={"error": f"{type(err).__name__}: {err}"})
+
     async def stop(self, grace: float) -> bool:
         """Stop fetching, wait up to ``grace`` seconds for in-flight jobs; True if all drained."""
         if self._housekeeping:
             self._housekeeping.cancel()
+
         drained = True
         if self.worker is not None:
             # bullmq's close() waits on a snapshot of its task set and can close the connection
@@ -99,6 +108,8 @@ class Consumer:
                 log.warning("bullmq close failed", extra={"error": repr(closing.exception())})
         else:
             await self.renders.close()
+        if self._warming:  # a process it was starting is killed once it sees the pool closed
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.queues.close()
         await self.monitor.close()
         return drained

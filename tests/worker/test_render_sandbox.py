@@ -136,3 +136,16 @@ def test_the_memory_cap_stops_a_render_the_estimate_let_through() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("permanent True rendering needed more than the render memory budget of ")
+
+
+async def test_warm_starts_every_process_ahead_and_never_more_than_the_size() -> None:
+    pool = RenderPool(2, c.RENDER_MEMORY_BYTES_DEFAULT, 30)
+    try:
+        await asyncio.gather(pool.warm(), pool.warm())  # twice at once: still two processes
+        warmed = pool.pids()
+        assert len(warmed) == 2
+        await asyncio.gather(*(pool.render(media.png(100, 80), THUMB, PIXELS) for _ in range(4)))
+        assert pool.pids() == warmed  # the renders used the processes started ahead
+    finally:
+        await pool.close()
+    assert pool.pids() == []

@@ -79,6 +79,7 @@ class RenderPool:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
+        self._starting = 0  # processes warm() is starting
         self.closing = False
 
     async def render(
@@ -138,6 +139,29 @@ class RenderPool:
         )  # fmt: skip
         log.debug("render process started", extra={"pid": proc.pid})
         return _Child(proc)
+
+    async def warm(self) -> None:
+        """Start every render process now, so the first renders do not wait for an interpreter.
+
+        Each spawn holds a slot, so a render arriving meanwhile never starts an extra process.
+        """
+        while not self.closing and self._alive() < self.size:
+            async with self._slots:
+                if self.closing or self._alive() >= self.size:
+                    return
+                self._starting += 1
+                try:
+                    child = await self._spawn()
+                finally:
+                    self._starting -= 1
+                if self.closing:  # closed while it started: close() did not see it
+                    child.kill()
+                    await child.proc.wait()
+                    return
+                self._idle.append(child)
+
+    def _alive(self) -> int:
+        return len(self._idle) + len(self._busy) + self._starting
 
     def pids(self) -> list[int]:
         """The render processes alive now, idle or busy."""
