@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -150,8 +151,10 @@ class StackConfig(Model):
     @field_validator("queue_name")
     @classmethod
     def _queue(cls, v: str) -> str:
-        if not v or any(c in v for c in ": \t\n"):
-            raise ValueError(f"must be a non-empty name without ':' or spaces, got {v!r}")
+        if not re.fullmatch(c.QUEUE_NAME_PATTERN, v):  # the worker's own rule, or every pod exits 2
+            raise ValueError(
+                f"must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {v[:80]!r}"
+            )
         return v
 
     @field_validator("release_id", mode="before")

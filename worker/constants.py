@@ -107,6 +107,8 @@ METRICS_PATH: Final = "/metrics"
 API_HEALTH_PATH: Final = "/api/preview/worker/health"
 
 # --- Queue naming (BullMQ) ---
+#: A queue name both halves accept (the worker's PREVIEW_QUEUE_NAME, the stack's queueName).
+QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 BULL_PREFIX: Final = "bull"  # BullMQ's default, so Node.js producers need no option
 DLQ_SUFFIX: Final = "-dlq"
 

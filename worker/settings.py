@@ -21,7 +21,7 @@ from worker import constants as c
 from worker import redis_budget
 
 EXIT_BAD_SETTINGS = 2
-QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+QUEUE_NAME_PATTERN = c.QUEUE_NAME_PATTERN
 S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 S3_PREFIX_PATTERN = r"^$|^[A-Za-z0-9!_.*()'-][A-Za-z0-9!_.*()'/-]{0,254}$"
 

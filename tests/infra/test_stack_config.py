@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infra.config import (
     IMAGE_RE,
@@ -28,6 +30,9 @@ STORE_KEYS = {
     "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
     "PREVIEW_API_TOKENS": "api_tokens",
 }
+
+
+QUEUE_RULE = "must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
@@ -80,7 +85,13 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ({"replicas": {"min": 0}}, "replicas.min: must be between 1 and 100, got 0"),
         ({"concurrency": "many"}, "concurrency: must be an integer, got 'many'"),
         ({"concurrency": 0}, "concurrency: must be between 1 and 64, got 0"),
-        ({"queueName": "a b"}, "queueName: must be a non-empty name without ':' or spaces, got 'a b'"),
+        ({"queueName": "a b"}, f"queueName: {QUEUE_RULE}, got 'a b'"),
+        # Issue 16 item 11 / issue 17: each of these made every worker pod exit 2 at start.
+        ({"queueName": "a/b"}, f"queueName: {QUEUE_RULE}, got 'a/b'"),
+        ({"queueName": "_jobs"}, f"queueName: {QUEUE_RULE}, got '_jobs'"),
+        ({"queueName": "q" * 70}, f"queueName: {QUEUE_RULE}, got {'q' * 70!r}"),
+        ({"queueName": "jöbs"}, f"queueName: {QUEUE_RULE}, got 'jöbs'"),
+        ({"queueName": "jobs\n"}, f"queueName: {QUEUE_RULE}, got 'jobs\\n'"),
         ({"queueMax": 0}, "queueMax: must be between 1 and 10000000, got 0"),
         (
             {"namespace": "Preview_Prod"},
@@ -330,3 +341,15 @@ def test_store_defaults_and_namespace_peer() -> None:
     got = (a.store, a.bucket, a.region, a.url_ttl_seconds, a.retention_days)
     assert got == ("s3", "previews", "us-east-1", 900, 0)
     assert (cfg.api.replicas.min, cfg.api.replicas.max, cfg.network.s3_port) == (2, 4, 9000)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=70), st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9._/-]{0,66}\n?\Z")))
+def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> None:
+    from worker.settings import Settings
+
+    try:
+        cfg = parse_config(minimal(queueName=name))
+    except ConfigError:
+        return
+    assert Settings(PREVIEW_QUEUE_NAME=cfg.queue_name).queue_name == name
