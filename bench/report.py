@@ -57,8 +57,7 @@ def table(results: dict[str, Any]) -> str:
     if pv:
         w, v = pv["worker"], pv["vipsthumbnail"]
         lines.append(
-            f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores "
-            f"(median of {pv['rounds']})"
+            f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores (median of {pv['rounds']})"
         )
         lines.append(
             f"  worker (concurrency {w['concurrency']}, {w['render_processes']} render processes) "

@@ -62,51 +62,86 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
     enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
     return [
-        Alert("PreviewWorkerHighFailureRate", f"{_failure_ratio(ns, ' by (track)')} > {m.failure_ratio:g}",
-              "critical", "Preview jobs are failing ({{ $labels.track }})",
-              f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
-              "on track {{ $labels.track }} (now {{ $value | humanizePercentage }})."),
-        Alert("PreviewQueueBacklogGrowing",
-              f"{waiting} > {m.backlog_jobs} and deriv({waiting}[15m:1m]) > 0",
-              "warning", "Preview queue backlog is growing",
-              f"More than {m.backlog_jobs} jobs are waiting and the backlog keeps growing "
-              "(now {{ $value }}); the workers cannot keep up."),
-        Alert("PreviewWorkerDown", f"sum({up}) == 0 or absent({up})",
-              "critical", "No preview worker is up",
-              f"Prometheus scrapes no healthy preview worker in namespace {cfg.namespace}."),
-        Alert("PreviewNoActiveConsumers",
-              f"{waiting} > 0 and sum({c.METRIC_ACTIVE_CONSUMERS}{{{ns}}}) == 0",
-              "critical", "Jobs are waiting but no worker is processing",
-              "{{ $value }} jobs are waiting and no worker has an active job."),
-        Alert("PreviewDLQGrowing", f"max(delta({dlq}[15m])) > {m.dlq_growth}",
-              "warning", "Jobs are landing in the dead-letter queue",
-              "The dead-letter queue grew by {{ $value }} jobs in 15m; inspect and redrive them."),
-        Alert("PreviewCanaryFailureRateWorse",
-              f"({_failure_ratio(canary)}) - ({_failure_ratio(stable)}) > {m.canary_failure_margin:g}",
-              "critical", "The canary fails more jobs than stable",
-              f"The canary's failure ratio exceeds stable's by more than {m.canary_failure_margin:.0%} "
-              "(by {{ $value | humanizePercentage }}); abort the canary."),
-        Alert("PreviewJobDurationP95High",
-              f"histogram_quantile(0.95, sum by (track, le) (rate({bucket}[{RATE_WINDOW}])))"
-              f" > {m.duration_p95_seconds:g}",
-              "warning", "Preview jobs are slow ({{ $labels.track }})",
-              f"p95 job duration is above {m.duration_p95_seconds:g}s on track {{{{ $labels.track }}}} "
-              "(now {{ $value | humanizeDuration }})."),
-        Alert("PreviewApiUnavailable", f"max({api_available}) == 0",
-              "critical", "The job API has no available pod",
-              f"No pod of Deployment {APP_NAME}-api in namespace {cfg.namespace} is ready: producers "
-              "cannot enqueue jobs. Its readiness fails while Redis is unreachable."),
-        Alert("PreviewApiHighErrorRate", f"{api_5xx} > {m.api_error_ratio:g}",
-              "critical", "The job API answers with server errors",
-              f"More than {m.api_error_ratio:.0%} of job API requests got a 5xx over {RATE_WINDOW} "
-              "(now {{ $value | humanizePercentage }}); 503s mean Redis or the artifact store "
-              "is unreachable."),
-        Alert("PreviewApiSlowEnqueue",
-              f"histogram_quantile(0.95, sum by (le) (rate({enqueue_bucket}[{RATE_WINDOW}])))"
-              f" > {m.api_enqueue_p95_seconds:g}",
-              "warning", "Enqueueing preview jobs is slow",
-              f"p95 of POST /api/preview/job is above {m.api_enqueue_p95_seconds:g}s "
-              "(now {{ $value | humanizeDuration }}); check Redis latency."),
+        Alert(
+            "PreviewWorkerHighFailureRate",
+            f"{_failure_ratio(ns, ' by (track)')} > {m.failure_ratio:g}",
+            "critical",
+            "Preview jobs are failing ({{ $labels.track }})",
+            f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
+            "on track {{ $labels.track }} (now {{ $value | humanizePercentage }}).",
+        ),
+        Alert(
+            "PreviewQueueBacklogGrowing",
+            f"{waiting} > {m.backlog_jobs} and deriv({waiting}[15m:1m]) > 0",
+            "warning",
+            "Preview queue backlog is growing",
+            f"More than {m.backlog_jobs} jobs are waiting and the backlog keeps growing "
+            "(now {{ $value }}); the workers cannot keep up.",
+        ),
+        Alert(
+            "PreviewWorkerDown",
+            f"sum({up}) == 0 or absent({up})",
+            "critical",
+            "No preview worker is up",
+            f"Prometheus scrapes no healthy preview worker in namespace {cfg.namespace}.",
+        ),
+        Alert(
+            "PreviewNoActiveConsumers",
+            f"{waiting} > 0 and sum({c.METRIC_ACTIVE_CONSUMERS}{{{ns}}}) == 0",
+            "critical",
+            "Jobs are waiting but no worker is processing",
+            "{{ $value }} jobs are waiting and no worker has an active job.",
+        ),
+        Alert(
+            "PreviewDLQGrowing",
+            f"max(delta({dlq}[15m])) > {m.dlq_growth}",
+            "warning",
+            "Jobs are landing in the dead-letter queue",
+            "The dead-letter queue grew by {{ $value }} jobs in 15m; inspect and redrive them.",
+        ),
+        Alert(
+            "PreviewCanaryFailureRateWorse",
+            f"({_failure_ratio(canary)}) - ({_failure_ratio(stable)}) > {m.canary_failure_margin:g}",
+            "critical",
+            "The canary fails more jobs than stable",
+            f"The canary's failure ratio exceeds stable's by more than {m.canary_failure_margin:.0%} "
+            "(by {{ $value | humanizePercentage }}); abort the canary.",
+        ),
+        Alert(
+            "PreviewJobDurationP95High",
+            f"histogram_quantile(0.95, sum by (track, le) (rate({bucket}[{RATE_WINDOW}])))"
+            f" > {m.duration_p95_seconds:g}",
+            "warning",
+            "Preview jobs are slow ({{ $labels.track }})",
+            f"p95 job duration is above {m.duration_p95_seconds:g}s on track {{{{ $labels.track }}}} "
+            "(now {{ $value | humanizeDuration }}).",
+        ),
+        Alert(
+            "PreviewApiUnavailable",
+            f"max({api_available}) == 0",
+            "critical",
+            "The job API has no available pod",
+            f"No pod of Deployment {APP_NAME}-api in namespace {cfg.namespace} is ready: producers "
+            "cannot enqueue jobs. Its readiness fails while Redis is unreachable.",
+        ),
+        Alert(
+            "PreviewApiHighErrorRate",
+            f"{api_5xx} > {m.api_error_ratio:g}",
+            "critical",
+            "The job API answers with server errors",
+            f"More than {m.api_error_ratio:.0%} of job API requests got a 5xx over {RATE_WINDOW} "
+            "(now {{ $value | humanizePercentage }}); 503s mean Redis or the artifact store "
+            "is unreachable.",
+        ),
+        Alert(
+            "PreviewApiSlowEnqueue",
+            f"histogram_quantile(0.95, sum by (le) (rate({enqueue_bucket}[{RATE_WINDOW}])))"
+            f" > {m.api_enqueue_p95_seconds:g}",
+            "warning",
+            "Enqueueing preview jobs is slow",
+            f"p95 of POST /api/preview/job is above {m.api_enqueue_p95_seconds:g}s "
+            "(now {{ $value | humanizeDuration }}); check Redis latency.",
+        ),
     ]
 
 

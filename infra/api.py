@@ -66,15 +66,21 @@ def api_config_data(cfg: StackConfig) -> dict[str, str]:
 
 
 def _tcp_probe(period: int, failures: int) -> Manifest:
-    return {"tcpSocket": {"port": c.API_PORT_NAME}, "periodSeconds": period, "timeoutSeconds": 2,
-            "failureThreshold": failures}
+    return {
+        "tcpSocket": {"port": c.API_PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
 
 
 def api_container(cfg: StackConfig, env_sources: list[Manifest]) -> Manifest:
     """The API container: the stable image with the worker's hardening, ``args: [api]``."""
     env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}]  # the release id is the Deployment's only
     return hardened_container(
-        CONTAINER_NAME, cfg.image, ["api"],
+        CONTAINER_NAME,
+        cfg.image,
+        ["api"],
         ports=[{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}],
         envFrom=env_sources,
         env=env,
@@ -85,7 +91,9 @@ def api_container(cfg: StackConfig, env_sources: list[Manifest]) -> Manifest:
         livenessProbe=_tcp_probe(period=10, failures=3),
         readinessProbe={
             "httpGet": {"path": c.API_HEALTH_PATH, "port": c.API_PORT_NAME},
-            "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 2,
+            "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 2,
         },
         volumeMounts=[TMP_MOUNT],
     )
@@ -124,8 +132,9 @@ def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(API_NAME, cfg.namespace, labels,
-                             **({"annotations": annotations} if annotations else {})),
+        "metadata": metadata(
+            API_NAME, cfg.namespace, labels, **({"annotations": annotations} if annotations else {})
+        ),
         "spec": {
             "revisionHistoryLimit": 5,
             "progressDeadlineSeconds": 600,
@@ -139,41 +148,83 @@ def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
 def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
     """ConfigMap, Service, HPA, PDB and NetworkPolicy of the API (the Deployment aside)."""
     labels, selector = api_labels(instance), api_selector(instance)
-    http_in = {"from": [network.namespace_peer(cfg.network.api_ingress_namespace)],
-               "ports": [{"protocol": "TCP", "port": c.API_PORT}]}
+    http_in = {
+        "from": [network.namespace_peer(cfg.network.api_ingress_namespace)],
+        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
+    }
     # Prometheus scrapes /metrics on the same port (the API's ServiceMonitor, infra/monitoring.py).
-    scrape_in = {"from": [network.namespace_peer(cfg.monitoring.namespace)],
-                 "ports": [{"protocol": "TCP", "port": c.API_PORT}]}
+    scrape_in = {
+        "from": [network.namespace_peer(cfg.monitoring.namespace)],
+        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
+    }
     egress = [network.dns_rule(cfg), network.redis_rule(cfg), network.s3_rule(cfg)]
     return [
-        ("config", {"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": metadata(API_CONFIG_NAME, cfg.namespace, labels),
-                    "data": api_config_data(cfg)}),
-        ("service", {
-            "apiVersion": "v1", "kind": "Service", "metadata": metadata(API_NAME, cfg.namespace, labels),
-            "spec": {"type": "ClusterIP", "selector": selector,
-                     "ports": [{"name": c.API_PORT_NAME, "port": c.API_PORT,
-                                "targetPort": c.API_PORT_NAME, "protocol": "TCP"}]},
-        }),
-        ("hpa", {
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": metadata(API_NAME, cfg.namespace, labels),
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": API_NAME},
-                "minReplicas": cfg.api.replicas.min,
-                "maxReplicas": cfg.api.replicas.max,
-                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                    "type": "Utilization", "averageUtilization": cfg.api.cpu_target}}}],
-                "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}},
+        (
+            "config",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata(API_CONFIG_NAME, cfg.namespace, labels),
+                "data": api_config_data(cfg),
             },
-        }),
-        ("pdb", {
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": metadata(API_NAME, cfg.namespace, labels),
-            # One pod at a time: a drain always proceeds, and the rest keep serving.
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
-                     "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-        }),
+        ),
+        (
+            "service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata(API_NAME, cfg.namespace, labels),
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": selector,
+                    "ports": [
+                        {
+                            "name": c.API_PORT_NAME,
+                            "port": c.API_PORT,
+                            "targetPort": c.API_PORT_NAME,
+                            "protocol": "TCP",
+                        }
+                    ],
+                },
+            },
+        ),
+        (
+            "hpa",
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": metadata(API_NAME, cfg.namespace, labels),
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": API_NAME},
+                    "minReplicas": cfg.api.replicas.min,
+                    "maxReplicas": cfg.api.replicas.max,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": cfg.api.cpu_target},
+                            },
+                        }
+                    ],
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}},
+                },
+            },
+        ),
+        (
+            "pdb",
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": metadata(API_NAME, cfg.namespace, labels),
+                # One pod at a time: a drain always proceeds, and the rest keep serving.
+                "spec": {
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": selector},
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                },
+            },
+        ),
         ("networkpolicy", network.policy(cfg, API_NAME, selector, labels, [http_in, scrape_in], egress)),
     ]
 

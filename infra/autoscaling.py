@@ -25,7 +25,13 @@ def per_track_queue_target(target: int, share_percent: float) -> str:
 
 
 def hpa(
-    cfg: StackConfig, *, name: str, deployment: str, track: str, bounds: TrackBounds, share: float,
+    cfg: StackConfig,
+    *,
+    name: str,
+    deployment: str,
+    track: str,
+    bounds: TrackBounds,
+    share: float,
     labels: dict[str, str],
 ) -> Manifest:
     """The autoscaling/v2 HPA of one track's Deployment."""
@@ -40,16 +46,18 @@ def hpa(
     ]
     depth = cfg.autoscaling.queue_depth_target
     if depth is not None:
-        metrics.append({
-            "type": "External",
-            "external": {
-                "metric": {
-                    "name": c.METRIC_QUEUE_DEPTH,
-                    "selector": {"matchLabels": {c.LABEL_STATE: "waiting"}},
+        metrics.append(
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "name": c.METRIC_QUEUE_DEPTH,
+                        "selector": {"matchLabels": {c.LABEL_STATE: "waiting"}},
+                    },
+                    "target": {"type": "AverageValue", "averageValue": per_track_queue_target(depth, share)},
                 },
-                "target": {"type": "AverageValue", "averageValue": per_track_queue_target(depth, share)},
-            },
-        })
+            }
+        )
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

@@ -71,9 +71,7 @@ class Secret:
 class Model(BaseModel):
     """Base of every config section: camelCase keys, unknown keys refused, immutable."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 def cross_field(*problems: tuple[str, str]) -> PydanticCustomError:
@@ -147,8 +145,18 @@ def check_cidr(cls: Any, v: list[str]) -> list[str]:
     return v
 
 
-_SUFFIX = {"m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_SUFFIX = {
+    "m": 1e-3,
+    "": 1.0,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 _QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
 
 
@@ -162,8 +170,14 @@ def quantity(v: str, kind: str) -> float:
 
 
 _TYPE_NAMES = {
-    "int": "an integer", "float": "a number", "string": "a string", "bool": "true or false",
-    "dict": "a mapping", "model": "a mapping", "model_attributes": "a mapping", "list": "a list",
+    "int": "an integer",
+    "float": "a number",
+    "string": "a string",
+    "bool": "true or false",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "model_attributes": "a mapping",
+    "list": "a list",
 }
 
 

@@ -113,16 +113,21 @@ def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
     problems = []
     if c.ENV_API_TOKENS not in cfg.secrets.keys:
-        problems.append((
-            "secrets.keys",
-            f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens (from the vault)",
-        ))
+        problems.append(
+            (
+                "secrets.keys",
+                f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens "
+                "(from the vault)",
+            )
+        )
     missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
     if missing:
-        problems.append((
-            "secrets.keys",
-            f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
-        ))
+        problems.append(
+            (
+                "secrets.keys",
+                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
+            )
+        )
     if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:
         problems.append(("network.s3Cidrs", "set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"))
     return problems

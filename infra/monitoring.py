@@ -69,14 +69,25 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("mobius:preview:Monitoring", name, None, opts)
         child = child_options(self, opts)
         cfg = args.config
-        sm = service_monitor(cfg, name=args.object_name, selector=selector_labels(args.instance),
-                             port=c.METRICS_PORT_NAME, labels=args.labels)
-        api_sm = service_monitor(cfg, name=API_NAME, selector=api_selector(args.instance),
-                                 port=c.API_PORT_NAME, labels=api_labels(args.instance))
+        sm = service_monitor(
+            cfg,
+            name=args.object_name,
+            selector=selector_labels(args.instance),
+            port=c.METRICS_PORT_NAME,
+            labels=args.labels,
+        )
+        api_sm = service_monitor(
+            cfg,
+            name=API_NAME,
+            selector=api_selector(args.instance),
+            port=c.API_PORT_NAME,
+            labels=api_labels(args.instance),
+        )
         rule = prometheus_rule(cfg, name=args.object_name, labels=args.labels)
         declare(f"{name}-servicemonitor", sm, child)
         declare(f"{name}-api-servicemonitor", api_sm, child)
         declare(f"{name}-rules", rule, child)
         alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
-        self.register_outputs({"serviceMonitor": args.object_name, "apiServiceMonitor": API_NAME,
-                               "alerts": alerts})
+        self.register_outputs(
+            {"serviceMonitor": args.object_name, "apiServiceMonitor": API_NAME, "alerts": alerts}
+        )

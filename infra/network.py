@@ -23,8 +23,12 @@ def namespace_peer(name: str) -> Manifest:
 def dns_rule(cfg: StackConfig) -> Manifest:
     """Egress to the cluster DNS pods."""
     return {
-        "to": [{**namespace_peer(cfg.network.dns_namespace),
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "to": [
+            {
+                **namespace_peer(cfg.network.dns_namespace),
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     }
 
@@ -37,8 +41,10 @@ def _peers(namespace: str | None, cidrs: list[str]) -> list[Manifest]:
 def redis_rule(cfg: StackConfig) -> Manifest:
     """Egress to Redis (by namespace and/or CIDR)."""
     net = cfg.network
-    return {"to": _peers(net.redis_namespace, net.redis_cidrs),
-            "ports": [{"protocol": "TCP", "port": net.redis_port}]}
+    return {
+        "to": _peers(net.redis_namespace, net.redis_cidrs),
+        "ports": [{"protocol": "TCP", "port": net.redis_port}],
+    }
 
 
 def s3_rule(cfg: StackConfig) -> Manifest:
@@ -61,8 +67,12 @@ def egress_rules(cfg: StackConfig) -> list[Manifest]:
 
 
 def policy(
-    cfg: StackConfig, name: str, selector: dict[str, str], labels: dict[str, str],
-    ingress: list[Manifest], egress: list[Manifest],
+    cfg: StackConfig,
+    name: str,
+    selector: dict[str, str],
+    labels: dict[str, str],
+    ingress: list[Manifest],
+    egress: list[Manifest],
 ) -> Manifest:
     """A NetworkPolicy over the pods ``selector`` matches: only ``ingress`` in, only ``egress`` out."""
     return {
@@ -80,6 +90,8 @@ def policy(
 
 def network_policy(cfg: StackConfig, *, name: str, instance: str, labels: dict[str, str]) -> Manifest:
     """The policy over both tracks' worker pods."""
-    metrics_in = {"from": [namespace_peer(cfg.monitoring.namespace)],
-                  "ports": [{"protocol": "TCP", "port": c.METRICS_PORT}]}
+    metrics_in = {
+        "from": [namespace_peer(cfg.monitoring.namespace)],
+        "ports": [{"protocol": "TCP", "port": c.METRICS_PORT}],
+    }
     return policy(cfg, name, selector_labels(instance), labels, [metrics_in], egress_rules(cfg))

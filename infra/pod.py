@@ -122,7 +122,9 @@ def container(cfg: StackConfig, track: str, image: str, env_sources: list[Manife
     # so a release that changes no pod (a canary weight step) restarts none.
     env = [{"name": c.ENV_TRACK, "value": track}]
     return hardened_container(
-        CONTAINER_NAME, image, ["run"],
+        CONTAINER_NAME,
+        image,
+        ["run"],
         ports=[{"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT, "protocol": "TCP"}],
         envFrom=env_sources,
         env=env,

@@ -20,13 +20,24 @@ from infra.harness import ROOT, ProgramRun, run_program
 
 #: Apply order: what others reference comes first.
 KIND_ORDER = [
-    "Namespace", "ServiceAccount", "ConfigMap", "Secret", "ExternalSecret", "Service", "Deployment",
-    "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule",
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Secret",
+    "ExternalSecret",
+    "Service",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "ServiceMonitor",
+    "PrometheusRule",
 ]
 
 
 def ordered(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects by KIND_ORDER, then name: stable across runs (registration order is async)."""
+
     def key(m: dict[str, Any]) -> tuple[int, str]:
         kind = m["kind"]
         return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), m["metadata"]["name"])
@@ -59,7 +70,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, type=Path, help="directory to write the YAML files into")
     args = parser.parse_args(argv)
     if not (ROOT / f"Pulumi.{args.stack}.yaml").is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
         print(f"render: no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(known)})", file=sys.stderr)
         return 2
     try:

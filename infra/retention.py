@@ -34,7 +34,9 @@ def sweep_objects(
         return []
     labels = {**common_labels(instance, component="retention"), LABEL_NAME: SWEEP_NAME}
     container = hardened_container(
-        "sweep", cfg.image, ["sweep"],
+        "sweep",
+        cfg.image,
+        ["sweep"],
         envFrom=[{"configMapRef": {"name": API_CONFIG_NAME}}, *secret_sources],
         resources=resources(cfg.api.resources),
         volumeMounts=[TMP_MOUNT],

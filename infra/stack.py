@@ -70,29 +70,52 @@ def base_objects(cfg: StackConfig, instance: str, labels: dict[str, str]) -> lis
     """Namespace (restricted Pod Security), ServiceAccount, ConfigMap and the metrics Service."""
     ns_labels = {**labels, **{f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}}
     return [
-        ("namespace", {
-            "apiVersion": "v1", "kind": "Namespace", "metadata": metadata(cfg.namespace, None, ns_labels),
-        }),
-        ("serviceaccount", {
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": metadata(APP_NAME, cfg.namespace, labels),
-            "automountServiceAccountToken": False,
-        }),
-        ("config", {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": metadata(CONFIG_MAP_NAME, cfg.namespace, labels),
-            "data": config_data(cfg),
-        }),
-        ("service", {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": metadata(APP_NAME, cfg.namespace, labels),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": selector_labels(instance),
-                "ports": [{"name": c.METRICS_PORT_NAME, "port": c.METRICS_PORT,
-                           "targetPort": c.METRICS_PORT_NAME, "protocol": "TCP"}],
+        (
+            "namespace",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": metadata(cfg.namespace, None, ns_labels),
             },
-        }),
+        ),
+        (
+            "serviceaccount",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": metadata(APP_NAME, cfg.namespace, labels),
+                "automountServiceAccountToken": False,
+            },
+        ),
+        (
+            "config",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata(CONFIG_MAP_NAME, cfg.namespace, labels),
+                "data": config_data(cfg),
+            },
+        ),
+        (
+            "service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata(APP_NAME, cfg.namespace, labels),
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": selector_labels(instance),
+                    "ports": [
+                        {
+                            "name": c.METRICS_PORT_NAME,
+                            "port": c.METRICS_PORT,
+                            "targetPort": c.METRICS_PORT_NAME,
+                            "protocol": "TCP",
+                        }
+                    ],
+                },
+            },
+        ),
     ]
 
 
@@ -134,8 +157,19 @@ class PreviewWorkerStack(pulumi.ComponentResource):
             bounds = split.bounds(track)
             if track == c.TRACK_CANARY and bounds.max == 0:
                 continue
-            targs = TrackArgs(cfg, instance, track, images[track], bounds, shares[track], labels,
-                              APP_NAME, env_sources, checksum, secrets.checksum)
+            targs = TrackArgs(
+                cfg,
+                instance,
+                track,
+                images[track],
+                bounds,
+                shares[track],
+                labels,
+                APP_NAME,
+                env_sources,
+                checksum,
+                secrets.checksum,
+            )
             tracks[track] = WorkerDeployment(f"{name}-{track}", targs, in_ns)
         declare(f"{name}-pdb", pdb(cfg, name=APP_NAME, instance=instance, plan=split, labels=labels), in_ns)
         netpol = network.network_policy(cfg, name=APP_NAME, instance=instance, labels=labels)

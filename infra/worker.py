@@ -93,9 +93,12 @@ def deployment(args: TrackArgs) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(deployment_name(track), cfg.namespace, labels, **(
-            {"annotations": meta_annotations} if meta_annotations else {}
-        )),
+        "metadata": metadata(
+            deployment_name(track),
+            cfg.namespace,
+            labels,
+            **({"annotations": meta_annotations} if meta_annotations else {}),
+        ),
         "spec": spec,
     }
 
@@ -122,7 +125,10 @@ class WorkerDeployment(pulumi.ComponentResource):
                 share=args.share_percent,
                 labels=args.labels,
             )
-            declare(f"{name}-hpa", manifest, pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[declared])))
+            declare(
+                f"{name}-hpa",
+                manifest,
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[declared])),
+            )
             outputs["hpa"] = {"min": args.bounds.min, "max": args.bounds.max}
         self.register_outputs(outputs)

@@ -130,8 +130,11 @@ def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable
     )
     if not deployments:
         return []
-    hpas = {(h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): h for h in objs
-            if h.get("kind") == "HorizontalPodAutoscaler"}
+    hpas = {
+        (h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): h
+        for h in objs
+        if h.get("kind") == "HorizontalPodAutoscaler"
+    }
     pdbs = [p for p in objs if p.get("kind") == "PodDisruptionBudget"]
     problems: list[str] = []
     totals: dict[str, int] = {}
@@ -173,21 +176,31 @@ def _validate_production(args: StackValidationArgs, report: ReportViolation) -> 
 
 
 POLICIES = [
-    _resource_policy("images-pinned-by-digest", "Container images are pinned by sha256 digest.",
-                     check_images_pinned),
-    _resource_policy("no-secrets-in-configmaps", "ConfigMaps hold no secret-looking keys or credentials.",
-                     check_configmap_secrets),
-    _resource_policy("resource-limits-set", "Containers set CPU and memory requests and limits.",
-                     check_limits),
+    _resource_policy(
+        "images-pinned-by-digest", "Container images are pinned by sha256 digest.", check_images_pinned
+    ),
+    _resource_policy(
+        "no-secrets-in-configmaps",
+        "ConfigMaps hold no secret-looking keys or credentials.",
+        check_configmap_secrets,
+    ),
+    _resource_policy(
+        "resource-limits-set", "Containers set CPU and memory requests and limits.", check_limits
+    ),
     _resource_policy("run-as-non-root", "Containers run as a non-root user.", check_non_root),
     StackValidationPolicy(
         name="production-sizing",
         description="Production: at least 2 replicas, a PodDisruptionBudget, canary weight at most 50.",
         validate=_validate_production,
-        config_schema=PolicyConfigSchema(properties={
-            "productionInstances": {"type": "array", "items": {"type": "string"},
-                                    "default": DEFAULT_PRODUCTION_INSTANCES},
-        }),
+        config_schema=PolicyConfigSchema(
+            properties={
+                "productionInstances": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "default": DEFAULT_PRODUCTION_INSTANCES,
+                },
+            }
+        ),
     ),
 ]
 ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -42,3 +42,26 @@ def test_a_failing_step_fails_with_its_exit_code() -> None:
     proc = dev_function("with_heartbeat broken-step sh -c 'exit 3'")
     assert proc.returncode == 3
     assert re.search(r"^==> broken-step: done in \d+s \(exit 3\)$", proc.stderr, re.M), proc.stderr
+
+
+def test_the_pre_commit_hooks_are_valid_and_each_passes_on_the_tree() -> None:
+    import shlex
+
+    import yaml
+
+    config = REPO / ".pre-commit-config.yaml"
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "pre-commit"), "validate-config", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    hooks = {h["id"]: h for repo in yaml.safe_load(config.read_text())["repos"] for h in repo["hooks"]}
+    assert set(hooks) == {"ruff", "ruff-format", "mypy", "actionlint"}
+    for hook_id, hook in hooks.items():
+        argv = shlex.split(hook["entry"])
+        if hook_id == "ruff-format":
+            argv.append("--check")  # pre-commit lets it rewrite files; here it only checks them
+        if hook.get("pass_filenames", True):
+            argv.append(".")
+        ran = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, f"{hook_id}: {ran.stdout[-2000:]}{ran.stderr[-2000:]}"

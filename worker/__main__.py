@@ -56,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         # uvicorn shuts down gracefully, then re-raises the signal it caught; exit 0 on it.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port,
-                    loop="uvloop", log_config=None, access_log=False)
+        uvicorn.run(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            loop="uvloop",
+            log_config=None,
+            access_log=False,
+        )
         return 0
     if args.command == "redrive":
         from worker.jobs import Queues, redis_client

@@ -148,15 +148,21 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"queue": settings.queue_name, "dlqName": settings.dlq_name, **counts})
 
     async def health(_: Request) -> Response:
-        body: dict[str, Any] = {"status": "healthy", "timestamp": _now(),
-                                "redis": {"status": "connected", "url": settings.redacted_redis_url}}
+        body: dict[str, Any] = {
+            "status": "healthy",
+            "timestamp": _now(),
+            "redis": {"status": "connected", "url": settings.redacted_redis_url},
+        }
         try:
             await queues.ping()
             counts = await queues.counts()
         except jobs.REDIS_DOWN as err:
             body["status"] = "unhealthy"
-            body["redis"] = {"status": "disconnected", "url": settings.redacted_redis_url,
-                             "error": type(err).__name__}
+            body["redis"] = {
+                "status": "disconnected",
+                "url": settings.redacted_redis_url,
+                "error": type(err).__name__,
+            }
             body["queue"] = {"name": settings.queue_name}
             return JSONResponse(body, status_code=503)
         counts.pop("dlq")

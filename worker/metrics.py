@@ -51,11 +51,17 @@ class Metrics:
         # multiprocess_mode only matters under the per-core supervisor (worker.supervisor), where the
         # pod must report one series: every process reads the same depth, and in-flight jobs add up.
         self.queue_depth = Gauge(
-            c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", [t, c.LABEL_STATE], registry=self.registry,
+            c.METRIC_QUEUE_DEPTH,
+            "Jobs in the queue by state.",
+            [t, c.LABEL_STATE],
+            registry=self.registry,
             multiprocess_mode="livemax",
         )
         self.active_consumers = Gauge(
-            c.METRIC_ACTIVE_CONSUMERS, "Jobs in flight in this process.", [t], registry=self.registry,
+            c.METRIC_ACTIVE_CONSUMERS,
+            "Jobs in flight in this process.",
+            [t],
+            registry=self.registry,
             multiprocess_mode="livesum",
         )
         # Under the supervisor the pod is ready only while every process can fetch: the lowest wins.

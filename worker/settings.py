@@ -40,6 +40,8 @@ def check_endpoint_url(value: str, credentials_from: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
         raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {value!r}")
     return value
+
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -58,24 +60,34 @@ class Settings(BaseSettings):
     api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
     api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
     keep_completed_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["completed_seconds"], validation_alias=c.ENV_KEEP_COMPLETED_SECONDS,
-        ge=1, le=c.KEEP_SECONDS_MAX,
+        default=c.KEEP_DEFAULTS["completed_seconds"],
+        validation_alias=c.ENV_KEEP_COMPLETED_SECONDS,
+        ge=1,
+        le=c.KEEP_SECONDS_MAX,
     )
     keep_completed_count: int = Field(
-        default=c.KEEP_DEFAULTS["completed_count"], validation_alias=c.ENV_KEEP_COMPLETED_COUNT,
-        ge=0, le=c.KEEP_COUNT_MAX,
+        default=c.KEEP_DEFAULTS["completed_count"],
+        validation_alias=c.ENV_KEEP_COMPLETED_COUNT,
+        ge=0,
+        le=c.KEEP_COUNT_MAX,
     )
     keep_failed_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["failed_seconds"], validation_alias=c.ENV_KEEP_FAILED_SECONDS,
-        ge=1, le=c.KEEP_SECONDS_MAX,
+        default=c.KEEP_DEFAULTS["failed_seconds"],
+        validation_alias=c.ENV_KEEP_FAILED_SECONDS,
+        ge=1,
+        le=c.KEEP_SECONDS_MAX,
     )
     keep_failed_count: int = Field(
-        default=c.KEEP_DEFAULTS["failed_count"], validation_alias=c.ENV_KEEP_FAILED_COUNT,
-        ge=0, le=c.KEEP_COUNT_MAX,
+        default=c.KEEP_DEFAULTS["failed_count"],
+        validation_alias=c.ENV_KEEP_FAILED_COUNT,
+        ge=0,
+        le=c.KEEP_COUNT_MAX,
     )
     keep_dlq_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["dlq_seconds"], validation_alias=c.ENV_KEEP_DLQ_SECONDS,
-        ge=1, le=c.KEEP_SECONDS_MAX,
+        default=c.KEEP_DEFAULTS["dlq_seconds"],
+        validation_alias=c.ENV_KEEP_DLQ_SECONDS,
+        ge=1,
+        le=c.KEEP_SECONDS_MAX,
     )
     keep_dlq_count: int = Field(
         default=c.KEEP_DEFAULTS["dlq_count"], validation_alias=c.ENV_KEEP_DLQ_COUNT, ge=0, le=c.KEEP_COUNT_MAX

@@ -24,8 +24,11 @@ UNITS_DIR = REPO / "deploy" / "systemd"
 PREFIX = "/opt/mobius-preview-worker"
 ENV_FILE = "/etc/mobius-preview-worker/preview-worker.env"
 ENV_EXAMPLE = UNITS_DIR / "preview-worker.env.example"
-SERVICES = {"mobius-preview-worker.service": "run", "mobius-preview-api.service": "api",
-            "mobius-preview-sweep.service": "sweep"}
+SERVICES = {
+    "mobius-preview-worker.service": "run",
+    "mobius-preview-api.service": "api",
+    "mobius-preview-sweep.service": "sweep",
+}
 UNITS = [*SERVICES, "mobius-preview-sweep.timer"]
 MAX_EXPOSURE = 2.0  # systemd-analyze's scale: 0 (locked down) to 10 (root, unconfined); < 2 is "OK"
 
@@ -74,8 +77,14 @@ def test_services_run_the_right_command_as_an_unprivileged_user() -> None:
         text = (UNITS_DIR / name).read_text()
         assert f"ExecStart={PREFIX}/.venv/bin/python -m worker {command}\n" in text
         assert f"EnvironmentFile={ENV_FILE}\n" in text
-        for line in ("DynamicUser=yes", "User=mobius-preview", "StateDirectory=mobius-preview-worker",
-                     "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=\n"):
+        for line in (
+            "DynamicUser=yes",
+            "User=mobius-preview",
+            "StateDirectory=mobius-preview-worker",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "CapabilityBoundingSet=\n",
+        ):
             assert line in text, f"{name} lacks {line!r}"
     worker = (UNITS_DIR / "mobius-preview-worker.service").read_text()
     stop = int(re.search(r"^TimeoutStopSec=(\d+)$", worker, re.M).group(1))  # type: ignore[union-attr]
@@ -87,8 +96,12 @@ def test_services_run_the_right_command_as_an_unprivileged_user() -> None:
 
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_exposure_stays_low(analyze: str, rendered: Path, name: str) -> None:
-    done = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(rendered / name)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(rendered / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
     assert found, done.stdout + done.stderr
     assert float(found.group(1)) < MAX_EXPOSURE
@@ -96,8 +109,11 @@ def test_exposure_stays_low(analyze: str, rendered: Path, name: str) -> None:
 
 def test_env_example_names_only_real_settings_and_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     known = {v for k, v in vars(c).items() if k.startswith("ENV_") and isinstance(v, str)}
-    pairs = [line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
-             if line and not line.startswith("#")]
+    pairs = [
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     commented = re.findall(r"^#([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.M)
     assert sorted(({k for k, _ in pairs} | set(commented)) - known) == []
     for name in c.SECRET_ENV_VARS | c.STORE_SECRET_ENV_VARS:  # placeholders only, never a real secret

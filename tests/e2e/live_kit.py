@@ -24,9 +24,7 @@ def declared(project: Path, stack: str, environ: dict[str, str]) -> list[dict[st
     derived from secrets (the pods' ``checksum/secret``) are the ones ``up`` deployed;
     the secrets themselves stay masked in what is returned.
     """
-    shown = json.loads(
-        pulumi_run(["config", "--stack", stack, "--json", "--show-secrets"], environ, project)
-    )
+    shown = json.loads(pulumi_run(["config", "--stack", stack, "--json", "--show-secrets"], environ, project))
     config = {key: entry.get("objectValue", entry["value"]) for key, entry in shown.items()}
     secret_keys = [key for key, entry in shown.items() if entry.get("secret")]
     return list(run_program(stack, config, secret_keys).objects())

@@ -51,8 +51,11 @@ def api_requests(status: int, per_min: int, route: str = "/api/preview/job") -> 
 
 def enqueue_buckets(counts: dict[str, int]) -> list[dict[str, str]]:
     return [
-        {"series": f'{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{NS},track="stable",le="{le}",pod="api-{i}"}}',
-         "values": f"0+{n}x60"}
+        {
+            "series": f"{c.METRIC_API_ENQUEUE_DURATION}_bucket"
+            f'{{{NS},track="stable",le="{le}",pod="api-{i}"}}',
+            "values": f"0+{n}x60",
+        }
         for le, n in counts.items()
         for i in (0, 1)
     ]

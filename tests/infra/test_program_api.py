@@ -37,12 +37,21 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def store_env(cfg: Any) -> dict[str, str]:
     a = cfg.artifacts
     env = {
-        c.ENV_ARTIFACT_STORE: "s3", c.ENV_S3_BUCKET: a.bucket, c.ENV_S3_PREFIX: a.prefix,
-        c.ENV_S3_REGION: a.region, c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
-        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds), c.ENV_RETENTION_DAYS: str(a.retention_days),
+        c.ENV_ARTIFACT_STORE: "s3",
+        c.ENV_S3_BUCKET: a.bucket,
+        c.ENV_S3_PREFIX: a.prefix,
+        c.ENV_S3_REGION: a.region,
+        c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
+        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds),
+        c.ENV_RETENTION_DAYS: str(a.retention_days),
     }
-    env.update({k: v for k, v in ((c.ENV_S3_ENDPOINT, a.endpoint),
-                                  (c.ENV_S3_PUBLIC_ENDPOINT, a.public_endpoint)) if v})
+    env.update(
+        {
+            k: v
+            for k, v in ((c.ENV_S3_ENDPOINT, a.endpoint), (c.ENV_S3_PUBLIC_ENDPOINT, a.public_endpoint))
+            if v
+        }
+    )
     return env
 
 
@@ -90,8 +99,11 @@ def test_api_probes(stack_runs: dict[str, ProgramRun], stack: str) -> None:
 def test_selectors_never_mix_api_and_worker_pods(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     run = stack_runs[stack]
     api_pod = run.object("Deployment", API)["spec"]["template"]["metadata"]["labels"]
-    worker_pods = [d["spec"]["template"]["metadata"]["labels"] for d in run.objects("Deployment")
-                   if d["metadata"]["name"] != API]
+    worker_pods = [
+        d["spec"]["template"]["metadata"]["labels"]
+        for d in run.objects("Deployment")
+        if d["metadata"]["name"] != API
+    ]
     assert worker_pods
     for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy"):
         api_sel, worker_sel = (_selector(run.object(kind, name)) for name in (API, APP))
@@ -103,15 +115,19 @@ def test_selectors_never_mix_api_and_worker_pods(stack_runs: dict[str, ProgramRu
     monitors = {sm["metadata"]["name"]: sm for sm in run.objects("ServiceMonitor")}
     assert set(monitors) == {APP, API}
     for name, sm in monitors.items():
-        picked = [n for n, svc in services.items() if selects(sm["spec"]["selector"]["matchLabels"],
-                                                             svc["metadata"]["labels"])]
+        picked = [
+            n
+            for n, svc in services.items()
+            if selects(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+        ]
         assert picked == [name]
     (endpoint,) = monitors[API]["spec"]["endpoints"]
     api_ports = [p["name"] for p in services[API]["spec"]["ports"]]
     assert endpoint["port"] == c.API_PORT_NAME and api_ports == [c.API_PORT_NAME]
     assert endpoint["path"] == c.METRICS_PATH
-    assert monitors[API]["spec"]["namespaceSelector"] == {"matchNames": [run.object("Service", API)
-                                                                         ["metadata"]["namespace"]]}
+    assert monitors[API]["spec"]["namespaceSelector"] == {
+        "matchNames": [run.object("Service", API)["metadata"]["namespace"]]
+    }
     assert run.object("PodDisruptionBudget", API)["spec"]["maxUnavailable"] == 1
 
 
@@ -125,10 +141,15 @@ def test_store_env_and_no_secret_in_any_configmap(stack_runs: dict[str, ProgramR
     cfg, run = cfg_of(stack), stack_runs[stack]
     worker, api = (run.object("ConfigMap", n)["data"] for n in (f"{APP}-config", f"{API}-config"))
     assert store_env(cfg).items() <= worker.items()
-    assert api == {c.ENV_QUEUE_NAME: cfg.queue_name, c.ENV_QUEUE_MAX: str(cfg.queue_max),
-                   c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT),
-                   c.ENV_API_MAX_BODY_BYTES: str(c.API_MAX_BODY_BYTES_DEFAULT), c.ENV_PATH_SOURCES: "off",
-                   **store_env(cfg)}
+    assert api == {
+        c.ENV_QUEUE_NAME: cfg.queue_name,
+        c.ENV_QUEUE_MAX: str(cfg.queue_max),
+        c.ENV_API_HOST: "0.0.0.0",
+        c.ENV_API_PORT: str(c.API_PORT),
+        c.ENV_API_MAX_BODY_BYTES: str(c.API_MAX_BODY_BYTES_DEFAULT),
+        c.ENV_PATH_SOURCES: "off",
+        **store_env(cfg),
+    }
     for cm in run.objects("ConfigMap"):
         assert not set(cm["data"]) & c.SECRET_ENV_VARS, cm["metadata"]["name"]
     # The store credentials reach worker, API and sweep through the same Secret(s) as REDIS_URL.
@@ -150,11 +171,15 @@ def test_api_network_policy_is_exact(stack_runs: dict[str, ProgramRun], stack: s
     ingress_ns = {"kubernetes.io/metadata.name": net.api_ingress_namespace}
     prometheus_ns = {"kubernetes.io/metadata.name": cfg.monitoring.namespace}
     assert spec["ingress"] == [
-        {"from": [{"namespaceSelector": {"matchLabels": ingress_ns}}],
-         "ports": [{"protocol": "TCP", "port": c.API_PORT}]},
+        {
+            "from": [{"namespaceSelector": {"matchLabels": ingress_ns}}],
+            "ports": [{"protocol": "TCP", "port": c.API_PORT}],
+        },
         # Prometheus scrapes the API's /metrics on the same port.
-        {"from": [{"namespaceSelector": {"matchLabels": prometheus_ns}}],
-         "ports": [{"protocol": "TCP", "port": c.API_PORT}]},
+        {
+            "from": [{"namespaceSelector": {"matchLabels": prometheus_ns}}],
+            "ports": [{"protocol": "TCP", "port": c.API_PORT}],
+        },
     ]
     ports = [[p["port"] for p in r["ports"]] for r in spec["egress"]]
     assert ports == [[53, 53], [net.redis_port], [net.s3_port]]
@@ -177,7 +202,9 @@ def test_retention_sweep_cronjob(stack_runs: dict[str, ProgramRun], stack: str) 
     assert ctr["envFrom"][0] == {"configMapRef": {"name": f"{API}-config"}}
     netpol = run.object("NetworkPolicy", SWEEP)["spec"]
     assert netpol["ingress"] == [] and [[p["port"] for p in r["ports"]] for r in netpol["egress"]] == [
-        [53, 53], [cfg.network.s3_port]]
+        [53, 53],
+        [cfg.network.s3_port],
+    ]
     pod_labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert selects(netpol["podSelector"]["matchLabels"], pod_labels)
     assert run.outputs["retentionSweep"] == SWEEP
@@ -187,8 +214,15 @@ def test_new_objects_pass_strict_schema_validation(stack_runs: dict[str, Program
     run = stack_runs[stack]
     new = [o for o in run.objects() if o["metadata"]["labels"][NAME] in (API, SWEEP)]
     assert sorted(o["kind"] for o in new) == [
-        "ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy",
-        "PodDisruptionBudget", "Service", "ServiceMonitor",
+        "ConfigMap",
+        "CronJob",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceMonitor",
     ]
     for obj in new:
         if obj["kind"] != "ServiceMonitor":  # a CRD: checked against its vendored schema (test_k8s_schemas)
@@ -209,8 +243,10 @@ def test_store_change_rolls_worker_and_api(stack_runs: dict[str, ProgramRun], st
     after = run_program(stack, overrides={"artifacts": artifacts})
 
     def checksums(run: ProgramRun) -> dict[str, str]:
-        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-                for d in run.objects("Deployment")}
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            for d in run.objects("Deployment")
+        }
 
     old, new = checksums(before), checksums(after)
     assert set(old) == set(new) and all(old[n] != new[n] for n in old)

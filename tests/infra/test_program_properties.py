@@ -144,8 +144,10 @@ def test_network_policy_is_exact(stack_runs: dict[str, ProgramRun], stack: str) 
     ports = [[p["port"] for p in rule["ports"]] for rule in spec["egress"]]
     net = cfg.network
     assert ports == [[53, 53], [net.redis_port], [net.s3_port], *[[h.port] for h in cfg.source_hosts]]
-    s3_peers = [p.get("ipBlock", {}).get("cidr") or p["namespaceSelector"]["matchLabels"]
-                for p in spec["egress"][2]["to"]]
+    s3_peers = [
+        p.get("ipBlock", {}).get("cidr") or p["namespaceSelector"]["matchLabels"]
+        for p in spec["egress"][2]["to"]
+    ]
     s3_namespaces = [{"kubernetes.io/metadata.name": net.s3_namespace}] if net.s3_namespace else []
     assert s3_peers == [*s3_namespaces, *net.s3_cidrs]
     cidrs = [peer["ipBlock"]["cidr"] for rule in spec["egress"][3:] for peer in rule["to"]]

@@ -54,10 +54,23 @@ class MinioServer:
         self.log = workdir / "minio.log"
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key,
-               "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
-        args = [str(self.binary), "server", str(self.workdir / "data"), "--address", f"127.0.0.1:{self.port}",
-                "--console-address", f"127.0.0.1:{free_port()}", "--quiet"]
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": self.access_key,
+            "MINIO_ROOT_PASSWORD": self.secret_key,
+            "MINIO_BROWSER": "off",
+            "MINIO_UPDATE": "off",
+        }
+        args = [
+            str(self.binary),
+            "server",
+            str(self.workdir / "data"),
+            "--address",
+            f"127.0.0.1:{self.port}",
+            "--console-address",
+            f"127.0.0.1:{free_port()}",
+            "--quiet",
+        ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -88,10 +101,17 @@ class MinioServer:
     def client(self) -> Any:
         """An admin S3 client (root credentials), for setting up and inspecting buckets."""
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                          connect_timeout=2, read_timeout=5),
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1},
+                connect_timeout=2,
+                read_timeout=5,
+            ),
         )
 
     def new_bucket(self) -> str:
@@ -105,10 +125,16 @@ class MinioServer:
 
     def env(self, bucket: str, **extra: str) -> dict[str, str]:
         """Worker environment selecting the s3 store on this server."""
-        return {"PREVIEW_ARTIFACT_STORE": "s3", "PREVIEW_S3_BUCKET": bucket,
-                "PREVIEW_S3_ENDPOINT": self.endpoint, "PREVIEW_S3_ADDRESSING_STYLE": "path",
-                "PREVIEW_S3_TIMEOUT_SECONDS": "2", "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, **extra}
+        return {
+            "PREVIEW_ARTIFACT_STORE": "s3",
+            "PREVIEW_S3_BUCKET": bucket,
+            "PREVIEW_S3_ENDPOINT": self.endpoint,
+            "PREVIEW_S3_ADDRESSING_STYLE": "path",
+            "PREVIEW_S3_TIMEOUT_SECONDS": "2",
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            **extra,
+        }
 
 
 @pytest.fixture(scope="session")
@@ -130,8 +156,13 @@ def own_minio(tmp_path: Path) -> Iterator[MinioServer]:
     server.stop()
 
 
-def s3_settings(monkeypatch: pytest.MonkeyPatch, worker_env: dict[str, str], server: MinioServer,
-                bucket: str, **extra: str) -> Settings:
+def s3_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    worker_env: dict[str, str],
+    server: MinioServer,
+    bucket: str,
+    **extra: str,
+) -> Settings:
     """Settings from ``worker_env`` plus the s3 store on ``server`` (credentials via the environment)."""
     for key, value in {**worker_env, **server.env(bucket, **extra)}.items():
         monkeypatch.setenv(key, value)

@@ -226,7 +226,9 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
 
 
 async def test_s3_store_manifest_has_presigned_urls_and_rendition_redirects(
-    minio: MinioServer, worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    minio: MinioServer,  # noqa: F811
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = minio.new_bucket()
     settings = s3_settings(monkeypatch, worker_env, minio, bucket, PREVIEW_S3_URL_TTL_SECONDS="120")
@@ -247,8 +249,10 @@ async def test_s3_store_manifest_has_presigned_urls_and_rendition_redirects(
             assert decode_image(got.content).size == (entry["width"], entry["height"])
         redirect = await client.get("/api/preview/job/s3-art/artifact/thumb")
         assert redirect.status_code == 307
-        assert httpx.get(redirect.headers["location"]).content == httpx.get(
-            manifest["renditions"][0]["url"]).content
+        assert (
+            httpx.get(redirect.headers["location"]).content
+            == httpx.get(manifest["renditions"][0]["url"]).content
+        )
         assert (await client.get("/api/preview/job/s3-art/artifact/poster")).status_code == 404
         assert (await client.get("/api/preview/job/nope/artifact")).status_code == 404
 

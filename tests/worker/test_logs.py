@@ -42,7 +42,6 @@ def test_secrets_are_scrubbed(capsys: pytest.CaptureFixture[str], monkeypatch: p
     assert lines[1]["error"] == "auth failed for rediss://admin:***@cache:6380"
 
 
-
 @pytest.mark.parametrize("name", sorted(c.STORE_SECRET_ENV_VARS))
 def test_store_credentials_are_scrubbed(
     name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -52,6 +51,7 @@ def test_store_credentials_are_scrubbed(
     logs.get().error("signing failed with key %s", "wJalrXUtnFEMI-K7MDENG-bPxRfiCY")
     line = json.loads(capsys.readouterr().out.strip())
     assert line["msg"] == "signing failed with key <redacted>"
+
 
 def teardown_module() -> None:
     logging.getLogger().handlers.clear()

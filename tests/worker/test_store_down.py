@@ -21,7 +21,9 @@ RENDITIONS = [Rendition("thumb", "webp", 32, 24, b"webp-bytes"), Rendition("card
 
 
 def test_store_killed_mid_upload_leaves_no_visible_set(
-    own_minio: MinioServer, worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    own_minio: MinioServer,  # noqa: F811
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = own_minio.new_bucket()
     store = S3Store(s3_settings(monkeypatch, worker_env, own_minio, bucket))
@@ -54,12 +56,16 @@ async def test_job_is_retried_while_the_store_is_down_and_completes_after(
     spawn_worker: Any,
 ) -> None:
     bucket = own_minio.new_bucket()
-    settings = s3_settings(monkeypatch, worker_env, own_minio, bucket,
-                           PREVIEW_JOB_ATTEMPTS="10", PREVIEW_BACKOFF_MS="200")
+    settings = s3_settings(
+        monkeypatch, worker_env, own_minio, bucket, PREVIEW_JOB_ATTEMPTS="10", PREVIEW_BACKOFF_MS="200"
+    )
     own_minio.stop()
     worker = spawn_worker(**own_minio.env(bucket))
-    job = {"jobId": "down-1", "source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()},
-           "outputs": OUTPUTS}
+    job = {
+        "jobId": "down-1",
+        "source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()},
+        "outputs": OUTPUTS,
+    }
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     client = httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH)
@@ -85,6 +91,7 @@ async def test_job_is_retried_while_the_store_is_down_and_completes_after(
     await app.state.queues.close()
     events = [e for e in worker.events() if e.get("jobId") == "down-1"]
     assert [e["outcome"] for e in events if "outcome" in e][-1] == "completed"
-    assert any(e.get("outcome") == "retried" and "StoreUnavailableError" in e.get("reason", "")
-               for e in events)
+    assert any(
+        e.get("outcome") == "retried" and "StoreUnavailableError" in e.get("reason", "") for e in events
+    )
     assert own_minio.secret_key not in worker.logfile.read_text()

@@ -72,8 +72,14 @@ def test_sweep_deletes_old_sets_and_stale_temporaries(tmp_path: Path) -> None:
 
 
 def sweep_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", "sweep"], cwd=REPO, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "sweep"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+    )
 
 
 def test_sweep_command_over_data_dir(tmp_path: Path) -> None:
@@ -86,25 +92,39 @@ def test_sweep_command_over_data_dir(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     done = sweep_cli({"DATA_DIR": str(tmp_path), "PREVIEW_RETENTION_DAYS": "7"})
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"store": "filesystem", "retentionDays": 7, "lifecycleRule": False,
-                                       "deleted": 1, "jobIds": ["a"], "strays": 0}
+    assert json.loads(done.stdout) == {
+        "store": "filesystem",
+        "retentionDays": 7,
+        "lifecycleRule": False,
+        "deleted": 1,
+        "jobIds": ["a"],
+        "strays": 0,
+    }
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"PREVIEW_ARTIFACT_STORE": "s3"},
-         "invalid setting s3_bucket='': Value error, PREVIEW_S3_BUCKET must name a bucket"),
+        (
+            {"PREVIEW_ARTIFACT_STORE": "s3"},
+            "invalid setting s3_bucket='': Value error, PREVIEW_S3_BUCKET must name a bucket",
+        ),
         ({"PREVIEW_ARTIFACT_STORE": "gcs"}, "invalid setting PREVIEW_ARTIFACT_STORE='gcs'"),
-        ({"PREVIEW_S3_ENDPOINT": "http://key:hunter2-secret@minio:9000"},
-         "invalid setting PREVIEW_S3_ENDPOINT='http://key:***@minio:9000': Value error, must not carry"),
+        (
+            {"PREVIEW_S3_ENDPOINT": "http://key:hunter2-secret@minio:9000"},
+            "invalid setting PREVIEW_S3_ENDPOINT='http://key:***@minio:9000': Value error, must not carry",
+        ),
         ({"PREVIEW_S3_ENDPOINT": "minio:9000"}, "invalid setting PREVIEW_S3_ENDPOINT='minio:9000'"),
         ({"PREVIEW_S3_PREFIX": "/abs"}, "invalid setting PREVIEW_S3_PREFIX='/abs'"),
-        ({"PREVIEW_S3_URL_TTL_SECONDS": "0"},
-         "invalid setting PREVIEW_S3_URL_TTL_SECONDS='0': Input should be greater than or equal to 1"),
-        ({"PREVIEW_RETENTION_DAYS": "-1"},
-         "invalid setting PREVIEW_RETENTION_DAYS='-1': Input should be greater than or equal to 0"),
+        (
+            {"PREVIEW_S3_URL_TTL_SECONDS": "0"},
+            "invalid setting PREVIEW_S3_URL_TTL_SECONDS='0': Input should be greater than or equal to 1",
+        ),
+        (
+            {"PREVIEW_RETENTION_DAYS": "-1"},
+            "invalid setting PREVIEW_RETENTION_DAYS='-1': Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_bad_store_settings_stop_with_exit_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:

@@ -32,7 +32,10 @@ def bucket(minio: MinioServer) -> str:  # noqa: F811
 
 @pytest.fixture
 def make_store(
-    minio: MinioServer, bucket: str, worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    minio: MinioServer,  # noqa: F811
+    bucket: str,
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
     def make(**extra: str) -> S3Store:
         return S3Store(s3_settings(monkeypatch, worker_env, minio, bucket, **extra))
@@ -76,7 +79,9 @@ def test_manifest_is_uploaded_last_and_invisible_until_then(make_store: Any) -> 
 
 
 def test_first_complete_set_wins_and_the_loser_cleans_up(
-    make_store: Any, minio: MinioServer, bucket: str  # noqa: F811
+    make_store: Any,
+    minio: MinioServer,  # noqa: F811
+    bucket: str,
 ) -> None:
     stores = [make_store(), make_store()]
     results: list[dict[str, Any]] = []
@@ -144,7 +149,9 @@ def test_urls_are_signed_for_the_public_endpoint(make_store: Any, minio: MinioSe
 
 
 def test_sweep_deletes_old_sets_manifest_first_and_strays(
-    make_store: Any, minio: MinioServer, bucket: str  # noqa: F811
+    make_store: Any,
+    minio: MinioServer,  # noqa: F811
+    bucket: str,
 ) -> None:
     store = make_store(PREVIEW_S3_PREFIX="p/")
     store.write_set("job-1", "image/png", RENDITIONS, {})
@@ -165,11 +172,17 @@ def test_sweep_deletes_old_sets_manifest_first_and_strays(
 
 
 def test_lifecycle_rule_is_set_and_removed_keeping_other_rules(
-    make_store: Any, minio: MinioServer, bucket: str  # noqa: F811
+    make_store: Any,
+    minio: MinioServer,  # noqa: F811
+    bucket: str,
 ) -> None:
     admin = minio.client()
-    other = {"ID": "someone-elses", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
-             "Expiration": {"Days": 90}}
+    other = {
+        "ID": "someone-elses",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "logs/"},
+        "Expiration": {"Days": 90},
+    }
     admin.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [other]})
     store = make_store(PREVIEW_S3_PREFIX="previews/")
     assert store.apply_retention(7) is True
@@ -187,15 +200,30 @@ def test_lifecycle_rule_is_set_and_removed_keeping_other_rules(
 
 
 def test_sweep_command_sets_the_rule_keeps_fresh_sets_and_never_prints_secrets(
-    make_store: Any, minio: MinioServer, bucket: str, worker_env: dict[str, str]  # noqa: F811
+    make_store: Any,
+    minio: MinioServer,  # noqa: F811
+    bucket: str,
+    worker_env: dict[str, str],
 ) -> None:
     make_store().write_set("fresh", "image/png", RENDITIONS, {})
     env = {**worker_env, **minio.env(bucket, PREVIEW_RETENTION_DAYS="30"), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "worker", "sweep"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "sweep"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"store": "s3", "retentionDays": 30, "lifecycleRule": True,
-                                       "deleted": 0, "jobIds": [], "strays": 0}
+    assert json.loads(done.stdout) == {
+        "store": "s3",
+        "retentionDays": 30,
+        "lifecycleRule": True,
+        "deleted": 0,
+        "jobIds": [],
+        "strays": 0,
+    }
     rules = minio.client().get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert [(r["ID"], r["Expiration"]["Days"]) for r in rules] == [(c.S3_LIFECYCLE_RULE_ID, 30)]
     assert len(minio.keys(bucket)) == 3
@@ -203,7 +231,9 @@ def test_sweep_command_sets_the_rule_keeps_fresh_sets_and_never_prints_secrets(
 
 
 def test_unreachable_store_is_a_transient_error(
-    worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, minio: MinioServer  # noqa: F811
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    minio: MinioServer,  # noqa: F811
 ) -> None:
     dead_port = free_port()  # nothing listens here
     env = {**minio.env("some-bucket"), "PREVIEW_S3_ENDPOINT": f"http://127.0.0.1:{dead_port}"}

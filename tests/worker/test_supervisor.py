@@ -133,7 +133,7 @@ async def test_the_pod_is_not_ready_while_a_child_cannot_fetch(settings: Setting
         await q.client.zadd(marker, {"0": 0})  # wakes the fetchers, whose move-to-active now fails
         await eventually(lambda: status(503), timeout=15)
         assert (await http.get("/healthz")).status_code == 200
-        assert "preview_worker_fetching{track=\"stable\"} 0.0" in scrape(worker.port)
+        assert 'preview_worker_fetching{track="stable"} 0.0' in scrape(worker.port)
         await q.client.delete(wait_key)
         await q.enqueue(payload({"inline": b64(media.jpeg(40, 30))}, "after-repair", dryRun=True))
         await wait_state(q, "after-repair", "completed")

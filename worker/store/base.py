@@ -41,8 +41,11 @@ class SweepReport:
 
     def as_json(self) -> dict[str, Any]:
         """The report as printed by ``python -m worker sweep``."""
-        return {"deleted": len(self.deleted_sets), "jobIds": sorted(self.deleted_sets),
-                "strays": self.deleted_strays}
+        return {
+            "deleted": len(self.deleted_sets),
+            "jobIds": sorted(self.deleted_sets),
+            "strays": self.deleted_strays,
+        }
 
 
 class ArtifactStore(abc.ABC):

@@ -27,8 +27,14 @@ def sweep(settings: Settings, now: float | None = None) -> dict[str, Any]:
     if days == 0:
         # Retention off: also drop our lifecycle rule, so turning retention off really keeps artifacts.
         artifact_store.apply_retention(0)
-        return {"store": artifact_store.kind, "retentionDays": 0, "lifecycleRule": False,
-                "deleted": 0, "jobIds": [], "strays": 0}
+        return {
+            "store": artifact_store.kind,
+            "retentionDays": 0,
+            "lifecycleRule": False,
+            "deleted": 0,
+            "jobIds": [],
+            "strays": 0,
+        }
     rule = artifact_store.apply_retention(days)
     cutoff = (time.time() if now is None else now) - days * DAY_SECONDS
     report = artifact_store.sweep(cutoff)

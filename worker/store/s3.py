@@ -111,8 +111,12 @@ class S3Store(ArtifactStore):
                 entries.append(entry)
             manifest = artifacts.build_manifest(job_id, media_type, metadata, entries)
             manifest_sent = True
-            won = self._put(self.key(job_id, c.MANIFEST_FILE), json.dumps(manifest, indent=2).encode(),
-                            "application/json", if_none_match=True)
+            won = self._put(
+                self.key(job_id, c.MANIFEST_FILE),
+                json.dumps(manifest, indent=2).encode(),
+                "application/json",
+                if_none_match=True,
+            )
         except BaseException:
             # Once the manifest was sent, it may be stored even though the reply was lost: its
             # renditions must stay. Strays are harmless (nothing names them) and swept later.
@@ -135,8 +139,9 @@ class S3Store(ArtifactStore):
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_none_match else {}
         with _guard(f"upload {key}"):
             try:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                                       ContentMD5=md5, **extra)
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **extra
+                )
             except ClientError as err:
                 if if_none_match and _code(err) in LOST_RACE:
                     return False
@@ -153,8 +158,9 @@ class S3Store(ArtifactStore):
                 Bucket=self.bucket, Delete={"Objects": [{"Key": self.key(job_id, p)} for p in paths]}
             )
         except (BotoCoreError, ClientError) as err:
-            log.warning("could not delete unfinished renditions", extra={"jobId": job_id,
-                                                                         "error": type(err).__name__})
+            log.warning(
+                "could not delete unfinished renditions", extra={"jobId": job_id, "error": type(err).__name__}
+            )
 
     def load_manifest(self, job_id: str) -> dict[str, Any] | None:
         """The job's manifest, None if absent; StoreUnavailableError if the store cannot answer."""
@@ -182,10 +188,11 @@ class S3Store(ArtifactStore):
         """Delete sets whose manifest predates ``cutoff`` (manifest first) and old unfinished writes."""
         groups: dict[str, list[tuple[str, float]]] = defaultdict(list)
         with _guard("list artifacts"):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                               Prefix=self.prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            ):
                 for obj in page.get("Contents", []):
-                    job_id = obj["Key"][len(self.prefix):].split("/", 1)[0]
+                    job_id = obj["Key"][len(self.prefix) :].split("/", 1)[0]
                     groups[job_id].append((obj["Key"], obj["LastModified"].timestamp()))
         report = SweepReport()
         for job_id, objects in sorted(groups.items()):
@@ -203,7 +210,7 @@ class S3Store(ArtifactStore):
 
     def _delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start:start + 1000]]
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
             with _guard("delete artifacts"):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
@@ -220,8 +227,14 @@ class S3Store(ArtifactStore):
                 rules = []
         kept: list[Any] = [r for r in rules if r.get("ID") != c.S3_LIFECYCLE_RULE_ID]
         if days > 0:
-            kept.append({"ID": c.S3_LIFECYCLE_RULE_ID, "Status": "Enabled",
-                         "Filter": {"Prefix": self.prefix}, "Expiration": {"Days": days}})
+            kept.append(
+                {
+                    "ID": c.S3_LIFECYCLE_RULE_ID,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": self.prefix},
+                    "Expiration": {"Days": days},
+                }
+            )
         with _guard("write lifecycle"):
             if kept:
                 self.client.put_bucket_lifecycle_configuration(

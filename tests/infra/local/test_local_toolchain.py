@@ -105,8 +105,9 @@ def test_vendored_source_that_is_missing_names_the_folder_and_the_variable(
         gosource.prepare(host, "go", tmp_path / "scratch", lambda _: None)
 
 
-def test_a_binary_of_another_version_on_path_is_not_used(tmp_path: Path, module: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_binary_of_another_version_on_path_is_not_used(
+    tmp_path: Path, module: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "usr-bin"
     folder.mkdir()
     fake = folder / "pulumi"
