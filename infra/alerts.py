@@ -35,12 +35,17 @@ class Alert:
     description: str
 
 
-def _failure_ratio(sel: str, by: str = "") -> str:
-    # Each finished job counts once (see FINISHED_OUTCOMES in worker/constants.py).
-    outcomes, w, finished = c.METRIC_JOB_OUTCOMES, RATE_WINDOW, "|".join(c.FINISHED_OUTCOMES)
+#: Every finished job, counted once (see FINISHED_OUTCOMES in worker/constants.py).
+FINISHED = f'{c.LABEL_OUTCOME}=~"{"|".join(c.FINISHED_OUTCOMES)}"'
+
+
+def failure_ratio(sel: str, window: str = RATE_WINDOW, by: str = "") -> str:
+    """Failed jobs over finished jobs matching ``sel``: the one PromQL of the failure alerts and of
+    the release tool's rollout analysis (``infra/release/analysis.py``)."""
+    outcomes = c.METRIC_JOB_OUTCOMES
     return (
-        f'sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}="{c.FAILED_OUTCOME}"}}[{w}]))'
-        f' / sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}=~"{finished}"}}[{w}]))'
+        f'sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}="{c.FAILED_OUTCOME}"}}[{window}]))'
+        f" / sum{by}(rate({outcomes}{{{sel},{FINISHED}}}[{window}]))"
     )
 
 
@@ -64,7 +69,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     return [
         Alert(
             "PreviewWorkerHighFailureRate",
-            f"{_failure_ratio(ns, ' by (track)')} > {m.failure_ratio:g}",
+            f"{failure_ratio(ns, by=' by (track)')} > {m.failure_ratio:g}",
             "critical",
             "Preview jobs are failing ({{ $labels.track }})",
             f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
@@ -101,7 +106,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
         ),
         Alert(
             "PreviewCanaryFailureRateWorse",
-            f"({_failure_ratio(canary)}) - ({_failure_ratio(stable)}) > {m.canary_failure_margin:g}",
+            f"({failure_ratio(canary)}) - ({failure_ratio(stable)}) > {m.canary_failure_margin:g}",
             "critical",
             "The canary fails more jobs than stable",
             f"The canary's failure ratio exceeds stable's by more than {m.canary_failure_margin:.0%} "

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 
 from infra import network
+from infra.autoscaling import SCALE_DOWN_WINDOW_SECONDS
 from infra.config import StackConfig
 from infra.config_store import store_env
 from infra.kube import (
@@ -39,7 +40,6 @@ API_CONFIG_NAME = f"{API_NAME}-config"
 CONTAINER_NAME = "api"
 #: Uvicorn finishes in-flight requests on SIGTERM; requests are short (enqueue, status).
 GRACE_SECONDS = 30
-SCALE_DOWN_WINDOW_SECONDS = 300
 
 
 def api_selector(instance: str) -> dict[str, str]:

@@ -52,12 +52,19 @@ class Plan:
         return TrackBounds(getattr(self.minimum, track), getattr(self.maximum, track))
 
 
+def check_weight(weight: int) -> int:
+    """A canary weight is a percentage of concurrency slots: the one check of the stack config, the
+    split and the release tool's ``--weight``/``--canary``."""
+    if not 0 <= weight <= 100:
+        raise ValueError(f"must be between 0 and 100, got {weight}")
+    return weight
+
+
 def split(total: int, weight: int) -> Split:
     """Split ``total`` pods so the canary gets ``weight`` percent (see the module docstring)."""
     if total < 1:
         raise ValueError(f"total must be >= 1, got {total}")
-    if not 0 <= weight <= 100:
-        raise ValueError(f"weight must be between 0 and 100, got {weight}")
+    check_weight(weight)
     if weight == 0:
         return Split(stable=total, canary=0)
     if weight == 100:

@@ -99,13 +99,26 @@ def check_image(cls: Any, v: str) -> str:
     return validate_image_ref(v)
 
 
-_DURATION = re.compile(r"([0-9]+(ms|s|m|h))+")
+# Units largest first, each at most once, as Prometheus and Go write them: 1h30m, 90s, 500ms.
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?")
+_UNIT_SECONDS = (3600.0, 60.0, 1.0, 0.001)
+
+
+def duration_seconds(text: str) -> float:
+    """The one duration grammar of the stack config and the release tool, in seconds.
+
+    ``30s``, ``10m``, ``1h30m`` or ``500ms``: what Prometheus accepts for a rule's ``for`` and a
+    range, and the External Secrets Operator for ``refreshInterval``.
+    """
+    match = _DURATION.fullmatch(text) if text else None
+    if match is None:
+        raise ValueError(f"must be a duration like 30s, 10m or 1h, got {text!r}")
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if n)
 
 
 def check_duration(cls: Any, v: str) -> str:
-    """A Prometheus/Go-style duration such as ``30s``, ``10m`` or ``1h30m``."""
-    if not _DURATION.fullmatch(v):
-        raise ValueError(f"must be a duration like 30s, 10m or 1h, got {v!r}")
+    """A field check for :func:`duration_seconds`."""
+    duration_seconds(v)
     return v
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.canary import check_weight
 from infra.config_rules import (
     Model,
     check_cidr,
@@ -101,7 +102,10 @@ class Canary(Model):
     weight: int = 0
     image: str | None = None
 
-    _weight = field_validator("weight")(check_range(0, 100))
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, v: int) -> int:
+        return check_weight(v)
 
     @field_validator("image")
     @classmethod

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from infra.canary import check_weight as weight_rule
 from infra.config_rules import split_image, validate_image_ref
 from infra.release import gitinfo, history
 from infra.release.errors import ReleaseError
@@ -48,10 +49,11 @@ def check_image(value: str, flag: str = "--image") -> str:
 
 
 def check_weight(value: int, flag: str = "--weight") -> int:
-    """A canary weight is a percentage of concurrency slots."""
-    if not 0 <= value <= 100:
-        raise ReleaseError(f"{flag}: must be between 0 and 100, got {value}")
-    return value
+    """``infra.canary.check_weight``, its reason under the flag's name."""
+    try:
+        return weight_rule(value)
+    except ValueError as exc:
+        raise ReleaseError(f"{flag}: {exc}") from None
 
 
 def open_stack(root: Path, stack: str) -> StackFile:

@@ -10,21 +10,19 @@ aborts on what the alerts would page about. Queries are PromQL with
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
 from pydantic import Field, ValidationError, field_validator
 
+from infra import config_rules
+from infra.alerts import FINISHED, failure_ratio
 from infra.config import load_stack_file
 from infra.config_rules import Model, check_range, problems_from
 from infra.errors import ConfigError
 from infra.release.prometheus import Prometheus, PrometheusError
 from worker.constants import (
-    FAILED_OUTCOME,
-    FINISHED_OUTCOMES,
-    LABEL_OUTCOME,
     LABEL_STATE,
     LABEL_TRACK,
     METRIC_JOB_OUTCOMES,
@@ -33,25 +31,17 @@ from worker.constants import (
     TRACK_STABLE,
 )
 
-_DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-# Each finished job counts once (see FINISHED_OUTCOMES in worker/constants.py).
-_FINISHED = f'{LABEL_OUTCOME}=~"{"|".join(FINISHED_OUTCOMES)}"'
-_FAILED = f'{LABEL_OUTCOME}="{FAILED_OUTCOME}"'
-
 
 def _ratio(track: str) -> str:
-    failed = f'{METRIC_JOB_OUTCOMES}{{{LABEL_TRACK}="{track}",{_FAILED}}}'
-    finished = f'{METRIC_JOB_OUTCOMES}{{{LABEL_TRACK}="{track}",{_FINISHED}}}'
-    return f"sum(increase({failed}[$window])) / sum(increase({finished}[$window]))"
+    return failure_ratio(f'{LABEL_TRACK}="{track}"', "$window")
 
 
 def duration_seconds(text: str) -> float:
-    """A Prometheus-style duration (``500ms``, ``30s``, ``10m``, ``1h``) in seconds."""
-    match = _DURATION.fullmatch(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"must be a duration like 30s, 10m or 1h, got {text!r}")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    """A window or interval: the stack config's duration grammar (``config_rules``), above zero."""
+    seconds = config_rules.duration_seconds(text)
+    if seconds <= 0:
+        raise ValueError(f"must be a duration above zero like 30s, 10m or 1h, got {text!r}")
+    return seconds
 
 
 class Queries(Model):
@@ -60,7 +50,7 @@ class Queries(Model):
     canary_failure_ratio: str = _ratio(TRACK_CANARY)
     stable_failure_ratio: str = _ratio(TRACK_STABLE)
     canary_jobs: str = (
-        f'sum(increase({METRIC_JOB_OUTCOMES}{{{LABEL_TRACK}="{TRACK_CANARY}",{_FINISHED}}}[$window]))'
+        f'sum(increase({METRIC_JOB_OUTCOMES}{{{LABEL_TRACK}="{TRACK_CANARY}",{FINISHED}}}[$window]))'
     )
     dlq_growth: str = f'max(delta({METRIC_QUEUE_DEPTH}{{{LABEL_STATE}="dlq"}}[$window]))'
 

@@ -353,3 +353,19 @@ def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> Non
     except ConfigError:
         return
     assert Settings(PREVIEW_QUEUE_NAME=cfg.queue_name).queue_name == name
+
+
+def test_the_stack_and_the_release_tool_share_one_duration_grammar() -> None:
+    # Issue 17: config_rules accepted 1h30m while the rollout analysis took one unit only.
+    from infra.release.analysis import duration_seconds
+
+    assert parse_config(minimal(monitoring={"alertFor": "1h30m"})).monitoring.alert_for == "1h30m"
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("500ms") == 0.5
+    for bad in ("30m1h", "1h1h", "10", "", "1h\n"):
+        assert problems(minimal(monitoring={"alertFor": bad})) == [
+            f"monitoring.alertFor: must be a duration like 30s, 10m or 1h, got {bad!r}"
+        ]
+        with pytest.raises(ValueError, match="must be a duration"):
+            duration_seconds(bad)
+    with pytest.raises(ValueError, match="above zero"):
+        duration_seconds("0s")  # a rollout interval or window of nothing
