@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from infra.errors import InputError
 from infra.local import plugins
 from infra.local.versions import ENGINE_TOOLS, GoTool, tool
 
@@ -100,10 +101,6 @@ def _kubeconfig(args: argparse.Namespace) -> int:
 
 #: GitHub's login names: alphanumerics and single hyphens, at most 39 (bots end in ``[bot]``).
 _ACTOR = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}(\[bot\])?")
-
-
-class InputError(ValueError):
-    """A workflow input (an environment variable) that is not acceptable; names the variable."""
 
 
 def identity(env: Mapping[str, str]) -> tuple[str, str]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from infra.errors import InfraError
+from infra.errors import DemoError, InfraError
 from infra.local import procs
 from infra.local.env import variables
 from infra.local.layout import REPO_ROOT
@@ -52,10 +52,6 @@ API_PORT = 13000
 METRICS_PORT = 19100
 REPOSITORY = "mobius/preview-worker"
 PY = sys.executable
-
-
-class DemoError(InfraError):
-    """A step of the demo failed; the message says which and why."""
 
 
 @contextmanager

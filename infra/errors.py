@@ -1,4 +1,4 @@
-"""The deployment half's exceptions: one flat tree under :class:`InfraError`."""
+"""The deployment half's exceptions, all of them: one tree under :class:`InfraError`, by topic."""
 
 from collections.abc import Iterable
 
@@ -38,3 +38,77 @@ class RenderError(InfraError):
 
 class ToolchainError(InfraError):
     """A pinned tool could not be built or installed, or is missing."""
+
+
+# --- The local environment (infra/local/, infra/demo.py) ---
+
+
+class ProcessError(InfraError):
+    """A supervised process failed to start or to stop."""
+
+
+class CertError(InfraError):
+    """openssl failed while making the local PKI."""
+
+
+class KubeError(InfraError):
+    """The local API server did not answer as expected."""
+
+
+class DemoError(InfraError):
+    """A step of the demo failed; the message says which and why."""
+
+
+class VerifyError(InfraError):
+    """One check of ``python -m infra verify`` failed; the message says what was expected and found."""
+
+
+# --- The worker image (infra/image/) ---
+
+
+class ImageError(InfraError):
+    """Building, pushing, inspecting or pinning the worker image failed."""
+
+
+class ToolFailed(ImageError):
+    """An external tool (buildah, skopeo, debootstrap, tar) exited non-zero.
+
+    The message names the command line and the tail of its output, so the cause
+    can be read without re-running it.
+    """
+
+    def __init__(self, argv: list[str], returncode: int, output: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"{' '.join(argv)} exited {returncode}:\n{tail}")
+
+
+# --- Releases (infra/release/) ---
+
+
+class ReleaseError(InfraError):
+    """A release command was refused: bad input, unknown release ID, a failed gate.
+
+    The stack file and its history are left untouched when this is raised.
+    """
+
+
+class HistoryError(ReleaseError):
+    """A stack's history file cannot be read (malformed line, duplicate ID)."""
+
+
+class EngineError(ReleaseError):
+    """The Pulumi engine (Automation API) could not answer or apply."""
+
+
+class PrometheusError(ReleaseError):
+    """A query could not be answered (unreachable server, bad PromQL, several series)."""
+
+
+# --- CI (infra/ci.py) ---
+
+
+class InputError(InfraError, ValueError):
+    """A workflow input (an environment variable) that is not acceptable; names the variable."""

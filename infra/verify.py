@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from infra.errors import InfraError
+from infra.errors import VerifyError
 from infra.release import engine
 from infra.release.cli import find_root
 from worker import constants as c
@@ -50,10 +50,6 @@ HEALTH_SHAPE: dict[str, type | tuple[type, ...]] = {
 QUEUE_SHAPE = ("name", "waiting", "active", "completed", "failed", "delayed", "total")
 #: A 1x1 PNG: the dry-run job's inline source (a dry run validates, never decodes it).
 _PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-class VerifyError(InfraError):
-    """One check failed; the message says what was expected and what was found."""
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import pytest
 
 from infra.config import parse_config
 from infra.config_rules import check_dns_label, check_duration, quantity, validate_image_ref
-from infra.errors import ConfigError
+from infra.errors import ConfigError, ReleaseError
 from infra.release.analysis import duration_seconds
-from infra.release.errors import ReleaseError
 from infra.release.stackfile import stack_path
 from policy.rules import check_images_pinned
 from worker import validation

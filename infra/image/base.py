@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.image.errors import ImageError, ToolFailed
+from infra.errors import ImageError, ToolFailed
 from infra.image.tools import locked, remove_tree, require, run
 
 RECIPE_VERSION = 3  # bump when _clean_rootfs or the image config below changes

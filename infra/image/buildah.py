@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.image.errors import ImageError
+from infra.errors import ImageError
 from infra.image.registry import is_loopback
 from infra.image.tools import run
 

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from infra.errors import ImageError
 from infra.image import base, buildah, publish, registry, wheels
-from infra.image.errors import ImageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.errors import ImageError
 from infra.image import buildah
-from infra.image.errors import ImageError
 
 Log = Callable[[str], None]
 WHEELHOUSE_MOUNT = "/wheelhouse"

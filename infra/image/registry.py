@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.image.errors import ImageError
+from infra.errors import ImageError
 from infra.image.tools import require
 
 _CONFIG = """\

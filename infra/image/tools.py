@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from infra.image.errors import ImageError, ToolFailed
+from infra.errors import ImageError, ToolFailed
 
 # Which Debian package provides each tool, for the "not installed" message.
 PACKAGES: dict[str, str] = {

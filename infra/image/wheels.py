@@ -22,8 +22,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from infra.errors import ImageError
 from infra.image.base import cache_home, dpkg_arch
-from infra.image.errors import ImageError
 from infra.image.tools import locked, remove_tree, run
 
 # The base images' Python and C library: python:3.11-slim and Debian bookworm (glibc 2.36).

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import InfraError
+from infra.errors import CertError
 
 ADMIN_USER = "mobius-local-admin"
 ADMIN_GROUP = "system:masters"  # bound to cluster-admin by the API server's bootstrap RBAC
@@ -30,10 +30,6 @@ API_SANS = (
     "DNS:kubernetes.default.svc.cluster.local",
 )
 DAYS = 3650
-
-
-class CertError(InfraError):
-    """openssl failed while making the local PKI."""
 
 
 @dataclass(frozen=True)

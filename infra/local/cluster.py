@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.errors import ToolchainError
+from infra.errors import ProcessError, ToolchainError
 from infra.local import kube, kubeconfig, procs, toolchain
 from infra.local.certs import Pki, ensure_pki
 from infra.local.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, HOST, StateDir
@@ -123,7 +123,7 @@ def _check_ports_free(cluster: Cluster) -> None:
     for port in (ETCD_CLIENT_PORT, ETCD_PEER_PORT, APISERVER_PORT):
         with socket.socket() as sock:
             if sock.connect_ex((HOST, port)) == 0:
-                raise procs.ProcessError(
+                raise ProcessError(
                     f"{HOST}:{port} is already in use by a process this state folder did not start "
                     f"({cluster.state.root}); stop the other local cluster first "
                     "(`python -m infra local down` in its work tree)"

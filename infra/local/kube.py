@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from infra.errors import InfraError
+from infra.errors import KubeError
 from infra.local.certs import Pki
 from infra.local.toolchain import tool_path
 from infra.local.versions import tool
@@ -20,10 +20,6 @@ from infra.local.versions import tool
 FAKE_NODE = "kwok-node-0"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 CRD_DIR = Path(__file__).resolve().parents[1] / "crds"
-
-
-class KubeError(InfraError):
-    """The local API server did not answer as expected."""
 
 
 def tls_context(pki: Pki) -> ssl.SSLContext:

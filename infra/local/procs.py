@@ -15,11 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import InfraError
-
-
-class ProcessError(InfraError):
-    """A supervised process failed to start or to stop."""
+from infra.errors import ProcessError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from infra.canary import check_weight as weight_rule
 from infra.config_rules import split_image, validate_image_ref
+from infra.errors import ReleaseError
 from infra.release import gitinfo, history
-from infra.release.errors import ReleaseError
 from infra.release.history import Entry
 from infra.release.stackfile import CanaryState, ReleaseState, StackFile, stack_path
 

@@ -20,8 +20,8 @@ from infra import config_rules
 from infra.alerts import FINISHED, failure_ratio
 from infra.config import load_stack_file
 from infra.config_rules import Model, check_range, problems_from
-from infra.errors import ConfigError
-from infra.release.prometheus import Prometheus, PrometheusError
+from infra.errors import ConfigError, PrometheusError
+from infra.release.prometheus import Prometheus
 from worker.constants import (
     LABEL_STATE,
     LABEL_TRACK,

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.config_rules import split_image
+from infra.errors import ReleaseError
 from infra.release import history
-from infra.release.errors import ReleaseError
 from infra.release.history import Entry
 
 PREFIX = "release"

@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from infra.errors import ReleaseError
 from infra.release.branches import run_tool
-from infra.release.errors import ReleaseError
 
 #: The stacks CI deploys, in promotion order (dev is the local cluster's, never deployed by CI).
 PROMOTION_PATH = ("staging", "prod")

@@ -19,12 +19,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from infra.errors import ConfigError, InfraError
+from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
 from infra.release import actions, branches, changes, engine, history, rollout
 from infra.release.actions import DeployedDigest
 from infra.release.analysis import load_rollout_config
 from infra.release.branches import Recorder
-from infra.release.errors import EngineError, ReleaseError
 from infra.release.prometheus import Prometheus
 from infra.release.stackfile import StackFile
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infra.release.errors import EngineError
+from infra.errors import EngineError
 from worker.constants import TRACK_STABLE
 
 #: The policy pack every apply runs with, relative to the project root.

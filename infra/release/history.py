@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from infra.release.errors import HistoryError
+from infra.errors import HistoryError
 from infra.release.stackfile import ReleaseState
 
 HISTORY_DIR = "releases"

@@ -7,11 +7,7 @@ from typing import Any
 
 import httpx
 
-from infra.release.errors import ReleaseError
-
-
-class PrometheusError(ReleaseError):
-    """A query could not be answered (unreachable server, bad PromQL, several series)."""
+from infra.errors import PrometheusError
 
 
 class Prometheus:

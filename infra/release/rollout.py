@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from infra.errors import ReleaseError
 from infra.release import actions, branches, history
 from infra.release.analysis import RolloutConfig, analyze, check_steps, duration_seconds
 from infra.release.branches import Recorder
-from infra.release.errors import ReleaseError
 from infra.release.history import Entry
 from infra.release.prometheus import Prometheus
 from infra.release.stackfile import StackFile

@@ -23,8 +23,7 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import ScalarString
 
 from infra.config import CONFIG_NAMESPACE, load_stack_file
-from infra.errors import ConfigError
-from infra.release.errors import ReleaseError
+from infra.errors import ConfigError, ReleaseError
 
 STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 KEY_IMAGE = f"{CONFIG_NAMESPACE}:image"

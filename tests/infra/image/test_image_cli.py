@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from image_testkit import REPO, REPOSITORY, REVISION, TIMESTAMP
 
+from infra.errors import ImageError
 from infra.image import base, buildah, cli, publish, registry, wheels
-from infra.image.errors import ImageError
 
 pytestmark = pytest.mark.timeout(600)
 

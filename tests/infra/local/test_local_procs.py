@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.errors import ProcessError
 from infra.local import procs
-from infra.local.procs import Proc, ProcessError
+from infra.local.procs import Proc
 
 
 def proc(tmp_path: Path, *argv: str, name: str = "sleeper") -> Proc:

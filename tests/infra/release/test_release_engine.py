@@ -14,11 +14,11 @@ import pytest
 from release_testkit import Run, digest
 
 from infra.config_rules import split_image
+from infra.errors import EngineError
 from infra.local import env
 from infra.local.layout import StateDir
 from infra.local.toolchain import bin_dir
 from infra.release import engine
-from infra.release.errors import EngineError
 from infra.release.stackfile import StackFile
 
 PROJECT = "mobius-preview-worker"

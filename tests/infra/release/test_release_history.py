@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from release_testkit import Run, digest, git
 
+from infra.errors import HistoryError
 from infra.release import history
-from infra.release.errors import HistoryError
 from infra.release.history import Entry
 from infra.release.stackfile import CanaryState, ReleaseState, StackFile
 

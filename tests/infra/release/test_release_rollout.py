@@ -12,10 +12,10 @@ from release_promkit import Profile, PromServer, steady
 from release_testkit import Result, Run, digest
 
 from infra.config import load_stack_file
-from infra.errors import ConfigError
+from infra.errors import ConfigError, PrometheusError
 from infra.release import history, rollout
 from infra.release.analysis import RolloutConfig, analyze, load_rollout_config
-from infra.release.prometheus import Prometheus, PrometheusError
+from infra.release.prometheus import Prometheus
 from infra.release.rollout import RolloutPlan
 from infra.release.stackfile import StackFile
 
