@@ -24,7 +24,6 @@ import io
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from infra import runner
 from infra.errors import DemoError, InfraError
 from infra.local import procs
 from infra.local.env import variables
@@ -64,11 +64,8 @@ def step(title: str) -> Iterator[None]:
 
 
 def run(*argv: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> str:
-    """Run a command; return its stdout, or raise with its stderr."""
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise DemoError(f"`{' '.join(argv)}` exited {done.returncode}:\n{done.stderr.strip() or done.stdout}")
-    return done.stdout
+    """Run a command; return its stdout, or raise :class:`DemoError` with its stderr."""
+    return runner.run(argv, error=DemoError, env=env, cwd=str(cwd))
 
 
 def last_line(output: str) -> str:

@@ -71,18 +71,11 @@ class ImageError(InfraError):
 
 
 class ToolFailed(ImageError):
-    """An external tool (buildah, skopeo, debootstrap, tar) exited non-zero.
+    """An external tool (buildah, skopeo, debootstrap, tar) exited non-zero or did not finish.
 
-    The message names the command line and the tail of its output, so the cause
-    can be read without re-running it.
+    Raised by ``infra.runner.run``: the message names the command line and the tail of its
+    output, so the cause can be read without re-running it.
     """
-
-    def __init__(self, argv: list[str], returncode: int, output: str) -> None:
-        self.argv = argv
-        self.returncode = returncode
-        self.output = output
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"{' '.join(argv)} exited {returncode}:\n{tail}")
 
 
 # --- Releases (infra/release/) ---

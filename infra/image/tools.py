@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from infra import runner
 from infra.errors import ImageError, ToolFailed
 
 # Which Debian package provides each tool, for the "not installed" message.
@@ -47,18 +48,8 @@ def run(
     error message when the command fails.
     """
     full = [require(argv[0]), *argv[1:]]
-    merged = dict(os.environ)
-    if env:
-        merged.update(env)
-    try:
-        done = subprocess.run(
-            full, capture_output=True, text=True, env=merged, timeout=timeout, cwd=cwd, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ImageError(f"{' '.join(full)} did not finish within {timeout:.0f}s") from exc
-    if done.returncode != 0:
-        raise ToolFailed(list(full), done.returncode, done.stdout + done.stderr)
-    return done.stdout
+    merged = {**os.environ, **(env or {})}
+    return runner.run(full, error=ToolFailed, env=merged, timeout=timeout, cwd=cwd)
 
 
 def remove_tree(path: Path) -> None:

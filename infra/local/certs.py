@@ -9,11 +9,11 @@ existing set and only makes what is missing.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import runner
 from infra.errors import CertError
 
 ADMIN_USER = "mobius-local-admin"
@@ -70,9 +70,7 @@ class Pki:
 
 
 def _openssl(*args: str) -> None:
-    proc = subprocess.run(["openssl", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CertError(f"openssl {' '.join(args)} failed: {proc.stderr.strip()}")
+    runner.run(["openssl", *args], error=CertError)
 
 
 def _ec_key(path: Path) -> None:

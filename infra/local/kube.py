@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from infra import runner
 from infra.errors import KubeError
 from infra.local.certs import Pki
 from infra.local.toolchain import tool_path
@@ -51,10 +51,7 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, expect: str | None 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True) -> str:
     """Run the built kubectl against the local cluster; return stdout, raise with stderr on failure."""
     cmd = [str(tool_path(tool("kubectl"))), f"--kubeconfig={kubeconfig}", *args]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise KubeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
+    return runner.run(cmd, error=KubeError, stdin=stdin, timeout=120, check=check)
 
 
 def fake_node(name: str = FAKE_NODE) -> dict[str, Any]:

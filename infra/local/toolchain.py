@@ -16,13 +16,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import runner
 from infra.errors import ToolchainError
 from infra.local import gosource, layout, plugins
 from infra.local.versions import (
@@ -70,7 +70,7 @@ def go_binary() -> str:
 
 def check_go_version(go: str) -> str:
     """Return ``go version``'s output; raise if it is older than the modules need."""
-    out = subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout.strip()
+    out = runner.run([go, "version"], error=ToolchainError, timeout=60).strip()
     match = re.search(r"go(\d+)\.(\d+)", out)
     if match is None or (int(match[1]), int(match[2])) < GO_VERSION_MIN:
         need = ".".join(map(str, GO_VERSION_MIN))
@@ -87,10 +87,10 @@ def build_command(go: str, tool: GoTool, output: Path) -> list[str]:
 def _reports_version(binary: str, tool: GoTool) -> bool:
     assert tool.version_args is not None
     try:
-        done = subprocess.run([binary, *tool.version_args], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
+        out = runner.run([binary, *tool.version_args], error=ToolchainError, timeout=20)
+    except ToolchainError:
         return False
-    return done.returncode == 0 and done.stdout.strip() == f"v{tool.version}"
+    return out.strip() == f"v{tool.version}"
 
 
 def found_on_path(tool: GoTool) -> Path | None:

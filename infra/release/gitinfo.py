@@ -2,8 +2,10 @@
 
 import os
 import re
-import subprocess
 from pathlib import Path
+
+from infra import runner
+from infra.errors import InfraError
 
 _IDENT = re.compile(r"(?P<who>.*?) \d+ [+-]\d{4}")
 
@@ -15,15 +17,8 @@ def author(repo: Path) -> str:
     name stands in, so a history line always says who ran the command.
     """
     try:
-        out = subprocess.run(
-            ["git", "var", "GIT_AUTHOR_IDENT"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        out = runner.run(["git", "var", "GIT_AUTHOR_IDENT"], cwd=str(repo), timeout=10).strip()
+    except InfraError:
         out = ""
     match = _IDENT.fullmatch(out)
     if match:
