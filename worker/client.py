@@ -93,9 +93,9 @@ class PreviewClient:
         waiting = await self.queues.waiting()
         if waiting >= self.settings.queue_max:
             raise QueueFullError(waiting, self.settings.queue_max)
-        new_id, created = await self.queues.enqueue(job)
+        new_id = await self.queues.add(job)  # its id was looked for above
         # Its state now (a worker may already hold it), read without fetching the job's data back.
-        return Enqueued(new_id, created, await self.queues.state(new_id))
+        return Enqueued(new_id, True, await self.queues.state(new_id))
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown."""

@@ -89,9 +89,13 @@ class Queues:
         job_id = payload.get("jobId")
         if job_id and await self.state(job_id) != "unknown":
             return job_id, False
-        opts = job_options(self.settings, job_id, int(payload.get("priority", 0)))
+        return await self.add(payload), True
+
+    async def add(self, payload: dict[str, Any]) -> str:
+        """Add a job without looking for one of its id first (BullMQ keeps an existing one); its id."""
+        opts = job_options(self.settings, payload.get("jobId"), int(payload.get("priority", 0)))
         job = await self.main.add(c.JOB_NAME, payload, opts)
-        return str(job.id), True
+        return str(job.id)
 
     async def waiting(self) -> int:
         """Jobs waiting to be picked up (plain, paused and prioritised)."""
