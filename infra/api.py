@@ -17,7 +17,7 @@ import pulumi
 from infra import network
 from infra.autoscaling import SCALE_DOWN_WINDOW_SECONDS
 from infra.config import StackConfig
-from infra.config_store import store_env
+from infra.config_store import process_env
 from infra.kube import (
     ANNOTATION_CONFIG_CHECKSUM,
     ANNOTATION_RELEASE_ID,
@@ -53,16 +53,8 @@ def api_labels(instance: str) -> dict[str, str]:
 
 
 def api_config_data(cfg: StackConfig) -> dict[str, str]:
-    """The API's non-secret env: the queue it enqueues to, where it listens, the artifact store."""
-    return {
-        c.ENV_QUEUE_NAME: cfg.queue_name,
-        c.ENV_QUEUE_MAX: str(cfg.queue_max),
-        c.ENV_API_HOST: "0.0.0.0",
-        c.ENV_API_PORT: str(c.API_PORT),
-        c.ENV_API_MAX_BODY_BYTES: str(cfg.api.max_body_bytes),
-        c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
-        **store_env(cfg),
-    }
+    """The API's non-secret env: what every process gets (the tunables, the budget…), where it listens."""
+    return {**process_env(cfg), c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT)}
 
 
 def _tcp_probe(period: int, failures: int) -> Manifest:

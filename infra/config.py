@@ -29,7 +29,6 @@ from infra.config_rules import (
     Secret,
     check_dns_label,
     check_image,
-    check_range,
     check_secret_names,
     cross_field,
     problems_from,
@@ -41,7 +40,6 @@ from infra.config_sections import (
     Autoscaling,
     Canary,
     CpuMemory,
-    JobRetention,
     Monitoring,
     Network,
     Replicas,
@@ -54,6 +52,7 @@ from infra.errors import ConfigError
 from worker import constants as c
 from worker import redis_budget
 from worker.constants import ENV_REDIS_URL
+from worker.tunables import Tunables
 
 __all__ = [
     "CONFIG_NAMESPACE",
@@ -66,7 +65,6 @@ __all__ = [
     "Canary",
     "ConfigError",
     "CpuMemory",
-    "JobRetention",
     "Monitoring",
     "Network",
     "Replicas",
@@ -75,12 +73,16 @@ __all__ = [
     "Secrets",
     "SourceHost",
     "StackConfig",
+    "Tunables",
     "from_pulumi",
     "load_stack_file",
     "parse_config",
     "split_image",
     "validate_image_ref",
 ]
+
+#: A release id (``r-20261120-01``): short enough for a label value, as the release tool writes them.
+RELEASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 #: Passphrase of the ``dev`` stack's secrets (the embedded local cluster only; not a secret).
 LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
@@ -104,10 +106,8 @@ class StackConfig(Model):
     image: str
     release_id: str | None = None
     replicas: Replicas = Replicas()
-    concurrency: int = 2
-    queue_name: str = "preview-jobs"
-    queue_max: int = 1000
-    drain_seconds: int = 25
+    # What each worker (and API) process is told: worker/tunables.py declares every key once.
+    worker: Tunables = Tunables()
     resources: Resources = Resources()
     canary: Canary = Canary()
     autoscaling: Autoscaling = Autoscaling()
@@ -118,11 +118,8 @@ class StackConfig(Model):
     # No usable default (a bucket is required), so a stack without the section is told why.
     artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
     source_hosts: list[SourceHost] = Field(default_factory=list)
-    job_retention: JobRetention = JobRetention()
     # The Redis memory the queue's jobs may hold at most (a quantity); it sets the inline cap.
     redis_budget: str = "2Gi"
-    # Inline sources up to this many bytes; 0 picks the largest the Redis budget allows.
-    max_inline_bytes: int = 0
     # Jobs naming a file (`source.path`) are refused unless a stack opts in (PREVIEW_PATH_SOURCES).
     path_sources: bool = False
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
@@ -133,11 +130,7 @@ class StackConfig(Model):
 
     _ns = field_validator("namespace")(check_dns_label)
     _image = field_validator("image")(check_image)
-    _concurrency = field_validator("concurrency")(check_range(1, 64))
-    _queue_max = field_validator("queue_max")(check_range(1, 10_000_000))
-    _drain = field_validator("drain_seconds")(check_range(1, 3600))
     _pull_secrets = field_validator("image_pull_secrets")(check_secret_names)
-    _inline = field_validator("max_inline_bytes")(check_range(0, 2**30))
 
     @field_validator("redis_budget")
     @classmethod
@@ -148,19 +141,19 @@ class StackConfig(Model):
             raise ValueError(f"must be between {lo}Mi and {hi}Gi, got {v!r}")
         return v
 
-    @field_validator("queue_name")
-    @classmethod
-    def _queue(cls, v: str) -> str:
-        if not re.fullmatch(c.QUEUE_NAME_PATTERN, v):  # the worker's own rule, or every pod exits 2
-            raise ValueError(
-                f"must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {v[:80]!r}"
-            )
-        return v
-
     @field_validator("release_id", mode="before")
     @classmethod
     def _empty_release(cls, v: object) -> object:
         return None if v == "" else v
+
+    @field_validator("release_id")
+    @classmethod
+    def _release(cls, v: str | None) -> str | None:
+        if v is not None and not RELEASE_ID_RE.fullmatch(v):
+            raise ValueError(
+                f"must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {v[:80]!r}"
+            )
+        return v
 
     @field_validator("redis_url", mode="before")
     @classmethod
@@ -189,6 +182,13 @@ class StackConfig(Model):
                 f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
                 f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
             ))  # fmt: skip
+        body, api_memory = self.worker.api_max_body_bytes, self.api.resources.limits.memory
+        if body * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+            problems.append((
+                "worker.apiMaxBodyBytes",
+                f"{body} times {c.API_BODY_MEMORY_FACTOR} (what one request may cost the API) is over "
+                f"api.resources.limits.memory {api_memory}",
+            ))  # fmt: skip
         try:
             self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
         except redis_budget.BudgetError as err:
@@ -205,7 +205,9 @@ class StackConfig(Model):
         of the memory limit left after the consumer's and the processes' own interpreters. A share
         under the worker's minimum is a config error (see ``_redis_source``), never raised silently.
         """
-        processes = max(1, min(self.concurrency, math.floor(quantity(self.resources.limits.cpu, "cpu"))))
+        processes = max(
+            1, min(self.worker.concurrency, math.floor(quantity(self.resources.limits.cpu, "cpu")))
+        )
         memory = quantity(self.resources.limits.memory, "memory")
         share = (memory - c.WORKER_BASE_MEMORY_BYTES) / processes - c.RENDER_PROCESS_BASE_MEMORY_BYTES
         return processes, int(min(share, c.RENDER_MEMORY_BYTES_MAX))
@@ -217,11 +219,10 @@ class StackConfig(Model):
     @property
     def inline_bytes(self) -> int:
         """The worker's inline cap (``worker.redis_budget.inline_cap``, as the worker computes it)."""
-        held = redis_budget.Held(
-            self.queue_max, self.job_retention.completed_count, self.job_retention.failed_count,
-            self.job_retention.dlq_count,
-        )  # fmt: skip
-        return redis_budget.inline_cap(self.redis_budget_bytes, held, self.max_inline_bytes, _BUDGET_NAMES)
+        held = redis_budget.held_by(self.worker)
+        return redis_budget.inline_cap(
+            self.redis_budget_bytes, held, self.worker.max_inline_bytes, _BUDGET_NAMES
+        )
 
     @property
     def effective_canary_weight(self) -> int:
@@ -231,8 +232,8 @@ class StackConfig(Model):
 
 _BUDGET_NAMES = {
     "budget": "redisBudget",
-    "inline": "maxInlineBytes",
-    "counts": "queueMax + jobRetention.*Count",
+    "inline": "worker.maxInlineBytes",
+    "counts": "worker.queueMax + worker.keep*Count",
 }
 
 

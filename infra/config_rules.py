@@ -194,6 +194,14 @@ _TYPE_NAMES = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
 def _reason(err: Any) -> str:
     kind, got = err["type"], err.get("input")
     if kind == "missing":
@@ -202,6 +210,11 @@ def _reason(err: Any) -> str:
         return "unknown key"
     if kind == "value_error":
         return str(err["ctx"]["error"])
+    if kind in _BOUNDS:  # a tunable's pydantic bound (worker/tunables.py)
+        word, key = _BOUNDS[kind]
+        return f"must be {word} {_number(err['ctx'][key])}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {err['ctx']['pattern']}, got {got!r}"
     if kind == "literal_error":
         return f"must be one of {err['ctx']['expected']}, got {got!r}"
     base = kind.split("_")[0] if not kind.startswith("model_attributes") else "model_attributes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -17,7 +18,7 @@ from infra.config_rules import (
     quantity,
     validate_image_ref,
 )
-from worker.constants import KEEP_COUNT_MAX, KEEP_DEFAULTS, KEEP_SECONDS_MAX, SECRET_ENV_VARS
+from worker.constants import SECRET_ENV_VARS, SOURCE_HOST_PATTERN
 
 
 class Replicas(Model):
@@ -74,26 +75,6 @@ class Resources(Model):
         if bad:
             raise cross_field(*bad)
         return self
-
-
-class JobRetention(Model):
-    """How long Redis keeps finished jobs: by age (seconds) or count, whichever is reached first.
-
-    Defaults and bounds are the worker's own (``worker.constants.KEEP_*``), so a stack cannot set
-    a value the worker refuses.
-    """
-
-    completed_seconds: int = KEEP_DEFAULTS["completed_seconds"]
-    completed_count: int = KEEP_DEFAULTS["completed_count"]
-    failed_seconds: int = KEEP_DEFAULTS["failed_seconds"]
-    failed_count: int = KEEP_DEFAULTS["failed_count"]
-    dlq_seconds: int = KEEP_DEFAULTS["dlq_seconds"]
-    dlq_count: int = KEEP_DEFAULTS["dlq_count"]
-
-    _seconds = field_validator("completed_seconds", "failed_seconds", "dlq_seconds")(
-        check_range(1, KEEP_SECONDS_MAX)
-    )
-    _counts = field_validator("completed_count", "failed_count", "dlq_count")(check_range(0, KEEP_COUNT_MAX))
 
 
 class Canary(Model):
@@ -222,3 +203,12 @@ class SourceHost(Model):
 
     _cidrs = field_validator("cidrs")(check_cidr)
     _port = field_validator("port")(check_range(1, 65535))
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not re.fullmatch(SOURCE_HOST_PATTERN, v):  # the worker's own rule for PREVIEW_SOURCE_HOSTS
+            raise ValueError(
+                f"must be a host name without scheme or port (the port is `port`), got {v[:80]!r}"
+            )
+        return v

@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import field_validator, model_validator
 
-from infra.config_rules import Model, check_range, cross_field, quantity
+from infra.config_rules import Model, check_range, cross_field
 from infra.config_sections import CpuMemory, Replicas, Resources
 from worker import constants as c
-from worker.settings import S3_BUCKET_PATTERN, S3_PREFIX_PATTERN, check_endpoint_url
+from worker.settings import check_endpoint_url
+from worker.tunables import to_env
 
 if TYPE_CHECKING:
     from infra.config import StackConfig
 
 # The worker's own patterns, so a stack cannot deploy a value the worker refuses.
-_BUCKET = re.compile(S3_BUCKET_PATTERN)
-_PREFIX = re.compile(S3_PREFIX_PATTERN)
+_BUCKET = re.compile(c.S3_BUCKET_PATTERN)
 
 #: Why ``filesystem`` is refused in a stack (see :class:`Artifacts`).
 FILESYSTEM_REFUSED = (
@@ -39,21 +39,8 @@ class Api(Model):
         requests=CpuMemory(cpu="100m", memory="128Mi"), limits=CpuMemory(cpu="500m", memory="256Mi")
     )
     cpu_target: int = 70
-    # Request bodies above this answer 413 (PREVIEW_API_MAX_BODY_BYTES); kept under the memory limit.
-    max_body_bytes: int = c.API_MAX_BODY_BYTES_DEFAULT
 
     _cpu = field_validator("cpu_target")(check_range(1, 100))
-    _body = field_validator("max_body_bytes")(check_range(c.API_MAX_BODY_BYTES_MIN, c.API_MAX_BODY_BYTES_MAX))
-
-    @model_validator(mode="after")
-    def _body_fits_memory(self) -> Api:
-        limit = quantity(self.resources.limits.memory, "memory")
-        if self.max_body_bytes * c.API_BODY_MEMORY_FACTOR > limit:
-            raise ValueError(
-                f"maxBodyBytes {self.max_body_bytes} times {c.API_BODY_MEMORY_FACTOR} (what one request may "
-                f"cost the API) is over resources.limits.memory {self.resources.limits.memory}"
-            )
-        return self
 
 
 class Artifacts(Model):
@@ -70,29 +57,14 @@ class Artifacts(Model):
 
     store: Literal["filesystem", "s3"] = "s3"
     bucket: str | None = None
-    prefix: str = ""
     endpoint: str = ""
     public_endpoint: str = ""
-    region: str = "us-east-1"
-    addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    url_ttl_seconds: int = 900
-    retention_days: int = 0
-
-    _ttl = field_validator("url_ttl_seconds")(check_range(1, 604_800))
-    _retention = field_validator("retention_days")(check_range(0, 36_500))
 
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
         if v is not None and not _BUCKET.fullmatch(v):
             raise ValueError(f"must be an S3 bucket name (3-63 of a-z 0-9 . -), got {v!r}")
-        return v
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        if not _PREFIX.fullmatch(v):
-            raise ValueError(f"must be an S3 key prefix (letters, digits, !_.*()'-/), got {v!r}")
         return v
 
     @field_validator("endpoint", "public_endpoint")
@@ -134,19 +106,31 @@ def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 
 
 def store_env(cfg: StackConfig) -> dict[str, str]:
-    """The store's non-secret env, shared by the worker, the API and the retention CronJob."""
+    """Where the store is (its bucket and endpoints), shared by the worker, the API and the sweep.
+
+    How it behaves (prefix, region, addressing, TTL, retention) are tunables, in ``worker.*``.
+    """
     a = cfg.artifacts
-    env = {
-        c.ENV_ARTIFACT_STORE: a.store,
-        c.ENV_S3_BUCKET: a.bucket or "",
-        c.ENV_S3_PREFIX: a.prefix,
-        c.ENV_S3_REGION: a.region,
-        c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
-        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds),
-        c.ENV_RETENTION_DAYS: str(a.retention_days),
-    }
+    env = {c.ENV_ARTIFACT_STORE: a.store, c.ENV_S3_BUCKET: a.bucket or ""}
     if a.endpoint:
         env[c.ENV_S3_ENDPOINT] = a.endpoint
     if a.public_endpoint:
         env[c.ENV_S3_PUBLIC_ENDPOINT] = a.public_endpoint
     return env
+
+
+def process_env(cfg: StackConfig) -> dict[str, str]:
+    """The env every process of the stack gets (consumer, job API, sweep), so they judge a job alike.
+
+    Every tunable (``worker.tunables.to_env``), then what the stack derives for all of them: the
+    source hosts, path sources, the Redis budget (it sets the inline cap the API checks at enqueue)
+    and where the store is.
+    """
+    return {
+        **to_env(cfg.worker),
+        # host:port: the worker allows a bare host on its scheme's default port only.
+        c.ENV_SOURCE_HOSTS: ",".join(f"{h.host}:{h.port}" for h in cfg.source_hosts),
+        c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
+        c.ENV_REDIS_BUDGET_BYTES: str(cfg.redis_budget_bytes),
+        **store_env(cfg),
+    }

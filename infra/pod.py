@@ -5,6 +5,7 @@ Pure functions of the config; :mod:`infra.worker` wraps the result in a Deployme
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from infra.config import Resources, StackConfig
@@ -23,7 +24,7 @@ GRACE_MARGIN_SECONDS = 15
 
 def termination_grace_seconds(cfg: StackConfig) -> int:
     """Strictly longer than the worker's drain, so a drain never gets SIGKILLed."""
-    return cfg.drain_seconds + GRACE_MARGIN_SECONDS
+    return math.ceil(cfg.worker.drain_seconds) + GRACE_MARGIN_SECONDS
 
 
 def _probe(path: str, period: int, failures: int, timeout: int = 2) -> Manifest:

@@ -1,4 +1,4 @@
-"""The daily retention sweep (``python -m worker sweep``) as a CronJob, when ``artifacts.retentionDays > 0``.
+"""The daily retention sweep (``python -m worker sweep``) as a CronJob, when ``worker.retentionDays > 0``.
 
 The sweep deletes artifact sets older than ``PREVIEW_RETENTION_DAYS`` from the
 store. Its pods get the same hardening as the worker's and the API's, the
@@ -30,7 +30,7 @@ def sweep_objects(
     cfg: StackConfig, instance: str, service_account: str, secret_sources: list[Manifest]
 ) -> list[tuple[str, Manifest]]:
     """The CronJob and its NetworkPolicy, or nothing when retention is off (``retentionDays: 0``)."""
-    if cfg.artifacts.retention_days <= 0:
+    if cfg.worker.retention_days <= 0:
         return []
     labels = {**common_labels(instance, component="retention"), LABEL_NAME: SWEEP_NAME}
     container = hardened_container(

@@ -11,7 +11,7 @@ from infra import canary, network
 from infra.api import API_NAME, ApiArgs, JobApi
 from infra.autoscaling import pdb
 from infra.config import StackConfig, split_image
-from infra.config_store import store_env
+from infra.config_store import process_env
 from infra.kube import APP_NAME, Manifest, common_labels, config_checksum, declare, metadata, selector_labels
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.pod import DATA_DIR
@@ -24,22 +24,12 @@ CONFIG_MAP_NAME = f"{APP_NAME}-config"
 
 
 def config_data(cfg: StackConfig) -> dict[str, str]:
-    """The worker's non-secret env (names shared with the worker through worker.constants)."""
+    """The worker's non-secret env: what every process gets, the pod's layout and the render share."""
     return {
-        c.ENV_QUEUE_NAME: cfg.queue_name,
-        c.ENV_CONCURRENCY: str(cfg.concurrency),
-        c.ENV_QUEUE_MAX: str(cfg.queue_max),
+        **process_env(cfg),
         c.ENV_DATA_DIR: DATA_DIR,
         c.ENV_METRICS_PORT: str(c.METRICS_PORT),
-        c.ENV_DRAIN_SECONDS: str(cfg.drain_seconds),
-        # host:port: the worker allows a bare host on its scheme's default port only.
-        c.ENV_SOURCE_HOSTS: ",".join(f"{h.host}:{h.port}" for h in cfg.source_hosts),
-        c.ENV_PATH_SOURCES: "on" if cfg.path_sources else "off",
-        c.ENV_REDIS_BUDGET_BYTES: str(cfg.redis_budget_bytes),
-        c.ENV_MAX_INLINE_BYTES: str(cfg.max_inline_bytes),
-        **retention_env(cfg),
         **render_env(cfg),
-        **store_env(cfg),
     }
 
 
@@ -51,19 +41,6 @@ def render_env(cfg: StackConfig) -> dict[str, str]:
     """
     processes, budget = cfg.render_share
     return {c.ENV_RENDER_PROCESSES: str(processes), c.ENV_RENDER_MEMORY_BYTES: str(budget)}
-
-
-def retention_env(cfg: StackConfig) -> dict[str, str]:
-    """``jobRetention`` as the worker's PREVIEW_KEEP_* variables."""
-    r = cfg.job_retention
-    return {
-        c.ENV_KEEP_COMPLETED_SECONDS: str(r.completed_seconds),
-        c.ENV_KEEP_COMPLETED_COUNT: str(r.completed_count),
-        c.ENV_KEEP_FAILED_SECONDS: str(r.failed_seconds),
-        c.ENV_KEEP_FAILED_COUNT: str(r.failed_count),
-        c.ENV_KEEP_DLQ_SECONDS: str(r.dlq_seconds),
-        c.ENV_KEEP_DLQ_COUNT: str(r.dlq_count),
-    }
 
 
 def base_objects(cfg: StackConfig, instance: str, labels: dict[str, str]) -> list[tuple[str, Manifest]]:

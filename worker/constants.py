@@ -1,85 +1,81 @@
-"""Names shared by the worker and the deployment: env vars, ports, queue and metric names.
+"""Names and fixed values shared by the worker and the deployment, grouped by topic.
 
-This module is the single definition of every name that crosses the boundary
-between the worker process and the Pulumi program (``infra/``). It holds names
-and fixed protocol values only, never tunable defaults: those live in
-``worker/settings.py`` (worker) and ``infra/config.py`` (deployment).
-It must import nothing outside the standard library.
+This module is the single definition of every name that crosses the boundary between the
+worker process and the Pulumi program (``infra/``): env vars, ports, paths, queue and metric
+names, and the bounds both halves check. Tunable defaults are not here: they live once, in
+``worker/tunables.py``. It imports nothing outside the standard library.
 """
 
 from typing import Final
 
-# --- Environment variable names (the worker's whole configuration surface) ---
+# --- Connection and secrets -----------------------------------------------------------------
 ENV_REDIS_URL: Final = "REDIS_URL"
+ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
+# S3 credentials are read by botocore's standard chain (these env vars, or a mounted
+# AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
+ENV_S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+ENV_S3_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+ENV_S3_CREDENTIALS_FILE: Final = "AWS_SHARED_CREDENTIALS_FILE"
+#: Secrets of the artifact store: like SECRET_ENV_VARS, from a Secret only and never logged.
+STORE_SECRET_ENV_VARS: Final = frozenset({ENV_S3_ACCESS_KEY_ID, ENV_S3_SECRET_ACCESS_KEY})
+#: Every env var that carries a secret: the deployment sources these from a Secret, never a
+#: ConfigMap, and the worker never logs their values.
+SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL, ENV_API_TOKENS}) | STORE_SECRET_ENV_VARS
+
+# --- The queue (BullMQ) and its jobs --------------------------------------------------------
 ENV_QUEUE_NAME: Final = "PREVIEW_QUEUE_NAME"
 ENV_CONCURRENCY: Final = "PREVIEW_WORKER_CONCURRENCY"
 ENV_QUEUE_MAX: Final = "PREVIEW_QUEUE_MAX"
-ENV_DATA_DIR: Final = "DATA_DIR"
-ENV_API_HOST: Final = "PREVIEW_API_HOST"
-ENV_API_PORT: Final = "PREVIEW_API_PORT"
-ENV_API_MAX_BODY_BYTES: Final = "PREVIEW_API_MAX_BODY_BYTES"
-ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
-ENV_API_AUTH: Final = "PREVIEW_API_AUTH"  # "tokens" (default) or "off" for local use
-ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
-ENV_TRACK: Final = "PREVIEW_TRACK"
-ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
-ENV_PATH_SOURCES: Final = "PREVIEW_PATH_SOURCES"  # "on" (default) or "off": jobs naming a file are refused
-ENV_SOURCE_HOSTS: Final = "PREVIEW_SOURCE_HOSTS"
-ENV_SOURCE_PRIVATE_ADDRESSES: Final = "PREVIEW_SOURCE_PRIVATE_ADDRESSES"  # "allow" lets URLs reach them
-ENV_DRAIN_SECONDS: Final = "PREVIEW_DRAIN_SECONDS"
 ENV_JOB_ATTEMPTS: Final = "PREVIEW_JOB_ATTEMPTS"
 ENV_BACKOFF_MS: Final = "PREVIEW_BACKOFF_MS"
-ENV_MAX_INLINE_BYTES: Final = "PREVIEW_MAX_INLINE_BYTES"
-ENV_MAX_SOURCE_BYTES: Final = "PREVIEW_MAX_SOURCE_BYTES"
-ENV_MAX_PIXELS: Final = "PREVIEW_MAX_PIXELS"
-ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
-ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
+ENV_DRAIN_SECONDS: Final = "PREVIEW_DRAIN_SECONDS"
+ENV_LOCK_MS: Final = "PREVIEW_LOCK_MS"
+ENV_STALLED_INTERVAL_MS: Final = "PREVIEW_STALLED_INTERVAL_MS"
+ENV_MAX_STALLED_COUNT: Final = "PREVIEW_MAX_STALLED_COUNT"
+ENV_RUN_RETRY_DELAY_MS: Final = "PREVIEW_RUN_RETRY_DELAY_MS"
+ENV_WORKER_PROCESSES: Final = "PREVIEW_WORKER_PROCESSES"
+#: A queue name both halves accept (the worker's PREVIEW_QUEUE_NAME, the stack's worker.queueName).
+QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+BULL_PREFIX: Final = "bull"  # BullMQ's default, so Node.js producers need no option
+DLQ_SUFFIX: Final = "-dlq"
+JOB_NAME: Final = "preview"  # BullMQ job name used by the API and by redrive
 
-
-# --- How long Redis keeps finished jobs (the worker's settings and the stack's `jobRetention`) ---
+# --- How long Redis keeps finished jobs, and the Redis memory they may hold ------------------
 ENV_KEEP_COMPLETED_SECONDS: Final = "PREVIEW_KEEP_COMPLETED_SECONDS"
 ENV_KEEP_COMPLETED_COUNT: Final = "PREVIEW_KEEP_COMPLETED_COUNT"
 ENV_KEEP_FAILED_SECONDS: Final = "PREVIEW_KEEP_FAILED_SECONDS"
 ENV_KEEP_FAILED_COUNT: Final = "PREVIEW_KEEP_FAILED_COUNT"
 ENV_KEEP_DLQ_SECONDS: Final = "PREVIEW_KEEP_DLQ_SECONDS"
 ENV_KEEP_DLQ_COUNT: Final = "PREVIEW_KEEP_DLQ_COUNT"
-KEEP_DEFAULTS: Final = {  # seconds and counts; a job goes when either is exceeded
-    "completed_seconds": 24 * 3600,
-    "completed_count": 1_000,
-    "failed_seconds": 7 * 24 * 3600,
-    "failed_count": 5_000,
-    "dlq_seconds": 30 * 24 * 3600,
-    "dlq_count": 1_000,
-}
 KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
 KEEP_COUNT_MAX: Final = 1_000_000
 #: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
 SWEEP_FAILED_WINDOW: Final = 1_000
-
-
-# --- The Redis memory the queue's jobs may hold (worker/redis_budget.py; the stack's `redisBudget`) ---
-ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"
+ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"  # worker/redis_budget.py; `redisBudget`
 REDIS_BUDGET_BYTES_DEFAULT: Final = 2 * 2**30
 REDIS_BUDGET_BYTES_MIN: Final = 16 * 2**20
 REDIS_BUDGET_BYTES_MAX: Final = 2**40
+ENV_MAX_INLINE_BYTES: Final = "PREVIEW_MAX_INLINE_BYTES"
 #: PREVIEW_MAX_INLINE_BYTES=0 (the default) picks the largest inline cap the budget allows, up to this.
 INLINE_BYTES_MAX_DEFAULT: Final = 10 * 2**20
 #: A job's metadata as stored JSON (non-ASCII escaped, as BullMQ writes it) is at most this long:
 #: room for the schema's 32 entries of 1 KiB of ASCII, not for six-byte escapes of all of them.
 METADATA_MAX_BYTES: Final = 40 * 2**10
 
+# --- Sources: files, URLs and their limits --------------------------------------------------
+ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
+ENV_PATH_SOURCES: Final = "PREVIEW_PATH_SOURCES"  # "on" (default) or "off": jobs naming a file are refused
+ENV_SOURCE_HOSTS: Final = "PREVIEW_SOURCE_HOSTS"
+ENV_SOURCE_PRIVATE_ADDRESSES: Final = "PREVIEW_SOURCE_PRIVATE_ADDRESSES"  # "allow" lets URLs reach them
+#: A host of PREVIEW_SOURCE_HOSTS and of the stack's sourceHosts: a DNS name or IPv4 address,
+#: no scheme, no port (the port is its own field), at most 253 characters.
+_HOST_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SOURCE_HOST_PATTERN: Final = rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$"
+ENV_MAX_SOURCE_BYTES: Final = "PREVIEW_MAX_SOURCE_BYTES"
+ENV_MAX_PIXELS: Final = "PREVIEW_MAX_PIXELS"
+ENV_URL_TIMEOUT_SECONDS: Final = "PREVIEW_URL_TIMEOUT_SECONDS"
 
-# --- Job API request bodies (the worker's setting and the stack's `api.maxBodyBytes`) ---
-API_MAX_BODY_BYTES_DEFAULT: Final = 16 * 2**20  # a 10 MiB inline source as base64, plus the rest
-API_MAX_BODY_BYTES_MIN: Final = 4 * 2**10
-API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
-# An accepted body costs the API up to this many times its size at once (the bytes, the decoded
-# JSON, the validation and Redis copies); the stack keeps `maxBodyBytes` times it under the API's
-# memory limit.
-API_BODY_MEMORY_FACTOR: Final = 8
-
-
-# --- Rendering: the render processes, their memory budget and time limit (the stack's `render`) ---
+# --- Rendering: the render processes, their memory budget and time limit ---------------------
 ENV_RENDER_PROCESSES: Final = "PREVIEW_RENDER_PROCESSES"
 ENV_RENDER_MEMORY_BYTES: Final = "PREVIEW_RENDER_MEMORY_BYTES"
 ENV_RENDER_TIMEOUT_SECONDS: Final = "PREVIEW_RENDER_TIMEOUT_SECONDS"
@@ -95,60 +91,8 @@ RENDER_TIMEOUT_SECONDS_MAX: Final = 3600.0
 WORKER_BASE_MEMORY_BYTES: Final = 128 * 2**20
 RENDER_PROCESS_BASE_MEMORY_BYTES: Final = 64 * 2**20
 
-
-# --- Ports and HTTP paths ---
-API_PORT: Final = 3000
-METRICS_PORT: Final = 9100
-METRICS_PORT_NAME: Final = "metrics"
-API_PORT_NAME: Final = "http"
-LIVENESS_PATH: Final = "/healthz"
-READINESS_PATH: Final = "/readyz"
-METRICS_PATH: Final = "/metrics"
-API_HEALTH_PATH: Final = "/api/preview/worker/health"
-
-# --- Queue naming (BullMQ) ---
-#: A queue name both halves accept (the worker's PREVIEW_QUEUE_NAME, the stack's queueName).
-QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-BULL_PREFIX: Final = "bull"  # BullMQ's default, so Node.js producers need no option
-DLQ_SUFFIX: Final = "-dlq"
-
-# --- Tracks (canary vs stable), exported as the `track` label on every series ---
-TRACK_STABLE: Final = "stable"
-TRACK_CANARY: Final = "canary"
-TRACKS: Final = (TRACK_STABLE, TRACK_CANARY)
-
-# --- Metric names (declared in worker/metrics.py; alert rules in infra/ use these) ---
-METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"
-METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
-METRIC_REQUESTS: Final = "preview_requests_total"
-METRIC_FAILURES: Final = "preview_failures_total"
-METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
-METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, label `state`
-METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
-METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
-LABEL_TRACK: Final = "track"
-LABEL_OUTCOME: Final = "outcome"
-LABEL_STATE: Final = "state"
-OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
-# Every finished job is counted exactly once as one of FINISHED_OUTCOMES ("dlq" and
-# "invalid" are counted in addition to "failed"; "retried" once per attempt), so
-# failure ratios divide FAILED_OUTCOME by these and count each job once.
-FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
-FAILED_OUTCOME: Final = "failed"
-QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "dlq")
-
-# --- Files ---
-SCHEMA_FILE: Final = "schemas/preview-job.schema.json"
-MANIFEST_FILE: Final = "manifest.json"
-
-# --- Added by the worker: consumer tuning knobs (env var names only) ---
-ENV_LOCK_MS: Final = "PREVIEW_LOCK_MS"
-ENV_STALLED_INTERVAL_MS: Final = "PREVIEW_STALLED_INTERVAL_MS"
-ENV_MAX_STALLED_COUNT: Final = "PREVIEW_MAX_STALLED_COUNT"
-ENV_RUN_RETRY_DELAY_MS: Final = "PREVIEW_RUN_RETRY_DELAY_MS"
-JOB_NAME: Final = "preview"  # BullMQ job name used by the API and by redrive
-
-# --- Added by the artifact store (issue 8): backend choice, S3 location, retention ---
+# --- The artifact store ---------------------------------------------------------------------
+ENV_DATA_DIR: Final = "DATA_DIR"
 ENV_ARTIFACT_STORE: Final = "PREVIEW_ARTIFACT_STORE"  # "filesystem" (DATA_DIR) or "s3"
 ENV_S3_BUCKET: Final = "PREVIEW_S3_BUCKET"
 ENV_S3_PREFIX: Final = "PREVIEW_S3_PREFIX"
@@ -161,28 +105,70 @@ ENV_S3_TIMEOUT_SECONDS: Final = "PREVIEW_S3_TIMEOUT_SECONDS"
 ENV_RETENTION_DAYS: Final = "PREVIEW_RETENTION_DAYS"
 STORE_FILESYSTEM: Final = "filesystem"
 STORE_S3: Final = "s3"
-# S3 credentials are read by botocore's standard chain (these env vars, or a mounted
-# AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
-ENV_S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
-ENV_S3_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
-ENV_S3_CREDENTIALS_FILE: Final = "AWS_SHARED_CREDENTIALS_FILE"
-# Secrets of the artifact store: like SECRET_ENV_VARS, from a Secret only and never logged.
-STORE_SECRET_ENV_VARS: Final = frozenset({ENV_S3_ACCESS_KEY_ID, ENV_S3_SECRET_ACCESS_KEY})
-
-# Every env var that carries a secret: the deployment must source these from a Secret,
-# never a ConfigMap, and the worker must never log their values.
-SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL, ENV_API_TOKENS}) | STORE_SECRET_ENV_VARS
+S3_BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+S3_PREFIX_PATTERN: Final = r"^$|^[A-Za-z0-9!_.*()'-][A-Za-z0-9!_.*()'/-]{0,254}$"
+#: AWS's and the S3-compatible services' region names (``eu-central-1``, ``auto``, ``garage``).
+S3_REGION_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,31}$"
 S3_LIFECYCLE_RULE_ID: Final = "mobius-preview-retention"
 
-# --- Added by the throughput work (issue 7): per-core worker processes ---
-ENV_WORKER_PROCESSES: Final = "PREVIEW_WORKER_PROCESSES"
-ENV_PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name
+# --- The job API ----------------------------------------------------------------------------
+ENV_API_HOST: Final = "PREVIEW_API_HOST"
+ENV_API_PORT: Final = "PREVIEW_API_PORT"
+ENV_API_AUTH: Final = "PREVIEW_API_AUTH"  # "tokens" (default) or "off" for local use
+ENV_API_MAX_BODY_BYTES: Final = "PREVIEW_API_MAX_BODY_BYTES"
+API_MAX_BODY_BYTES_DEFAULT: Final = 16 * 2**20  # a 10 MiB inline source as base64, plus the rest
+API_MAX_BODY_BYTES_MIN: Final = 4 * 2**10
+API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
+#: An accepted body costs the API up to this many times its size at once (the bytes, the decoded
+#: JSON, the validation and Redis copies); the stack keeps `apiMaxBodyBytes` times it under the
+#: API's memory limit.
+API_BODY_MEMORY_FACTOR: Final = 8
 
-# --- Added by the API metrics work (issue 8): the job API's own series ---
+# --- Ports and HTTP paths -------------------------------------------------------------------
+API_PORT: Final = 3000
+METRICS_PORT: Final = 9100
+METRICS_PORT_NAME: Final = "metrics"
+API_PORT_NAME: Final = "http"
+LIVENESS_PATH: Final = "/healthz"
+READINESS_PATH: Final = "/readyz"
+METRICS_PATH: Final = "/metrics"
+API_HEALTH_PATH: Final = "/api/preview/worker/health"
+
+# --- Observability: logs, tracks and metric names (declared in worker/metrics.py) -----------
+ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
+ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
+ENV_PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name
+ENV_TRACK: Final = "PREVIEW_TRACK"
+#: Tracks (canary vs stable), exported as the `track` label on every series.
+TRACK_STABLE: Final = "stable"
+TRACK_CANARY: Final = "canary"
+TRACKS: Final = (TRACK_STABLE, TRACK_CANARY)
+METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"
+METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
+METRIC_REQUESTS: Final = "preview_requests_total"
+METRIC_FAILURES: Final = "preview_failures_total"
+METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
+METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, label `state`
+METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
+METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
 METRIC_API_REQUESTS: Final = "preview_api_requests_total"
 METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
+LABEL_TRACK: Final = "track"
+LABEL_OUTCOME: Final = "outcome"
+LABEL_STATE: Final = "state"
 LABEL_ROUTE: Final = "route"
 LABEL_METHOD: Final = "method"
 LABEL_STATUS: Final = "status"
 #: ``route`` label of a request that matched no route (never the raw path: labels stay bounded).
 ROUTE_UNMATCHED: Final = "unmatched"
+OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
+# Every finished job is counted exactly once as one of FINISHED_OUTCOMES ("dlq" and
+# "invalid" are counted in addition to "failed"; "retried" once per attempt), so
+# failure ratios divide FAILED_OUTCOME by these and count each job once.
+FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
+FAILED_OUTCOME: Final = "failed"
+QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "dlq")
+
+# --- Files ----------------------------------------------------------------------------------
+SCHEMA_FILE: Final = "schemas/preview-job.schema.json"
+MANIFEST_FILE: Final = "manifest.json"

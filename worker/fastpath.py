@@ -261,6 +261,14 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             if job is not None:
                 self.emit("active", job, "waiting")
 
+    async def moveToActive(self, token: str) -> Job | None:
+        """bullmq's, unless paused or closing: a blocking wait that returned just as ``pause()``
+        cancelled it would otherwise take a job after the drain began (seen under load)."""
+        if self.paused or self.closing:
+            return None
+        job: Job | None = await super().moveToActive(token)
+        return job
+
     async def _fetch(self, token: str) -> Job | None:
         try:
             job: Job | None = await self.getNextJob(token)

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from worker import constants as c
+
+if TYPE_CHECKING:
+    from worker.tunables import Tunables
 
 #: Everything of a stored job besides its inline source, at most: the rest of the payload (a
 #: URL or path, up to 8 outputs, metadata up to ``METADATA_MAX_BYTES`` as stored JSON), its
@@ -41,6 +45,12 @@ class Held:
     @property
     def jobs(self) -> int:
         return self.queue_max + self.completed + self.failed + self.dlq + DLQ_TRIM_SLACK
+
+
+def held_by(tunables: Tunables) -> Held:
+    """The most jobs Redis holds under these tunables: the queue cap plus every retention count."""
+    t = tunables
+    return Held(t.queue_max, t.keep_completed_count, t.keep_failed_count, t.keep_dlq_count)
 
 
 def job_bytes(max_inline_bytes: int) -> int:

@@ -14,16 +14,22 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AliasGenerator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
 from worker import redis_budget
+from worker.tunables import Tunables, env_name
 
 EXIT_BAD_SETTINGS = 2
-QUEUE_NAME_PATTERN = c.QUEUE_NAME_PATTERN
-S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-S3_PREFIX_PATTERN = r"^$|^[A-Za-z0-9!_.*()'-][A-Za-z0-9!_.*()'/-]{0,254}$"
 
 
 def check_endpoint_url(value: str, credentials_from: str) -> str:
@@ -42,116 +48,72 @@ def check_endpoint_url(value: str, credentials_from: str) -> str:
     return value
 
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+#: The env var of each setting that is not a tunable (the tunables name theirs in worker/tunables.py).
+_OWN_ENV = {
+    "redis_url": c.ENV_REDIS_URL,
+    "data_dir": c.ENV_DATA_DIR,
+    "api_host": c.ENV_API_HOST,
+    "api_port": c.ENV_API_PORT,
+    "api_tokens": c.ENV_API_TOKENS,
+    "api_auth": c.ENV_API_AUTH,
+    "metrics_port": c.ENV_METRICS_PORT,
+    "track": c.ENV_TRACK,
+    "input_root": c.ENV_INPUT_ROOT,
+    "path_sources": c.ENV_PATH_SOURCES,
+    "source_hosts": c.ENV_SOURCE_HOSTS,
+    "redis_budget_bytes": c.ENV_REDIS_BUDGET_BYTES,
+    "render_processes": c.ENV_RENDER_PROCESSES,
+    "render_memory_bytes": c.ENV_RENDER_MEMORY_BYTES,
+    "artifact_store": c.ENV_ARTIFACT_STORE,
+    "s3_bucket": c.ENV_S3_BUCKET,
+    "s3_endpoint": c.ENV_S3_ENDPOINT,
+    "s3_public_endpoint": c.ENV_S3_PUBLIC_ENDPOINT,
+    "worker_processes": c.ENV_WORKER_PROCESSES,
+}
 
 
-class Settings(BaseSettings):
-    """Typed settings; each field reads exactly one env var named in ``worker.constants``."""
+def _env_of(field: str) -> str:
+    return _OWN_ENV[field] if field in _OWN_ENV else env_name(field)
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    redis_url: str = Field(default="redis://127.0.0.1:6379", validation_alias=c.ENV_REDIS_URL)
-    queue_name: str = Field(
-        default="preview-jobs", validation_alias=c.ENV_QUEUE_NAME, pattern=QUEUE_NAME_PATTERN
-    )
-    concurrency: int = Field(default=2, validation_alias=c.ENV_CONCURRENCY, ge=1, le=256)
-    queue_max: int = Field(default=20, validation_alias=c.ENV_QUEUE_MAX, ge=1)
-    data_dir: Path = Field(default=Path("./data"), validation_alias=c.ENV_DATA_DIR)
-    api_host: str = Field(default="0.0.0.0", validation_alias=c.ENV_API_HOST, min_length=1)
-    api_port: int = Field(default=c.API_PORT, validation_alias=c.ENV_API_PORT, ge=0, le=65535)
-    keep_completed_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["completed_seconds"],
-        validation_alias=c.ENV_KEEP_COMPLETED_SECONDS,
-        ge=1,
-        le=c.KEEP_SECONDS_MAX,
-    )
-    keep_completed_count: int = Field(
-        default=c.KEEP_DEFAULTS["completed_count"],
-        validation_alias=c.ENV_KEEP_COMPLETED_COUNT,
-        ge=0,
-        le=c.KEEP_COUNT_MAX,
-    )
-    keep_failed_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["failed_seconds"],
-        validation_alias=c.ENV_KEEP_FAILED_SECONDS,
-        ge=1,
-        le=c.KEEP_SECONDS_MAX,
-    )
-    keep_failed_count: int = Field(
-        default=c.KEEP_DEFAULTS["failed_count"],
-        validation_alias=c.ENV_KEEP_FAILED_COUNT,
-        ge=0,
-        le=c.KEEP_COUNT_MAX,
-    )
-    keep_dlq_seconds: int = Field(
-        default=c.KEEP_DEFAULTS["dlq_seconds"],
-        validation_alias=c.ENV_KEEP_DLQ_SECONDS,
-        ge=1,
-        le=c.KEEP_SECONDS_MAX,
-    )
-    keep_dlq_count: int = Field(
-        default=c.KEEP_DEFAULTS["dlq_count"], validation_alias=c.ENV_KEEP_DLQ_COUNT, ge=0, le=c.KEEP_COUNT_MAX
+class Settings(Tunables, BaseSettings):
+    """Typed settings; each field reads exactly one env var named in ``worker.constants``.
+
+    The tunables (:class:`worker.tunables.Tunables`) are inherited, so their defaults and bounds are
+    the stack's too. The fields below are the ones a stack derives, fixes by the pod's layout, or
+    takes from a Secret; they are not stack keys.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True,
+        alias_generator=AliasGenerator(validation_alias=_env_of),
     )  # fmt: skip
-    api_tokens: SecretStr = Field(default=SecretStr(""), validation_alias=c.ENV_API_TOKENS)
-    api_auth: Literal["tokens", "off"] = Field(default="tokens", validation_alias=c.ENV_API_AUTH)
-    api_max_body_bytes: int = Field(
-        default=c.API_MAX_BODY_BYTES_DEFAULT,
-        validation_alias=c.ENV_API_MAX_BODY_BYTES,
-        ge=c.API_MAX_BODY_BYTES_MIN,
-        le=c.API_MAX_BODY_BYTES_MAX,
-    )
-    metrics_port: int = Field(default=c.METRICS_PORT, validation_alias=c.ENV_METRICS_PORT, ge=0, le=65535)
-    track: Literal["stable", "canary"] = Field(default=c.TRACK_STABLE, validation_alias=c.ENV_TRACK)
-    input_root: Path = Field(default=Path("./data/inputs"), validation_alias=c.ENV_INPUT_ROOT)
-    path_sources: Literal["on", "off"] = Field(default="on", validation_alias=c.ENV_PATH_SOURCES)
-    source_hosts: str = Field(default="", validation_alias=c.ENV_SOURCE_HOSTS)
-    source_private_addresses: Literal["refuse", "allow"] = Field(
-        default="refuse", validation_alias=c.ENV_SOURCE_PRIVATE_ADDRESSES
-    )
-    drain_seconds: float = Field(default=25.0, validation_alias=c.ENV_DRAIN_SECONDS, ge=0, le=3600)
-    job_attempts: int = Field(default=3, validation_alias=c.ENV_JOB_ATTEMPTS, ge=1, le=100)
-    backoff_ms: int = Field(default=1000, validation_alias=c.ENV_BACKOFF_MS, ge=0)
-    # 0: the largest cap whose worst case fits the Redis budget, at most INLINE_BYTES_MAX_DEFAULT
-    max_inline_bytes: int = Field(default=0, validation_alias=c.ENV_MAX_INLINE_BYTES, ge=0, le=2**30)
+
+    redis_url: str = "redis://127.0.0.1:6379"
+    data_dir: Path = Path("./data")
+    api_host: str = Field(default="0.0.0.0", min_length=1)
+    api_port: int = Field(default=c.API_PORT, ge=0, le=65535)
+    api_tokens: SecretStr = SecretStr("")
+    api_auth: Literal["tokens", "off"] = "tokens"
+    metrics_port: int = Field(default=c.METRICS_PORT, ge=0, le=65535)
+    track: Literal["stable", "canary"] = c.TRACK_STABLE
+    input_root: Path = Path("./data/inputs")
+    path_sources: Literal["on", "off"] = "on"
+    source_hosts: str = ""
     redis_budget_bytes: int = Field(
-        default=c.REDIS_BUDGET_BYTES_DEFAULT, validation_alias=c.ENV_REDIS_BUDGET_BYTES,
-        ge=c.REDIS_BUDGET_BYTES_MIN, le=c.REDIS_BUDGET_BYTES_MAX,
-    )  # fmt: skip
-    max_source_bytes: int = Field(default=50 * 2**20, validation_alias=c.ENV_MAX_SOURCE_BYTES, ge=1)
-    max_pixels: int = Field(default=50_000_000, validation_alias=c.ENV_MAX_PIXELS, ge=1)
-    render_processes: int = Field(
-        default=0, validation_alias=c.ENV_RENDER_PROCESSES, ge=0, le=c.RENDER_PROCESSES_MAX
-    )  # 0: one per core this process may use, at most `concurrency`
+        default=c.REDIS_BUDGET_BYTES_DEFAULT, ge=c.REDIS_BUDGET_BYTES_MIN, le=c.REDIS_BUDGET_BYTES_MAX
+    )
+    # 0: one per core this process may use, at most `concurrency`
+    render_processes: int = Field(default=0, ge=0, le=c.RENDER_PROCESSES_MAX)
     render_memory_bytes: int = Field(
-        default=c.RENDER_MEMORY_BYTES_DEFAULT, validation_alias=c.ENV_RENDER_MEMORY_BYTES,
-        ge=c.RENDER_MEMORY_BYTES_MIN, le=c.RENDER_MEMORY_BYTES_MAX,
-    )  # fmt: skip
-    render_timeout_seconds: float = Field(
-        default=c.RENDER_TIMEOUT_SECONDS_DEFAULT, validation_alias=c.ENV_RENDER_TIMEOUT_SECONDS,
-        gt=0, le=c.RENDER_TIMEOUT_SECONDS_MAX,
-    )  # fmt: skip
-    url_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_URL_TIMEOUT_SECONDS, gt=0, le=300)
-    log_level: LogLevel = Field(default="INFO", validation_alias=c.ENV_LOG_LEVEL)
-    lock_ms: int = Field(default=30_000, validation_alias=c.ENV_LOCK_MS, ge=100)
-    stalled_interval_ms: int = Field(default=30_000, validation_alias=c.ENV_STALLED_INTERVAL_MS, ge=100)
-    max_stalled_count: int = Field(default=1, validation_alias=c.ENV_MAX_STALLED_COUNT, ge=0)
-    run_retry_delay_ms: int = Field(default=1000, validation_alias=c.ENV_RUN_RETRY_DELAY_MS, ge=10)
+        default=c.RENDER_MEMORY_BYTES_DEFAULT, ge=c.RENDER_MEMORY_BYTES_MIN, le=c.RENDER_MEMORY_BYTES_MAX
+    )
     # Artifact store (issue 8); S3 credentials come from botocore's chain, never from here.
-    artifact_store: Literal["filesystem", "s3"] = Field(
-        default=c.STORE_FILESYSTEM, validation_alias=c.ENV_ARTIFACT_STORE
-    )
-    s3_bucket: str = Field(default="", validation_alias=c.ENV_S3_BUCKET, validate_default=True)
-    s3_prefix: str = Field(default="", validation_alias=c.ENV_S3_PREFIX, pattern=S3_PREFIX_PATTERN)
-    s3_endpoint: str = Field(default="", validation_alias=c.ENV_S3_ENDPOINT)
-    s3_public_endpoint: str = Field(default="", validation_alias=c.ENV_S3_PUBLIC_ENDPOINT)
-    s3_region: str = Field(default="us-east-1", validation_alias=c.ENV_S3_REGION, min_length=1)
-    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
-        default="auto", validation_alias=c.ENV_S3_ADDRESSING_STYLE
-    )
-    s3_url_ttl_seconds: int = Field(default=900, validation_alias=c.ENV_S3_URL_TTL_SECONDS, ge=1, le=604800)
-    s3_timeout_seconds: float = Field(default=10.0, validation_alias=c.ENV_S3_TIMEOUT_SECONDS, gt=0, le=300)
-    retention_days: int = Field(default=0, validation_alias=c.ENV_RETENTION_DAYS, ge=0, le=36500)
-    worker_processes: int = Field(default=1, validation_alias=c.ENV_WORKER_PROCESSES, ge=1, le=64)
+    artifact_store: Literal["filesystem", "s3"] = c.STORE_FILESYSTEM
+    s3_bucket: str = Field(default="", validate_default=True)
+    s3_endpoint: str = ""
+    s3_public_endpoint: str = ""
+    worker_processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("redis_url")
     @classmethod
@@ -174,15 +136,18 @@ class Settings(BaseSettings):
     @field_validator("source_hosts")
     @classmethod
     def _hosts(cls, value: str) -> str:
-        for host in _split(value):
-            if "/" in host or " " in host or host.startswith(":"):
-                raise ValueError(f"{host!r} is not a host or host:port")
+        for entry in _split(value):
+            host, sep, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+            if not re.fullmatch(c.SOURCE_HOST_PATTERN, host) or (
+                sep and not (port.isdigit() and 1 <= int(port) <= 65535)
+            ):
+                raise ValueError(f"{entry[:80]!r} is not a host or host:port")
         return value
 
     @field_validator("s3_bucket")
     @classmethod
     def _bucket(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("artifact_store") == c.STORE_S3 and not re.fullmatch(S3_BUCKET_PATTERN, value):
+        if info.data.get("artifact_store") == c.STORE_S3 and not re.fullmatch(c.S3_BUCKET_PATTERN, value):
             raise ValueError(f"{c.ENV_S3_BUCKET} must name a bucket (3-63 of a-z 0-9 . -) for the s3 store")
         return value
 
@@ -211,9 +176,7 @@ class Settings(BaseSettings):
     @property
     def held_jobs(self) -> redis_budget.Held:
         """The most jobs Redis holds: the queue cap plus every retention count."""
-        return redis_budget.Held(
-            self.queue_max, self.keep_completed_count, self.keep_failed_count, self.keep_dlq_count
-        )
+        return redis_budget.held_by(self)
 
     @property
     def allowed_hosts(self) -> frozenset[str]:

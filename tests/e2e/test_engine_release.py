@@ -40,8 +40,8 @@ def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, st
         text = dev.replace("namespace: preview-dev", f"namespace: {namespace}")
         # KWOK's pods take their whole grace period (drainSeconds + a margin) to go away, and
         # destroy waits for the namespace, which waits for its pods: a short drain keeps it quick.
-        key = "  mobius-preview-worker:concurrency:"
-        text = text.replace(key, f"  mobius-preview-worker:drainSeconds: 1\n{key}", 1)
+        key = "  mobius-preview-worker:worker:\n"
+        text = text.replace(key, f"{key}    drainSeconds: 1\n", 1)
         text = text.replace("  min: 1\n    max: 2", f"  min: {REPLICAS[0]}\n    max: {REPLICAS[1]}", 1)
         (project / f"Pulumi.{stack}.yaml").write_text(text)
         pulumi_run(["stack", "init", stack], environ, project)

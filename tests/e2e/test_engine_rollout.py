@@ -52,8 +52,8 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     text = (
         (project / "Pulumi.dev.yaml").read_text().replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
     )
-    key = "  mobius-preview-worker:concurrency:"
-    text = text.replace(key, f"  mobius-preview-worker:drainSeconds: 1\n{key}", 1)
+    key = "  mobius-preview-worker:worker:\n"
+    text = text.replace(key, f"{key}    drainSeconds: 1\n", 1)
     text = text.replace("  min: 1\n    max: 2", f"  min: {REPLICAS[0]}\n    max: {REPLICAS[1]}", 1)
     (project / f"Pulumi.{STACK}.yaml").write_text(text)
     pulumi_run(["stack", "init", STACK], environ, project)

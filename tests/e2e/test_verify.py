@@ -33,10 +33,8 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     text = (
         (project / "Pulumi.dev.yaml").read_text().replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
     )
-    key = "  mobius-preview-worker:concurrency:"
-    (project / f"Pulumi.{STACK}.yaml").write_text(
-        text.replace(key, f"  mobius-preview-worker:drainSeconds: 1\n{key}")
-    )
+    key = "  mobius-preview-worker:worker:\n"
+    (project / f"Pulumi.{STACK}.yaml").write_text(text.replace(key, f"{key}    drainSeconds: 1\n"))
     pulumi_run(["stack", "init", STACK], environ, project)
     pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
     for name in ("preview-worker-stable", "preview-worker-api"):

@@ -14,6 +14,7 @@ from conftest import STACKS
 from infra.config import load_stack_file
 from infra.harness import ROOT, ProgramRun, run_program
 from worker import constants as c
+from worker.tunables import to_env
 
 APP, API, SWEEP = "preview-worker", "preview-worker-api", "preview-worker-sweep"
 KUBERNETES_VERSION = "1.34.0"  # as test_k8s_schemas: the local cluster runs v1.34.x
@@ -35,15 +36,15 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def store_env(cfg: Any) -> dict[str, str]:
-    a = cfg.artifacts
+    a, w = cfg.artifacts, cfg.worker
     env = {
         c.ENV_ARTIFACT_STORE: "s3",
         c.ENV_S3_BUCKET: a.bucket,
-        c.ENV_S3_PREFIX: a.prefix,
-        c.ENV_S3_REGION: a.region,
-        c.ENV_S3_ADDRESSING_STYLE: a.addressing_style,
-        c.ENV_S3_URL_TTL_SECONDS: str(a.url_ttl_seconds),
-        c.ENV_RETENTION_DAYS: str(a.retention_days),
+        c.ENV_S3_PREFIX: w.s3_prefix,
+        c.ENV_S3_REGION: w.s3_region,
+        c.ENV_S3_ADDRESSING_STYLE: w.s3_addressing_style,
+        c.ENV_S3_URL_TTL_SECONDS: str(w.s3_url_ttl_seconds),
+        c.ENV_RETENTION_DAYS: str(w.retention_days),
     }
     env.update(
         {
@@ -141,15 +142,17 @@ def test_store_env_and_no_secret_in_any_configmap(stack_runs: dict[str, ProgramR
     cfg, run = cfg_of(stack), stack_runs[stack]
     worker, api = (run.object("ConfigMap", n)["data"] for n in (f"{APP}-config", f"{API}-config"))
     assert store_env(cfg).items() <= worker.items()
-    assert api == {
-        c.ENV_QUEUE_NAME: cfg.queue_name,
-        c.ENV_QUEUE_MAX: str(cfg.queue_max),
-        c.ENV_API_HOST: "0.0.0.0",
-        c.ENV_API_PORT: str(c.API_PORT),
-        c.ENV_API_MAX_BODY_BYTES: str(c.API_MAX_BODY_BYTES_DEFAULT),
-        c.ENV_PATH_SOURCES: "off",
-        **store_env(cfg),
-    }
+    # The same tunables, budget and store as the worker's, so both judge a job alike.
+    shared = {k: v for k, v in worker.items() if k not in (c.ENV_DATA_DIR, c.ENV_METRICS_PORT)}
+    shared = {k: v for k, v in shared.items() if k not in (c.ENV_RENDER_PROCESSES, c.ENV_RENDER_MEMORY_BYTES)}
+    assert api == {**shared, c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT)}
+    assert to_env(cfg.worker).items() <= api.items() and store_env(cfg).items() <= api.items()
+    assert (api[c.ENV_PATH_SOURCES], api[c.ENV_REDIS_BUDGET_BYTES]) == ("off", str(cfg.redis_budget_bytes))
+    assert (api[c.ENV_QUEUE_NAME], api[c.ENV_QUEUE_MAX]) == (
+        worker[c.ENV_QUEUE_NAME],
+        str(cfg.worker.queue_max),
+    )
+    assert api[c.ENV_API_MAX_BODY_BYTES] == str(c.API_MAX_BODY_BYTES_DEFAULT)
     for cm in run.objects("ConfigMap"):
         assert not set(cm["data"]) & c.SECRET_ENV_VARS, cm["metadata"]["name"]
     # The store credentials reach worker, API and sweep through the same Secret(s) as REDIS_URL.
@@ -189,7 +192,7 @@ def test_api_network_policy_is_exact(stack_runs: dict[str, ProgramRun], stack: s
 
 def test_retention_sweep_cronjob(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     cfg, run = cfg_of(stack), stack_runs[stack]
-    assert cfg.artifacts.retention_days > 0  # every committed stack sweeps
+    assert cfg.worker.retention_days > 0  # every committed stack sweeps
     cron = run.object("CronJob", SWEEP)
     assert (cron["spec"]["schedule"], cron["spec"]["concurrencyPolicy"]) == ("17 3 * * *", "Forbid")
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -230,8 +233,8 @@ def test_new_objects_pass_strict_schema_validation(stack_runs: dict[str, Program
 
 
 def test_no_sweep_without_retention(stack: str) -> None:
-    artifacts = {**cfg_of(stack).artifacts.model_dump(by_alias=True), "retentionDays": 0}
-    run = run_program(stack, overrides={"artifacts": artifacts})
+    tunables = {**cfg_of(stack).worker.model_dump(by_alias=True), "retentionDays": 0}
+    run = run_program(stack, overrides={"worker": tunables})
     assert run.objects("CronJob") == [] and run.outputs["retentionSweep"] == ""
     assert sorted(n["metadata"]["name"] for n in run.objects("NetworkPolicy")) == [APP, API]
     assert run.object("ConfigMap", f"{API}-config")["data"][c.ENV_RETENTION_DAYS] == "0"
@@ -239,8 +242,8 @@ def test_no_sweep_without_retention(stack: str) -> None:
 
 def test_store_change_rolls_worker_and_api(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     before = stack_runs[stack]
-    artifacts = {**cfg_of(stack).artifacts.model_dump(by_alias=True), "urlTtlSeconds": 60}
-    after = run_program(stack, overrides={"artifacts": artifacts})
+    tunables = {**cfg_of(stack).worker.model_dump(by_alias=True), "s3UrlTtlSeconds": 60}
+    after = run_program(stack, overrides={"worker": tunables})
 
     def checksums(run: ProgramRun) -> dict[str, str]:
         return {

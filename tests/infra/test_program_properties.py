@@ -92,7 +92,7 @@ def test_grace_period_exceeds_drain_and_rollout_keeps_capacity(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
     run = stack_runs[stack]
-    drain = int(run.object("ConfigMap", f"{APP}-config")["data"][c.ENV_DRAIN_SECONDS])
+    drain = float(run.object("ConfigMap", f"{APP}-config")["data"][c.ENV_DRAIN_SECONDS])
     for d in deployments(run):
         assert pod(d)["terminationGracePeriodSeconds"] > drain
         assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -294,7 +294,9 @@ def test_render_processes_and_their_budget_fit_the_memory_limit(
     cfg, run = cfg_of(stack), stack_runs[stack]
     data = run.object("ConfigMap", f"{APP}-config")["data"]
     processes, budget = int(data[c.ENV_RENDER_PROCESSES]), int(data[c.ENV_RENDER_MEMORY_BYTES])
-    assert 1 <= processes <= min(cfg.concurrency, max(1, int(quantity(cfg.resources.limits.cpu, "cpu"))))
+    assert (
+        1 <= processes <= min(cfg.worker.concurrency, max(1, int(quantity(cfg.resources.limits.cpu, "cpu"))))
+    )
     limit = quantity(cfg.resources.limits.memory, "memory")
     used = c.WORKER_BASE_MEMORY_BYTES + processes * (c.RENDER_PROCESS_BASE_MEMORY_BYTES + budget)
     assert used <= limit

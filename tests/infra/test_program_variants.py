@@ -70,7 +70,7 @@ def test_invalid_config_fails_before_any_resource() -> None:
 
 def test_config_change_changes_the_pod_checksum() -> None:
     before = run_program("dev")
-    after = run_program("dev", overrides={"concurrency": 3})
+    after = run_program("dev", overrides={"worker": {"concurrency": 3}})
     ann = [
         r.object("Deployment", "preview-worker-stable")["spec"]["template"]["metadata"]["annotations"]
         for r in (before, after)
@@ -124,16 +124,14 @@ def test_source_hosts_reach_the_worker_with_their_ports() -> None:
     hosts = [{"host": "cdn.example", "cidrs": ["198.51.100.0/24"], "port": 8443},
              {"host": "assets.example", "cidrs": ["203.0.113.0/24"]}]  # fmt: skip
     run = run_program("prod", overrides={"sourceHosts": hosts})
-    (worker,) = [cm for cm in run.objects("ConfigMap") if "PREVIEW_SOURCE_HOSTS" in cm["data"]]
+    worker = run.object("ConfigMap", "preview-worker-config")
     assert worker["data"]["PREVIEW_SOURCE_HOSTS"] == "cdn.example:8443,assets.example:443"
 
 
 def test_job_retention_reaches_the_worker_with_the_workers_own_defaults() -> None:
     from worker.settings import Settings
 
-    (worker,) = [
-        cm for cm in run_program("prod").objects("ConfigMap") if "PREVIEW_KEEP_FAILED_COUNT" in cm["data"]
-    ]
+    worker = run_program("prod").object("ConfigMap", "preview-worker-config")
     keep = {k: v for k, v in worker["data"].items() if k.startswith("PREVIEW_KEEP_")}
     defaults = Settings.model_fields
     assert keep == {
@@ -145,6 +143,6 @@ def test_job_retention_reaches_the_worker_with_the_workers_own_defaults() -> Non
         "PREVIEW_KEEP_DLQ_COUNT": str(defaults["keep_dlq_count"].default),
     }
     assert keep["PREVIEW_KEEP_COMPLETED_SECONDS"] == "86400" and keep["PREVIEW_KEEP_FAILED_COUNT"] == "5000"
-    custom = run_program("prod", overrides={"jobRetention": {"completedCount": 50}})
-    (worker,) = [cm for cm in custom.objects("ConfigMap") if "PREVIEW_KEEP_FAILED_COUNT" in cm["data"]]
+    custom = run_program("prod", overrides={"worker": {"keepCompletedCount": 50}})
+    worker = custom.object("ConfigMap", "preview-worker-config")
     assert worker["data"]["PREVIEW_KEEP_COMPLETED_COUNT"] == "50"

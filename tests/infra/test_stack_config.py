@@ -17,7 +17,7 @@ from infra.config import (
     parse_config,
     validate_image_ref,
 )
-from worker.constants import SECRET_ENV_VARS
+from worker.constants import QUEUE_NAME_PATTERN, SECRET_ENV_VARS
 
 DIGEST = "a" * 64
 IMAGE = f"ghcr.io/mobius/preview-worker@sha256:{DIGEST}"
@@ -32,7 +32,7 @@ STORE_KEYS = {
 }
 
 
-QUEUE_RULE = "must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+QUEUE_RULE = f"must match {QUEUE_NAME_PATTERN}"  # the worker's own pattern (worker/tunables.py)
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
@@ -83,16 +83,16 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ),
         ({"replicas": {"min": 4, "max": 2}}, "replicas.max: must be >= replicas.min (4), got 2"),
         ({"replicas": {"min": 0}}, "replicas.min: must be between 1 and 100, got 0"),
-        ({"concurrency": "many"}, "concurrency: must be an integer, got 'many'"),
-        ({"concurrency": 0}, "concurrency: must be between 1 and 64, got 0"),
-        ({"queueName": "a b"}, f"queueName: {QUEUE_RULE}, got 'a b'"),
+        ({"worker": {"concurrency": "many"}}, "worker.concurrency: must be an integer, got 'many'"),
+        ({"worker": {"concurrency": 0}}, "worker.concurrency: must be at least 1, got 0"),
+        ({"worker": {"queueName": "a b"}}, f"worker.queueName: {QUEUE_RULE}, got 'a b'"),
         # Issue 16 item 11 / issue 17: each of these made every worker pod exit 2 at start.
-        ({"queueName": "a/b"}, f"queueName: {QUEUE_RULE}, got 'a/b'"),
-        ({"queueName": "_jobs"}, f"queueName: {QUEUE_RULE}, got '_jobs'"),
-        ({"queueName": "q" * 70}, f"queueName: {QUEUE_RULE}, got {'q' * 70!r}"),
-        ({"queueName": "jöbs"}, f"queueName: {QUEUE_RULE}, got 'jöbs'"),
-        ({"queueName": "jobs\n"}, f"queueName: {QUEUE_RULE}, got 'jobs\\n'"),
-        ({"queueMax": 0}, "queueMax: must be between 1 and 10000000, got 0"),
+        ({"worker": {"queueName": "a/b"}}, f"worker.queueName: {QUEUE_RULE}, got 'a/b'"),
+        ({"worker": {"queueName": "_jobs"}}, f"worker.queueName: {QUEUE_RULE}, got '_jobs'"),
+        ({"worker": {"queueName": "q" * 70}}, f"worker.queueName: {QUEUE_RULE}, got {'q' * 70!r}"),
+        ({"worker": {"queueName": "jöbs"}}, f"worker.queueName: {QUEUE_RULE}, got 'jöbs'"),
+        ({"worker": {"queueName": "jobs\n"}}, f"worker.queueName: {QUEUE_RULE}, got 'jobs\\n'"),
+        ({"worker": {"queueMax": 0}}, "worker.queueMax: must be at least 1, got 0"),
         (
             {"namespace": "Preview_Prod"},
             "namespace: must be a DNS-1123 label (lowercase letters, digits, '-', max 63), "
@@ -140,14 +140,14 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ),
         ({"replica": {"min": 2}}, "replica: unknown key"),
         (
-            {"jobRetention": {"failedSeconds": 0}},
-            "jobRetention.failedSeconds: must be between 1 and 31536000, got 0",
+            {"worker": {"keepFailedSeconds": 0}},
+            "worker.keepFailedSeconds: must be at least 1, got 0",
         ),
-        ({"api": {"maxBodyBytes": 100}}, "api.maxBodyBytes: must be between 4096 and 268435456, got 100"),
+        ({"worker": {"apiMaxBodyBytes": 100}}, "worker.apiMaxBodyBytes: must be at least 4096, got 100"),
         (
-            {"api": {"maxBodyBytes": 64 * 2**20}},
-            "api: maxBodyBytes 67108864 times 8 (what one request may cost the API) is over "
-            "resources.limits.memory 256Mi",
+            {"worker": {"apiMaxBodyBytes": 64 * 2**20}},
+            "worker.apiMaxBodyBytes: 67108864 times 8 (what one request may cost the API) is over "
+            "api.resources.limits.memory 256Mi",
         ),
         (
             {"imagePullSecrets": ["Ghcr"]},
@@ -168,16 +168,18 @@ def test_each_invalid_field_has_its_own_message(raw: dict[str, Any], expected: s
 def test_the_inline_cap_must_fit_the_redis_budget_and_the_error_names_the_key() -> None:
     from worker.redis_budget import Held, largest_inline
 
-    fits = largest_inline(2 * 2**30, Held(1000, 1000, 5000, 1000))  # queueMax and retention defaults
+    fits = largest_inline(2 * 2**30, Held(20, 1000, 5000, 1000))  # queueMax and retention defaults
     assert 100_000 < fits == parse_config(minimal()).inline_bytes  # maxInlineBytes 0: the largest
-    assert parse_config(minimal(maxInlineBytes=100_000)).inline_bytes == 100_000
-    (inline,) = problems(minimal(maxInlineBytes=10 * 2**20))
-    assert inline.startswith("maxInlineBytes: 10485760 bytes of inline source in each of 8100 jobs")
+    assert parse_config(minimal(worker={"maxInlineBytes": 100_000})).inline_bytes == 100_000
+    (inline,) = problems(minimal(worker={"maxInlineBytes": 10 * 2**20}))
+    assert inline.startswith("worker.maxInlineBytes: 10485760 bytes of inline source in each of 7120 jobs")
     assert inline.endswith(
         f"over redisBudget (2147483648); the largest cap that fits is {fits}, or 0 to use it"
     )
     (budget,) = problems(minimal(redisBudget="16Mi"))
-    assert budget.startswith("redisBudget: 16777216 bytes cannot hold 8100 jobs (queueMax + jobRetention.*")
+    assert budget.startswith(
+        "redisBudget: 16777216 bytes cannot hold 7120 jobs (worker.queueMax + worker.keep*Count"
+    )
     assert problems(minimal(redisBudget="lots")) == [
         "redisBudget: must be a Kubernetes memory quantity like 512Mi or 1Gi, got 'lots'"
     ]
@@ -196,10 +198,12 @@ def test_a_memory_limit_too_small_for_the_render_processes_is_refused_naming_it(
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    found = problems({"image": "x:latest", "canary": {"weight": 150}, "concurrency": 0, "bogus": 1})
+    found = problems(
+        {"image": "x:latest", "canary": {"weight": 150}, "worker": {"concurrency": 0}, "bogus": 1}
+    )
     assert found == [
         "image: must be pinned by digest (repository@sha256:<64 hex>), got tag 'x:latest'",
-        "concurrency: must be between 1 and 64, got 0",
+        "worker.concurrency: must be at least 1, got 0",
         "canary.weight: must be between 0 and 100, got 150",
         "artifacts.bucket: required when artifacts.store is s3",
         "bogus: unknown key",
@@ -304,8 +308,8 @@ def test_unnamespaced_key_is_refused(tmp_path: Path) -> None:
             "artifacts.endpoint: must not carry credentials (they come from secrets.keys)",
         ),
         (
-            {"artifacts": {"bucket": "b-1", "urlTtlSeconds": 0}},
-            "artifacts.urlTtlSeconds: must be between 1 and 604800, got 0",
+            {"worker": {"s3UrlTtlSeconds": 0}},
+            "worker.s3UrlTtlSeconds: must be at least 1, got 0",
         ),
         (
             {"artifacts": {"bucket": "b-1", "store": "gcs"}},
@@ -337,8 +341,8 @@ def test_store_and_api_keys_have_their_own_message(raw: dict[str, Any], expected
 
 def test_store_defaults_and_namespace_peer() -> None:
     cfg = parse_config(minimal(network={"s3Namespace": "minio", "s3Port": 9000}))
-    a = cfg.artifacts
-    got = (a.store, a.bucket, a.region, a.url_ttl_seconds, a.retention_days)
+    a, w = cfg.artifacts, cfg.worker
+    got = (a.store, a.bucket, w.s3_region, w.s3_url_ttl_seconds, w.retention_days)
     assert got == ("s3", "previews", "us-east-1", 900, 0)
     assert (cfg.api.replicas.min, cfg.api.replicas.max, cfg.network.s3_port) == (2, 4, 9000)
 
@@ -349,10 +353,10 @@ def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> Non
     from worker.settings import Settings
 
     try:
-        cfg = parse_config(minimal(queueName=name))
+        cfg = parse_config(minimal(worker={"queueName": name}))
     except ConfigError:
         return
-    assert Settings(PREVIEW_QUEUE_NAME=cfg.queue_name).queue_name == name
+    assert Settings(PREVIEW_QUEUE_NAME=cfg.worker.queue_name).queue_name == name
 
 
 def test_the_stack_and_the_release_tool_share_one_duration_grammar() -> None:

@@ -66,10 +66,10 @@ def test_invalid_settings_exit_2_with_one_line_each() -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == [
-        "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss:// or unix:// URL",
         "invalid setting PREVIEW_WORKER_CONCURRENCY='0': Input should be greater than or equal to 1",
         "invalid setting PREVIEW_QUEUE_MAX='many': Input should be a valid integer, "
         "unable to parse string as an integer",
+        "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss:// or unix:// URL",
         "invalid setting PREVIEW_TRACK='blue': Input should be 'stable' or 'canary'",
     ]
     assert "hunter2" not in proc.stderr + proc.stdout

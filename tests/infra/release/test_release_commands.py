@@ -84,7 +84,7 @@ def test_invalid_result_is_refused_with_every_problem_and_file_untouched(repo: P
     result = run("pin", "--stack", "prod", "--image", D_NEW)
     assert result.code == 1
     assert "nothing written" in result.err
-    assert "  queueMax: must be between 1 and 10000000, got -5" in result.err
+    assert "  worker.queueMax: must be at least 1, got -5" in result.err
     assert "  autoscaling.cpuTarget: must be between 1 and 100, got 0" in result.err
     assert snapshot(repo) == before
 

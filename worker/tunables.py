@@ -1,0 +1,180 @@
+"""Every setting a stack passes to the worker, declared once: env var, type, default, bounds, help.
+
+Both halves build on :class:`Tunables`:
+
+- the worker's :class:`worker.settings.Settings` inherits it and reads each field from its env var;
+- the stack config embeds it as its ``worker`` section (camelCase keys: ``worker: {queueMax: 5000}``),
+  and :func:`to_env` turns it into the ConfigMap's env by looping over the fields.
+
+So a value the stack accepts is one the worker accepts: the same field checks it in both places.
+This module imports only pydantic and :mod:`worker.constants`, so the Pulumi program can import it
+without the worker's runtime. Settings the stack derives rather than passes through (the Redis
+budget from a quantity, the render processes from the pod's limits, the source hosts, the store's
+bucket and endpoints) and the secrets are not here; see ``infra/stack.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from worker import constants as c
+
+
+def tunable(env: str, default: Any, help: str, **rules: Any) -> Any:
+    """A field read from ``env``: its default, a one-line ``help`` and pydantic's bounds (``ge``, …)."""
+    return Field(default, description=help, json_schema_extra={"env": env}, **rules)
+
+
+class Tunables(BaseModel):
+    """The worker's tunables; the stack config's ``worker`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    # The queue and its jobs.
+    queue_name: str = tunable(
+        c.ENV_QUEUE_NAME, "preview-jobs", "BullMQ queue name (its DLQ is `<name>-dlq`)",
+        pattern=c.QUEUE_NAME_PATTERN,
+    )  # fmt: skip
+    concurrency: int = tunable(c.ENV_CONCURRENCY, 2, "jobs one worker process runs at once", ge=1, le=256)
+    queue_max: int = tunable(
+        c.ENV_QUEUE_MAX, 20, "waiting jobs above which the API answers 429", ge=1, le=10_000_000
+    )
+    job_attempts: int = tunable(c.ENV_JOB_ATTEMPTS, 3, "attempts per job before the DLQ", ge=1, le=100)
+    backoff_ms: int = tunable(
+        c.ENV_BACKOFF_MS, 1000, "first retry delay (exponential backoff)", ge=0, le=3_600_000
+    )
+    drain_seconds: float = tunable(
+        c.ENV_DRAIN_SECONDS, 25.0, "on SIGTERM, how long running jobs may finish", ge=0, le=3600
+    )
+    lock_ms: int = tunable(
+        c.ENV_LOCK_MS, 30_000, "job lock duration (BullMQ lockDuration)", ge=100, le=3_600_000
+    )
+    stalled_interval_ms: int = tunable(
+        c.ENV_STALLED_INTERVAL_MS, 30_000, "how often stalled jobs are looked for", ge=100, le=3_600_000
+    )
+    max_stalled_count: int = tunable(
+        c.ENV_MAX_STALLED_COUNT, 1, "stalls before a job fails (BullMQ maxStalledCount)", ge=0, le=100
+    )
+    run_retry_delay_ms: int = tunable(
+        c.ENV_RUN_RETRY_DELAY_MS, 1000, "pause before fetching again after a Redis error", ge=10, le=600_000
+    )
+
+    # How long Redis keeps finished jobs: a job goes when either its age or the count is exceeded.
+    keep_completed_seconds: int = tunable(
+        c.ENV_KEEP_COMPLETED_SECONDS, 24 * 3600, "completed jobs kept this long", ge=1, le=c.KEEP_SECONDS_MAX
+    )
+    keep_completed_count: int = tunable(
+        c.ENV_KEEP_COMPLETED_COUNT, 1000, "completed jobs kept at most", ge=0, le=c.KEEP_COUNT_MAX
+    )
+    keep_failed_seconds: int = tunable(
+        c.ENV_KEEP_FAILED_SECONDS, 7 * 24 * 3600, "failed jobs kept this long", ge=1, le=c.KEEP_SECONDS_MAX
+    )
+    keep_failed_count: int = tunable(
+        c.ENV_KEEP_FAILED_COUNT, 5000, "failed jobs kept at most", ge=0, le=c.KEEP_COUNT_MAX
+    )
+    keep_dlq_seconds: int = tunable(
+        c.ENV_KEEP_DLQ_SECONDS,
+        30 * 24 * 3600,
+        "dead-lettered jobs kept this long",
+        ge=1,
+        le=c.KEEP_SECONDS_MAX,
+    )
+    keep_dlq_count: int = tunable(
+        c.ENV_KEEP_DLQ_COUNT, 1000, "dead-lettered jobs kept at most", ge=0, le=c.KEEP_COUNT_MAX
+    )
+
+    # What one job may cost.
+    max_inline_bytes: int = tunable(
+        c.ENV_MAX_INLINE_BYTES, 0, "inline source cap; 0: the largest the Redis budget allows", ge=0, le=2**30
+    )
+    max_source_bytes: int = tunable(
+        c.ENV_MAX_SOURCE_BYTES, 50 * 2**20, "largest path or URL source, in bytes", ge=1, le=2**32
+    )
+    max_pixels: int = tunable(c.ENV_MAX_PIXELS, 50_000_000, "largest source, in pixels", ge=1, le=2**31)
+    render_timeout_seconds: float = tunable(
+        c.ENV_RENDER_TIMEOUT_SECONDS, c.RENDER_TIMEOUT_SECONDS_DEFAULT, "one render's time limit",
+        gt=0, le=c.RENDER_TIMEOUT_SECONDS_MAX,
+    )  # fmt: skip
+    url_timeout_seconds: float = tunable(
+        c.ENV_URL_TIMEOUT_SECONDS, 10.0, "total deadline of one URL fetch", gt=0, le=300
+    )
+    source_private_addresses: Literal["refuse", "allow"] = tunable(
+        c.ENV_SOURCE_PRIVATE_ADDRESSES, "refuse", "fetch URL sources that resolve to private addresses"
+    )
+    api_max_body_bytes: int = tunable(
+        c.ENV_API_MAX_BODY_BYTES, c.API_MAX_BODY_BYTES_DEFAULT, "job API request bodies above this get 413",
+        ge=c.API_MAX_BODY_BYTES_MIN, le=c.API_MAX_BODY_BYTES_MAX,
+    )  # fmt: skip
+
+    # The artifact store's behaviour (its bucket and endpoints are the stack's `artifacts`).
+    s3_prefix: str = tunable(
+        c.ENV_S3_PREFIX, "", "S3 key prefix, e.g. `previews/`", pattern=c.S3_PREFIX_PATTERN
+    )
+    s3_region: str = tunable(c.ENV_S3_REGION, "us-east-1", "S3 signing region", pattern=c.S3_REGION_PATTERN)
+    s3_addressing_style: Literal["auto", "path", "virtual"] = tunable(
+        c.ENV_S3_ADDRESSING_STYLE, "auto", "`path` for MinIO and most self-hosted services"
+    )
+    s3_url_ttl_seconds: int = tunable(
+        c.ENV_S3_URL_TTL_SECONDS, 900, "lifetime of presigned URLs", ge=1, le=604_800
+    )
+    s3_timeout_seconds: float = tunable(
+        c.ENV_S3_TIMEOUT_SECONDS, 10.0, "connect and read timeout per S3 request", gt=0, le=300
+    )
+    retention_days: int = tunable(
+        c.ENV_RETENTION_DAYS, 0, "artifact sets older than this are swept; 0 keeps them", ge=0, le=36_500
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = tunable(
+        c.ENV_LOG_LEVEL, "INFO", "JSON log lines at this level and above"
+    )
+
+
+def env_name(field: str) -> str:
+    """The env var a tunable is read from."""
+    extra = Tunables.model_fields[field].json_schema_extra
+    assert isinstance(extra, dict)
+    return str(extra["env"])
+
+
+def to_env(tunables: Tunables) -> dict[str, str]:
+    """Every tunable as the env var the worker reads it from, its value as the worker parses it."""
+    return {env_name(name): str(getattr(tunables, name)) for name in Tunables.model_fields}
+
+
+def table() -> str:
+    """The tunables as a Markdown table (``docs/settings.md`` holds it; a test keeps it current)."""
+    rows = ["| Stack key (`worker.`) | Env var | Default | Bounds | What |", "|---|---|---|---|---|"]
+    for name, field in Tunables.model_fields.items():
+        bounds = []
+        for rule in field.metadata:
+            for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("pattern", "matches")):
+                if getattr(rule, attr, None) is not None:
+                    bounds.append(f"{sign} `{getattr(rule, attr)}`")
+        annotation = field.annotation
+        choices = getattr(annotation, "__args__", None)
+        if choices:
+            bounds.append(" or ".join(f"`{x}`" for x in choices))
+        cells = [f"`{to_camel(name)}`", f"`{env_name(name)}`", f"`{field.default}`", ", ".join(bounds)]
+        cells.append(str(field.description))
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+DOC_START, DOC_END = "<!-- tunables:start -->", "<!-- tunables:end -->"
+
+
+def write_doc(path: str = "docs/settings.md") -> None:
+    """Put :func:`table` between the doc's markers (``python -m worker.tunables``)."""
+    from pathlib import Path
+
+    doc = Path(path).read_text(encoding="utf-8")
+    head, _, rest = doc.partition(DOC_START + "\n")
+    _, _, tail = rest.partition(DOC_END)
+    Path(path).write_text(f"{head}{DOC_START}\n{table()}{DOC_END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_doc()
