@@ -13,10 +13,13 @@ which is also what happens when every API pod reports Redis down.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from infra.config import StackConfig
 from infra.kube import APP_NAME, Manifest
 from worker import constants as c
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
 
 #: kube-state-metrics' series of a Deployment's ready-for-minReadySeconds pods.
 KSM_AVAILABLE = "kube_deployment_status_replicas_available"

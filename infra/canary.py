@@ -79,3 +79,12 @@ def split(total: int, weight: int) -> Split:
 def plan(replicas_min: int, replicas_max: int, weight: int) -> Plan:
     """Split both HPA bounds; each track's max stays >= its min because split is monotonic."""
     return Plan(weight=weight, minimum=split(replicas_min, weight), maximum=split(replicas_max, weight))
+
+
+def effective_weight(weight: int, image: str | None) -> int:
+    """The canary weight actually deployed: the stack's, or 0 while no canary image is set.
+
+    The one rule of the program (``StackConfig.effective_canary_weight``) and of the release
+    tool's view of a stack file (``ReleaseState.canary_weight``).
+    """
+    return weight if image else 0

@@ -16,11 +16,12 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infra.canary import effective_weight
+from infra.config_rollout import RolloutConfig
 from infra.config_rules import (
     CONFIG_NAMESPACE,
     DIGEST_RE,
@@ -125,8 +126,8 @@ class StackConfig(Model):
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
-    # Owned by the release tool (progressive rollout analysis); validated there.
-    rollout: dict[str, Any] | None = None
+    # The release tool's progressive rollout and its analysis (infra/config_rollout.py).
+    rollout: RolloutConfig = RolloutConfig()
 
     _ns = field_validator("namespace")(check_dns_label)
     _image = field_validator("image")(check_image)
@@ -226,8 +227,8 @@ class StackConfig(Model):
 
     @property
     def effective_canary_weight(self) -> int:
-        """The canary weight actually deployed (0 when no canary image is set)."""
-        return self.canary.weight if self.canary.image else 0
+        """The canary weight actually deployed (:func:`infra.canary.effective_weight`)."""
+        return effective_weight(self.canary.weight, self.canary.image)
 
 
 _BUDGET_NAMES = {

@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import ScalarString
 
+from infra.canary import effective_weight
 from infra.config import CONFIG_NAMESPACE, load_stack_file
 from infra.errors import ConfigError, ReleaseError
 
@@ -53,8 +54,8 @@ class ReleaseState:
 
     @property
     def canary_weight(self) -> int:
-        """Canary weight, 0 when no canary is configured."""
-        return self.canary.weight if self.canary else 0
+        """The canary weight deployed: 0 when no canary (or no canary image) is configured."""
+        return effective_weight(self.canary.weight, self.canary.image) if self.canary else 0
 
     @property
     def canary_image(self) -> str | None:

@@ -373,3 +373,24 @@ def test_the_stack_and_the_release_tool_share_one_duration_grammar() -> None:
             duration_seconds(bad)
     with pytest.raises(ValueError, match="above zero"):
         duration_seconds("0s")  # a rollout interval or window of nothing
+
+
+def test_the_rollout_section_is_typed_and_checked_with_the_rest() -> None:
+    # Issue 17: `rollout` was an untyped dict that only the release tool looked at.
+    cfg = parse_config(minimal(rollout={"steps": [20, 100], "interval": "5m"}))
+    assert (cfg.rollout.steps, cfg.rollout.interval, cfg.rollout.min_canary_jobs) == ([20, 100], "5m", 20)
+    assert problems(minimal(rollout={"steps": [50, 10], "intervall": "5m"})) == [
+        "rollout.steps: weights must increase, got [50, 10]",
+        "rollout.intervall: unknown key",
+    ]
+
+
+def test_one_effective_canary_rule_for_the_program_and_the_release_tool(tmp_path: Path) -> None:
+    from infra.canary import effective_weight
+    from infra.release.stackfile import CanaryState, ReleaseState
+
+    assert (effective_weight(30, IMAGE), effective_weight(30, None), effective_weight(0, IMAGE)) == (30, 0, 0)
+    assert parse_config(minimal(canary={"weight": 30, "image": IMAGE})).effective_canary_weight == 30
+    assert parse_config(minimal(canary={"weight": 0, "image": None})).effective_canary_weight == 0
+    assert ReleaseState(IMAGE, CanaryState(30, None), None).canary_weight == 0  # as the program deploys
+    assert ReleaseState(IMAGE, CanaryState(30, IMAGE), None).canary_weight == 30
