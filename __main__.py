@@ -5,8 +5,8 @@ An invalid config raises ConfigError here, before any resource is registered.
 
 import pulumi
 
-from infra.config import from_pulumi
-from infra.stack import PreviewWorkerStack, StackArgs
+from infra.components.stack import PreviewWorkerStack, StackArgs
+from infra.config.model import from_pulumi
 
 config = from_pulumi()
 stack = PreviewWorkerStack("preview-worker", StackArgs(config=config, instance=pulumi.get_stack()))

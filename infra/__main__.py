@@ -8,13 +8,13 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("infra.render", "write a stack's Kubernetes objects as YAML"),
+    "render": ("infra.offline.cli", "write a stack's Kubernetes objects as YAML"),
     "release": ("infra.release.cli", "pin, canary, promote, roll back, history"),
     "image": ("infra.image.cli", "build, push and pin the worker image"),
     "local": ("infra.local.cli", "toolchain bootstrap and the embedded local cluster"),
-    "ci": ("infra.ci", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
-    "verify": ("infra.verify", "post-deploy smoke check of a stack: objects, health, a dry-run job"),
-    "demo": ("infra.demo", "the main job: local cluster, image, dev stack, worker, a sample job"),
+    "ci": ("infra.ci.cli", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
+    "verify": ("infra.verify.cli", "post-deploy smoke check of a stack: objects, health, a dry-run job"),
+    "demo": ("infra.demo.cli", "the main job: local cluster, image, dev stack, worker, a sample job"),
 }
 
 

@@ -40,7 +40,7 @@ class ToolchainError(InfraError):
     """A pinned tool could not be built or installed, or is missing."""
 
 
-# --- The local environment (infra/local/, infra/demo.py) ---
+# --- The local environment (infra/local/, infra/demo/cli.py) ---
 
 
 class ProcessError(InfraError):
@@ -100,7 +100,7 @@ class PrometheusError(ReleaseError):
     """A query could not be answered (unreachable server, bad PromQL, several series)."""
 
 
-# --- CI (infra/ci.py) ---
+# --- CI (infra/ci/cli.py) ---
 
 
 class InputError(InfraError, ValueError):

@@ -22,8 +22,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.config_rules import IMAGE_RE
-from infra.kube import ANNOTATION_CANARY_WEIGHT, LABEL_INSTANCE, LABEL_NAME
+from infra.config.rules import IMAGE_RE
+from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, LABEL_INSTANCE, LABEL_NAME
 from worker.constants import SECRET_ENV_VARS, TRACK_CANARY
 
 PACK_NAME = "mobius-preview-worker"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import parse_config
-from infra.config_rules import check_dns_label, check_duration, quantity, validate_image_ref
+from infra.config.model import parse_config
+from infra.config.rules import check_dns_label, check_duration, quantity, validate_image_ref
 from infra.errors import ConfigError, ReleaseError
 from infra.release.analysis import duration_seconds
 from infra.release.stackfile import stack_path

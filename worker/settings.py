@@ -27,25 +27,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
 from worker import redis_budget
-from worker.tunables import Tunables, env_name
+from worker.tunables import Tunables, check_endpoint_url, env_name
 
 EXIT_BAD_SETTINGS = 2
-
-
-def check_endpoint_url(value: str, credentials_from: str) -> str:
-    """An S3 endpoint: empty, or an http(s) URL with a host, no path and no credentials.
-
-    Shared by these settings and the stack config (``infra/config_store.py``);
-    ``credentials_from`` says, in the error, where credentials come from instead.
-    """
-    if not value:
-        return value
-    parts = urlsplit(value)
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"must not carry credentials ({credentials_from})")
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
-        raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {value!r}")
-    return value
 
 
 #: The env var of each setting that is not a tunable (the tunables name theirs in worker/tunables.py).

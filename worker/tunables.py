@@ -10,12 +10,13 @@ So a value the stack accepts is one the worker accepts: the same field checks it
 This module imports only pydantic and :mod:`worker.constants`, so the Pulumi program can import it
 without the worker's runtime. Settings the stack derives rather than passes through (the Redis
 budget from a quantity, the render processes from the pod's limits, the source hosts, the store's
-bucket and endpoints) and the secrets are not here; see ``infra/stack.py``.
+bucket and endpoints) and the secrets are not here; see ``infra/components/stack.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -26,6 +27,22 @@ from worker import constants as c
 def tunable(env: str, default: Any, help: str, **rules: Any) -> Any:
     """A field read from ``env``: its default, a one-line ``help`` and pydantic's bounds (``ge``, …)."""
     return Field(default, description=help, json_schema_extra={"env": env}, **rules)
+
+
+def check_endpoint_url(value: str, credentials_from: str) -> str:
+    """An S3 endpoint: empty, or an http(s) URL with a host, no path and no credentials.
+
+    Shared by the worker's settings and the stack's ``artifacts`` (``infra/config/store.py``);
+    ``credentials_from`` says, in the error, where credentials come from instead.
+    """
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"must not carry credentials ({credentials_from})")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ValueError(f"must be an http:// or https:// URL with a host and no path, got {value!r}")
+    return value
 
 
 class Tunables(BaseModel):

@@ -11,7 +11,7 @@ import os
 import shlex
 from pathlib import Path
 
-from infra.config import LOCAL_DEV_PASSPHRASE
+from infra.config.model import LOCAL_DEV_PASSPHRASE
 from infra.local import layout
 from infra.local.layout import StateDir
 from infra.local.toolchain import bin_dir

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.canary import check_weight as weight_rule
-from infra.config_rules import split_image, validate_image_ref
+from infra.config.rules import check_weight as weight_rule
+from infra.config.rules import split_image, validate_image_ref
 from infra.errors import ReleaseError
 from infra.release import gitinfo, history
 from infra.release.history import Entry
@@ -49,7 +49,7 @@ def check_image(value: str, flag: str = "--image") -> str:
 
 
 def check_weight(value: int, flag: str = "--weight") -> int:
-    """``infra.canary.check_weight``, its reason under the flag's name."""
+    """``infra.manifests.canary.check_weight``, its reason under the flag's name."""
     try:
         return weight_rule(value)
     except ValueError as exc:

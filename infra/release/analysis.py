@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from infra.config import load_stack_file
-from infra.config_rollout import RolloutConfig, check_steps, duration_seconds
+from infra.config.model import load_stack_file
+from infra.config.rollout import RolloutConfig, check_steps, duration_seconds
 from infra.errors import PrometheusError
 from infra.release.prometheus import Prometheus
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from infra.config_rules import split_image
+from infra.config.rules import split_image
 from infra.errors import ReleaseError
 from infra.release import history
 from infra.release.history import Entry

@@ -40,12 +40,22 @@ PROGRAM = (
     "policy/*",
     "schemas/*",
     "worker/constants.py",
+    "worker/tunables.py",
+    "worker/redis_budget.py",
     "pyproject.toml",
     "uv.lock",
 )
 
 #: Inside :data:`PROGRAM`'s folders, tooling the program never imports.
-NOT_PROGRAM = ("infra/local/*", "infra/image/*", "infra/release/*", "infra/demo.py", "infra/harness.py")
+NOT_PROGRAM = (
+    "infra/local/*",
+    "infra/image/*",
+    "infra/release/*",
+    "infra/demo/*",
+    "infra/offline/*",
+    "infra/verify/*",
+    "infra/ci/*",
+)
 
 #: What the worker image is built from (the Dockerfile copies these).
 IMAGE = ("Dockerfile", "worker/*", "schemas/*", "pyproject.toml", "uv.lock")

@@ -3,7 +3,7 @@
 Only the release fields are ever touched — ``image``, ``canary.weight``,
 ``canary.image`` and ``releaseId`` under the project namespace. Every edit is
 validated with the same config model the Pulumi program uses
-(:func:`infra.config.load_stack_file`) before the file is replaced, atomically,
+(:func:`infra.config.model.load_stack_file`) before the file is replaced, atomically,
 so a refused change leaves the file byte-for-byte as it was.
 """
 
@@ -22,8 +22,8 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import ScalarString
 
-from infra.canary import effective_weight
-from infra.config import CONFIG_NAMESPACE, load_stack_file
+from infra.config.model import CONFIG_NAMESPACE, load_stack_file
+from infra.config.rules import effective_weight
 from infra.errors import ConfigError, ReleaseError
 
 STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

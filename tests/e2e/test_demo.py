@@ -14,7 +14,7 @@ from pathlib import Path
 from e2e_kit import port_open, run
 from PIL import Image
 
-from infra import demo
+from infra.demo import cli as demo
 from infra.local import env, layout
 from infra.local.layout import REPO_ROOT, StateDir
 

@@ -22,7 +22,7 @@ import yaml
 from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import available, container, declared, live, mismatches
 
-from infra.config import CONFIG_NAMESPACE
+from infra.config.model import CONFIG_NAMESPACE
 from worker import constants as c
 
 STACK = "dev"
@@ -94,7 +94,7 @@ def test_the_live_workload_is_what_the_stack_file_says(dev: tuple[Path, dict[str
     assert probes["securityContext"]["readOnlyRootFilesystem"] is True
     assert probes["securityContext"]["allowPrivilegeEscalation"] is False
     assert worker["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    # The stack file's cpu and memory, and the render budget's ephemeral-storage (infra.pod).
+    # The stack file's cpu and memory, and the render budget's ephemeral-storage (infra.manifests.pod).
     disk = {"ephemeral-storage": "1152Mi"}
     want = {kind: {**config["resources"][kind], **disk} for kind in ("requests", "limits")}
     assert probes["resources"] == want

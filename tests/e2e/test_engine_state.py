@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e_kit import pulumi_env, run
 
-from infra.config import LOCAL_DEV_PASSPHRASE
+from infra.config.model import LOCAL_DEV_PASSPHRASE
 from infra.local.layout import REPO_ROOT, StateDir
 from infra.local.versions import PULUMI_VERSION
 

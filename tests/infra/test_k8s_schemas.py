@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import STACKS
 
-from infra.harness import ProgramRun
+from infra.offline.harness import ProgramRun
 
 KUBERNETES_VERSION = "1.34.0"  # the local cluster runs Kubernetes v1.34.x
 CRD_DIR = Path(__file__).resolve().parents[2] / "infra" / "crds"

@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 from conftest import STACKS
 
-from infra.config import load_stack_file
-from infra.harness import ROOT, ProgramRun, run_program
+from infra.config.model import load_stack_file
+from infra.offline.harness import ROOT, ProgramRun, run_program
 from worker import constants as c
 from worker.tunables import to_env
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from conftest import STACKS
 
-from infra.canary import plan
-from infra.config import IMAGE_RE, load_stack_file
-from infra.harness import ROOT, ProgramRun
+from infra.config.model import IMAGE_RE, load_stack_file
+from infra.manifests.canary import plan
+from infra.offline.harness import ROOT, ProgramRun
 from worker import constants as c
 
 APP = "preview-worker"
@@ -288,7 +288,7 @@ def test_render_processes_and_their_budget_fit_the_memory_limit(
 ) -> None:
     # Issue 16, item 7: a 7000x7000 WebP decoded to 1 GiB, over every stack's limit. The worker
     # caps each render process at its budget; the stack sizes the budgets to fit the limit.
-    from infra.config_rules import quantity
+    from infra.config.rules import quantity
     from worker.settings import Settings
 
     cfg, run = cfg_of(stack), stack_runs[stack]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from infra.errors import ConfigError
-from infra.harness import ROOT, ProgramRun, run_program, stack_file_config
+from infra.offline.harness import ROOT, ProgramRun, run_program, stack_file_config
 
 CANARY = "ghcr.io/mobius/preview-worker@sha256:" + "c" * 64
 

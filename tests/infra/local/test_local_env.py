@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import LOCAL_DEV_PASSPHRASE
+from infra.config.model import LOCAL_DEV_PASSPHRASE
 from infra.local import env, layout
 from infra.local.layout import StateDir
 from infra.local.toolchain import bin_dir

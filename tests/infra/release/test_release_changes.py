@@ -16,7 +16,7 @@ from infra.release import changes
         (["Pulumi.prod.yaml", "releases/prod.jsonl"], ["prod"], False),
         (["Pulumi.staging.yaml", "Pulumi.prod.yaml"], ["staging", "prod"], False),
         (["Pulumi.dev.yaml"], [], False),  # the local stack: never deployed by CI
-        (["infra/worker.py"], ["staging"], False),
+        (["infra/components/tracks.py"], ["staging"], False),
         (["policy/rules.py"], ["staging"], False),
         (["worker/constants.py"], ["staging"], True),  # names both halves share
         (["worker/render.py"], [], True),  # a new image: built, then pinned by its own PR

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from release_testkit import AUTHOR, REPO, STACKS, Run, digest, snapshot
 
-from infra.config import load_stack_file
-from infra.config_rules import split_image
+from infra.config.model import load_stack_file
+from infra.config.rules import split_image
 from infra.release import history
 from infra.release.stackfile import StackFile
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from release_testkit import Run, digest
 
-from infra.config_rules import split_image
+from infra.config.rules import split_image
 from infra.errors import EngineError
 from infra.local import env
 from infra.local.layout import StateDir

@@ -11,7 +11,7 @@ import pytest
 from release_promkit import Profile, PromServer, steady
 from release_testkit import Result, Run, digest
 
-from infra.config import load_stack_file
+from infra.config.model import load_stack_file
 from infra.errors import ConfigError, PrometheusError
 from infra.release import history, rollout
 from infra.release.analysis import RolloutConfig, analyze, load_rollout_config

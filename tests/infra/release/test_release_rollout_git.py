@@ -15,7 +15,7 @@ from pathlib import Path
 from release_promkit import PromServer, steady
 from release_testkit import REPO, Run, digest, git, origin_of
 
-from infra.config import load_stack_file
+from infra.config.model import load_stack_file
 from infra.release import branches, history, rollout
 from infra.release.analysis import load_rollout_config
 from infra.release.branches import Recorder

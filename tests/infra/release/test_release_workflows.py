@@ -20,10 +20,11 @@ import pytest
 from release_testkit import REPO, git
 from ruamel.yaml import YAML
 
-from infra import ci, verify
+from infra.ci import cli as ci
 from infra.image import cli as image_cli
 from infra.local.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.release import cli as release_cli
+from infra.verify import cli as verify
 
 WORKFLOWS = REPO / ".github" / "workflows"
 SETUP_SCRIPT = REPO / "deps" / "setup.d" / "20-actionlint.sh"

@@ -1,0 +1,120 @@
+"""The worker's secret env vars, in one of two modes (``secrets.provider``).
+
+* ``external-secrets``: an ExternalSecret asks the External Secrets Operator to
+  copy the Vault properties into a Secret; the values never pass through Pulumi.
+* ``vault``: the values are read from Vault KV v2 at deploy time (hvac) and
+  wrapped as Pulumi secrets, so state holds them encrypted and output masks them.
+
+``redisUrl`` (a Pulumi secret in the stack file) goes into the Pulumi-managed
+Secret in either mode when the stack sets it instead of a Vault key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from infra.config.model import StackConfig
+from infra.errors import InfraError
+from infra.manifests.common import APP_NAME, Manifest, child_options, declare, metadata
+from worker.constants import ENV_REDIS_URL
+
+ENV_SECRET_NAME = f"{APP_NAME}-env"
+VAULT_SECRET_NAME = f"{APP_NAME}-vault"
+
+
+def external_secret(cfg: StackConfig, labels: dict[str, str]) -> Manifest:
+    """The ExternalSecret for ``secrets.keys`` (ESO's store holds the KV mount)."""
+    s = cfg.secrets
+    return {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": metadata(VAULT_SECRET_NAME, cfg.namespace, labels),
+        "spec": {
+            "refreshInterval": s.refresh_interval,
+            "secretStoreRef": {"name": s.store_name, "kind": s.store_kind},
+            "target": {"name": VAULT_SECRET_NAME, "creationPolicy": "Owner"},
+            "data": [
+                {"secretKey": env, "remoteRef": {"key": s.path, "property": prop}}
+                for env, prop in sorted(s.keys.items())
+            ],
+        },
+    }
+
+
+def _digest(pairs: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
+
+
+def read_vault(cfg: StackConfig) -> dict[str, str]:
+    """In ``vault`` mode, the values of ``secrets.keys`` read from Vault now (else nothing).
+
+    Called before any resource is registered, so an unreachable Vault fails the
+    deployment the way an invalid config does: cleanly, with nothing half-created.
+    """
+    s = cfg.secrets
+    if s.provider != "vault" or not s.keys:
+        return {}
+    from infra.components import vault  # hvac and requests cost 0.12 s to import; only vault mode needs them
+
+    return vault.read_kv2(vault.client_from_env(), s.mount, s.path, s.keys)
+
+
+@dataclass(frozen=True)
+class SecretsArgs:
+    """Inputs of :class:`WorkerSecrets`; ``vault_values`` come from :func:`read_vault`."""
+
+    config: StackConfig
+    labels: dict[str, str]
+    vault_values: dict[str, str]
+
+
+class WorkerSecrets(pulumi.ComponentResource):
+    """The Secret(s) the worker's pods read their secret env vars from."""
+
+    env_sources: list[Manifest]
+    checksum: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mobius:preview:Secrets", name, None, opts)
+        cfg, labels, child = args.config, args.labels, child_options(self, opts)
+        values = self._pulumi_values(cfg, args.vault_values)
+        self.env_sources = []
+        parts: list[pulumi.Output[Any]] = []
+        if values:
+            names = sorted(values)
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": metadata(ENV_SECRET_NAME, cfg.namespace, labels),
+                "type": "Opaque",
+                "stringData": values,
+            }
+            declare(f"{name}-env", manifest, child)
+            self.env_sources.append({"secretRef": {"name": ENV_SECRET_NAME}})
+            pairs = pulumi.Output.all(*(values[k] for k in names))
+            parts.append(pairs.apply(lambda vs: list(zip(names, vs, strict=True))))
+        if cfg.secrets.provider == "external-secrets" and cfg.secrets.keys:
+            manifest = external_secret(cfg, labels)
+            declare(f"{name}-external", manifest, child)
+            self.env_sources.append({"secretRef": {"name": VAULT_SECRET_NAME}})
+            parts.append(pulumi.Output.from_input(manifest["spec"]))
+        # The pod annotation must not be a secret (Pulumi would then hide the whole Deployment
+        # spec). It is a sha256 over all the values together, so it only helps an attacker who
+        # can already guess every one of them (a Redis URL with a real password is not guessable).
+        self.checksum = pulumi.Output.unsecret(pulumi.Output.all(*parts).apply(_digest))
+        self.register_outputs({"envSources": self.env_sources, "checksum": self.checksum})
+
+    @staticmethod
+    def _pulumi_values(cfg: StackConfig, vault_values: dict[str, str]) -> dict[str, pulumi.Output[str]]:
+        values: dict[str, pulumi.Output[str]] = {}
+        if cfg.redis_url is not None:
+            if cfg.redis_url.output is None:
+                raise InfraError("redisUrl: only its ciphertext is known; use from_pulumi()")
+            values[ENV_REDIS_URL] = pulumi.Output.secret(cfg.redis_url.output)
+        values.update({env: pulumi.Output.secret(value) for env, value in vault_values.items()})
+        return values

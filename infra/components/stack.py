@@ -1,0 +1,164 @@
+"""The whole worker stack as one component: namespace, identity, config, tracks, policy, monitoring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from infra.components.api import ApiArgs, JobApi
+from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.secrets import SecretsArgs, WorkerSecrets, read_vault
+from infra.components.tracks import TrackArgs, WorkerDeployment
+from infra.config.model import StackConfig, split_image
+from infra.manifests import canary, network
+from infra.manifests.autoscaling import pdb
+from infra.manifests.common import (
+    API_NAME,
+    APP_NAME,
+    Manifest,
+    common_labels,
+    config_checksum,
+    declare,
+    metadata,
+    selector_labels,
+)
+from infra.manifests.env import config_data
+from infra.manifests.retention import SWEEP_NAME, sweep_objects
+from worker import constants as c
+
+CONFIG_MAP_NAME = f"{APP_NAME}-config"
+
+
+def base_objects(cfg: StackConfig, instance: str, labels: dict[str, str]) -> list[tuple[str, Manifest]]:
+    """Namespace (restricted Pod Security), ServiceAccount, ConfigMap and the metrics Service."""
+    ns_labels = {**labels, **{f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}}
+    return [
+        (
+            "namespace",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": metadata(cfg.namespace, None, ns_labels),
+            },
+        ),
+        (
+            "serviceaccount",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": metadata(APP_NAME, cfg.namespace, labels),
+                "automountServiceAccountToken": False,
+            },
+        ),
+        (
+            "config",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata(CONFIG_MAP_NAME, cfg.namespace, labels),
+                "data": config_data(cfg),
+            },
+        ),
+        (
+            "service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata(APP_NAME, cfg.namespace, labels),
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": selector_labels(instance),
+                    "ports": [
+                        {
+                            "name": c.METRICS_PORT_NAME,
+                            "port": c.METRICS_PORT,
+                            "targetPort": c.METRICS_PORT_NAME,
+                            "protocol": "TCP",
+                        }
+                    ],
+                },
+            },
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class StackArgs:
+    """Inputs of :class:`PreviewWorkerStack`: the validated config and the installation name."""
+
+    config: StackConfig
+    instance: str
+
+
+class PreviewWorkerStack(pulumi.ComponentResource):
+    """Everything one stack deploys; ``outputs`` is what ``__main__`` exports."""
+
+    outputs: dict[str, Any]
+
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        cfg, instance = args.config, args.instance
+        vault_values = read_vault(cfg)  # before registering anything: a Vault failure creates nothing
+        super().__init__("mobius:preview:Stack", name, None, opts)
+        labels = common_labels(instance)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = None
+        for suffix, manifest in base_objects(cfg, instance, labels):
+            opts_ = child if ns is None else pulumi.ResourceOptions(parent=self, depends_on=[ns])
+            declared = declare(f"{name}-{suffix}", manifest, opts_)
+            ns = ns or declared
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
+        secrets = WorkerSecrets(f"{name}-secrets", SecretsArgs(cfg, labels, vault_values), in_ns)
+        data = config_data(cfg)
+        checksum = config_checksum(data)
+        env_sources = [{"configMapRef": {"name": CONFIG_MAP_NAME}}, *secrets.env_sources]
+        weight = cfg.effective_canary_weight
+        split = canary.plan(cfg.replicas.min, cfg.replicas.max, weight)
+        images = {c.TRACK_STABLE: cfg.image, c.TRACK_CANARY: cfg.canary.image or cfg.image}
+        shares = {c.TRACK_STABLE: 100.0 - weight, c.TRACK_CANARY: float(weight)}
+        tracks: dict[str, WorkerDeployment] = {}
+        for track in c.TRACKS:
+            bounds = split.bounds(track)
+            if track == c.TRACK_CANARY and bounds.max == 0:
+                continue
+            targs = TrackArgs(
+                cfg,
+                instance,
+                track,
+                images[track],
+                bounds,
+                shares[track],
+                labels,
+                APP_NAME,
+                env_sources,
+                checksum,
+                secrets.checksum,
+            )
+            tracks[track] = WorkerDeployment(f"{name}-{track}", targs, in_ns)
+        declare(f"{name}-pdb", pdb(cfg, name=APP_NAME, instance=instance, plan=split, labels=labels), in_ns)
+        netpol = network.network_policy(cfg, name=APP_NAME, instance=instance, labels=labels)
+        declare(f"{name}-networkpolicy", netpol, in_ns)
+        # The job API and the retention sweep read the store credentials from the same Secret(s).
+        api_args = ApiArgs(cfg, instance, APP_NAME, secrets.env_sources, secrets.checksum)
+        JobApi(f"{name}-api", api_args, in_ns)
+        sweep = sweep_objects(cfg, instance, APP_NAME, secrets.env_sources)
+        for suffix, manifest in sweep:
+            declare(f"{name}-{suffix}", manifest, in_ns)
+        Monitoring(f"{name}-monitoring", MonitoringArgs(cfg, instance, APP_NAME, labels), in_ns)
+        self.outputs = {
+            "namespace": cfg.namespace,
+            "deployments": {t: w.deployment_name for t, w in tracks.items()},
+            "digests": {t: split_image(w.image)[1] for t, w in tracks.items()},
+            "canaryWeight": weight,
+            "replicaSplit": {
+                "min": {"stable": split.minimum.stable, "canary": split.minimum.canary},
+                "max": {"stable": split.maximum.stable, "canary": split.maximum.canary},
+                "canaryPercent": round(split.minimum.canary_percent, 1),
+            },
+            "configChecksum": checksum,
+            "api": API_NAME,
+            "retentionSweep": SWEEP_NAME if sweep else "",
+            "releaseId": cfg.release_id or "",
+        }
+        self.register_outputs(self.outputs)

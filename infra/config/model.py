@@ -1,0 +1,330 @@
+"""The stack config: one typed model, the only place deployment defaults live.
+
+A stack file (``Pulumi.<stack>.yaml``) holds its keys under the project
+namespace, camelCase (``mobius-preview-worker:canary: {weight: 10, …}``).
+:func:`parse_config` validates the un-namespaced mapping and raises
+:class:`~infra.errors.ConfigError` listing *every* bad key with its reason;
+:func:`load_stack_file` does the same for a file (the release tool uses it);
+:func:`from_pulumi` builds the model from the running program's config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from infra.config.rollout import RolloutConfig
+from infra.config.rules import (
+    CONFIG_NAMESPACE,
+    DIGEST_RE,
+    IMAGE_RE,
+    Model,
+    Secret,
+    check_dns_label,
+    check_image,
+    check_secret_names,
+    cross_field,
+    effective_weight,
+    problems_from,
+    quantity,
+    split_image,
+    validate_image_ref,
+)
+from infra.config.sections import (
+    Autoscaling,
+    Canary,
+    CpuMemory,
+    Monitoring,
+    Network,
+    Replicas,
+    Resources,
+    Secrets,
+    SourceHost,
+)
+from infra.config.store import Api, Artifacts
+from infra.errors import ConfigError
+from worker import constants as c
+from worker import redis_budget
+from worker.constants import ENV_REDIS_URL
+from worker.tunables import Tunables
+
+__all__ = [
+    "CONFIG_NAMESPACE",
+    "DIGEST_RE",
+    "IMAGE_RE",
+    "LOCAL_DEV_PASSPHRASE",
+    "Api",
+    "Artifacts",
+    "Autoscaling",
+    "Canary",
+    "ConfigError",
+    "CpuMemory",
+    "Monitoring",
+    "Network",
+    "Replicas",
+    "Resources",
+    "Secret",
+    "Secrets",
+    "SourceHost",
+    "StackConfig",
+    "Tunables",
+    "from_pulumi",
+    "load_stack_file",
+    "parse_config",
+    "split_image",
+    "validate_image_ref",
+]
+
+#: A release id (``r-20261120-01``): short enough for a label value, as the release tool writes them.
+RELEASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+#: Passphrase of the ``dev`` stack's secrets (the embedded local cluster only; not a secret).
+LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
+
+
+def redis_source_problem(has_url: bool, from_vault: bool) -> str | None:
+    """REDIS_URL comes from exactly one place: ``redisUrl`` or a Vault key."""
+    if has_url and from_vault:
+        return f"set either redisUrl or secrets.keys.{ENV_REDIS_URL}, not both"
+    if not has_url and not from_vault:
+        return f"required unless secrets.keys.{ENV_REDIS_URL} names a Vault property"
+    return None
+
+
+def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
+    problems = []
+    if c.ENV_API_TOKENS not in cfg.secrets.keys:
+        problems.append(
+            (
+                "secrets.keys",
+                f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens "
+                "(from the vault)",
+            )
+        )
+    missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
+    if missing:
+        problems.append(
+            (
+                "secrets.keys",
+                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
+            )
+        )
+    if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:
+        problems.append(("network.s3Cidrs", "set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"))
+    return problems
+
+
+class StackConfig(Model):
+    """Everything a stack deploys, validated once. Defaults live here only."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    namespace: str = "preview-worker"
+    image: str
+    release_id: str | None = None
+    replicas: Replicas = Replicas()
+    # What each worker (and API) process is told: worker/tunables.py declares every key once.
+    worker: Tunables = Tunables()
+    resources: Resources = Resources()
+    canary: Canary = Canary()
+    autoscaling: Autoscaling = Autoscaling()
+    secrets: Secrets = Secrets()
+    monitoring: Monitoring = Monitoring()
+    network: Network = Network()
+    api: Api = Api()
+    # No usable default (a bucket is required), so a stack without the section is told why.
+    artifacts: Artifacts = Field(default_factory=dict, validate_default=True)
+    source_hosts: list[SourceHost] = Field(default_factory=list)
+    # The Redis memory the queue's jobs may hold at most (a quantity); it sets the inline cap.
+    redis_budget: str = "2Gi"
+    # Jobs naming a file (`source.path`) are refused unless a stack opts in (PREVIEW_PATH_SOURCES).
+    path_sources: bool = False
+    # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    redis_url: Secret | None = None
+    # The release tool's progressive rollout and its analysis (infra/config/rollout.py).
+    rollout: RolloutConfig = RolloutConfig()
+
+    _ns = field_validator("namespace")(check_dns_label)
+    _image = field_validator("image")(check_image)
+    _pull_secrets = field_validator("image_pull_secrets")(check_secret_names)
+
+    @field_validator("redis_budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        size = quantity(v, "memory")
+        if not c.REDIS_BUDGET_BYTES_MIN <= size <= c.REDIS_BUDGET_BYTES_MAX:
+            lo, hi = c.REDIS_BUDGET_BYTES_MIN // 2**20, c.REDIS_BUDGET_BYTES_MAX // 2**30
+            raise ValueError(f"must be between {lo}Mi and {hi}Gi, got {v!r}")
+        return v
+
+    @field_validator("release_id", mode="before")
+    @classmethod
+    def _empty_release(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("release_id")
+    @classmethod
+    def _release(cls, v: str | None) -> str | None:
+        if v is not None and not RELEASE_ID_RE.fullmatch(v):
+            raise ValueError(
+                f"must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {v[:80]!r}"
+            )
+        return v
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _secret(cls, v: object) -> object:
+        if isinstance(v, Mapping) and set(v) == {"secure"} and isinstance(v["secure"], str):
+            return Secret(ciphertext=v["secure"])
+        if isinstance(v, str):
+            raise ValueError("must be a secret: set it with `pulumi config set --secret redisUrl …`")
+        if v is None or isinstance(v, Secret):
+            return v
+        raise ValueError("must be a secret ({secure: …}), got a " + type(v).__name__)
+
+    @model_validator(mode="after")
+    def _redis_source(self) -> StackConfig:
+        problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
+        problems = [("redisUrl", problem)] if problem else []
+        problems += store_problems(self)
+        processes, share = self.render_share
+        if share < c.RENDER_MEMORY_BYTES_MIN:
+            need = c.WORKER_BASE_MEMORY_BYTES + processes * (
+                c.RENDER_PROCESS_BASE_MEMORY_BYTES + c.RENDER_MEMORY_BYTES_MIN
+            )
+            problems.append((
+                "resources.limits.memory",
+                f"{self.resources.limits.memory} leaves each of {processes} render processes {int(share)} "
+                f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
+                f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
+            ))  # fmt: skip
+        body, api_memory = self.worker.api_max_body_bytes, self.api.resources.limits.memory
+        if body * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+            problems.append((
+                "worker.apiMaxBodyBytes",
+                f"{body} times {c.API_BODY_MEMORY_FACTOR} (what one request may cost the API) is over "
+                f"api.resources.limits.memory {api_memory}",
+            ))  # fmt: skip
+        try:
+            self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+        except redis_budget.BudgetError as err:
+            problems.append((err.key, err.reason))
+        if problems:
+            raise cross_field(*problems)
+        return self
+
+    @property
+    def render_share(self) -> tuple[int, int]:
+        """Render processes and each one's memory budget, from the worker container's limits.
+
+        One process per whole CPU of the limit (at most ``concurrency``); each gets an equal share
+        of the memory limit left after the consumer's and the processes' own interpreters. A share
+        under the worker's minimum is a config error (see ``_redis_source``), never raised silently.
+        """
+        processes = max(
+            1, min(self.worker.concurrency, math.floor(quantity(self.resources.limits.cpu, "cpu")))
+        )
+        memory = quantity(self.resources.limits.memory, "memory")
+        share = (memory - c.WORKER_BASE_MEMORY_BYTES) / processes - c.RENDER_PROCESS_BASE_MEMORY_BYTES
+        return processes, int(min(share, c.RENDER_MEMORY_BYTES_MAX))
+
+    @property
+    def redis_budget_bytes(self) -> int:
+        return int(quantity(self.redis_budget, "memory"))
+
+    @property
+    def inline_bytes(self) -> int:
+        """The worker's inline cap (``worker.redis_budget.inline_cap``, as the worker computes it)."""
+        held = redis_budget.held_by(self.worker)
+        return redis_budget.inline_cap(
+            self.redis_budget_bytes, held, self.worker.max_inline_bytes, _BUDGET_NAMES
+        )
+
+    @property
+    def effective_canary_weight(self) -> int:
+        """The canary weight actually deployed (:func:`infra.manifests.canary.effective_weight`)."""
+        return effective_weight(self.canary.weight, self.canary.image)
+
+
+_BUDGET_NAMES = {
+    "budget": "redisBudget",
+    "inline": "worker.maxInlineBytes",
+    "counts": "worker.queueMax + worker.keep*Count",
+}
+
+
+def parse_config(raw: Mapping[str, object], source: str | None = None) -> StackConfig:
+    """Validate un-namespaced config keys; raise ConfigError listing every problem."""
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = problems_from(exc)
+    # Cross-field rules run only once every field is valid; this one depends on no other
+    # field's validity, so report it now rather than on the next attempt.
+    secrets = raw.get("secrets")
+    keys = secrets.get("keys") if isinstance(secrets, Mapping) else None
+    from_vault = isinstance(keys, Mapping) and ENV_REDIS_URL in keys
+    problem = redis_source_problem(raw.get("redisUrl") is not None, from_vault)
+    if problem and not any(p.startswith("redisUrl:") for p in problems):
+        problems.append(f"redisUrl: {problem}")
+    raise ConfigError(problems, source)
+
+
+def strip_namespace(config: Mapping[str, object], source: str | None = None) -> dict[str, object]:
+    """Keep this project's keys (``mobius-preview-worker:x`` → ``x``); other namespaces are the providers'."""
+    raw: dict[str, object] = {}
+    for key, value in config.items():
+        ns, sep, name = str(key).partition(":")
+        if sep and ns == CONFIG_NAMESPACE:
+            raw[name] = value
+        elif not sep:
+            raise ConfigError([f"{key}: config keys need a namespace, e.g. {CONFIG_NAMESPACE}:{key}"], source)
+    return raw
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read and validate a ``Pulumi.<stack>.yaml``; ``{secure: …}`` values stay opaque."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([f"<file>: cannot read stack file: {exc}"], str(path)) from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("config", {}), Mapping):
+        raise ConfigError(["config: must be a mapping"], str(path))
+    return parse_config(strip_namespace(doc.get("config") or {}, str(path)), str(path))
+
+
+def from_pulumi() -> StackConfig:
+    """Build the model from the running Pulumi program's config (fails before any resource)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw = strip_namespace({k: v for k, v in merged.items() if ":" in k}, pulumi.get_stack())
+    for key, value in list(raw.items()):
+        if isinstance(value, str) and value[:1] in "[{":
+            # Pulumi passes structured values as JSON; a plain string may start with a bracket too.
+            with contextlib.suppress(json.JSONDecodeError):
+                raw[key] = json.loads(value)
+    if "redisUrl" in raw:
+        secret_keys = set(runtime_config.get_config_secret_keys_env())
+        full_key = f"{CONFIG_NAMESPACE}:redisUrl"
+        if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
+            raw["redisUrl"] = Secret(output=pulumi.Config(CONFIG_NAMESPACE).require_secret("redisUrl"))
+    try:
+        return parse_config(raw, f"stack {pulumi.get_stack()}")
+    except ConfigError as exc:
+        # Also a RunError: the engine then prints the message alone, with no Python traceback.
+        class EngineConfigError(ConfigError, pulumi.RunError):
+            """A ConfigError the language host reports as a clean program failure."""
+
+        raise EngineConfigError(exc.problems, exc.source) from None

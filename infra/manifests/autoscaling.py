@@ -1,0 +1,99 @@
+"""HorizontalPodAutoscaler per track and the PodDisruptionBudget over both.
+
+Each track's HPA gets its share of ``replicas.min``/``max`` (:mod:`infra.manifests.canary`),
+so scaling cannot drown the canary ratio. With ``autoscaling.queueDepthTarget``
+the HPA also scales on the queue's waiting jobs, read as an External metric
+(served from Prometheus by prometheus-adapter). An External metric with an
+``AverageValue`` target is divided by the track's own pod count, so each track's
+target is scaled by its share: both tracks then want the same ratio of pods.
+"""
+
+from __future__ import annotations
+
+from infra.config.model import StackConfig
+from infra.manifests.canary import Plan, TrackBounds
+from infra.manifests.common import Manifest, metadata, selector_labels
+from worker import constants as c
+
+SCALE_DOWN_WINDOW_SECONDS = 300
+
+
+def per_track_queue_target(target: int, share_percent: float) -> str:
+    """The AverageValue (a quantity) that gives a track ``share_percent`` of the pods."""
+    milli = round(target * 100_000 / share_percent)
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def hpa(
+    cfg: StackConfig,
+    *,
+    name: str,
+    deployment: str,
+    track: str,
+    bounds: TrackBounds,
+    share: float,
+    labels: dict[str, str],
+) -> Manifest:
+    """The autoscaling/v2 HPA of one track's Deployment."""
+    metrics: list[Manifest] = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": cfg.autoscaling.cpu_target},
+            },
+        }
+    ]
+    depth = cfg.autoscaling.queue_depth_target
+    if depth is not None:
+        metrics.append(
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "name": c.METRIC_QUEUE_DEPTH,
+                        "selector": {"matchLabels": {c.LABEL_STATE: "waiting"}},
+                    },
+                    "target": {"type": "AverageValue", "averageValue": per_track_queue_target(depth, share)},
+                },
+            }
+        )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(name, cfg.namespace, {**labels, "track": track}),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicas": bounds.min,
+            "maxReplicas": bounds.max,
+            "metrics": metrics,
+            # Scale down slowly: each removed pod drains its jobs first.
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS,
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                }
+            },
+        },
+    }
+
+
+def pdb_max_unavailable(plan: Plan) -> int:
+    """At least 1, so a drain can always proceed; a quarter of the minimum for larger pools."""
+    return max(1, plan.minimum.total // 4)
+
+
+def pdb(cfg: StackConfig, *, name: str, instance: str, plan: Plan, labels: dict[str, str]) -> Manifest:
+    """A PDB over both tracks: maxUnavailable >= 1 never blocks a node drain, and since
+    it counts pods rather than demanding a minimum it never fights the HPA's minimums."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(name, cfg.namespace, labels),
+        "spec": {
+            "maxUnavailable": pdb_max_unavailable(plan),
+            "selector": {"matchLabels": selector_labels(instance)},
+            # Evicting a pod that never became ready cannot hurt availability.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
