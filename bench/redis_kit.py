@@ -89,19 +89,144 @@ class BenchRedis:
 
     def fill_jobs(self, queue: str, jobs: list[tuple[dict[str, Any], str]]) -> None:
         """Pre-fill ``queue`` with ``(data, jobId)`` jobs named ``preview``, as the job API adds them."""
-        import asyncio
+        fill_jobs(self.url, queue, jobs)
 
-        from bullmq import Queue
 
-        async def add() -> None:
-            q = Queue(queue, {"connection": self.url, "prefix": c.BULL_PREFIX})
+def fill_jobs(url: str, queue: str, jobs: list[tuple[dict[str, Any], str]]) -> None:
+    """Pre-fill ``queue`` at ``url`` with ``(data, jobId)`` jobs named ``preview``, as the API adds them."""
+    import asyncio
+
+    from bullmq import Queue
+
+    async def add() -> None:
+        q = Queue(queue, {"connection": url, "prefix": c.BULL_PREFIX})
+        try:
+            for start in range(0, len(jobs), 1000):
+                await q.addBulk([
+                    {"name": c.JOB_NAME, "data": data, "opts": {"jobId": job_id}}
+                    for data, job_id in jobs[start : start + 1000]
+                ])  # fmt: skip
+        finally:
+            await q.close()
+
+    asyncio.run(add())
+
+
+def _start_server(args: list[str], port: int, password: str | None) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (deps/apt-base.txt)")
+    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
             try:
-                for start in range(0, len(jobs), 1000):
-                    await q.addBulk([
-                        {"name": c.JOB_NAME, "data": data, "opts": {"jobId": job_id}}
-                        for data, job_id in jobs[start : start + 1000]
-                    ])  # fmt: skip
-            finally:
-                await q.close()
+                client.ping()
+                return proc
+            except redis.RedisError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server on port {port} did not start (exit {proc.poll()})"
+                    ) from None
+                time.sleep(0.05)
+    finally:
+        client.close()
 
-        asyncio.run(add())
+
+class SentinelGroup:
+    """A replicated Redis with failover on loopback: one master, ``replicas`` replicas, three sentinels.
+
+    All share ``password``; each server keeps an append-only file in ``workdir``. ``url`` is the
+    worker's ``redis+sentinel://`` form. The sentinels promote a replica about a second after the
+    master stops answering (``down-after-milliseconds`` 1000). Used by the failover tests and the
+    ``failover`` benchmark.
+    """
+
+    MASTER = "mobius"
+
+    def __init__(self, workdir: Any, password: str, replicas: int = 2) -> None:
+        from pathlib import Path
+
+        self.workdir, self.password = Path(workdir), password
+        self.ports = [free_port() for _ in range(replicas + 1)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        self.url = f"redis+sentinel://:{password}@{hosts}/{self.MASTER}"
+
+    def __enter__(self) -> SentinelGroup:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _dir(self, name: str) -> Any:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start(self) -> None:
+        pw = self.password
+        for i, port in enumerate(self.ports):
+            args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(self._dir(f"server-{i}"))]
+            args += ["--appendonly", "yes", "--save", "", "--protected-mode", "no"]
+            args += ["--requirepass", pw, "--masterauth", pw]
+            if i:
+                args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
+            self.procs[port] = _start_server(args, port, pw)
+        for i, port in enumerate(self.sentinel_ports):
+            conf = self._dir(f"sentinel-{i}") / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {conf.parent}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.ports[0]} 2\n"
+                f"sentinel auth-pass {self.MASTER} {pw}\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                f"sentinel failover-timeout {self.MASTER} 10000\n"
+                f"sentinel parallel-syncs {self.MASTER} 2\n"
+            )
+            self.procs[port] = _start_server([str(conf), "--sentinel"], port, None)
+        deadline = time.monotonic() + 20
+        while not self._settled():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinels did not find the master and its replicas within 20 s")
+            time.sleep(0.1)
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True, socket_timeout=2)
+
+    def _settled(self) -> bool:
+        try:
+            for i in range(3):
+                with self.sentinel(i) as s:
+                    info = s.sentinel_master(self.MASTER)
+                    replicas, others = int(info.get("num-slaves", 0)), int(info["num-other-sentinels"])
+                    if replicas < len(self.ports) - 1 or others < 2:
+                        return False
+        except redis.RedisError:
+            return False
+        return True
+
+    def master_port(self) -> int:
+        """The master's port, as the first sentinel says now."""
+        with self.sentinel() as s:
+            _, port = s.sentinel_get_master_addr_by_name(self.MASTER)
+        return int(port)
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, password=self.password, decode_responses=True)
+
+    def master_url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.master_port()}"
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the server on ``port`` (no shutdown, no last write)."""
+        self.procs[port].kill()
+        self.procs[port].wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)

@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.redis_kit import SentinelGroup
+
+__all__ = ["RedisServer", "SentinelGroup", "free_port"]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,7 +32,7 @@ class RedisServer:
     With ``password``, the server requires it and ``url`` carries it.
     """
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (deps/apt-base.txt); these tests need it")
@@ -37,6 +41,7 @@ class RedisServer:
         self.port = free_port()
         self.password = password
         self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}"
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -56,7 +61,8 @@ class RedisServer:
             "",
             "--protected-mode",
             "no",
-            *(("--requirepass", self.password) if self.password else ()),
+            *(("--requirepass", self.password, "--masterauth", self.password) if self.password else ()),
+            *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)

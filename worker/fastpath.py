@@ -47,7 +47,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
-from worker import logs
+from worker import logs, redis_target
 from worker.redis_pipe import PipelinedConnection, PipelinedScript, UnsupportedUrl
 
 log = logs.get("fastpath")
@@ -86,7 +86,7 @@ def hiredis_packing(client: aioredis.Redis) -> aioredis.Redis:
 
 def pooled_client(url: str, max_connections: int, *, hiredis_pack: bool = True) -> aioredis.Redis:
     """A pooled client with bullmq's own retry policy and ``decode_responses=True``."""
-    client = aioredis.Redis.from_url(
+    client = redis_target.client(
         url,
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=20, base=1), 20),
@@ -97,6 +97,17 @@ def pooled_client(url: str, max_connections: int, *, hiredis_pack: bool = True) 
         socket_timeout=POOL_SOCKET_TIMEOUT_SECONDS,
     )
     return hiredis_packing(client) if hiredis_pack else client
+
+
+def single_client(url: str) -> aioredis.Redis:
+    """One connection with bullmq's own retry policy (what bullmq builds from a plain URL)."""
+    return redis_target.client(
+        url,
+        decode_responses=True,
+        single_connection_client=True,
+        retry=Retry(ExponentialBackoff(cap=20, base=1), 20),
+        retry_on_error=[BusyLoadingError, ConnectionError, TimeoutError],
+    )
 
 
 class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type information
@@ -121,8 +132,17 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         pipelined: bool = True,
     ) -> None:
         autorun = opts.get("autorun", True)
-        super().__init__(name, processor, {**opts, "autorun": False})
+        url = opts["connection"]
+        sentinel = redis_target.parse_sentinel(url) is not None
+        base = {**opts, "autorun": False}
+        if sentinel:  # bullmq makes its connections with redis.from_url, which knows no Sentinel
+            base["connection"] = single_client(url)
+        super().__init__(name, processor, base)
         self.opts["autorun"] = autorun
+        self.opts["connection"] = url
+        if sentinel:  # bullmq used the one client for both; BZPOPMIN needs its own connection
+            self.backend.blocking_connection = RedisConnection(single_client(url))
+            self.blockingRedisConnection = self.backend.blocking_connection
         self.fetch_next = fetch_next
         if pooled:
             # Replace the single-connection main client (never used yet) by a pool; the
@@ -169,7 +189,24 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         self._runner: asyncio.Future[None] | None = None
         self._finished: asyncio.Queue[asyncio.Future[Any] | None] = asyncio.Queue()
         if processor and autorun:
-            self._runner = asyncio.ensure_future(self.run())
+            self._start_runner()
+
+    def _start_runner(self) -> None:
+        self._runner = asyncio.ensure_future(self.run())
+        self._runner.add_done_callback(self._runner_done)
+
+    def _runner_done(self, runner: asyncio.Future[None]) -> None:
+        """The fetch loop ended: expected when closing; otherwise it died, and is started again.
+
+        Until it fetches again readiness is red (``fetching``), so a loop that keeps dying shows.
+        """
+        if runner.cancelled() or self.closing or self.closed or runner.exception() is None:
+            return
+        err = runner.exception()
+        self.fetch_failed_at = time.monotonic()
+        log.error("the fetch loop died; starting it again", extra={"error": f"{type(err).__name__}: {err}"})
+        delay = self.opts.get("runRetryDelay", 1000) / 1000
+        asyncio.get_running_loop().call_later(delay, lambda: None if self.closing else self._start_runner())
 
     async def close(self, force: bool = False) -> None:
         """bullmq's close (waits for running jobs unless ``force``), then the pipelined socket."""

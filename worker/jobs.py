@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker import constants as c
+from worker import redis_target
 from worker.redis_budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
 
@@ -30,7 +31,7 @@ WAITING_STATES = ("wait", "paused", "prioritized")
 def redis_client(url: str, patient: bool = False) -> aioredis.Redis:
     """A redis-py client: ``patient`` rides out a Redis restart; otherwise it fails fast (for HTTP)."""
     retry = Retry(ExponentialBackoff(cap=2, base=0.1), 30) if patient else Retry(NoBackoff(), 0)
-    client: aioredis.Redis = aioredis.Redis.from_url(
+    client: aioredis.Redis = redis_target.client(
         url,
         decode_responses=True,
         socket_connect_timeout=2,

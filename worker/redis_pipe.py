@@ -31,9 +31,9 @@ from typing import Any, Protocol, cast
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
-from redis.exceptions import ConnectionError, NoScriptError, RedisError
+from redis.exceptions import ConnectionError, NoScriptError, ReadOnlyError, RedisError
 
-from worker import logs
+from worker import logs, redis_target
 
 log = logs.get("redis_pipe")
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -53,12 +53,16 @@ class _Target:
 
     def __init__(self, url: str) -> None:
         try:
-            kwargs: dict[str, Any] = dict(parse_url(url))
+            self.sentinel = redis_target.parse_sentinel(url)
         except ValueError as err:
             raise UnsupportedUrl(f"the pipelined connection does not support this URL: {err}") from None
-        extra = set(kwargs) - self._SUPPORTED
-        if extra:
-            raise UnsupportedUrl(f"the pipelined connection does not support options {sorted(extra)}")
+        if self.sentinel is not None:  # the master's address is asked of the sentinels at each connect
+            t = self.sentinel
+            kwargs: dict[str, Any] = {"username": t.username, "password": t.password, "db": t.db}
+            if t.tls:
+                kwargs["connection_class"] = SSLConnection
+        else:
+            kwargs = self._parse(url)
         kind = kwargs.get("connection_class")
         self.unix_path: str | None = kwargs.get("path") if kind is UnixDomainSocketConnection else None
         self.tls = kind is SSLConnection
@@ -67,6 +71,17 @@ class _Target:
         self.username: str | None = kwargs.get("username")
         self.password: str | None = kwargs.get("password")
         self.db: int = kwargs.get("db", 0)
+
+    @classmethod
+    def _parse(cls, url: str) -> dict[str, Any]:
+        try:
+            kwargs: dict[str, Any] = dict(parse_url(url))
+        except ValueError as err:
+            raise UnsupportedUrl(f"the pipelined connection does not support this URL: {err}") from None
+        extra = set(kwargs) - cls._SUPPORTED
+        if extra:
+            raise UnsupportedUrl(f"the pipelined connection does not support options {sorted(extra)}")
+        return kwargs
 
 
 class _Protocol(asyncio.Protocol):
@@ -178,7 +193,15 @@ class PipelinedConnection:
         proto = self._proto
         if proto is None or proto.lost is not None:
             proto = await self._connect()
-        return _decode(await proto.send(args))
+        try:
+            return _decode(await proto.send(args))
+        except ReadOnlyError:
+            if self.target.sentinel is None:
+                raise
+            # The master this socket reached was demoted in a failover: reconnect through the
+            # sentinels; the caller retries on the pooled client meanwhile.
+            proto.fail(ConnectionError("the master was demoted to a replica"))
+            raise ConnectionError("the master was demoted to a replica") from None
 
     async def _connect(self) -> _Protocol:
         if self._closed:
@@ -220,18 +243,24 @@ class PipelinedConnection:
         if t.unix_path is not None:
             await loop.create_unix_connection(lambda: proto, t.unix_path)
         else:
+            host, port = (t.host, t.port)
+            if t.sentinel is not None:
+                host, port = await redis_target.master_address(t.sentinel)
             tls = ssl.create_default_context() if t.tls else None
             await loop.create_connection(
-                lambda: proto, t.host, t.port, ssl=tls, server_hostname=t.host if tls else None
+                lambda: proto, host, port, ssl=tls, server_hostname=host if tls else None
             )
         handshake: list[tuple[Any, ...]] = []
         if t.password is not None:
             handshake.append(("AUTH", t.username, t.password) if t.username else ("AUTH", t.password))
         if t.db:
             handshake.append(("SELECT", t.db))
+        if t.sentinel is not None:
+            handshake.append(("ROLE",))  # a sentinel's answer can be stale during a failover
         try:
-            for reply in await asyncio.gather(*(proto.send(cmd) for cmd in handshake)):
-                _decode(reply)
+            replies = [_decode(reply) for reply in await asyncio.gather(*(proto.send(c) for c in handshake))]
+            if t.sentinel is not None and replies[-1][0] != "master":
+                raise ConnectionError(f"the sentinels' master answers ROLE {replies[-1][0]!r}")
         except BaseException:
             proto.fail(ConnectionError("handshake failed"))
             raise

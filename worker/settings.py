@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasGenerator,
@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
-from worker import redis_budget
+from worker import redis_budget, redis_target
 from worker.tunables import Tunables, check_endpoint_url, env_name
 
 EXIT_BAD_SETTINGS = 2
@@ -102,9 +102,11 @@ class Settings(Tunables, BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
+        if redis_target.parse_sentinel(value) is not None:  # ValueError says what is malformed
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("has no host")
         return value
@@ -196,15 +198,13 @@ def _split(value: str) -> list[str]:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """Return ``url`` with its passwords (the server's, a sentinel's) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, tail = rest.rpartition("@") if "@" in rest.split("/", 1)[0] else ("", "", rest)
+    if at and ":" in creds:
+        rest = f"{creds.split(':', 1)[0]}:***@{tail}"
+    rest = re.sub(r"((?:sentinel_)?password=)[^&]*", r"\1***", rest)
+    return f"{scheme}{sep}{rest}"
 
 
 def _describe(err: ValidationError) -> list[str]:

@@ -175,6 +175,9 @@ class Network(Model):
     and the namespace the job API's ingress traffic comes from."""
 
     redis_port: int = 6379
+    # The sentinels' port, when REDIS_URL is redis+sentinel:// (worker/redis_target.py): egress
+    # then opens it too, to the same peers, since the workers ask the sentinels for the master.
+    redis_sentinel_port: int | None = None
     redis_namespace: str | None = "redis"
     redis_cidrs: list[str] = Field(default_factory=list)
     dns_namespace: str = "kube-system"
@@ -183,7 +186,7 @@ class Network(Model):
     s3_namespace: str | None = None
     s3_cidrs: list[str] = Field(default_factory=list)
 
-    _port = field_validator("redis_port", "s3_port")(check_range(1, 65535))
+    _port = field_validator("redis_port", "s3_port", "redis_sentinel_port")(check_range(1, 65535))
     _cidrs = field_validator("redis_cidrs", "s3_cidrs")(check_cidr)
     _ingress = field_validator("api_ingress_namespace")(check_dns_label)
 

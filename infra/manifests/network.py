@@ -39,11 +39,12 @@ def _peers(namespace: str | None, cidrs: list[str]) -> list[Manifest]:
 
 
 def redis_rule(cfg: StackConfig) -> Manifest:
-    """Egress to Redis (by namespace and/or CIDR)."""
+    """Egress to Redis (by namespace and/or CIDR), and to its sentinels when it has them."""
     net = cfg.network
+    ports = [net.redis_port] + ([net.redis_sentinel_port] if net.redis_sentinel_port else [])
     return {
         "to": _peers(net.redis_namespace, net.redis_cidrs),
-        "ports": [{"protocol": "TCP", "port": net.redis_port}],
+        "ports": [{"protocol": "TCP", "port": port} for port in ports],
     }
 
 

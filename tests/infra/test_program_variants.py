@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from infra.config.model import load_stack_file
 from infra.errors import ConfigError
 from infra.offline.harness import ROOT, ProgramRun, run_program, stack_file_config
 
@@ -146,3 +147,16 @@ def test_job_retention_reaches_the_worker_with_the_workers_own_defaults() -> Non
     custom = run_program("prod", overrides={"worker": {"keepCompletedCount": 50}})
     worker = custom.object("ConfigMap", "preview-worker-config")
     assert worker["data"]["PREVIEW_KEEP_COMPLETED_COUNT"] == "50"
+
+
+def test_a_sentinel_port_opens_egress_to_the_sentinels_for_every_redis_client() -> None:
+    # Issue 14, part 3: with REDIS_URL=redis+sentinel://…, pods ask the sentinels for the master.
+    plain = run_program("prod")
+    prod = load_stack_file(ROOT / "Pulumi.prod.yaml")
+    net = {**prod.network.model_dump(by_alias=True), "redisSentinelPort": 26379}
+    run = run_program("prod", overrides={"network": net})
+    for name in ("preview-worker", "preview-worker-api"):
+        before = plain.object("NetworkPolicy", name)["spec"]["egress"][1]
+        after = run.object("NetworkPolicy", name)["spec"]["egress"][1]
+        assert [p["port"] for p in before["ports"]] == [6379]
+        assert [p["port"] for p in after["ports"]] == [6379, 26379] and after["to"] == before["to"]

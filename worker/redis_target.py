@@ -1,0 +1,126 @@
+"""Where Redis is: one URL, a single server or a Sentinel-managed master, and every client made from it.
+
+``REDIS_URL`` takes either form:
+
+- ``redis://[[user]:password@]host[:port][/db]`` (``rediss://`` for TLS, ``unix://`` for a socket);
+- ``redis+sentinel://[[user]:password@]host1[:port],host2[:port],…/<master name>[/db]`` (``rediss+sentinel://``
+  for TLS to the master and replicas). The sentinels (default port 26379) are asked for the
+  master's address on every new connection, so after a failover the clients reconnect to the
+  promoted replica by themselves. The password authenticates to the master; the sentinels use
+  ``?sentinel_password=…`` when they have their own, else none.
+
+BullMQ's maintainers recommend a replicated Redis with failover over Cluster (a queue's keys must
+live on one node); Sentinel, and managed services that fail over the same way, are that.
+Every connection of the worker and the API comes from :func:`client` or, for the fast path's
+pipelined socket, from :func:`master_address`, so all of them follow the same master.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+SENTINEL_PORT = 26379
+#: How long a sentinel may take to answer where the master is, per sentinel asked.
+SENTINEL_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A Sentinel-managed master: the sentinels, its name, and how to talk to it."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_password: str | None
+    tls: bool
+
+
+def parse_sentinel(url: str) -> SentinelTarget | None:
+    """The target of a ``redis+sentinel://`` URL; None for any other scheme; ValueError if malformed.
+
+    Messages never include the URL: it carries passwords.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SENTINEL_SCHEMES:
+        return None
+    parts = urlsplit(f"x://{rest}")  # netloc and path split; the netloc's host list is read by hand
+    creds, at, hosts = parts.netloc.rpartition("@")
+    username, _, password = creds.partition(":") if at else ("", "", "")
+    sentinels = []
+    for entry in hosts.split(","):
+        host, colon, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if not host or (colon and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise ValueError("needs sentinels as host[:port],host[:port],… before the master name")
+        sentinels.append((host, int(port) if colon else SENTINEL_PORT))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError("needs the master's name after the sentinels, then an optional /<db>")
+    query = parse_qs(parts.query)
+    unknown = set(query) - {"sentinel_password"}
+    if unknown:
+        raise ValueError(f"has unknown options {sorted(unknown)}")
+    return SentinelTarget(
+        sentinels=tuple(sentinels),
+        master=unquote(path[0]),
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        sentinel_password=query["sentinel_password"][0] if "sentinel_password" in query else None,
+        tls=SENTINEL_SCHEMES[scheme],
+    )
+
+
+def _sentinel(target: SentinelTarget) -> Sentinel:
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT_SECONDS}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+
+
+class _SentinelManaged(aioredis.Redis):
+    """A client of a Sentinel-managed master; closing it closes its connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = cast(SentinelConnectionPool, self.connection_pool)
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def client(url: str, **options: Any) -> aioredis.Redis:
+    """A redis-py client for ``url`` with ``options`` (``decode_responses``, ``retry``, …).
+
+    For a Sentinel URL the client's pool asks the sentinels for the master on every new
+    connection, and drops a connection whose server was demoted (redis-py's SentinelConnectionPool).
+    """
+    target = parse_sentinel(url)
+    if target is None:
+        plain: aioredis.Redis = aioredis.Redis.from_url(url, **options)
+        return plain
+    single = bool(options.pop("single_connection_client", False))
+    conn = {"db": target.db, "username": target.username, "password": target.password, **options}
+    if target.tls:
+        conn["ssl"] = True
+    pool = SentinelConnectionPool(target.master, _sentinel(target), **conn)  # type: ignore[no-untyped-call]
+    managed = _SentinelManaged(connection_pool=pool, single_connection_client=single)
+    managed.auto_close_connection_pool = True  # what Redis.from_pool does: aclose() closes the pool
+    return managed
+
+
+async def master_address(target: SentinelTarget) -> tuple[str, int]:
+    """Where the sentinels say the master is now (redis-py's MasterNotFoundError if none knows)."""
+    sentinel = _sentinel(target)
+    try:
+        host, port = await sentinel.discover_master(target.master)
+    finally:
+        for s in sentinel.sentinels:
+            await s.aclose()
+    return str(host), int(port)
