@@ -20,6 +20,7 @@ from typing import Any
 from bench import (
     client_suite,
     engine_suite,
+    failover_suite,
     noop,
     preview_suite,
     program_suite,
@@ -30,7 +31,9 @@ from bench import (
 )
 from bench.redis_kit import BenchRedis
 
-SECTIONS = ("throughput", "run", "clients", "levers", "latency", "preview", "redis", "program", "engine")
+SECTIONS = (
+    "throughput", "run", "clients", "levers", "latency", "preview", "redis", "failover", "program", "engine",
+)  # fmt: skip
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -117,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             print("redis memory ...", file=sys.stderr)
             jobs, batch = (400, 100) if args.quick else (20_000, 2_000)
             results["redis"] = redis_suite.run(redis, jobs, batch)
+    if "failover" in args.only:
+        print("redis failover ...", file=sys.stderr)
+        jobs = 2000 if args.quick else 5000
+        results["failover"] = failover_suite.compare(jobs, max(1, min(args.rounds, 3)))
     if "program" in args.only:
         print("program evaluation ...", file=sys.stderr)
         results["program"] = program_suite.run()

@@ -172,7 +172,7 @@ class SentinelGroup:
         for i, port in enumerate(self.ports):
             args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(self._dir(f"server-{i}"))]
             args += ["--appendonly", "yes", "--save", "", "--protected-mode", "no"]
-            args += ["--requirepass", pw, "--masterauth", pw]
+            args += ["--requirepass", pw, "--masterauth", pw, "--repl-diskless-sync-delay", "0"]
             if i:
                 args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
             self.procs[port] = _start_server(args, port, pw)
@@ -197,7 +197,12 @@ class SentinelGroup:
         return redis.Redis(port=self.sentinel_ports[index], decode_responses=True, socket_timeout=2)
 
     def _settled(self) -> bool:
+        """Every sentinel sees the master, its replicas and the others; every replica is in sync."""
         try:
+            for port in self.ports[1:]:
+                with self.client(port) as replica:
+                    if replica.info("replication").get("master_link_status") != "up":
+                        return False
             for i in range(3):
                 with self.sentinel(i) as s:
                     info = s.sentinel_master(self.MASTER)

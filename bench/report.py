@@ -68,6 +68,17 @@ def table(results: dict[str, Any]) -> str:
     rd = results.get("redis")
     if rd:
         lines += _redis_rows(rd)
+    fo = results.get("failover")
+    if fo:
+        med = fo["median"]
+        lines.append(
+            f"Redis failover, master SIGKILLed mid-drain: seconds to the first job completed on the "
+            f"promoted master (median of {fo['rounds']}, {fo['jobs']} jobs)"
+        )
+        for impl in ("worker", "node"):
+            first, promoted = med[impl]["first_job_s"], med[impl]["promotion_s"]
+            lines.append(f"  {impl:>6}  first job {first:5.2f}  (promotion {promoted:5.2f})")
+        lines.append(f"  worker/node {_fmt(fo['ratio_worker_node'])} (lower is faster)")
     pg = results.get("program")
     if pg:
         lines.append("Pulumi program under mocks (s), target: first evaluation < 1 s")

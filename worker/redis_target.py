@@ -22,7 +22,12 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
 SENTINEL_PORT = 26379
@@ -85,6 +90,39 @@ def _sentinel(target: SentinelTarget) -> Sentinel:
     return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
 
 
+class _FollowsTheMaster:
+    """Connection mixin: every (re)connect asks the sentinels where the master is now.
+
+    redis-py's SentinelManagedConnection does so only when its pool hands it out; a connection
+    that reconnects by itself (inside a command's retry, or a single-connection client such as
+    BullMQ's blocking one) went back to the dead master's address for ever. Seen here: after a
+    failover the worker's BZPOPMIN retried the old port until its retries ran out.
+    """
+
+    host: str
+    port: int
+    is_connected: bool
+    connection_pool: SentinelConnectionPool
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        pool = self.connection_pool
+        if not self.is_connected and pool.is_master:
+            self.host, self.port = await pool.get_master_address()  # type: ignore[no-untyped-call]
+        await super().connect_check_health(  # type: ignore[misc]
+            check_health=check_health, retry_socket_connect=retry_socket_connect
+        )
+
+
+class MasterConnection(_FollowsTheMaster, SentinelManagedConnection):
+    """A connection to the Sentinel-managed master."""
+
+
+class MasterSSLConnection(_FollowsTheMaster, SentinelManagedSSLConnection):
+    """A TLS connection to the Sentinel-managed master."""
+
+
 class _SentinelManaged(aioredis.Redis):
     """A client of a Sentinel-managed master; closing it closes its connections to the sentinels too."""
 
@@ -107,8 +145,7 @@ def client(url: str, **options: Any) -> aioredis.Redis:
         return plain
     single = bool(options.pop("single_connection_client", False))
     conn = {"db": target.db, "username": target.username, "password": target.password, **options}
-    if target.tls:
-        conn["ssl"] = True
+    conn["connection_class"] = MasterSSLConnection if target.tls else MasterConnection
     pool = SentinelConnectionPool(target.master, _sentinel(target), **conn)  # type: ignore[no-untyped-call]
     managed = _SentinelManaged(connection_pool=pool, single_connection_client=single)
     managed.auto_close_connection_pool = True  # what Redis.from_pool does: aclose() closes the pool

@@ -42,6 +42,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Enqueue-to-start latency",
         "Preview throughput",
         "Redis memory over 400 jobs",
+        "Redis failover, master SIGKILLed mid-drain",
         "Pulumi program under mocks",
         "Real engine, dev stack on the local cluster",
     ):
@@ -58,6 +59,9 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert all(r > 0 for r in run["ratios"]["worker/node"].values())
     assert all(kb > 10_000 for kb in run["rss_peak_kb"].values())
     assert set(results["clients"]["median"]) == {"pipe", "redis-py", "glide", "coredis"}
+    fo = results["failover"]
+    assert set(fo["median"]) == {"worker", "node"} and fo["ratio_worker_node"] > 0
+    assert all(0 < m["promotion_s"] <= m["first_job_s"] for m in fo["median"].values())
     assert all(v > 0 for v in results["clients"]["median"].values())
     assert set(results["levers"]["median"]) >= {"plain", "fast", "fast-nofetch", "fast-nopool"}
     assert set(results["latency"]["p99_ms"]) == {"plain", "fast", "node"}

@@ -141,3 +141,41 @@ async def test_the_pipelined_connection_follows_the_master(group: SentinelGroup)
             assert new.get("k") == "after"
     finally:
         await pipe.close()
+
+
+async def test_jobs_in_flight_at_the_failover_run_again_when_nothing_else_waits(
+    group: SentinelGroup, worker_env: dict[str, str], spawn_worker: Any, source_server: Any
+) -> None:
+    # Every slot busy and the queue otherwise empty when the master dies: after the promotion
+    # only these jobs are left (active with expired locks), and the worker must still find them.
+    slow = source_server.route("/failover/slow.png", body=media.png(64, 48), delay=2.0)
+    settings = Settings(**{**worker_env, "REDIS_URL": group.url})
+    q = jobs.Queues(settings, jobs.redis_client(group.url, patient=True))
+    try:
+        worker = spawn_worker(REDIS_URL=group.url, PREVIEW_WORKER_CONCURRENCY="2")
+        for i in range(2):
+            await q.add(payload({"url": slow}, f"busy-{i}"))
+
+        async def both_active() -> bool:
+            return [await q.state(f"busy-{i}") for i in range(2)] == ["active", "active"]
+
+        await eventually(both_active, timeout=30)
+        old_port = group.master_port()
+        with group.client(old_port) as master:
+            master.execute_command("WAIT", 2, 5000)
+        group.kill(old_port)
+
+        async def all_done() -> bool:
+            try:
+                return [await q.state(f"busy-{i}") for i in range(2)] == ["completed", "completed"]
+            except redis.exceptions.RedisError:
+                return False
+
+        try:
+            await eventually(all_done, timeout=60, every=0.2)
+
+        except AssertionError as err:
+            tail = "\n".join(worker.logfile.read_text().splitlines()[-25:])
+            raise AssertionError(f"{err}; counts {await q.counts()}; worker log:\n{tail}") from None
+    finally:
+        await q.close()
