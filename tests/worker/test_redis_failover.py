@@ -86,6 +86,8 @@ async def test_the_worker_drains_through_a_master_failover(
         async def some_done() -> bool:
             return await q.main.getCompletedCount() >= JOBS // 4
 
+        samples: list[tuple[float, bool]] = []  # readiness, every 0.1 s, from before the kill to the end
+        sampling = asyncio.create_task(_sample_readiness(worker.port, samples))
         await eventually(some_done, timeout=60)
         killed_at = time.monotonic()
         group.kill(old_port)
@@ -111,6 +113,12 @@ async def test_the_worker_drains_through_a_master_failover(
         assert await q.main.getFailedCount() == 0
         assert worker.proc.poll() is None  # the same process: it reconnected by itself
         await eventually(lambda: asyncio.to_thread(ready, worker.port), timeout=30)
+        done_at = time.monotonic()
+        await asyncio.sleep(1)
+        sampling.cancel()
+        assert samples and all(ok for t, ok in samples if t < killed_at)  # green before the failover
+        assert all(killed_at <= t <= done_at for t, ok in samples if not ok)  # red only during it
+        assert samples[-1][1]  # and green after
         with group.client(group.master_port()) as new:
             assert new.execute_command("ROLE")[0] == "master"
         logged = worker.logfile.read_text()
@@ -179,3 +187,10 @@ async def test_jobs_in_flight_at_the_failover_run_again_when_nothing_else_waits(
             raise AssertionError(f"{err}; counts {await q.counts()}; worker log:\n{tail}") from None
     finally:
         await q.close()
+
+
+async def _sample_readiness(port: int, samples: list[tuple[float, bool]]) -> None:
+    while True:
+        ok = await asyncio.to_thread(ready, port)
+        samples.append((time.monotonic(), ok))  # stamped when answered
+        await asyncio.sleep(0.1)

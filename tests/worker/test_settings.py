@@ -69,7 +69,8 @@ def test_invalid_settings_exit_2_with_one_line_each() -> None:
         "invalid setting PREVIEW_WORKER_CONCURRENCY='0': Input should be greater than or equal to 1",
         "invalid setting PREVIEW_QUEUE_MAX='many': Input should be a valid integer, "
         "unable to parse string as an integer",
-        "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss:// or unix:// URL",
+        "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss://, unix:// or "
+        "redis+sentinel:// URL",
         "invalid setting PREVIEW_TRACK='blue': Input should be 'stable' or 'canary'",
     ]
     assert "hunter2" not in proc.stderr + proc.stdout
