@@ -14,11 +14,9 @@ promotion time is reported too, so the worker's own reconnect time is the differ
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +26,7 @@ from typing import Any
 from bench.preview_suite import _wait_ready
 from bench.redis_kit import SentinelGroup, fill_jobs
 from bench.run_suite import tiny_png
+from bench.worker_proc import spawn, worker_env
 from worker import constants as c
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,20 +47,8 @@ def _start(impl: str, group: SentinelGroup, queue: str, data_dir: str) -> subpro
             if "ready" in line:
                 return proc
         raise RuntimeError(f"node failover worker exited before ready ({proc.wait()})")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},
-        "REDIS_URL": group.url,
-        "PREVIEW_QUEUE_NAME": queue,
-        "DATA_DIR": data_dir,
-        "PREVIEW_WORKER_CONCURRENCY": "4",
-        "PREVIEW_METRICS_PORT": "0",
-        "PREVIEW_API_AUTH": "off",
-        "PREVIEW_RUN_RETRY_DELAY_MS": "100",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    env = worker_env(group.url, queue, data_dir, concurrency=4, run_retry_delay_ms=100)
+    proc = spawn(env, output=True)
     _wait_ready(proc)
     return proc
 

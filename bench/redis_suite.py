@@ -13,8 +13,6 @@ import asyncio
 import base64
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,6 +21,7 @@ from typing import Any
 
 from bench.preview_suite import _wait_ready
 from bench.redis_kit import BenchRedis
+from bench.worker_proc import spawn, worker_env
 from worker import constants as c
 from worker.redis_budget import job_bytes
 from worker.settings import Settings
@@ -36,19 +35,8 @@ def run(redis: BenchRedis, jobs: int, batch: int) -> dict[str, Any]:
     queue = f"mem-{uuid.uuid4().hex[:8]}"
     defaults = Settings()
     with tempfile.TemporaryDirectory(prefix="bench-redis-data-") as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},
-            "REDIS_URL": redis.url,
-            "PREVIEW_QUEUE_NAME": queue,
-            "DATA_DIR": data_dir,
-            "PREVIEW_WORKER_CONCURRENCY": "50",
-            "PREVIEW_METRICS_PORT": "0",
-            "PREVIEW_API_AUTH": "off",
-        }
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        env = worker_env(redis.url, queue, data_dir, concurrency=50)
+        worker = spawn(env, output=True)
         try:
             _wait_ready(worker)
             redis.client.execute_command("MEMORY", "PURGE")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import signal
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 from bench import queue_suite
 from bench.redis_kit import BenchRedis
+from bench.worker_proc import spawn, worker_env
 from worker import constants as c
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,22 +64,12 @@ def stamps_rate(redis: BenchRedis, queue: str, jobs: int) -> float:
 def run_python(redis: BenchRedis, queue: str, concurrency: int, jobs: int, processes: int) -> int:
     """Run ``python -m worker run`` until every job completed; returns its peak RSS (KiB, largest process)."""
     with tempfile.TemporaryDirectory(prefix="bench-run-") as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},
-            "REDIS_URL": redis.url,
-            "PREVIEW_QUEUE_NAME": queue,
-            "DATA_DIR": data_dir,
-            "PREVIEW_WORKER_CONCURRENCY": str(concurrency),
-            "PREVIEW_WORKER_PROCESSES": str(processes),
-            "PREVIEW_METRICS_PORT": "0",
-            "PREVIEW_API_AUTH": "off",
-            "PREVIEW_KEEP_COMPLETED_COUNT": str(jobs),  # keep every job's stamps until they are read
-            "PREVIEW_REDIS_BUDGET_BYTES": str(c.REDIS_BUDGET_BYTES_MAX),  # room to keep them all
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env = worker_env(
+            redis.url, queue, data_dir, concurrency=concurrency, worker_processes=processes,
+            keep_completed_count=jobs,  # keep every job's stamps until they are read
+            redis_budget_bytes=c.REDIS_BUDGET_BYTES_MAX,  # room to keep them all
         )  # fmt: skip
+        proc = spawn(env)
         try:
             rss = _wait_completed(redis, queue, jobs, proc)
         finally:
@@ -88,7 +78,7 @@ def run_python(redis: BenchRedis, queue: str, concurrency: int, jobs: int, proce
     return rss
 
 
-def _wait_completed(redis: BenchRedis, queue: str, jobs: int, proc: subprocess.Popen[bytes]) -> int:
+def _wait_completed(redis: BenchRedis, queue: str, jobs: int, proc: subprocess.Popen[str]) -> int:
     key = f"{c.BULL_PREFIX}:{queue}:completed"
     deadline = time.monotonic() + 600
     rss = 0

@@ -56,7 +56,8 @@ _OWN_ENV = {
 }
 
 
-def _env_of(field: str) -> str:
+def env_of(field: str) -> str:
+    """The env var a setting is read from (a tunable's, or one of :data:`_OWN_ENV`)."""
     return _OWN_ENV[field] if field in _OWN_ENV else env_name(field)
 
 
@@ -70,7 +71,7 @@ class Settings(Tunables, BaseSettings):
 
     model_config = SettingsConfigDict(
         frozen=True, extra="ignore", populate_by_name=True,
-        alias_generator=AliasGenerator(validation_alias=_env_of),
+        alias_generator=AliasGenerator(validation_alias=env_of),
     )  # fmt: skip
 
     redis_url: str = "redis://127.0.0.1:6379"
