@@ -145,15 +145,18 @@ class SentinelGroup:
 
     MASTER = "mobius"
 
-    def __init__(self, workdir: Any, password: str, replicas: int = 2) -> None:
+    def __init__(
+        self, workdir: Any, password: str, replicas: int = 2, sentinel_password: str | None = None
+    ) -> None:
         from pathlib import Path
 
-        self.workdir, self.password = Path(workdir), password
+        self.workdir, self.password, self.sentinel_password = Path(workdir), password, sentinel_password
         self.ports = [free_port() for _ in range(replicas + 1)]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        self.url = f"redis+sentinel://:{password}@{hosts}/{self.MASTER}"
+        query = f"?sentinel_password={sentinel_password}" if sentinel_password else ""
+        self.url = f"redis+sentinel://:{password}@{hosts}/{self.MASTER}{query}"
 
     def __enter__(self) -> SentinelGroup:
         self.start()
@@ -186,7 +189,10 @@ class SentinelGroup:
                 f"sentinel failover-timeout {self.MASTER} 10000\n"
                 f"sentinel parallel-syncs {self.MASTER} 2\n"
             )
-            self.procs[port] = _start_server([str(conf), "--sentinel"], port, None)
+            if self.sentinel_password:  # clients and the other sentinels must authenticate
+                sp = self.sentinel_password
+                conf.write_text(conf.read_text() + f"requirepass {sp}\nsentinel sentinel-pass {sp}\n")
+            self.procs[port] = _start_server([str(conf), "--sentinel"], port, self.sentinel_password)
         deadline = time.monotonic() + 20
         while not self._settled():
             if time.monotonic() > deadline:
@@ -194,7 +200,10 @@ class SentinelGroup:
             time.sleep(0.1)
 
     def sentinel(self, index: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True, socket_timeout=2)
+        return redis.Redis(
+            port=self.sentinel_ports[index], password=self.sentinel_password, decode_responses=True,
+            socket_timeout=2,
+        )  # fmt: skip
 
     def _settled(self) -> bool:
         """Every sentinel sees the master, its replicas and the others; every replica is in sync."""

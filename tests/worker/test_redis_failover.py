@@ -194,3 +194,28 @@ async def _sample_readiness(port: int, samples: list[tuple[float, bool]]) -> Non
         ok = await asyncio.to_thread(ready, port)
         samples.append((time.monotonic(), ok))  # stamped when answered
         await asyncio.sleep(0.1)
+
+
+async def test_sentinels_with_their_own_password(tmp_path: Path) -> None:
+    # `?sentinel_password=` authenticates to the sentinels; the URL's password to the master.
+    with SentinelGroup(tmp_path / "auth", PASSWORD, replicas=1, sentinel_password="sentinel-pw") as g:
+        assert g.url.endswith("?sentinel_password=sentinel-pw")
+        client = jobs.redis_client(g.url)
+        try:
+            assert await client.set("k", "v") and await client.get("k") == "v"
+        finally:
+            await client.aclose()
+        from worker.redis_pipe import PipelinedConnection
+
+        pipe = PipelinedConnection(g.url)
+        try:
+            assert await pipe.execute("GET", "k") == "v"
+        finally:
+            await pipe.close()
+        without = g.url.partition("?")[0]  # the sentinels refuse a client without their password
+        refused = jobs.redis_client(without)
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError, match="No master found"):
+                await refused.get("k")  # every sentinel answered NOAUTH, so none named a master
+        finally:
+            await refused.aclose()
