@@ -24,7 +24,7 @@ log = logs.get("lifecycle")
 
 async def run_worker(settings: Settings) -> int:
     """Run the consumer and its health server until a stop signal; returns the exit status."""
-    metrics = Metrics(settings.track)
+    metrics = Metrics(settings.track, queue=settings.queue_name)
     ready_client = jobs.redis_client(settings.redis_url)
 
     consumer = Consumer(settings, metrics)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from worker import constants as c
+from worker.tunables import Tunables
+
+DEFAULT_QUEUE: str = Tunables.model_fields["queue_name"].default
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: An enqueue is a validation plus a few Redis round trips: milliseconds, seconds when Redis struggles.
@@ -20,10 +23,17 @@ OTHER = "other"
 
 
 class Metrics:
-    """The worker's metrics, bound to one ``track`` and one registry."""
+    """The worker's metrics, bound to one ``track``, one queue and one registry.
 
-    def __init__(self, track: str, registry: CollectorRegistry | None = None) -> None:
+    The queue-depth gauge carries the ``queue`` label too: an HPA's External metric
+    selects its own queue with it, and the scrape adds the ``namespace``.
+    """
+
+    def __init__(
+        self, track: str, registry: CollectorRegistry | None = None, *, queue: str = DEFAULT_QUEUE
+    ) -> None:
         self.track = track
+        self.queue = queue
         self.registry = registry or CollectorRegistry()
         t = c.LABEL_TRACK
         self.outcomes = Counter(
@@ -53,7 +63,7 @@ class Metrics:
         self.queue_depth = Gauge(
             c.METRIC_QUEUE_DEPTH,
             "Jobs in the queue by state.",
-            [t, c.LABEL_STATE],
+            [t, c.LABEL_QUEUE, c.LABEL_STATE],
             registry=self.registry,
             multiprocess_mode="livemax",
         )
@@ -72,7 +82,7 @@ class Metrics:
         # Every bounded series is made here, so dashboards and rate() see zeros, not gaps, and
         # the per-job path uses these children instead of looking labels up on each job.
         self._outcomes = {outcome: self.outcomes.labels(track, outcome) for outcome in c.OUTCOMES}
-        self._depth = {state: self.queue_depth.labels(track, state) for state in c.QUEUE_STATES}
+        self._depth = {state: self.queue_depth.labels(track, queue, state) for state in c.QUEUE_STATES}
         self.job_duration = self.duration.labels(track)
         self.jobs_taken = self.requests.labels(track)
         self.jobs_active = self.active_consumers.labels(track)

@@ -78,7 +78,7 @@ class Supervisor:
 
 def pod_metrics(settings: Settings, metrics_dir: str) -> Metrics:
     """A :class:`Metrics` whose registry reads every child's multiprocess files."""
-    metrics = Metrics(settings.track)
+    metrics = Metrics(settings.track, queue=settings.queue_name)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     metrics.registry = registry
@@ -150,7 +150,7 @@ async def run_child(settings: Settings) -> int:
     """One supervised consumer: no HTTP port, metrics to the shared multiprocess directory."""
     from worker.consumer import Consumer
 
-    metrics = Metrics(settings.track)
+    metrics = Metrics(settings.track, queue=settings.queue_name)
     consumer = Consumer(settings, metrics)
     consumer.start()
     log.info("worker ready", extra={"pid": os.getpid(), "supervised": True})

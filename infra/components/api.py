@@ -16,7 +16,6 @@ import pulumi
 
 from infra.config.model import StackConfig
 from infra.manifests import network
-from infra.manifests.autoscaling import SCALE_DOWN_WINDOW_SECONDS
 from infra.manifests.common import (
     ANNOTATION_CONFIG_CHECKSUM,
     ANNOTATION_RELEASE_ID,
@@ -205,7 +204,9 @@ def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
                             },
                         }
                     ],
-                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS}},
+                    "behavior": {
+                        "scaleDown": {"stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds}
+                    },
                 },
             },
         ),

@@ -1,4 +1,5 @@
-"""Monitoring: the ServiceMonitors that scrape the worker and the job API, and the PrometheusRule.
+"""Monitoring: the ServiceMonitors that scrape the worker and the job API, the PrometheusRule,
+and (``autoscaling.adapterConfig``) prometheus-adapter's config serving the queue depth.
 
 The worker serves ``/metrics`` on its own metrics port; the job API serves it on
 its HTTP port (``worker/api_metrics.py``). Each has its own Service with its own
@@ -14,6 +15,7 @@ import pulumi
 
 from infra.components.api import api_labels, api_selector
 from infra.config.model import StackConfig
+from infra.manifests.adapter import config_map as adapter_config_map
 from infra.manifests.alerts import rule_groups
 from infra.manifests.common import API_NAME, Manifest, child_options, declare, metadata, selector_labels
 from worker import constants as c
@@ -63,7 +65,7 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    """ServiceMonitors (worker, API) + PrometheusRule."""
+    """ServiceMonitors (worker, API) + PrometheusRule (+ the adapter's ConfigMap, when declared)."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mobius:preview:Monitoring", name, None, opts)
@@ -87,7 +89,10 @@ class Monitoring(pulumi.ComponentResource):
         declare(f"{name}-servicemonitor", sm, child)
         declare(f"{name}-api-servicemonitor", api_sm, child)
         declare(f"{name}-rules", rule, child)
+        outputs = {"serviceMonitor": args.object_name, "apiServiceMonitor": API_NAME}
+        adapter = adapter_config_map(cfg)
+        if adapter is not None:
+            declare(f"{name}-adapter-config", adapter, child)
+            outputs["adapterConfig"] = f"{adapter['metadata']['namespace']}/{adapter['metadata']['name']}"
         alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
-        self.register_outputs(
-            {"serviceMonitor": args.object_name, "apiServiceMonitor": API_NAME, "alerts": alerts}
-        )
+        self.register_outputs({**outputs, "alerts": alerts})

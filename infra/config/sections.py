@@ -100,14 +100,41 @@ class Canary(Model):
         return self
 
 
-class Autoscaling(Model):
-    """HPA targets: CPU always; queue depth (waiting jobs per pod) when set."""
+class AdapterConfig(Model):
+    """Where to declare prometheus-adapter's config (its ``externalRules`` for the queue depth).
 
-    cpu_target: int = 70
+    Optional: the same rules ship as ``deploy/prometheus-adapter/config.yaml`` for an
+    adapter whose config the platform team owns. A ConfigMap declared here replaces the
+    adapter's whole config, so use it only for an adapter that serves these rules alone.
+    """
+
+    namespace: str = "monitoring"
+    name: str = "prometheus-adapter"
+
+    _names = field_validator("namespace", "name")(check_dns_label)
+
+
+class Autoscaling(Model):
+    """HPA targets: CPU (unless ``cpuTarget: null``), and queue depth (waiting jobs per pod) when set.
+
+    The queue depth reaches the HPA as the External metric ``preview_queue_jobs``, served
+    from Prometheus by prometheus-adapter (see docs/autoscaling.md).
+    """
+
+    cpu_target: int | None = 70
     queue_depth_target: int | None = None
+    scale_down_window_seconds: int = 300
+    adapter_config: AdapterConfig | None = None
 
     _cpu = field_validator("cpu_target")(check_range(1, 100))
     _depth = field_validator("queue_depth_target")(check_range(1, 100_000))
+    _window = field_validator("scale_down_window_seconds")(check_range(0, 3600))
+
+    @model_validator(mode="after")
+    def _some_metric(self) -> Autoscaling:
+        if self.cpu_target is None and self.queue_depth_target is None:
+            raise cross_field(("cpuTarget", "may be null only when queueDepthTarget is set"))
+        return self
 
 
 class Secrets(Model):

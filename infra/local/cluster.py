@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from infra.errors import ProcessError, ToolchainError
 from infra.local import kube, kubeconfig, procs, toolchain
-from infra.local.certs import Pki, ensure_pki
+from infra.local.certs import FRONT_PROXY_CLIENT, Pki, ensure_pki
 from infra.local.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, HOST, StateDir
 from infra.local.toolchain import tool_path
 from infra.local.versions import tool
@@ -34,6 +34,8 @@ SERVICE_CIDR = "10.96.0.0/16"  # addresses only handed out, never routed: nothin
 # disabled" and was retried with backoff: a new pod waited ~30 s to be marked Running and a 4-pod
 # rollout took 2 min 20 s. With the server's WatchList off they use plain list+watch: 9 s.
 SERVER_FEATURES = "WatchList=false"
+#: How often the HPA controller re-reads its metrics (the kube default is 15 s).
+HPA_SYNC_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,15 @@ class Cluster:
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
             "--endpoint-reconciler-type=none", "--profiling=false", f"--cert-dir={self.state.pki}",
             f"--feature-gates={SERVER_FEATURES}",
+            # The aggregation layer, for metrics adapters: requests reach them through the API
+            # server, which proves itself with the front-proxy client cert.
+            f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+            f"--proxy-client-key-file={pki.front_proxy_client_key}",
         ])  # fmt: skip
 
     def controller_manager(self) -> procs.Proc:
@@ -87,6 +98,7 @@ class Cluster:
             f"--bind-address={HOST}", "--secure-port=0",
             f"--service-account-private-key-file={self.pki.sa_key}", f"--root-ca-file={self.pki.ca_cert}",
             "--use-service-account-credentials=false", "--profiling=false",
+            f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_SECONDS}s",
         ])  # fmt: skip
 
     def scheduler(self) -> procs.Proc:

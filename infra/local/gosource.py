@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -116,10 +117,29 @@ def prepare(tool: GoTool, go: str, scratch: Path, log: Log) -> Prepared:
     for module in source.drop_replace:
         run([go, "mod", "edit", f"-dropreplace={module}"], src, modenv, f"editing go.mod of {tool.name}",
             log, scratch / "prepare.log")  # fmt: skip
+    for file, keep in source.keep_imports:
+        trim_blank_imports(src / file, keep)
     if source.generate is not None:
         run([go, "run", "generate.go"], src / source.generate, {**modenv, "VERSION": tool.version},
             f"generating the embedded files of {tool.name}", log, scratch / "prepare.log")  # fmt: skip
     return Prepared(src, "-mod=mod")
+
+
+_BLANK_IMPORT = re.compile(r'^\s*_ "([^"]+)"[^\n]*\n', re.MULTILINE)
+
+
+def trim_blank_imports(path: Path, keep: tuple[str, ...]) -> list[str]:
+    """Drop the blank imports of ``path`` not in ``keep``; return the dropped paths.
+
+    Fails if one of ``keep`` is not imported there (a new version moved it).
+    """
+    text = path.read_text()
+    found = _BLANK_IMPORT.findall(text)
+    missing = sorted(set(keep) - set(found))
+    if missing:
+        raise ToolchainError(f"{path}: no blank import of {', '.join(missing)} to keep")
+    path.write_text(_BLANK_IMPORT.sub(lambda m: m[0] if m[1] in keep else "", text))
+    return [imp for imp in found if imp not in keep]
 
 
 def go_env(mod_flag: str) -> dict[str, str]:

@@ -219,12 +219,12 @@ def etcd_binary() -> Path:
 
 
 def missing(names: Iterable[str] | None = None) -> list[str]:
-    """Names of pinned tools (of ``names``, default all) not built, or not installed as plugins, yet."""
+    """Pinned tools (of ``names``; default all but the add-ons) not built, or not installed as plugins."""
     wanted = set(names) if names is not None else None
     return [
         t.name
         for t in TOOLS
-        if (wanted is None or t.name in wanted)
+        if (t.name in wanted if wanted is not None else not t.addon)
         and (not tool_path(t).exists() or (t.install == "plugin" and not plugins.installed(t)))
     ]
 
@@ -239,7 +239,7 @@ def bootstrap(log: Log | None = None, only: Iterable[str] | None = None) -> list
     started = time.monotonic()
     results: list[BuildResult] = []
     for pinned in TOOLS:
-        if wanted is None or pinned.name in wanted:
+        if (wanted is None and not pinned.addon) or (wanted is not None and pinned.name in wanted):
             result = build(pinned, say)
             results.append(result)
             state = "cached" if result.cached else f"built in {result.seconds:.0f}s"

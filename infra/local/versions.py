@@ -29,6 +29,9 @@ KUBERNETES_PROVIDER_PSEUDO_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 ENV_THIRD_PARTY = "MOBIUS_THIRD_PARTY"
 KUBERNETES_VERSION = "1.34.2"
 KWOK_VERSION = "0.7.0"
+PROMETHEUS_ADAPTER_VERSION = "0.12.0"
+EXTERNAL_SECRETS_VERSION = "0.16.2"
+_ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
 
 
@@ -70,13 +73,16 @@ class ProxyModule:
 
     ``drop_replace`` removes ``replace`` lines that point outside the module zip (the
     required version is then fetched from the proxy); ``generate`` is a folder in which
-    ``go run generate.go`` writes files the main package embeds, with ``VERSION`` set.
+    ``go run generate.go`` writes files the main package embeds, with ``VERSION`` set;
+    ``keep_imports`` trims a registry file of blank imports to the plugins a build needs.
     """
 
     path: str
     version: str
     drop_replace: tuple[str, ...] = ()
     generate: str | None = None
+    # ``(file, (import path, ...))``: in each file, drop every blank import (``_ "…"``) not listed.
+    keep_imports: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 Source = WrapperModule | VendoredSource | ProxyModule
@@ -97,6 +103,9 @@ class GoTool:
     # The arguments that make an installed binary print its version (``v<version>``): a pinned
     # binary already on PATH is used instead of building. None: never looked up on PATH.
     version_args: tuple[str, ...] | None = field(default=None)
+    # An add-on the cluster runs only for some tests (prometheus-adapter, the External Secrets
+    # Operator): built by ``bootstrap --only`` (deps/setup.d/45-addons.sh), never by a plain bootstrap.
+    addon: bool = False
 
     @property
     def cache_key(self) -> str:
@@ -186,7 +195,42 @@ TOOLS: tuple[GoTool, ...] = (
             f"sigs.k8s.io/kwok/pkg/consts.KubeVersion=v{KUBERNETES_VERSION}",
         ),
     ),
+    GoTool(
+        name="prometheus-adapter",
+        group="prometheus-adapter",
+        version=PROMETHEUS_ADAPTER_VERSION,
+        source=ProxyModule("sigs.k8s.io/prometheus-adapter", f"v{PROMETHEUS_ADAPTER_VERSION}"),
+        package="./cmd/adapter",
+        addon=True,
+    ),
+    GoTool(
+        name="external-secrets",
+        group="external-secrets",
+        version=EXTERNAL_SECRETS_VERSION,
+        # Its go.mod replaces sprig with a fork (a module version, not a path): built from a copy.
+        # Only the providers and generators this project uses are registered: with all 38
+        # providers' cloud SDKs the build is several times longer, and no test could reach them.
+        source=ProxyModule(
+            _ESO,
+            f"v{EXTERNAL_SECRETS_VERSION}",
+            keep_imports=(
+                (
+                    "pkg/provider/register/register.go",
+                    tuple(f"{_ESO}/pkg/provider/{p}" for p in ("fake", "kubernetes", "vault")),
+                ),
+                (
+                    "pkg/generator/register/register.go",
+                    tuple(f"{_ESO}/pkg/generator/{g}" for g in ("fake", "password", "uuid", "vault")),
+                ),
+            ),
+        ),
+        package=".",
+        addon=True,
+    ),
 )
+
+#: The add-ons' names (built only when asked for).
+ADDON_TOOLS = tuple(t.name for t in TOOLS if t.addon)
 
 #: What ``pulumi preview``/``up`` of the program need: the CLI and its two plugins.
 ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")

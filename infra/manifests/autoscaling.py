@@ -2,8 +2,9 @@
 
 Each track's HPA gets its share of ``replicas.min``/``max`` (:mod:`infra.manifests.canary`),
 so scaling cannot drown the canary ratio. With ``autoscaling.queueDepthTarget``
-the HPA also scales on the queue's waiting jobs, read as an External metric
-(served from Prometheus by prometheus-adapter). An External metric with an
+the HPA also scales on the queue's waiting jobs (prioritised and paused ones
+included), read as an External metric of the stack's own namespace and queue
+(served from Prometheus by prometheus-adapter, :mod:`infra.manifests.adapter`). An External metric with an
 ``AverageValue`` target is divided by the track's own pod count, so each track's
 target is scaled by its share: both tracks then want the same ratio of pods.
 """
@@ -15,7 +16,10 @@ from infra.manifests.canary import Plan, TrackBounds
 from infra.manifests.common import Manifest, metadata, selector_labels
 from worker import constants as c
 
-SCALE_DOWN_WINDOW_SECONDS = 300
+
+def queue_selector(cfg: StackConfig) -> dict[str, str]:
+    """The labels an HPA picks its queue's waiting jobs by (the adapter adds the namespace)."""
+    return {c.LABEL_STATE: "waiting", c.LABEL_QUEUE: cfg.worker.queue_name}
 
 
 def per_track_queue_target(target: int, share_percent: float) -> str:
@@ -35,15 +39,17 @@ def hpa(
     labels: dict[str, str],
 ) -> Manifest:
     """The autoscaling/v2 HPA of one track's Deployment."""
-    metrics: list[Manifest] = [
-        {
-            "type": "Resource",
-            "resource": {
-                "name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": cfg.autoscaling.cpu_target},
-            },
-        }
-    ]
+    metrics: list[Manifest] = []
+    if cfg.autoscaling.cpu_target is not None:
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": cfg.autoscaling.cpu_target},
+                },
+            }
+        )
     depth = cfg.autoscaling.queue_depth_target
     if depth is not None:
         metrics.append(
@@ -52,7 +58,7 @@ def hpa(
                 "external": {
                     "metric": {
                         "name": c.METRIC_QUEUE_DEPTH,
-                        "selector": {"matchLabels": {c.LABEL_STATE: "waiting"}},
+                        "selector": {"matchLabels": queue_selector(cfg)},
                     },
                     "target": {"type": "AverageValue", "averageValue": per_track_queue_target(depth, share)},
                 },
@@ -70,7 +76,7 @@ def hpa(
             # Scale down slowly: each removed pod drains its jobs first.
             "behavior": {
                 "scaleDown": {
-                    "stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS,
+                    "stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds,
                     "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
                 }
             },

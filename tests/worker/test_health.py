@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,6 @@ async def test_health_command_against_a_real_worker(spawn_worker: Any, worker_en
     assert await asyncio.to_thread(run_probe, env, "--live") == 0
     async with httpx.AsyncClient() as client:
         scrape = await client.get(f"http://127.0.0.1:{worker.port}{c.METRICS_PATH}")
-    assert f'{c.METRIC_QUEUE_DEPTH}{{state="waiting",track="stable"}}' in scrape.text
+    assert re.search(rf'{c.METRIC_QUEUE_DEPTH}{{queue="[^"]+",state="waiting",track="stable"}}', scrape.text)
     nobody = {**worker_env, c.ENV_METRICS_PORT: str(free_port())}
     assert await asyncio.to_thread(run_probe, nobody) == 1
