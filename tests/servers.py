@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import redis
 
 from bench.redis_kit import SentinelGroup
 
-__all__ = ["RedisServer", "SentinelGroup", "free_port"]
+__all__ = ["RedisServer", "SentinelGroup", "free_port", "shared_redis_server"]
 
 
 def free_port() -> int:
@@ -90,3 +91,12 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password, decode_responses=True)
+
+
+@pytest.fixture(scope="session", name="redis_server")
+def shared_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (a suite registers it by importing it into its conftest)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -33,7 +33,6 @@ class Metrics:
         self, track: str, registry: CollectorRegistry | None = None, *, queue: str = DEFAULT_QUEUE
     ) -> None:
         self.track = track
-        self.queue = queue
         self.registry = registry or CollectorRegistry()
         t = c.LABEL_TRACK
         self.outcomes = Counter(

@@ -218,13 +218,18 @@ def etcd_binary() -> Path:
     return Path(found)
 
 
+def _selected(tool: GoTool, wanted: set[str] | None) -> bool:
+    """Whether ``tool`` is one of ``wanted``; with no names, every tool but the add-ons."""
+    return tool.name in wanted if wanted is not None else not tool.addon
+
+
 def missing(names: Iterable[str] | None = None) -> list[str]:
     """Pinned tools (of ``names``; default all but the add-ons) not built, or not installed as plugins."""
     wanted = set(names) if names is not None else None
     return [
         t.name
         for t in TOOLS
-        if (t.name in wanted if wanted is not None else not t.addon)
+        if _selected(t, wanted)
         and (not tool_path(t).exists() or (t.install == "plugin" and not plugins.installed(t)))
     ]
 
@@ -239,7 +244,7 @@ def bootstrap(log: Log | None = None, only: Iterable[str] | None = None) -> list
     started = time.monotonic()
     results: list[BuildResult] = []
     for pinned in TOOLS:
-        if (wanted is None and not pinned.addon) or (wanted is not None and pinned.name in wanted):
+        if _selected(pinned, wanted):
             result = build(pinned, say)
             results.append(result)
             state = "cached" if result.cached else f"built in {result.seconds:.0f}s"

@@ -16,9 +16,8 @@ import asyncio
 import json
 import math
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,12 @@ from bullmq import Queue
 from e2e_kit import ScratchProject, kubectl_json, pulumi_run
 
 from bench.run_suite import tiny_png
-from bench.worker_proc import worker_env
+from bench.worker_proc import spawn, worker_env
 from infra.local import cluster
+from infra.local.kube import wait_until
 from infra.local.metrics_adapter import MetricsStack, Target
 from infra.manifests.adapter import CONFIG_KEY
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, shared_redis_server  # noqa: F401 (registers `redis_server`)
 from worker import constants as c
 
 pytestmark = pytest.mark.timeout(600)
@@ -91,19 +91,8 @@ async def resume(url: str, queue: str) -> None:
         await q.close()
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-def start_worker(url: str, queue: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = worker_env(url, queue, str(data_dir), concurrency=4)
-    env["PREVIEW_METRICS_PORT"] = str(port)
-    return subprocess.Popen([sys.executable, "-m", "worker", "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+def start_worker(url: str, queue: str, port: int, data_dir: Path) -> subprocess.Popen[str]:
+    return spawn(worker_env(url, queue, str(data_dir), concurrency=4, metrics_port=port))
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +146,9 @@ def hpa(environ: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def wait_for(check: Any, what: str, timeout: float, detail: Any = lambda: "") -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    pytest.fail(f"{what}: not within {timeout:.0f}s\n{detail()}")
+def status(environ: dict[str, str]) -> Callable[[], str]:
+    """What a failed wait shows: the HPA's status."""
+    return lambda: json.dumps(hpa(environ).get("status"), indent=1)
 
 
 def test_the_declared_hpa_selects_this_stacks_queue(deployed: tuple[Path, dict[str, str]]) -> None:
@@ -190,7 +175,9 @@ def test_backlog_scales_out_and_drain_scales_back(
 ) -> None:
     _, environ = deployed
     stack, redis_server = metrics
-    wait_for(lambda: hpa(environ).get("status", {}).get("desiredReplicas") == 1, "HPA settled at 1", 60)
+    wait_until(
+        lambda: hpa(environ).get("status", {}).get("desiredReplicas") == 1, "HPA at 1", 60, status(environ)
+    )
     asyncio.run(fill(redis_server.url, QUEUE, PLAIN, PRIORITISED))
     filled = time.monotonic()
 
@@ -202,9 +189,9 @@ def test_backlog_scales_out_and_drain_scales_back(
         items = stack.external_metric(NAMESPACE, c.METRIC_QUEUE_DEPTH, selector)
         return [i["value"] for i in items] == [str(value)]
 
-    wait_for(lambda: metric_is(PLAIN + PRIORITISED), "external metric at 40", 60)
-    took = wait_for(lambda: hpa(environ).get("status", {}).get("desiredReplicas") == WANT,
-                    f"HPA wanting {WANT} pods", 60)  # fmt: skip
+    wait_until(lambda: metric_is(PLAIN + PRIORITISED), "external metric at 40", 60, status(environ))
+    took = wait_until(lambda: hpa(environ).get("status", {}).get("desiredReplicas") == WANT,
+                      f"HPA wanting {WANT} pods", 60, status(environ))  # fmt: skip
     scale_out = time.monotonic() - filled
     assert (
         kubectl_json(environ, "-n", NAMESPACE, "get", "deployment", "preview-worker-stable")["spec"][
@@ -215,14 +202,14 @@ def test_backlog_scales_out_and_drain_scales_back(
     print(f"backlog to scale-out: {scale_out:.1f}s (after the metric: {took:.1f}s)")
 
     asyncio.run(resume(redis_server.url, QUEUE))
-    wait_for(lambda: metric_is(0), "external metric back at 0", 60)
+    wait_until(lambda: metric_is(0), "external metric back at 0", 60, status(environ))
     drained = time.monotonic()
     # Not before the stabilization window (checked until just before it ends) ...
     while time.monotonic() - drained < WINDOW - 3:
         assert hpa(environ)["status"]["desiredReplicas"] == WANT, "scaled down inside the window"
         time.sleep(1)
     # ... and after it, back to the minimum (the scale-down policy's period counts the scale-up).
-    wait_for(lambda: hpa(environ)["status"]["desiredReplicas"] == 1, "scaled back to 1", WINDOW + 30,
-             lambda: json.dumps(hpa(environ)["status"], indent=1))  # fmt: skip
+    wait_until(lambda: hpa(environ)["status"]["desiredReplicas"] == 1, "scaled back to 1", WINDOW + 30,
+               status(environ))  # fmt: skip
     current = json.dumps(hpa(environ)["status"])
     assert hpa(environ)["status"]["desiredReplicas"] >= 1, current

@@ -20,18 +20,11 @@ import worker_media as media
 from worker_http import SourceServer
 from worker_kit import TEST_TOKEN, RedisServer, free_port
 
+from tests.servers import shared_redis_server  # noqa: F401 (registers the `redis_server` fixture)
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "tests" / "node"
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
