@@ -28,10 +28,11 @@ def worker_env(redis_url: str, queue: str, data_dir: str, **settings: Any) -> di
     return env
 
 
-def spawn(env: dict[str, str], *, output: bool = False) -> subprocess.Popen[str]:
-    """Start one worker; with ``output`` its log lines are readable on ``stdout`` (for the ready line)."""
+def spawn(env: dict[str, str], *, output: bool = False, command: str = "run") -> subprocess.Popen[str]:
+    """Start one worker (or ``command="api"``, the job API); with ``output`` its log lines are
+    readable on ``stdout`` (for the ready line)."""
     sink = subprocess.PIPE if output else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO,
+        [sys.executable, "-m", "worker", command], env=env, cwd=REPO,
         stdout=sink, stderr=subprocess.STDOUT if output else subprocess.DEVNULL, text=True,
     )  # fmt: skip

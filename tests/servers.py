@@ -1,10 +1,12 @@
-"""Real servers shared by several test suites: a free loopback port and a redis-server.
+"""Real servers shared by several test suites: a free loopback port, a redis-server, a Vault dev server.
 
 Server-backed tests FAIL (never skip) when the binary is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -12,12 +14,26 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import hvac
+import hvac.exceptions
 import pytest
 import redis
+import requests
 
 from bench.redis_kit import SentinelGroup
 
-__all__ = ["RedisServer", "SentinelGroup", "free_port", "shared_redis_server"]
+__all__ = [
+    "RedisServer",
+    "SentinelGroup",
+    "VaultServer",
+    "free_port",
+    "shared_redis_server",
+    "shared_vault_server",
+]
+
+#: Built from the hashicorp/vault Go module by deps/setup.d/40-vault.sh.
+VAULT_BIN = Path.home() / ".cache" / "mobius-preview-worker" / "vault" / "vault-v1.21.0"
+VAULT_ROOT_TOKEN = "root-token-for-tests"
 
 
 def free_port() -> int:
@@ -100,3 +116,81 @@ def shared_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     server.start()
     yield server
     server.stop()
+
+
+class VaultServer:
+    """A real Vault dev server on a loopback port (in memory, unsealed, KV v2 at ``secret/``)."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not VAULT_BIN.is_file():
+            pytest.fail(f"{VAULT_BIN} is missing: run deps/setup.d/40-vault.sh (./dev test does)")
+        self.workdir = workdir
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        log = (self.workdir / "vault.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(VAULT_BIN), "server", "-dev", f"-dev-listen-address={self.url.removeprefix('http://')}",
+                f"-dev-root-token-id={VAULT_ROOT_TOKEN}", "-dev-no-store-token",
+            ],
+            env={"HOME": str(self.workdir), "PATH": os.environ.get("PATH", "")},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        client = hvac.Client(url=self.url, token=VAULT_ROOT_TOKEN, timeout=2)
+        deadline = time.monotonic() + timeout
+        while True:
+            # Not listening yet (connection refused) or still unsealing.
+            with contextlib.suppress(requests.exceptions.ConnectionError, hvac.exceptions.VaultError):
+                if client.sys.is_initialized() and not client.sys.is_sealed():
+                    return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"vault dev server did not start: {(self.workdir / 'vault.log').read_text()}")
+            time.sleep(0.2)
+
+    def client(self, token: str = VAULT_ROOT_TOKEN) -> hvac.Client:
+        return hvac.Client(url=self.url, token=token, timeout=5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+@pytest.fixture(scope="session", name="vault_server")
+def shared_vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
+    """One real Vault dev server for the session (import it into a suite's module or conftest)."""
+    server = VaultServer(tmp_path_factory.mktemp("vault-home"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def project_secret(folder: Path, values: dict[str, str]) -> None:
+    """Write ``values`` into ``folder`` the way the kubelet updates a mounted Secret volume.
+
+    A stand-in for the kubelet, which this machine does not run (KWOK's pods run no
+    containers): its AtomicWriter writes a fresh ``..<timestamp>`` folder, swaps the
+    ``..data`` symlink to it in one rename, and each key is a symlink through ``..data``,
+    so a reader sees the old set or the new one, never a mix.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / f"..{time.time_ns()}"
+    stamp.mkdir()
+    for name, value in values.items():
+        (stamp / name).write_text(value)
+    tmp = folder / "..data_tmp"
+    tmp.symlink_to(stamp.name)
+    old = (folder / "..data").resolve() if (folder / "..data").is_symlink() else None
+    tmp.rename(folder / "..data")
+    for name in values:
+        link = folder / name
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{name}")
+    for link in folder.iterdir():  # keys gone from the Secret disappear from the volume
+        if link.is_symlink() and not link.name.startswith("..") and link.name not in values:
+            link.unlink()
+    if old is not None:
+        shutil.rmtree(old)

@@ -10,7 +10,7 @@ import sys
 
 import uvloop
 
-from worker import logs
+from worker import logs, secret_files
 from worker.settings import load_or_exit
 
 
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     check_files.add_argument("files", nargs="+", metavar="FILE", help="a JSON payload file, or - for stdin")
     args = parser.parse_args(argv)
+    from_files = secret_files.overlay_environ()  # PREVIEW_SECRETS_DIR's files, before settings are read
     settings = load_or_exit()
     if args.command == "validate":
         from worker.validate_cli import validate_files
@@ -41,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         from worker.supervisor import supervise
 
         main_coro = supervise(settings) if settings.worker_processes > 1 else run_worker(settings)
+        watcher = secret_files.start_watcher(from_files)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main_coro)
+            status = runner.run(main_coro)
+        if watcher is not None and watcher.rotated.is_set():  # drained like on SIGTERM: start afresh
+            secret_files.reexec()
+        return status
     if args.command == "api":
         import uvicorn
 
@@ -56,14 +61,21 @@ def main(argv: list[str] | None = None) -> int:
         # uvicorn shuts down gracefully, then re-raises the signal it caught; exit 0 on it.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(0))
-        uvicorn.run(
-            app,
-            host=settings.api_host,
-            port=settings.api_port,
-            loop="uvloop",
-            log_config=None,
-            access_log=False,
-        )
+        watcher = secret_files.start_watcher(from_files)
+        try:
+            uvicorn.run(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                loop="uvloop",
+                log_config=None,
+                access_log=False,
+            )
+        except SystemExit:
+            if watcher is None or not watcher.rotated.is_set():
+                raise
+        if watcher is not None and watcher.rotated.is_set():  # requests in flight finished
+            secret_files.reexec()
         return 0
     if args.command == "redrive":
         from worker.jobs import Queues, redis_client

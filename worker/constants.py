@@ -11,6 +11,8 @@ from typing import Final
 # --- Connection and secrets -----------------------------------------------------------------
 ENV_REDIS_URL: Final = "REDIS_URL"
 ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
+#: A folder of secret env vars as files (a mounted Secret), watched for rotation (worker/secret_files.py).
+ENV_SECRETS_DIR: Final = "PREVIEW_SECRETS_DIR"
 # S3 credentials are read by botocore's standard chain (these env vars, or a mounted
 # AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
 ENV_S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"

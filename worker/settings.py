@@ -208,7 +208,7 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def _describe(err: ValidationError) -> list[str]:
+def describe(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
         if not e["loc"]:  # a rule across settings: its message names them; the input holds secrets
@@ -228,6 +228,6 @@ def load_or_exit() -> Settings:
     try:
         return Settings()
     except ValidationError as err:
-        for line in _describe(err):
+        for line in describe(err):
             print(line, file=sys.stderr)
         raise SystemExit(EXIT_BAD_SETTINGS) from None

@@ -2,6 +2,8 @@
 
 * ``external-secrets``: an ExternalSecret asks the External Secrets Operator to
   copy the Vault properties into a Secret; the values never pass through Pulumi.
+  With ``secrets.store`` the stack also declares that ExternalSecret's SecretStore
+  (Vault's Kubernetes auth, logging in as a ServiceAccount of its own).
 * ``vault``: the values are read from Vault KV v2 at deploy time (hvac) and
   wrapped as Pulumi secrets, so state holds them encrypted and output masks them.
 
@@ -25,6 +27,8 @@ from worker.constants import ENV_REDIS_URL
 
 ENV_SECRET_NAME = f"{APP_NAME}-env"
 VAULT_SECRET_NAME = f"{APP_NAME}-vault"
+#: The identity ESO logs in to Vault as (``secrets.store``): no RBAC, no pod mounts its token.
+STORE_SERVICE_ACCOUNT = f"{APP_NAME}-secrets"
 
 
 def external_secret(cfg: StackConfig, labels: dict[str, str]) -> Manifest:
@@ -46,6 +50,40 @@ def external_secret(cfg: StackConfig, labels: dict[str, str]) -> Manifest:
     }
 
 
+def secret_store(cfg: StackConfig, labels: dict[str, str]) -> list[Manifest]:
+    """``secrets.store``'s SecretStore and the ServiceAccount it logs in to Vault as (else nothing)."""
+    s, store = cfg.secrets, cfg.secrets.store
+    if store is None:
+        return []
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(STORE_SERVICE_ACCOUNT, cfg.namespace, labels),
+        "automountServiceAccountToken": False,
+    }
+    vault = {
+        "server": store.server,
+        "path": s.mount,
+        "version": "v2",
+        "auth": {
+            "kubernetes": {
+                "mountPath": store.auth_mount,
+                "role": store.role,
+                "serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT},
+            }
+        },
+    }
+    return [
+        account,
+        {
+            "apiVersion": "external-secrets.io/v1",
+            "kind": "SecretStore",
+            "metadata": metadata(s.store_name, cfg.namespace, labels),
+            "spec": {"provider": {"vault": vault}},
+        },
+    ]
+
+
 def _digest(pairs: list[Any]) -> str:
     return hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
 
@@ -61,7 +99,7 @@ def read_vault(cfg: StackConfig) -> dict[str, str]:
         return {}
     from infra.components import vault  # hvac and requests cost 0.12 s to import; only vault mode needs them
 
-    return vault.read_kv2(vault.client_from_env(), s.mount, s.path, s.keys)
+    return vault.read_from_env(s.mount, s.path, s.keys)
 
 
 @dataclass(frozen=True)
@@ -99,8 +137,13 @@ class WorkerSecrets(pulumi.ComponentResource):
             pairs = pulumi.Output.all(*(values[k] for k in names))
             parts.append(pairs.apply(lambda vs: list(zip(names, vs, strict=True))))
         if cfg.secrets.provider == "external-secrets" and cfg.secrets.keys:
+            store = [declare(f"{name}-{m['kind'].lower()}", m, child) for m in secret_store(cfg, labels)]
             manifest = external_secret(cfg, labels)
-            declare(f"{name}-external", manifest, child)
+            declare(
+                f"{name}-external",
+                manifest,
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=store)),
+            )
             self.env_sources.append({"secretRef": {"name": VAULT_SECRET_NAME}})
             parts.append(pulumi.Output.from_input(manifest["spec"]))
         # The pod annotation must not be a secret (Pulumi would then hide the whole Deployment

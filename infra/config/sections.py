@@ -137,6 +137,33 @@ class Autoscaling(Model):
         return self
 
 
+class VaultStore(Model):
+    """A ``SecretStore`` the stack declares in its own namespace (``secrets.store``).
+
+    ESO logs in to Vault's Kubernetes auth method at ``authMount`` with ``role``, as the
+    stack's ServiceAccount ``preview-worker-secrets`` (which has no RBAC of its own); the
+    Vault role binds to exactly that ServiceAccount and namespace (see docs/secrets.md).
+    """
+
+    server: str
+    auth_mount: str = "kubernetes"
+    role: str = "preview-worker"
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", v):
+            raise ValueError(f"must be Vault's http(s)://host[:port], got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("auth_mount", "role")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}", v) or ".." in v:
+            raise ValueError(f"must be a Vault path segment (letters, digits, . _ - /), got {v!r}")
+        return v
+
+
 class Secrets(Model):
     """Where the worker's secret env vars come from.
 
@@ -153,8 +180,19 @@ class Secrets(Model):
     store_name: str = "vault"
     store_kind: Literal["ClusterSecretStore", "SecretStore"] = "ClusterSecretStore"
     refresh_interval: str = "1h"
+    store: VaultStore | None = None
 
     _refresh = field_validator("refresh_interval")(check_duration)
+
+    @model_validator(mode="after")
+    def _own_store(self) -> Secrets:
+        if self.store is None:
+            return self
+        if self.provider != "external-secrets":
+            raise cross_field(("store", "is the External Secrets Operator's: set provider external-secrets"))
+        if self.store_kind != "SecretStore":
+            raise cross_field(("storeKind", "must be SecretStore when secrets.store declares it"))
+        return self
 
     @field_validator("keys")
     @classmethod

@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ def _module_dir(go: str, module: ProxyModule, env: dict[str, str], scratch: Path
     if "Dir" not in info:
         raise ToolchainError(f"go mod download {ref}: {info.get('Error', 'no Dir in its answer')}")
     return Path(info["Dir"])
+
+
+def module_dir(module: ProxyModule, go: str) -> Path:
+    """Where the Go module cache holds ``module`` (downloaded from the proxy first if need be)."""
+    with tempfile.TemporaryDirectory(prefix="gomod-") as scratch:
+        return _module_dir(go, module, go_env("-mod=mod"), Path(scratch), lambda _: None)
 
 
 def prepare(tool: GoTool, go: str, scratch: Path, log: Log) -> Prepared:

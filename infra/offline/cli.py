@@ -24,6 +24,7 @@ KIND_ORDER = [
     "ServiceAccount",
     "ConfigMap",
     "Secret",
+    "SecretStore",
     "ExternalSecret",
     "Service",
     "Deployment",

@@ -3,26 +3,18 @@ hashicorp/vault Go module by deps/setup.d/40-vault.sh). Fails, never skips, with
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import hvac
 import hvac.exceptions
 import pytest
-import requests
 
 from infra.components import vault
 from infra.errors import VaultError
 from infra.offline.harness import run_program
-from tests.servers import free_port
+from tests.servers import VAULT_ROOT_TOKEN as ROOT_TOKEN
+from tests.servers import VaultServer, shared_vault_server  # noqa: F401 (registers `vault_server`)
 
-VAULT_BIN = Path.home() / ".cache" / "mobius-preview-worker" / "vault" / "vault-v1.21.0"
-ROOT_TOKEN = "root-token-for-tests"
 REDIS_URL = "redis://:s3cret-from-vault@redis.redis:6379/0"
 S3_VALUES = {
     "s3_access_key_id": "AKIAVAULTTESTKEY0001",
@@ -37,41 +29,11 @@ STORE_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def vault_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert VAULT_BIN.is_file(), f"{VAULT_BIN} is missing: run deps/setup.d/40-vault.sh (./dev test does)"
-    home = tmp_path_factory.mktemp("vault-home")
-    url = f"http://127.0.0.1:{free_port()}"
-    log = (home / "vault.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(VAULT_BIN),
-            "server",
-            "-dev",
-            f"-dev-listen-address={url.removeprefix('http://')}",
-            f"-dev-root-token-id={ROOT_TOKEN}",
-            "-dev-no-store-token",
-        ],
-        env={"HOME": str(home), "PATH": os.environ.get("PATH", "")},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    client = hvac.Client(url=url, token=ROOT_TOKEN, timeout=2)
-    deadline = time.monotonic() + 30
-    while True:
-        # Not listening yet (connection refused) or still unsealing.
-        with contextlib.suppress(requests.exceptions.ConnectionError, hvac.exceptions.VaultError):
-            if client.sys.is_initialized() and not client.sys.is_sealed():
-                break
-        assert proc.poll() is None, (home / "vault.log").read_text()
-        assert time.monotonic() < deadline, "vault dev server did not start in 30 s"
-        time.sleep(0.2)
-    client.secrets.kv.v2.create_or_update_secret(
+def vault_url(vault_server: VaultServer) -> str:
+    vault_server.client().secrets.kv.v2.create_or_update_secret(
         path="mobius/dev", secret={"redis_url": REDIS_URL, **S3_VALUES}
     )
-    yield url
-    proc.terminate()
-    proc.wait(timeout=15)
-    log.close()
+    return vault_server.url
 
 
 def vault_env(monkeypatch: pytest.MonkeyPatch, url: str, token: str = ROOT_TOKEN) -> None:
@@ -128,3 +90,68 @@ def test_missing_path_property_and_forbidden_are_named(vault_url: str) -> None:
     assert str(info.value) == (
         f"vault: permission denied reading {vault_url} secret/mobius/dev (check VAULT_TOKEN's policy)"
     )
+
+
+def approle(root: hvac.Client, uses: int = 0) -> tuple[str, str]:
+    """A deploy AppRole that may read mobius/dev only: its role id and a fresh secret id."""
+    if "approle/" not in root.sys.list_auth_methods():
+        root.sys.enable_auth_method("approle")
+    root.sys.create_or_update_policy(
+        "deploy-read", 'path "secret/data/mobius/dev" { capabilities = ["read"] }'
+    )
+    root.auth.approle.create_or_update_approle(
+        "deploy", token_policies=["deploy-read"], token_ttl="5m", secret_id_num_uses=uses
+    )
+    role_id = root.auth.approle.read_role_id("deploy")["data"]["role_id"]
+    return role_id, root.auth.approle.generate_secret_id("deploy")["data"]["secret_id"]
+
+
+def live_deploy_tokens(root: hvac.Client) -> int:
+    accessors = root.auth.token.list_accessors()["data"]["keys"]
+    metas = (root.auth.token.lookup_accessor(a)["data"].get("meta") or {} for a in accessors)
+    return sum(1 for meta in metas if meta.get("role_name") == "deploy")
+
+
+def test_program_reads_vault_with_an_approle_and_revokes_its_token(
+    vault_url: str, vault_server: VaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = vault_server.client()
+    role_id, secret_id = approle(root)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.setenv("VAULT_ADDR", vault_url)
+    monkeypatch.setenv("VAULT_ROLE_ID", role_id)
+    monkeypatch.setenv("VAULT_SECRET_ID", secret_id)
+    keys = {
+        "secrets": {
+            "provider": "vault",
+            "path": "mobius/dev",
+            "keys": {"REDIS_URL": "redis_url", **STORE_KEYS},
+        }
+    }
+    run = run_program("dev", overrides={"redisUrl": None, **keys})
+    assert (
+        run.resource("Secret", "preview-worker-env").inputs["stringData"]["value"]["REDIS_URL"] == REDIS_URL
+    )
+    assert live_deploy_tokens(root) == 0  # the login's token did its one read and was revoked
+
+
+def test_approle_refusals_name_the_mount_never_the_secret_id(
+    vault_url: str, vault_server: VaultServer
+) -> None:
+    role_id, secret_id = approle(vault_server.client(), uses=1)
+    env = {"VAULT_ADDR": vault_url, "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id}
+    assert vault.read_from_env("secret", "mobius/dev", {"REDIS_URL": "redis_url"}, env) == {
+        "REDIS_URL": REDIS_URL
+    }
+    for used_or_wrong in (secret_id, "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(VaultError) as info:
+            vault.client_from_env({**env, "VAULT_SECRET_ID": used_or_wrong})
+        assert str(info.value) == (
+            f"vault: AppRole login at {vault_url} auth/approle refused (check VAULT_ROLE_ID/VAULT_SECRET_ID)"
+        )
+    with pytest.raises(VaultError) as info:
+        vault.client_from_env({**env, "VAULT_TOKEN": "t"})
+    assert "not both" in str(info.value)
+    with pytest.raises(VaultError) as info:
+        vault.client_from_env({"VAULT_ADDR": vault_url, "VAULT_ROLE_ID": role_id})
+    assert str(info.value) == "secrets.provider is vault but VAULT_SECRET_ID not set in the environment"

@@ -1,0 +1,209 @@
+"""Secrets from Vault, synced by the real External Secrets Operator into the local cluster.
+
+Vault is a real dev server on loopback with its Kubernetes auth method configured against
+the local API server (TokenReview through a reviewer ServiceAccount, as on a real cluster).
+The operator is the built ``external-secrets`` add-on running on the host. The dev stack (as
+``dev-s``) declares its own SecretStore with ``secrets.store``; after ``pulumi up`` the Secret
+must hold Vault's values, none of which may be in Pulumi's state, and a host worker started
+with that Secret's env must accept the job API token that came from Vault.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_kit import ScratchProject, kubectl_json, pulumi_run, run
+
+from bench.worker_proc import spawn, worker_env
+from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
+from infra.local import cluster
+from infra.local.kube import wait_until
+from infra.local.layout import APISERVER_PORT, HOST
+from infra.local.secrets_operator import SecretsOperator
+from tests.servers import (  # noqa: F401 (registers `redis_server` and `vault_server`)
+    RedisServer,
+    VaultServer,
+    free_port,
+    shared_redis_server,
+    shared_vault_server,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+STACK, NAMESPACE = "dev-s", "preview-dev-s"
+KV_PATH = "mobius/dev/preview-worker"  # Pulumi.dev.yaml's secrets.path
+ROLE, AUTH_MOUNT, POLICY = "preview-worker", "kubernetes", "preview-worker-read"
+REFRESH = "2s"
+VALUES = {
+    "s3_access_key_id": "AKIAESOSYNCED0001",
+    "s3_secret_access_key": "eso-synced-s3-secret-0001",
+    "api_tokens": "eso-synced-api-token-000000000001",
+}
+ENV_OF = {
+    "AWS_ACCESS_KEY_ID": "s3_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
+    "PREVIEW_API_TOKENS": "api_tokens",
+}
+
+
+def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str) -> None:
+    """What a platform team does once per cluster: Vault's Kubernetes auth, a policy and a role.
+
+    Vault checks each login's ServiceAccount token with a TokenReview, made as a reviewer
+    ServiceAccount bound to ``system:auth-delegator``; the role admits only the stack's own
+    store identity in the stack's namespace, and its policy reads only the stack's path.
+    """
+    run(["kubectl", "create", "namespace", "vault-auth"], environ)
+    run(["kubectl", "-n", "vault-auth", "create", "serviceaccount", "token-reviewer"], environ)
+    run(
+        [
+            "kubectl",
+            "create",
+            "clusterrolebinding",
+            "vault-token-reviewer",
+            "--clusterrole=system:auth-delegator",
+            "--serviceaccount=vault-auth:token-reviewer",
+        ],
+        environ,
+    )
+    reviewer = run(
+        ["kubectl", "-n", "vault-auth", "create", "token", "token-reviewer", "--duration=2h"], environ
+    )
+    root = vault.client()
+    root.sys.enable_auth_method("kubernetes", path=AUTH_MOUNT)
+    root.auth.kubernetes.configure(
+        kubernetes_host=f"https://{HOST}:{APISERVER_PORT}",
+        kubernetes_ca_cert=ca_pem,
+        token_reviewer_jwt=reviewer.strip(),
+        disable_local_ca_jwt=True,
+        mount_point=AUTH_MOUNT,
+    )
+    root.sys.create_or_update_policy(POLICY, f'path "secret/data/{KV_PATH}" {{ capabilities = ["read"] }}')
+    root.auth.kubernetes.create_role(
+        ROLE,
+        bound_service_account_names=[STORE_SERVICE_ACCOUNT],
+        bound_service_account_namespaces=[NAMESPACE],
+        policies=[POLICY],
+        ttl="10m",
+        mount_point=AUTH_MOUNT,
+    )
+    root.secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
+
+
+def stack_file(text: str, vault_url: str) -> str:
+    text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
+    store = (
+        "    storeKind: SecretStore\n"
+        f"    refreshInterval: {REFRESH}\n"
+        f"    store: {{server: '{vault_url}', authMount: {AUTH_MOUNT}, role: {ROLE}}}\n"
+    )
+    anchor = "    provider: external-secrets\n"
+    assert anchor in text
+    return text.replace(anchor, anchor + store, 1)
+
+
+def synced(environ: dict[str, str]) -> dict[str, str]:
+    """The operator's Secret, decoded (empty while it does not exist yet)."""
+    found = subprocess.run(
+        ["kubectl", "-n", NAMESPACE, "get", "secret", VAULT_SECRET_NAME, "-o", "json"],
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        return {}
+    data: dict[str, str] = json.loads(found.stdout).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    scratch_project: ScratchProject,
+    local_cluster: cluster.Cluster,
+    vault_server: VaultServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, dict[str, str], SecretsOperator]]:
+    project, environ = scratch_project("external-secrets")
+    configure_vault(vault_server, environ, local_cluster.pki.ca_cert.read_text())
+    operator = SecretsOperator(local_cluster, tmp_path_factory.mktemp("eso"), free_port()).start()
+    try:
+        text = stack_file((project / "Pulumi.dev.yaml").read_text(), vault_server.url)
+        (project / f"Pulumi.{STACK}.yaml").write_text(text)
+        pulumi_run(["stack", "init", STACK], environ, project)
+        pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
+        yield project, environ, operator
+        pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    finally:
+        operator.stop()
+
+
+def wait_synced(environ: dict[str, str], operator: SecretsOperator, want: dict[str, str]) -> float:
+    def status() -> str:
+        found = subprocess.run(
+            ["kubectl", "-n", NAMESPACE, "get", "externalsecret,secretstore", "-o", "json"],
+            env=environ,
+            capture_output=True,
+            text=True,
+        )
+        return f"{found.stdout[-3000:]}\n{operator.log_tail()}"
+
+    return wait_until(lambda: synced(environ) == want, "the operator's Secret", 90, status)
+
+
+def test_pulumi_up_syncs_vaults_values_and_never_holds_them(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+) -> None:
+    project, environ, operator = deployed
+    wait_synced(environ, operator, {env: VALUES[prop] for env, prop in ENV_OF.items()})
+    store = kubectl_json(environ, "-n", NAMESPACE, "get", "secretstore", "vault")
+    assert [(k["type"], k["status"]) for k in store["status"]["conditions"]] == [("Ready", "True")]
+    secret = kubectl_json(environ, "-n", NAMESPACE, "get", "secret", VAULT_SECRET_NAME)
+    (owner,) = secret["metadata"]["ownerReferences"]  # the ExternalSecret owns it (creationPolicy Owner)
+    assert (owner["kind"], owner["name"]) == ("ExternalSecret", VAULT_SECRET_NAME)
+    state = run(["pulumi", "stack", "export", "--stack", STACK, "--show-secrets"], environ, project)
+    for value in VALUES.values():
+        assert value not in state  # the values went Vault → operator → Secret, never through Pulumi
+
+
+def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    _, environ, operator = deployed
+    env_from_secret = wait_and_read(environ, operator)
+    port = free_port()
+    env: dict[str, Any] = worker_env(
+        redis_server.url, "eso-q", str(tmp_path), api_port=port, api_auth="tokens"
+    )
+    env.update(env_from_secret)
+    api = spawn(env, command="api")
+    try:
+        url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
+        wait_until(lambda: port_answers(url), "the job API", 30, lambda: f"exit {api.poll()}")
+        assert httpx.get(url, timeout=5).status_code == 401
+        token = {"Authorization": f"Bearer {VALUES['api_tokens']}"}
+        assert httpx.get(url, headers=token, timeout=5).status_code == 200
+    finally:
+        api.terminate()
+        api.wait(30)
+
+
+def wait_and_read(environ: dict[str, str], operator: SecretsOperator) -> dict[str, str]:
+    wait_synced(environ, operator, {env: VALUES[prop] for env, prop in ENV_OF.items()})
+    return synced(environ)
+
+
+def port_answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
