@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import hvac
 import hvac.exceptions
 import pytest
@@ -26,6 +27,7 @@ __all__ = [
     "RedisServer",
     "SentinelGroup",
     "VaultServer",
+    "bearer_status",
     "free_port",
     "shared_redis_server",
     "shared_vault_server",
@@ -41,6 +43,14 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def bearer_status(url: str, token: str) -> int:
+    """The HTTP status of a GET of ``url`` with ``token`` as its bearer token (0: no answer)."""
+    try:
+        return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
 
 
 class RedisServer:

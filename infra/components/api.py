@@ -35,6 +35,7 @@ from infra.manifests.env import process_env
 from infra.manifests.pod import (
     TMP_MOUNT,
     TMP_VOLUME,
+    SecretFiles,
     hardened_container,
     hardened_pod_spec,
     resources,
@@ -71,9 +72,9 @@ def _tcp_probe(period: int, failures: int) -> Manifest:
     }
 
 
-def api_container(cfg: StackConfig, env_sources: list[Manifest]) -> Manifest:
+def api_container(cfg: StackConfig, env_sources: list[Manifest], files: SecretFiles) -> Manifest:
     """The API container: the stable image with the worker's hardening, ``args: [api]``."""
-    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}]  # the release id is the Deployment's only
+    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}, *files.env]  # the release id: the Deployment's
     return hardened_container(
         CONTAINER_NAME,
         cfg.image,
@@ -92,7 +93,7 @@ def api_container(cfg: StackConfig, env_sources: list[Manifest]) -> Manifest:
             "timeoutSeconds": 3,
             "failureThreshold": 2,
         },
-        volumeMounts=[TMP_MOUNT],
+        volumeMounts=[TMP_MOUNT, *files.mounts],
     )
 
 
@@ -105,6 +106,7 @@ class ApiArgs:
     service_account: str
     secret_sources: list[Manifest]
     secret_checksum: Any  # pulumi.Output[str], not itself secret
+    secret_files: SecretFiles
 
 
 def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
@@ -115,9 +117,9 @@ def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
     pod = hardened_pod_spec(
         cfg,
         args.service_account,
-        [api_container(cfg, env_sources)],
+        [api_container(cfg, env_sources, args.secret_files)],
         terminationGracePeriodSeconds=GRACE_SECONDS,
-        volumes=[TMP_VOLUME],
+        volumes=[TMP_VOLUME, *args.secret_files.volumes],
         topologySpreadConstraints=spread(api_selector(args.instance)),
     )
     # The release id stays off the pod template: a release that changes no pod (a canary weight

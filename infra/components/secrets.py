@@ -23,10 +23,14 @@ import pulumi
 from infra.config.model import StackConfig
 from infra.errors import InfraError
 from infra.manifests.common import APP_NAME, Manifest, child_options, declare, metadata
-from worker.constants import ENV_REDIS_URL
+from infra.manifests.pod import SecretFiles
+from worker.constants import ENV_REDIS_URL, ENV_SECRETS_DIR
 
 ENV_SECRET_NAME = f"{APP_NAME}-env"
 VAULT_SECRET_NAME = f"{APP_NAME}-vault"
+#: Where the operator's Secret is mounted as files (``PREVIEW_SECRETS_DIR``), read-only.
+SECRETS_MOUNT_PATH = "/var/run/secrets/mobius-preview"
+SECRETS_VOLUME = "vault-secrets"
 #: The identity ESO logs in to Vault as (``secrets.store``): no RBAC, no pod mounts its token.
 STORE_SERVICE_ACCOUNT = f"{APP_NAME}-secrets"
 
@@ -84,6 +88,17 @@ def secret_store(cfg: StackConfig, labels: dict[str, str]) -> list[Manifest]:
     ]
 
 
+def vault_files() -> SecretFiles:
+    """The operator's Secret as files: re-read on rotation, where env vars from it never change.
+
+    Owner and group read only (the pod's fsGroup is the worker's group); the kubelet swaps the
+    files atomically when the operator updates the Secret.
+    """
+    volume = {"name": SECRETS_VOLUME, "secret": {"secretName": VAULT_SECRET_NAME, "defaultMode": 0o440}}
+    mount = {"name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH, "readOnly": True}
+    return SecretFiles([volume], [mount], [{"name": ENV_SECRETS_DIR, "value": SECRETS_MOUNT_PATH}])
+
+
 def _digest(pairs: list[Any]) -> str:
     return hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
 
@@ -115,13 +130,14 @@ class WorkerSecrets(pulumi.ComponentResource):
     """The Secret(s) the worker's pods read their secret env vars from."""
 
     env_sources: list[Manifest]
+    files: SecretFiles
     checksum: pulumi.Output[str]
 
     def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mobius:preview:Secrets", name, None, opts)
         cfg, labels, child = args.config, args.labels, child_options(self, opts)
         values = self._pulumi_values(cfg, args.vault_values)
-        self.env_sources = []
+        self.env_sources, self.files = [], SecretFiles()
         parts: list[pulumi.Output[Any]] = []
         if values:
             names = sorted(values)
@@ -144,7 +160,7 @@ class WorkerSecrets(pulumi.ComponentResource):
                 manifest,
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=store)),
             )
-            self.env_sources.append({"secretRef": {"name": VAULT_SECRET_NAME}})
+            self.files = vault_files()
             parts.append(pulumi.Output.from_input(manifest["spec"]))
         # The pod annotation must not be a secret (Pulumi would then hide the whole Deployment
         # spec). It is a sha256 over all the values together, so it only helps an attacker who

@@ -134,15 +134,16 @@ class PreviewWorkerStack(pulumi.ComponentResource):
                 env_sources,
                 checksum,
                 secrets.checksum,
+                secrets.files,
             )
             tracks[track] = WorkerDeployment(f"{name}-{track}", targs, in_ns)
         declare(f"{name}-pdb", pdb(cfg, name=APP_NAME, instance=instance, plan=split, labels=labels), in_ns)
         netpol = network.network_policy(cfg, name=APP_NAME, instance=instance, labels=labels)
         declare(f"{name}-networkpolicy", netpol, in_ns)
         # The job API and the retention sweep read the store credentials from the same Secret(s).
-        api_args = ApiArgs(cfg, instance, APP_NAME, secrets.env_sources, secrets.checksum)
+        api_args = ApiArgs(cfg, instance, APP_NAME, secrets.env_sources, secrets.checksum, secrets.files)
         JobApi(f"{name}-api", api_args, in_ns)
-        sweep = sweep_objects(cfg, instance, APP_NAME, secrets.env_sources)
+        sweep = sweep_objects(cfg, instance, APP_NAME, secrets.env_sources, secrets.files)
         for suffix, manifest in sweep:
             declare(f"{name}-{suffix}", manifest, in_ns)
         Monitoring(f"{name}-monitoring", MonitoringArgs(cfg, instance, APP_NAME, labels), in_ns)

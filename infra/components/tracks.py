@@ -23,7 +23,7 @@ from infra.manifests.common import (
     metadata,
     selector_labels,
 )
-from infra.manifests.pod import pod_template
+from infra.manifests.pod import SecretFiles, pod_template
 from worker.constants import TRACK_CANARY
 
 
@@ -52,6 +52,7 @@ class TrackArgs:
     env_sources: list[Manifest]
     config_checksum: str
     secret_checksum: Any  # pulumi.Output[str]: sha256 of the secret values, not itself secret
+    secret_files: SecretFiles
 
 
 def deployment(args: TrackArgs) -> Manifest:
@@ -82,6 +83,7 @@ def deployment(args: TrackArgs) -> Manifest:
             annotations=pod_annotations,
             service_account=args.service_account,
             env_sources=args.env_sources,
+            files=args.secret_files,
         ),
     }
     if args.bounds.max == 0:

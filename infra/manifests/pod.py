@@ -6,6 +6,7 @@ Pure functions of the config; :mod:`infra.components.tracks` wraps the result in
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.config.model import Resources, StackConfig
@@ -58,6 +59,19 @@ POD_SECURITY: Manifest = {
 #: Scratch space: the root filesystem is read-only.
 TMP_VOLUME: Manifest = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
 TMP_MOUNT: Manifest = {"name": "tmp", "mountPath": TMP_DIR}
+
+
+@dataclass(frozen=True)
+class SecretFiles:
+    """A Secret mounted as files (``PREVIEW_SECRETS_DIR``): its volume, its mount, the env var naming it.
+
+    Env vars from a Secret never change in a running container; files of a mounted Secret do,
+    and the worker re-reads them (worker/secret_files.py), so a rotation needs no restart.
+    """
+
+    volumes: list[Manifest] = field(default_factory=list)
+    mounts: list[Manifest] = field(default_factory=list)
+    env: list[Manifest] = field(default_factory=list)
 
 
 #: The render budget on disk: the worker's ``data`` emptyDir, where sources and renditions are
@@ -117,11 +131,13 @@ def hardened_pod_spec(
     }
 
 
-def container(cfg: StackConfig, track: str, image: str, env_sources: list[Manifest]) -> Manifest:
+def container(
+    cfg: StackConfig, track: str, image: str, env_sources: list[Manifest], files: SecretFiles
+) -> Manifest:
     """The worker container: pinned image, limits, probes, no privileges, read-only root."""
     # Only what changes the pod goes into the template: the release id lives on the Deployment,
     # so a release that changes no pod (a canary weight step) restarts none.
-    env = [{"name": c.ENV_TRACK, "value": track}]
+    env = [{"name": c.ENV_TRACK, "value": track}, *files.env]
     return hardened_container(
         CONTAINER_NAME,
         image,
@@ -135,7 +151,7 @@ def container(cfg: StackConfig, track: str, image: str, env_sources: list[Manife
         livenessProbe=_probe(c.LIVENESS_PATH, period=10, failures=3),
         readinessProbe=_probe(c.READINESS_PATH, period=5, failures=2),
         # The root filesystem is read-only: artifacts go to DATA_DIR, scratch files to /tmp.
-        volumeMounts=[{"name": "data", "mountPath": DATA_DIR}, TMP_MOUNT],
+        volumeMounts=[{"name": "data", "mountPath": DATA_DIR}, TMP_MOUNT, *files.mounts],
     )
 
 
@@ -163,14 +179,15 @@ def pod_template(
     annotations: dict[str, Any],
     service_account: Any,
     env_sources: list[Manifest],
+    files: SecretFiles,
 ) -> Manifest:
     """The pod template of one track's Deployment."""
     spec = hardened_pod_spec(
         cfg,
         service_account,
-        [container(cfg, track, image, env_sources)],
+        [container(cfg, track, image, env_sources, files)],
         terminationGracePeriodSeconds=termination_grace_seconds(cfg),
-        volumes=[DATA_VOLUME, TMP_VOLUME],
+        volumes=[DATA_VOLUME, TMP_VOLUME, *files.volumes],
         topologySpreadConstraints=topology_spread(instance, track),
     )
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}

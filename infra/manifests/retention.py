@@ -19,7 +19,14 @@ from infra.manifests.common import (
     common_labels,
     metadata,
 )
-from infra.manifests.pod import TMP_MOUNT, TMP_VOLUME, hardened_container, hardened_pod_spec, resources
+from infra.manifests.pod import (
+    TMP_MOUNT,
+    TMP_VOLUME,
+    SecretFiles,
+    hardened_container,
+    hardened_pod_spec,
+    resources,
+)
 
 SWEEP_NAME = f"{APP_NAME}-sweep"
 #: Daily, off the hour (many clusters run their own jobs at :00).
@@ -34,7 +41,7 @@ def sweep_selector(instance: str) -> dict[str, str]:
 
 
 def sweep_objects(
-    cfg: StackConfig, instance: str, service_account: str, secret_sources: list[Manifest]
+    cfg: StackConfig, instance: str, service_account: str, secret_sources: list[Manifest], files: SecretFiles
 ) -> list[tuple[str, Manifest]]:
     """The CronJob and its NetworkPolicy, or nothing when retention is off (``retentionDays: 0``)."""
     if cfg.worker.retention_days <= 0:
@@ -45,11 +52,12 @@ def sweep_objects(
         cfg.image,
         ["sweep"],
         envFrom=[{"configMapRef": {"name": API_CONFIG_NAME}}, *secret_sources],
+        **({"env": files.env} if files.env else {}),
         resources=resources(cfg.api.resources),
-        volumeMounts=[TMP_MOUNT],
+        volumeMounts=[TMP_MOUNT, *files.mounts],
     )
     pod = hardened_pod_spec(
-        cfg, service_account, [container], restartPolicy="OnFailure", volumes=[TMP_VOLUME]
+        cfg, service_account, [container], restartPolicy="OnFailure", volumes=[TMP_VOLUME, *files.volumes]
     )
     cronjob = {
         "apiVersion": "batch/v1",

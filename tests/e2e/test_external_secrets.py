@@ -6,21 +6,32 @@ The operator is the built ``external-secrets`` add-on running on the host. The d
 ``dev-s``) declares its own SecretStore with ``secrets.store``; after ``pulumi up`` the Secret
 must hold Vault's values, none of which may be in Pulumi's state, and a host worker started
 with that Secret's env must accept the job API token that came from Vault.
+
+Rotation: the pods mount that Secret as files (``PREVIEW_SECRETS_DIR``). A host API and a
+host worker read a folder the test keeps in step with the Secret the way the kubelet keeps
+a Secret volume (this machine runs no kubelet: KWOK's pods run no containers). After the
+token changes in Vault, within ``refreshInterval`` plus a sync the API accepts the new token
+and refuses the old one, and every job queued before and during the rotation completes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from bullmq import Queue
 from e2e_kit import ScratchProject, kubectl_json, pulumi_run, run
 
+from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
 from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.local import cluster
@@ -30,10 +41,13 @@ from infra.local.secrets_operator import SecretsOperator
 from tests.servers import (  # noqa: F401 (registers `redis_server` and `vault_server`)
     RedisServer,
     VaultServer,
+    bearer_status,
     free_port,
+    project_secret,
     shared_redis_server,
     shared_vault_server,
 )
+from worker import constants as c
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -194,6 +208,110 @@ def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
     finally:
         api.terminate()
         api.wait(30)
+
+
+def test_the_pods_mount_the_synced_secret_as_files(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+) -> None:
+    _, environ, _ = deployed
+    for name in ("preview-worker-stable", "preview-worker-api"):
+        spec = kubectl_json(environ, "-n", NAMESPACE, "get", "deployment", name)["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == VAULT_SECRET_NAME]
+        (box,) = spec["containers"]
+        (mount,) = [m for m in box["volumeMounts"] if m["name"] == volume["name"]]
+        assert {"name": c.ENV_SECRETS_DIR, "value": mount["mountPath"]} in box["env"]
+        assert {"secretRef": {"name": VAULT_SECRET_NAME}} not in box["envFrom"]
+
+
+class Kubelet:
+    """Keeps ``folder`` in step with the operator's Secret, as the kubelet syncs a Secret volume."""
+
+    def __init__(self, environ: dict[str, str], folder: Path, every: float = 1.0) -> None:
+        self.environ, self.folder, self.every = environ, folder, every
+        self.last: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sync(self) -> None:
+        values = synced(self.environ)
+        if values and values != self.last:
+            project_secret(self.folder, values)
+            self.last = values
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sync()
+
+    def __enter__(self) -> Kubelet:
+        self.sync()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+async def queue_jobs(url: str, queue: str, prefix: str, count: int, gap: float) -> list[str]:
+    q = Queue(queue, {"connection": url, "prefix": c.BULL_PREFIX})
+    outputs = [{"name": "thumb", "format": "webp", "width": 32, "height": 32}]
+    ids = [f"{prefix}{i}" for i in range(count)]
+    try:
+        for job_id in ids:
+            data = {"jobId": job_id, "dryRun": True, "source": {"inline": tiny_png()}, "outputs": outputs}
+            await q.add(c.JOB_NAME, data, {"jobId": job_id})
+            await asyncio.sleep(gap)
+    finally:
+        await q.close()
+    return ids
+
+
+def test_a_token_rotated_in_vault_reaches_running_processes_and_no_job_is_lost(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+    vault_server: VaultServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    _, environ, operator = deployed
+    wait_and_read(environ, operator)
+    folder, port, queue = tmp_path / "secrets", free_port(), "eso-rotation"
+    old, new = VALUES["api_tokens"], "eso-rotated-api-token-000000000002"
+    base = worker_env(redis_server.url, queue, str(tmp_path / "data"), api_port=port, api_auth="tokens")
+    base[c.ENV_SECRETS_DIR] = str(folder)
+    url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
+    with Kubelet(environ, folder):
+        api, consumer = spawn(base, command="api"), spawn(base)
+        try:
+            wait_until(
+                lambda: bearer_status(url, old) == 200,
+                "the API with Vault's token",
+                40,
+                lambda: f"{api.poll()}",
+            )
+            ids = asyncio.run(queue_jobs(redis_server.url, queue, "before-", 20, 0.0))
+            vault_server.client().secrets.kv.v2.create_or_update_secret(
+                path=KV_PATH, secret={**VALUES, "api_tokens": new}
+            )
+            rotated = time.monotonic()
+            ids += asyncio.run(queue_jobs(redis_server.url, queue, "during-", 40, 0.05))
+            took = wait_until(lambda: bearer_status(url, new) == 200, "the API with the rotated token", 60,
+                              lambda: f"{operator.log_tail()}")  # fmt: skip
+            assert bearer_status(url, old) == 401
+            print(
+                f"vault write to new token accepted: {time.monotonic() - rotated:.1f} s (wait {took:.1f} s)"
+            )
+            done = redis_server.client()
+            completed = f"{c.BULL_PREFIX}:{queue}:completed"
+            wait_until(lambda: done.zcard(completed) == len(ids), "every job completed", 90,
+                       lambda: str(done.zcard(completed)))  # fmt: skip
+            assert set(done.zrange(completed, 0, -1)) == set(ids)
+            assert done.zcard(f"{c.BULL_PREFIX}:{queue}:failed") == 0
+            assert (api.poll(), consumer.poll()) == (None, None)  # re-executed in place, never exited
+        finally:
+            for proc in (api, consumer):
+                proc.terminate()
+                proc.wait(30)
+            vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
 
 
 def wait_and_read(environ: dict[str, str], operator: SecretsOperator) -> dict[str, str]:

@@ -85,7 +85,9 @@ def test_api_has_the_worker_pod_hardening(stack_runs: dict[str, ProgramRun], sta
     assert only_container(api_pod)["securityContext"]["readOnlyRootFilesystem"] is True
     assert api_pod["automountServiceAccountToken"] is False
     assert api_pod["serviceAccountName"] == APP
-    assert only_container(api_pod)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts = only_container(api_pod)["volumeMounts"]
+    # Writable: /tmp only; anything else (the vault Secret's files) is mounted read-only.
+    assert [m for m in mounts if not m.get("readOnly")] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert [v["name"] for v in api_pod["volumes"] if "emptyDir" in v] == ["tmp"]
 
 
@@ -157,12 +159,12 @@ def test_store_env_and_no_secret_in_any_configmap(stack_runs: dict[str, ProgramR
         assert not set(cm["data"]) & c.SECRET_ENV_VARS, cm["metadata"]["name"]
     # The store credentials reach worker, API and sweep through the same Secret(s) as REDIS_URL.
     assert set(cfg.secrets.keys) >= c.STORE_SECRET_ENV_VARS
-    worker_from, api_from = (
-        only_container(run.object("Deployment", n)["spec"]["template"]["spec"])["envFrom"]
-        for n in (f"{APP}-stable", API)
-    )
-    secret_refs = [e for e in worker_from if "secretRef" in e]
-    assert secret_refs and api_from == [{"configMapRef": {"name": f"{API}-config"}}, *secret_refs]
+    pods = [run.object("Deployment", n)["spec"]["template"]["spec"] for n in (f"{APP}-stable", API)]
+    pods += [j["spec"]["jobTemplate"]["spec"]["template"]["spec"] for j in run.objects("CronJob")]
+    refs = [[e for e in only_container(p)["envFrom"] if "secretRef" in e] for p in pods]
+    files = [[v for v in p["volumes"] if "secret" in v] for p in pods]
+    assert refs[0] or files[0]
+    assert all(r == refs[0] for r in refs) and all(f == files[0] for f in files)
     (es,) = run.objects("ExternalSecret") or [None]  # vault mode would hold them in the env Secret
     assert es is None or {d["secretKey"] for d in es["spec"]["data"]} >= c.STORE_SECRET_ENV_VARS
 

@@ -33,6 +33,12 @@ def pod(d: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def pods_of(run: ProgramRun) -> list[dict[str, Any]]:
+    """Every pod spec of the stack: both tracks', the API's and the retention sweep's."""
+    specs = [d["spec"]["template"]["spec"] for d in run.objects("Deployment")]
+    return specs + [j["spec"]["jobTemplate"]["spec"]["template"]["spec"] for j in run.objects("CronJob")]
+
+
 def container(d: dict[str, Any]) -> dict[str, Any]:
     (only,) = pod(d)["containers"]
     return dict(only)
@@ -71,7 +77,8 @@ def test_pod_hardening(stack_runs: dict[str, ProgramRun], stack: str) -> None:
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
         # The writable places the worker needs are emptyDir volumes.
-        mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"]}
+        # (Anything else, the vault Secret's files, is mounted read-only.)
+        mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"] if not m.get("readOnly")}
         volumes = {v["name"]: v for v in p["volumes"]}
         assert set(mounts) == {"/data", "/tmp"}
         assert all("emptyDir" in volumes[name] for name in mounts.values())
@@ -205,7 +212,15 @@ def test_secret_source_per_provider(stack_runs: dict[str, ProgramRun], stack: st
             "name": cfg.secrets.store_name,
             "kind": cfg.secrets.store_kind,
         }
-        assert {"secretRef": {"name": es["spec"]["target"]["name"]}} in env_from
+        # Mounted as files, never env: the worker re-reads them when the operator rotates them.
+        target = es["spec"]["target"]["name"]
+        assert {"secretRef": {"name": target}} not in env_from
+        for pod in pods_of(run):
+            (volume,) = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == target]
+            for box in pod["containers"]:
+                (mount,) = [m for m in box["volumeMounts"] if m["name"] == volume["name"]]
+                assert mount["readOnly"] is True
+                assert {"name": c.ENV_SECRETS_DIR, "value": mount["mountPath"]} in box["env"]
 
 
 def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: str) -> None:

@@ -15,14 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 from bullmq import Queue
 from worker_kit import payload
 
 from bench.run_suite import tiny_png
-from tests.servers import RedisServer, free_port, project_secret
+from infra.local.kube import wait_until
+from tests.servers import RedisServer, bearer_status, free_port, project_secret
 from worker import constants as c
 from worker import secret_files
 
@@ -65,22 +65,6 @@ def spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[byte
         )
 
 
-def wait(check: object, what: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what} not within {timeout} s:\n{log.read_text()[-4000:]}")
-
-
-def status(url: str, token: str) -> int:
-    try:
-        return httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2).status_code
-    except httpx.HTTPError:
-        return 0
-
-
 def test_a_rotated_api_token_reaches_the_running_api(worker_env: dict[str, str], tmp_path: Path) -> None:
     secrets, log, port = tmp_path / "secrets", tmp_path / "api.log", free_port()
     project_secret(secrets, {c.ENV_API_TOKENS: OLD})
@@ -89,13 +73,17 @@ def test_a_rotated_api_token_reaches_the_running_api(worker_env: dict[str, str],
     api = spawn("api", env, log)
     url = f"http://127.0.0.1:{port}{QUEUE_METRICS}"
     try:
-        wait(lambda: status(url, OLD) == 200, "the API with the old token", 40, log)
+        wait_until(
+            lambda: bearer_status(url, OLD) == 200, "the API with the old token", 40, lambda: tail(log)
+        )
         project_secret(secrets, {c.ENV_API_TOKENS: "not a token"})  # refused: the old one stays
         time.sleep(3 * secret_files.POLL_SECONDS)
-        assert (status(url, OLD), api.poll()) == (200, None)
+        assert (bearer_status(url, OLD), api.poll()) == (200, None)
         project_secret(secrets, {c.ENV_API_TOKENS: NEW})
-        wait(lambda: status(url, NEW) == 200, "the API with the new token", 40, log)
-        assert status(url, OLD) == 401
+        wait_until(
+            lambda: bearer_status(url, NEW) == 200, "the API with the new token", 40, lambda: tail(log)
+        )
+        assert bearer_status(url, OLD) == 401
         assert api.poll() is None  # the same process (re-executed in place), never a crash
         text = log.read_text()
         assert "secrets rotated" in text and "rotated secret refused" in text
@@ -103,6 +91,10 @@ def test_a_rotated_api_token_reaches_the_running_api(worker_env: dict[str, str],
     finally:
         api.terminate()
         api.wait(30)
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-4000:]
 
 
 async def add_jobs(url: str, queue: str, prefix: str, count: int, gap: float) -> list[str]:
@@ -133,7 +125,7 @@ def test_a_rotated_redis_user_reaches_the_running_worker_and_loses_no_job(
     del env[c.ENV_REDIS_URL]
     worker = spawn("run", env, log)
     try:
-        wait(
+        wait_until(
             lambda: "worker-a" in {cl.get("user") for cl in admin.client_list()},
             "worker as worker-a",
             40,
@@ -147,14 +139,16 @@ def test_a_rotated_redis_user_reaches_the_running_worker_and_loses_no_job(
             return await adding
 
         ids = asyncio.run(flow())
-        wait(lambda: {cl.get("user") for cl in admin.client_list()} >= {"worker-b"}
+        wait_until(lambda: {cl.get("user") for cl in admin.client_list()} >= {"worker-b"}
              and "worker-a" not in {cl.get("user") for cl in admin.client_list()},
-             "worker as worker-b only", 40, log)  # fmt: skip
+             "worker as worker-b only", 40, lambda: tail(log))  # fmt: skip
         admin.execute_command("ACL", "DELUSER", "worker-a")  # the old credential is revoked
         more = asyncio.run(add_jobs(redis_server.url, queue_name, "after-", 10, 0.0))
         done = redis.Redis(port=redis_server.port, password=None, decode_responses=True)
         key = f"{c.BULL_PREFIX}:{queue_name}:completed"
-        wait(lambda: done.zcard(key) == len(ids) + len(more), "every job completed", 60, log)
+        wait_until(
+            lambda: done.zcard(key) == len(ids) + len(more), "every job completed", 60, lambda: tail(log)
+        )
         assert set(done.zrange(key, 0, -1)) == set(ids + more)  # each exactly once, none failed
         assert done.zcard(f"{c.BULL_PREFIX}:{queue_name}:failed") == 0
         assert worker.poll() is None
