@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -115,31 +116,33 @@ class Watcher:
         self.folder, self.poll = folder, poll
         self.seen = digest(started_with)
         self.rotated = threading.Event()
-        self._stop = threading.Event()
+        self._refused: list[str] = []  # what was last refused: said once, not every poll
         self._thread = threading.Thread(target=self._run, name="secret-files", daemon=True)
 
     def start(self) -> Watcher:
         self._thread.start()
         return self
 
-    def close(self) -> None:
-        self._stop.set()
+    def _refuse(self, problems: list[str]) -> bool:
+        if problems != self._refused:
+            log.error("rotated secret refused, keeping the running values", extra={"problems": problems})
+            self._refused = problems
+        return False
 
     def check(self) -> bool:
         """Compare once; True when a valid change was found and the stop was requested."""
         try:
             values = read(self.folder)
         except SecretFileError as err:
-            log.error("rotated secret refused, keeping the running values", extra={"reason": str(err)})
-            return False
+            return self._refuse([str(err)])
         now = digest(values)
-        if now == self.seen:
+        if now == self.seen:  # unchanged, or back to the running values
+            self._refused = []
             return False
-        self.seen = now
         refused = problems(values)
         if refused:
-            log.error("rotated secret refused, keeping the running values", extra={"problems": refused})
-            return False
+            return self._refuse(refused)
+        self.seen = now
         log.info("secrets rotated: draining, then restarting with the new values",
                  extra={"keys": sorted(values)})  # fmt: skip
         self.rotated.set()
@@ -147,7 +150,8 @@ class Watcher:
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
+        while True:
+            time.sleep(self.poll)
             if self.check():
                 return
 
