@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         watcher = secret_files.start_watcher(from_files)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             status = runner.run(main_coro)
-        if watcher is not None and watcher.rotated.is_set():  # drained like on SIGTERM: start afresh
+        if secret_files.rotated(watcher):  # drained like on SIGTERM: start afresh
             secret_files.reexec()
         return status
     if args.command == "api":
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                 access_log=False,
             )
         except SystemExit:
-            if watcher is None or not watcher.rotated.is_set():
+            if not secret_files.rotated(watcher):
                 raise
-        if watcher is not None and watcher.rotated.is_set():  # requests in flight finished
+        if secret_files.rotated(watcher):  # requests in flight finished
             secret_files.reexec()
         return 0
     if args.command == "redrive":

@@ -162,6 +162,11 @@ def start_watcher(started_with: Mapping[str, str]) -> Watcher | None:
     return Watcher(folder, started_with).start() if folder is not None else None
 
 
+def rotated(watcher: Watcher | None) -> bool:
+    """Whether ``watcher`` (None: no secrets folder) asked the process to stop for a rotation."""
+    return watcher is not None and watcher.rotated.is_set()
+
+
 def reexec() -> None:
     """Replace this process with a fresh run of the same command (it re-reads the files)."""
     log.info("re-executing with the rotated secrets", extra={"argv": sys.argv[1:]})

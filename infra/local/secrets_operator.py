@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from infra.errors import ToolchainError
 from infra.local import gosource, kube, procs
 from infra.local.cluster import Cluster
@@ -61,14 +59,10 @@ class SecretsOperator:
         env = {"KUBECONFIG": str(self.cluster.state.kubeconfig), "PATH": "/usr/bin:/bin"}
         procs.start(self._proc, env=env)
         proc = self._proc
-        kube.wait_until(self._serving, "the External Secrets Operator", timeout, lambda: procs.log_tail(proc))
+        metrics = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        kube.wait_until(lambda: kube.http_ok(metrics), "the External Secrets Operator", timeout,
+                        lambda: procs.log_tail(proc))  # fmt: skip
         return self
-
-    def _serving(self) -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def log_tail(self, lines: int = 20) -> str:
         """The controller's last log lines (for a failed wait)."""

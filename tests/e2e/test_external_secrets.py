@@ -201,7 +201,7 @@ def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
     api = spawn(env, command="api")
     try:
         url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
-        wait_until(lambda: port_answers(url), "the job API", 30, lambda: f"exit {api.poll()}")
+        wait_until(lambda: bearer_status(url, "none") != 0, "the job API", 30, lambda: f"exit {api.poll()}")
         assert httpx.get(url, timeout=5).status_code == 401
         token = {"Authorization": f"Bearer {VALUES['api_tokens']}"}
         assert httpx.get(url, headers=token, timeout=5).status_code == 200
@@ -317,11 +317,3 @@ def test_a_token_rotated_in_vault_reaches_running_processes_and_no_job_is_lost(
 def wait_and_read(environ: dict[str, str], operator: SecretsOperator) -> dict[str, str]:
     wait_synced(environ, operator, {env: VALUES[prop] for env, prop in ENV_OF.items()})
     return synced(environ)
-
-
-def port_answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
