@@ -130,21 +130,23 @@ def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable
     )
     if not deployments:
         return []
-    hpas = {
-        (h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): h
+    # The floor an autoscaler keeps each Deployment at: an HPA's minReplicas, or a KEDA
+    # ScaledObject's minReplicaCount (0 with scale-to-zero).
+    floor_field = {"HorizontalPodAutoscaler": "minReplicas", "ScaledObject": "minReplicaCount"}
+    floors = {
+        (h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): (h.get("spec") or {}).get(
+            floor_field[h["kind"]], 1
+        )
         for h in objs
-        if h.get("kind") == "HorizontalPodAutoscaler"
+        if h.get("kind") in floor_field
     }
     pdbs = [p for p in objs if p.get("kind") == "PodDisruptionBudget"]
     problems: list[str] = []
     totals: dict[str, int] = {}
     for d in deployments:
         name, spec = d["metadata"]["name"], d.get("spec") or {}
-        hpa = hpas.get(name)
         app = _labels(d).get(LABEL_NAME, name)
-        totals[app] = totals.get(app, 0) + (
-            (hpa.get("spec") or {}).get("minReplicas", 1) if hpa else spec.get("replicas", 1)
-        )
+        totals[app] = totals.get(app, 0) + floors.get(name, spec.get("replicas", 1))
         pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if not any(_selects((p.get("spec") or {}).get("selector") or {}, pod_labels) for p in pdbs):
             problems.append(f"Deployment {name}: no PodDisruptionBudget selects its pods")

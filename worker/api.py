@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from worker import auth, jobid, jobs, logs, store, validation
 from worker import constants as c
-from worker.api_metrics import RequestMetrics, endpoint
+from worker.api_metrics import DepthSampler, RequestMetrics, endpoint
 from worker.client import PreviewClient, QueueFullError
 from worker.errors import InvalidJobError, PreviewError
 from worker.metrics import ApiMetrics
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Starlette:
     client = PreviewClient(settings)  # enqueue goes through the same client producers use
     queues = client.queues
     artifact_store = store.from_settings(settings)
-    metrics = ApiMetrics(settings.track)
+    metrics = ApiMetrics(settings.track, queue=settings.queue_name)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(f"{PREFIX}/job/{{job_id}}/artifact/{{name}}", rendition, methods=["GET"], name="rendition"),
         Route(f"{PREFIX}/queue/metrics", queue_metrics, methods=["GET"]),
         Route(c.API_HEALTH_PATH, health, methods=["GET"]),
-        endpoint(metrics),
+        endpoint(metrics, DepthSampler(metrics, queues.counts)),
     ]
     handlers: dict[Any, Any] = {exc: _redis_down for exc in jobs.REDIS_DOWN}
     handlers[store.StoreUnavailableError] = _store_down

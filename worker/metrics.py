@@ -116,9 +116,17 @@ class ApiMetrics:
     ``API_METHODS`` or ``OTHER``, ``status`` the numeric HTTP status: every label is bounded.
     """
 
-    def __init__(self, track: str, registry: CollectorRegistry | None = None) -> None:
-        self.track = track
+    def __init__(
+        self, track: str, registry: CollectorRegistry | None = None, queue: str = DEFAULT_QUEUE
+    ) -> None:
+        self.track, self.queue = track, queue
         self.registry = registry or CollectorRegistry()
+        # The same series the workers export: the API's pods always run, so the depth is known
+        # while KEDA has scaled every worker to zero (infra/manifests/keda.py).
+        depth_labels = [c.LABEL_TRACK, c.LABEL_QUEUE, c.LABEL_STATE]
+        self.queue_depth = Gauge(
+            c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", depth_labels, registry=self.registry
+        )
         self.requests = Counter(
             c.METRIC_API_REQUESTS.removesuffix("_total"),
             "API requests by route template, method and status.",
@@ -133,6 +141,15 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.enqueue_duration.labels(track)
+
+    def set_depth(self, counts: dict[str, int]) -> None:
+        """Set the queue-depth gauges from a ``{state: count}`` mapping."""
+        for state in c.QUEUE_STATES:
+            self.queue_depth.labels(self.track, self.queue, state).set(counts.get(state, 0))
+
+    def clear_depth(self) -> None:
+        """Drop the depth series (Redis unreachable): no series is an error to a scaler, never 0 waiting."""
+        self.queue_depth.clear()
 
     def request(self, route: str, method: str, status: int) -> None:
         """Count one answered request."""

@@ -16,6 +16,7 @@ import pulumi
 
 from infra.config.model import StackConfig
 from infra.manifests import network
+from infra.manifests.autoscaling import cpu_metric
 from infra.manifests.common import (
     ANNOTATION_CONFIG_CHECKSUM,
     ANNOTATION_RELEASE_ID,
@@ -197,15 +198,7 @@ def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": API_NAME},
                     "minReplicas": cfg.api.replicas.min,
                     "maxReplicas": cfg.api.replicas.max,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": cfg.api.cpu_target},
-                            },
-                        }
-                    ],
+                    "metrics": [cpu_metric(cfg.api.cpu_target)],
                     "behavior": {
                         "scaleDown": {"stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds}
                     },

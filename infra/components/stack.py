@@ -159,6 +159,9 @@ class PreviewWorkerStack(pulumi.ComponentResource):
             },
             "configChecksum": checksum,
             "api": API_NAME,
+            "autoscaler": cfg.autoscaling.provider,
+            # KEDA may scale a track to 0 pods: `python -m infra verify` accepts 0/0 then.
+            "scaleToZero": cfg.autoscaling.keda is not None and cfg.autoscaling.keda.scale_to_zero,
             "retentionSweep": SWEEP_NAME if sweep else "",
             "releaseId": cfg.release_id or "",
         }

@@ -1,4 +1,4 @@
-"""One track of the worker (stable or canary): its Deployment and its HPA."""
+"""One track of the worker (stable or canary): its Deployment and its HPA (or KEDA ScaledObject)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pulumi
 
 from infra.config.model import StackConfig, split_image
-from infra.manifests import autoscaling
+from infra.config.sections import PROVIDER_KEDA
+from infra.manifests import autoscaling, keda
 from infra.manifests.canary import TrackBounds
 from infra.manifests.common import (
     ANNOTATION_CANARY_WEIGHT,
@@ -106,7 +107,7 @@ def deployment(args: TrackArgs) -> Manifest:
 
 
 class WorkerDeployment(pulumi.ComponentResource):
-    """A track's Deployment plus, when it runs pods, its HPA."""
+    """A track's Deployment plus, when it runs pods, its HPA or (``provider: keda``) its ScaledObject."""
 
     deployment_name: str
     image: str
@@ -118,7 +119,8 @@ class WorkerDeployment(pulumi.ComponentResource):
         declared = declare(f"{name}-deployment", deployment(args), child)
         outputs: dict[str, Any] = {"deploymentName": self.deployment_name, "image": args.image}
         if args.bounds.min > 0:
-            manifest = autoscaling.hpa(
+            on_keda = args.config.autoscaling.provider == PROVIDER_KEDA
+            manifest = (keda.scaled_object if on_keda else autoscaling.hpa)(
                 args.config,
                 name=self.deployment_name,
                 deployment=self.deployment_name,
@@ -127,10 +129,12 @@ class WorkerDeployment(pulumi.ComponentResource):
                 share=args.share_percent,
                 labels=args.labels,
             )
+            kind = "scaledobject" if on_keda else "hpa"
+            low = manifest["spec"]["minReplicaCount" if on_keda else "minReplicas"]
             declare(
-                f"{name}-hpa",
+                f"{name}-{kind}",
                 manifest,
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[declared])),
             )
-            outputs["hpa"] = {"min": args.bounds.min, "max": args.bounds.max}
+            outputs[kind] = {"min": low, "max": args.bounds.max}
         self.register_outputs(outputs)

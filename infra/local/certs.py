@@ -82,14 +82,18 @@ class Pki:
             self.front_proxy_client_cert, self.front_proxy_client_key,
         ]  # fmt: skip
 
-    def serving_cert(self, name: str, dns_names: tuple[str, ...]) -> tuple[Path, Path]:
-        """A serving cert (and key) for an add-on, signed by the cluster CA; made once, then reused."""
+    def serving_cert(self, name: str, dns_names: tuple[str, ...], client: bool = False) -> tuple[Path, Path]:
+        """A serving cert (and key) for an add-on, signed by the cluster CA; made once, then reused.
+
+        ``client`` also allows it as a TLS client cert (KEDA's operator and metrics server use
+        one cert both ways for their mutual TLS)."""
         cert, key = self.root / f"{name}.crt", self.root / f"{name}.key"
         if not (cert.exists() and key.exists()):
             sans = ",".join(f"DNS:{dns}" for dns in dns_names)
+            usage = "serverAuth,clientAuth" if client else "serverAuth"
             _make_leaf(self.ca_cert, self.ca_key, cert, key, f"/CN={name}",
                        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                       f"extendedKeyUsage=serverAuth\nsubjectAltName={sans}\n")  # fmt: skip
+                       f"extendedKeyUsage={usage}\nsubjectAltName={sans}\n")  # fmt: skip
         return cert, key
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.errors import ToolchainError
-from infra.local import gosource, kube, procs
+from infra.local import kube, procs
 from infra.local.cluster import Cluster
-from infra.local.toolchain import go_binary, tool_path
-from infra.local.versions import ProxyModule, tool
+from infra.local.toolchain import source_files, tool_path
+from infra.local.versions import tool
 
 OPERATOR = "external-secrets"
 UNUSED_RECONCILERS = ("push-secret", "cluster-push-secret", "cluster-external-secret")
@@ -24,14 +24,7 @@ UNUSED_RECONCILERS = ("push-secret", "cluster-push-secret", "cluster-external-se
 
 def crd_files() -> list[Path]:
     """The operator's CRDs, from the module its controller is built from."""
-    source = tool(OPERATOR).source
-    assert isinstance(source, ProxyModule)
-    folder = gosource.module_dir(source, go_binary()) / "config" / "crds" / "bases"
-    files = sorted(folder.glob("*.yaml"))
-    files = [f for f in files if f.name != "kustomization.yaml"]
-    if not files:
-        raise ToolchainError(f"no CRDs under {folder}")
-    return files
+    return source_files(OPERATOR, "config/crds/bases")
 
 
 @dataclass

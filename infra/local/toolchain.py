@@ -32,6 +32,7 @@ from infra.local.versions import (
     PYTHON_PULUMI_VERSION,
     TOOLS,
     GoTool,
+    ProxyModule,
     engine_older_than_sdk,
 )
 from infra.local.versions import tool as pinned_tool
@@ -65,6 +66,18 @@ def go_binary() -> str:
     found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if found is None:
         raise ToolchainError("no `go` on PATH or at /usr/local/go/bin/go: install Go >= 1.25 first")
+    return found
+
+
+def source_files(name: str, folder: str, pattern: str = "*.yaml") -> list[Path]:
+    """Files of a proxy-built tool's own module (an add-on's CRDs, say), so they match its binary."""
+    source = pinned_tool(name).source
+    if not isinstance(source, ProxyModule):
+        raise ToolchainError(f"{name} is not built from a proxy module")
+    found = sorted((gosource.module_dir(source, go_binary()) / folder).glob(pattern))
+    found = [f for f in found if f.name != "kustomization.yaml"]
+    if not found:
+        raise ToolchainError(f"no {pattern} under {folder} of {source.path}@{source.version}")
     return found
 
 

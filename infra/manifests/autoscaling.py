@@ -22,10 +22,38 @@ def queue_selector(cfg: StackConfig) -> dict[str, str]:
     return {c.LABEL_STATE: "waiting", c.LABEL_QUEUE: cfg.worker.queue_name}
 
 
+def _per_track_milli(target: int, share_percent: float) -> int:
+    return round(target * 100_000 / share_percent)
+
+
 def per_track_queue_target(target: int, share_percent: float) -> str:
     """The AverageValue (a quantity) that gives a track ``share_percent`` of the pods."""
-    milli = round(target * 100_000 / share_percent)
+    milli = _per_track_milli(target, share_percent)
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def per_track_threshold(target: int, share_percent: float) -> str:
+    """The same per-track target as a decimal (KEDA's trigger ``threshold``): ``55.556``, ``500``."""
+    whole, milli = divmod(_per_track_milli(target, share_percent), 1000)
+    return str(whole) if milli == 0 else f"{whole}.{milli:03d}".rstrip("0")
+
+
+def scale_down_behavior(cfg: StackConfig) -> Manifest:
+    """Scale down slowly: each removed pod drains its jobs first."""
+    return {
+        "scaleDown": {
+            "stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds,
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        }
+    }
+
+
+def cpu_metric(target: int) -> Manifest:
+    """The HPA metric for average CPU utilisation."""
+    return {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}},
+    }
 
 
 def hpa(
@@ -41,15 +69,7 @@ def hpa(
     """The autoscaling/v2 HPA of one track's Deployment."""
     metrics: list[Manifest] = []
     if cfg.autoscaling.cpu_target is not None:
-        metrics.append(
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {"type": "Utilization", "averageUtilization": cfg.autoscaling.cpu_target},
-                },
-            }
-        )
+        metrics.append(cpu_metric(cfg.autoscaling.cpu_target))
     depth = cfg.autoscaling.queue_depth_target
     if depth is not None:
         metrics.append(
@@ -73,13 +93,7 @@ def hpa(
             "minReplicas": bounds.min,
             "maxReplicas": bounds.max,
             "metrics": metrics,
-            # Scale down slowly: each removed pod drains its jobs first.
-            "behavior": {
-                "scaleDown": {
-                    "stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds,
-                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                }
-            },
+            "behavior": scale_down_behavior(cfg),
         },
     }
 

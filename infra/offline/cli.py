@@ -29,6 +29,7 @@ KIND_ORDER = [
     "Service",
     "Deployment",
     "HorizontalPodAutoscaler",
+    "ScaledObject",
     "PodDisruptionBudget",
     "NetworkPolicy",
     "ServiceMonitor",

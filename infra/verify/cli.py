@@ -113,6 +113,7 @@ def check_deployments(t: Target) -> str:
     """Every Deployment Available, with ready pods, at its pinned digest."""
     ns, digests = t.outputs["namespace"], t.outputs["digests"]
     wanted = {name: digests[track] for track, name in t.outputs["deployments"].items()}
+    workers = set(wanted)
     wanted[t.outputs["api"]] = digests[c.TRACK_STABLE]
     seen = []
     for name, digest in sorted(wanted.items()):
@@ -123,7 +124,8 @@ def check_deployments(t: Target) -> str:
             for cond in status.get("conditions", [])
         )
         ready, want = int(status.get("readyReplicas") or 0), int(found["spec"].get("replicas") or 0)
-        if not available or ready < 1 or ready < want:
+        idle = want == 0 and name in workers and bool(t.outputs.get("scaleToZero"))  # KEDA's choice
+        if not available or (ready < 1 and not idle) or ready < want:
             raise VerifyError(f"{name}: {ready}/{want} pods ready, Available={available}")
         images = [ctr["image"] for ctr in found["spec"]["template"]["spec"]["containers"]]
         if not all(image.endswith(f"@{digest}") for image in images):

@@ -88,3 +88,18 @@ def test_strict_validation_rejects_an_unknown_field(stack_runs: dict[str, Progra
     broken = {**rule, "spec": {"groups": [{"name": "g", "rules": [{"alert": "A"}]}]}}
     with pytest.raises(jsonschema.ValidationError, match="expr"):
         validate_custom(broken)
+
+
+def test_keda_mode_scaled_objects_match_the_vendored_crd() -> None:
+    from infra.offline.harness import run_program
+
+    keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090", "scaleToZero": True}
+    run = run_program(
+        "staging", overrides={"autoscaling": {"provider": "keda", "queueDepthTarget": 50, "keda": keda}}
+    )
+    scaled = run.objects("ScaledObject")
+    assert len(scaled) == 2  # stable and canary
+    for obj in scaled:
+        validate_custom(obj)
+    with pytest.raises(jsonschema.ValidationError, match="pollingIntervall"):
+        validate_custom({**scaled[0], "spec": {**scaled[0]["spec"], "pollingIntervall": 5}})

@@ -211,3 +211,18 @@ def test_committed_stacks_pass_every_policy(stack_runs: dict[str, ProgramRun], s
             for obj in objects:
                 assert run_resource_policy(name, obj) == [], (name, obj["kind"])
     assert run_stack_policy(objects) == []
+
+
+def test_production_counts_a_scaled_objects_floor() -> None:
+    from infra.offline.harness import run_program
+
+    keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090"}
+    autoscaling = {"provider": "keda", "queueDepthTarget": 50, "keda": keda}
+    floor = run_program("prod", overrides={"autoscaling": autoscaling})
+    assert run_stack_policy(prod_objects(floor)) == []  # prod's min 4 carried into minReplicaCount
+    to_zero = run_program(
+        "prod", overrides={"autoscaling": {**autoscaling, "keda": {**keda, "scaleToZero": True}}}
+    )
+    assert run_stack_policy(prod_objects(to_zero)) == [
+        "production runs 0 preview-worker replica(s) at minimum; needs at least 2"
+    ]

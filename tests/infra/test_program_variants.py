@@ -160,3 +160,42 @@ def test_a_sentinel_port_opens_egress_to_the_sentinels_for_every_redis_client() 
         after = run.object("NetworkPolicy", name)["spec"]["egress"][1]
         assert [p["port"] for p in before["ports"]] == [6379]
         assert [p["port"] for p in after["ports"]] == [6379, 26379] and after["to"] == before["to"]
+
+
+def test_keda_mode_declares_a_scaled_object_per_track_and_no_worker_hpa() -> None:
+    keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090", "scaleToZero": True}
+    autoscaling = {"provider": "keda", "cpuTarget": None, "queueDepthTarget": 50, "keda": keda}
+    run = run_program("staging", overrides={"autoscaling": autoscaling})  # canary weight 10
+    assert [h["metadata"]["name"] for h in run.objects("HorizontalPodAutoscaler")] == ["preview-worker-api"]
+    scalers = {o["metadata"]["labels"]["track"]: o["spec"] for o in run.objects("ScaledObject")}
+    assert set(scalers) == {"stable", "canary"}
+    for track, spec in scalers.items():
+        assert spec["scaleTargetRef"]["name"] == f"preview-worker-{track}"
+        assert spec["minReplicaCount"] == 0  # scale-to-zero
+        assert spec["advanced"]["horizontalPodAutoscalerConfig"]["name"] == f"preview-worker-{track}"
+        [trigger] = spec["triggers"]  # cpuTarget null: the queue depth alone
+        assert trigger["metadata"]["query"] == (
+            'max(preview_queue_jobs{namespace="preview-staging",queue="preview-jobs",state="waiting"})'
+        )
+        assert trigger["metadata"]["ignoreNullValues"] == "false"
+    # The same split as the adapter mode's AverageValue (55556m and 500), as KEDA's decimals.
+    assert {t: s["triggers"][0]["metadata"]["threshold"] for t, s in scalers.items()} == {
+        "stable": "55.556",
+        "canary": "500",
+    }
+    assert (scalers["stable"]["maxReplicaCount"], scalers["canary"]["maxReplicaCount"]) == (
+        hpa_bounds(run_program("staging"))["stable"][1],
+        hpa_bounds(run_program("staging"))["canary"][1],
+    )
+    assert run.outputs["autoscaler"] == "keda" and run.outputs["scaleToZero"] is True
+
+
+def test_keda_mode_keeps_the_cpu_trigger_and_the_floor_without_scale_to_zero() -> None:
+    keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090"}
+    run = run_program(
+        "prod", overrides={"autoscaling": {"provider": "keda", "queueDepthTarget": 50, "keda": keda}}
+    )
+    [spec] = [o["spec"] for o in run.objects("ScaledObject")]
+    assert spec["minReplicaCount"] == 4
+    assert [t["type"] for t in spec["triggers"]] == ["prometheus", "cpu"]
+    assert spec["triggers"][1]["metadata"] == {"value": "70"}
