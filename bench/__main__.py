@@ -3,8 +3,9 @@
 Sections: no-op throughput against Node.js BullMQ 6.7 at several concurrencies (runs
 interleaved, medians), the levers one by one, enqueue-to-start latency, preview
 throughput against ``vipsthumbnail`` on two cores, Pulumi program evaluation per stack,
-the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster, and Redis
-memory over 20,000 jobs with the default retention.
+the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster, backlog to
+scale-out on a local cluster (prometheus-adapter against KEDA), and Redis memory over 20,000
+jobs with the default retention.
 ``--quick`` runs every section at small sizes (the smoke test uses it).
 """
 
@@ -28,11 +29,13 @@ from bench import (
     redis_suite,
     report,
     run_suite,
+    scaling_suite,
 )
 from bench.redis_kit import BenchRedis
 
 SECTIONS = (
     "throughput", "run", "clients", "levers", "latency", "preview", "redis", "failover", "program", "engine",
+    "scaling",
 )  # fmt: skip
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if "engine" in args.only:
         print("pulumi preview/up on a local cluster ...", file=sys.stderr)
         results["engine"] = engine_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
+    if "scaling" in args.only:
+        print("backlog to scale-out on a local cluster ...", file=sys.stderr)
+        results["scaling"] = scaling_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
     print(report.table(results))
     json_path, png_path = report.write(results, args.out)
     print(f"wrote {json_path} and {png_path}")

@@ -99,6 +99,19 @@ def table(results: dict[str, Any]) -> str:
             target = eng["targets_s"].get(name)
             verdict = f"  target < {target:.0f} s: {'met' if met[name] else 'MISSED'}" if target else ""
             lines.append(f"  {name:>18}  {med[name]:6.1f}{verdict}")
+    sc = results.get("scaling")
+    if sc:
+        med = sc["median"]
+        lines.append(
+            f"Backlog to scale-out on the local cluster: {sc['backlog']} waiting jobs, HPA wanting "
+            f"{sc['want']} pods (s, median of {sc['rounds']})"
+        )
+        lines.append(f"  prometheus-adapter  {med['adapter']['scale_out_s']:6.1f}")
+        lines.append(
+            f"                keda  {med['keda']['scale_out_s']:6.1f}  "
+            f"(from 0 pods, one job to the first: {med['keda']['wake_s']:.1f})"
+        )
+        lines.append(f"  keda/adapter {_fmt(sc['ratio_keda_adapter'])} (lower is faster)")
     return "\n".join(lines)
 
 

@@ -61,6 +61,13 @@ class Keda:
         (folder / "tls.key").chmod(0o600)
         return folder
 
+    def _ca_dir(self) -> Path:
+        """Extra CAs KEDA's scalers trust (``--ca-dir``): the cluster CA only."""
+        folder = self.workdir / "ca"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.cluster.pki.ca_cert, folder / "cluster-ca.crt")
+        return folder
+
     def _start(self, name: str, argv: list[str]) -> procs.Proc:
         proc = procs.Proc(name, tuple(argv), self.workdir / f"{name}.pid", self.workdir / f"{name}.log")
         env = {
@@ -86,7 +93,7 @@ class Keda:
             operator, f"--metrics-bind-address=127.0.0.1:{self.operator_metrics_port}",
             f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
             f"--metrics-service-bind-address=127.0.0.1:{self.grpc_port}",
-            f"--cert-dir={certs}", f"--ca-dir={certs}", "--enable-cert-rotation=false",
+            f"--cert-dir={certs}", f"--ca-dir={self._ca_dir()}", "--enable-cert-rotation=false",
             "--leader-elect=false", "--zap-log-level=info",
         ])  # fmt: skip
         kube.wait_until(lambda: kube.http_ok(f"http://127.0.0.1:{self.health_port}/readyz"), OPERATOR,

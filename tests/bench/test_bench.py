@@ -45,6 +45,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Redis failover, master SIGKILLed mid-drain",
         "Pulumi program under mocks",
         "Real engine, dev stack on the local cluster",
+        "Backlog to scale-out on the local cluster",
     ):
         assert heading in proc.stdout, proc.stdout
     results = json.loads((out / "results.json").read_text())
@@ -78,4 +79,9 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert set(engine["median_s"]) == {"preview", "up", "preview_no_changes", "destroy"}
     assert all(seconds > 0.5 for seconds in engine["median_s"].values()), engine  # real commands ran
     assert set(engine["met"]) == {"preview", "up"}
+    scaling = results["scaling"]
+    assert set(scaling["median"]) == {"adapter", "keda"}
+    # Real scaling happened: never instant (a scrape and a sync at least), KEDA woke from zero.
+    assert all(m["scale_out_s"] > 0.5 for m in scaling["median"].values()), scaling
+    assert scaling["median"]["keda"]["wake_s"] > 0.2 and scaling["ratio_keda_adapter"] > 0
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
