@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -112,12 +113,44 @@ def fill_jobs(url: str, queue: str, jobs: list[tuple[dict[str, Any], str]]) -> N
     asyncio.run(add())
 
 
-def _start_server(args: list[str], port: int, password: str | None) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA and a server cert (SAN 127.0.0.1) for Redis servers that speak only TLS."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def server_args(self) -> list[str]:
+        """A server's TLS options: no client certs asked for, replication over TLS too."""
+        return [
+            "--tls-cert-file", self.cert, "--tls-key-file", self.key, "--tls-ca-cert-file", self.ca,
+            "--tls-auth-clients", "no", "--tls-replication", "yes",
+        ]  # fmt: skip
+
+    def sentinel_conf(self, tls_port: int) -> str:
+        """A sentinel's lines to reach TLS-only servers. With ``tls-replication`` it also speaks TLS
+        to the other sentinels, at the ``tls_port`` it announces to them."""
+        return (
+            f"tls-port {tls_port}\ntls-cert-file {self.cert}\ntls-key-file {self.key}\n"
+            f"tls-ca-cert-file {self.ca}\ntls-auth-clients no\ntls-replication yes\n"
+        )
+
+
+def _client(port: int, password: str | None, tls: TlsFiles | None, **options: Any) -> redis.Redis:
+    if tls is not None:
+        options.update(ssl=True, ssl_ca_certs=tls.ca)
+    return redis.Redis(port=port, password=password, **options)
+
+
+def _start_server(
+    args: list[str], port: int, password: str | None, tls: TlsFiles | None = None
+) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (deps/apt-base.txt)")
     proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
+    client = _client(port, password, tls, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 10
     try:
         while True:
@@ -146,17 +179,27 @@ class SentinelGroup:
     MASTER = "mobius"
 
     def __init__(
-        self, workdir: Any, password: str, replicas: int = 2, sentinel_password: str | None = None
+        self,
+        workdir: Any,
+        password: str,
+        replicas: int = 2,
+        sentinel_password: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         from pathlib import Path
 
         self.workdir, self.password, self.sentinel_password = Path(workdir), password, sentinel_password
+        self.tls = tls
         self.ports = [free_port() for _ in range(replicas + 1)]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        query = f"?sentinel_password={sentinel_password}" if sentinel_password else ""
-        self.url = f"redis+sentinel://:{password}@{hosts}/{self.MASTER}{query}"
+        options = [f"sentinel_password={sentinel_password}"] if sentinel_password else []
+        if tls is not None:
+            options.append(f"ssl_ca_certs={tls.ca}")
+        query = f"?{'&'.join(options)}" if options else ""
+        scheme = "rediss+sentinel" if tls else "redis+sentinel"
+        self.url = f"{scheme}://:{password}@{hosts}/{self.MASTER}{query}"
 
     def __enter__(self) -> SentinelGroup:
         self.start()
@@ -173,12 +216,15 @@ class SentinelGroup:
     def start(self) -> None:
         pw = self.password
         for i, port in enumerate(self.ports):
-            args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(self._dir(f"server-{i}"))]
+            listen = ["--port", "0", "--tls-port", str(port), *self.tls.server_args()] if self.tls else [
+                "--port", str(port)
+            ]  # fmt: skip
+            args = [*listen, "--bind", "127.0.0.1", "--dir", str(self._dir(f"server-{i}"))]
             args += ["--appendonly", "yes", "--save", "", "--protected-mode", "no"]
             args += ["--requirepass", pw, "--masterauth", pw, "--repl-diskless-sync-delay", "0"]
             if i:
                 args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
-            self.procs[port] = _start_server(args, port, pw)
+            self.procs[port] = _start_server(args, port, pw, self.tls)
         for i, port in enumerate(self.sentinel_ports):
             conf = self._dir(f"sentinel-{i}") / "sentinel.conf"
             conf.write_text(
@@ -189,6 +235,8 @@ class SentinelGroup:
                 f"sentinel failover-timeout {self.MASTER} 10000\n"
                 f"sentinel parallel-syncs {self.MASTER} 2\n"
             )
+            if self.tls is not None:  # plain to clients; TLS to the servers and the other sentinels
+                conf.write_text(conf.read_text() + self.tls.sentinel_conf(free_port()))
             if self.sentinel_password:  # clients and the other sentinels must authenticate
                 sp = self.sentinel_password
                 conf.write_text(conf.read_text() + f"requirepass {sp}\nsentinel sentinel-pass {sp}\n")
@@ -229,9 +277,11 @@ class SentinelGroup:
         return int(port)
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, password=self.password, decode_responses=True)
+        return _client(port, self.password, self.tls, decode_responses=True)
 
     def master_url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://:{self.password}@127.0.0.1:{self.master_port()}?ssl_ca_certs={self.tls.ca}"
         return f"redis://:{self.password}@127.0.0.1:{self.master_port()}"
 
     def kill(self, port: int) -> None:

@@ -21,11 +21,12 @@ import pytest
 import redis
 import requests
 
-from bench.redis_kit import SentinelGroup
+from bench.redis_kit import SentinelGroup, TlsFiles
 
 __all__ = [
     "RedisServer",
     "SentinelGroup",
+    "TlsFiles",
     "VaultServer",
     "bearer_status",
     "free_port",

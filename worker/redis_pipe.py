@@ -49,7 +49,8 @@ class _Target:
     """Where and how to connect, read by redis-py's own URL parser (so the pipe and the pooled
     client always agree on host, database and credentials)."""
 
-    _SUPPORTED = frozenset({"host", "port", "db", "username", "password", "path", "connection_class"})
+    _SUPPORTED = frozenset({"host", "port", "db", "username", "password", "path", "connection_class",
+                            redis_target.CA_OPTION})  # fmt: skip
 
     def __init__(self, url: str) -> None:
         try:
@@ -61,11 +62,13 @@ class _Target:
             kwargs: dict[str, Any] = {"username": t.username, "password": t.password, "db": t.db}
             if t.tls:
                 kwargs["connection_class"] = SSLConnection
+                kwargs[redis_target.CA_OPTION] = t.ca_certs
         else:
             kwargs = self._parse(url)
         kind = kwargs.get("connection_class")
         self.unix_path: str | None = kwargs.get("path") if kind is UnixDomainSocketConnection else None
         self.tls = kind is SSLConnection
+        self.ca_certs: str | None = kwargs.get(redis_target.CA_OPTION)
         self.host: str = kwargs.get("host", "localhost")
         self.port: int = kwargs.get("port", 6379)
         self.username: str | None = kwargs.get("username")
@@ -246,7 +249,7 @@ class PipelinedConnection:
             host, port = (t.host, t.port)
             if t.sentinel is not None:
                 host, port = await redis_target.master_address(t.sentinel)
-            tls = ssl.create_default_context() if t.tls else None
+            tls = ssl.create_default_context(cafile=t.ca_certs) if t.tls else None
             await loop.create_connection(
                 lambda: proto, host, port, ssl=tls, server_hostname=host if tls else None
             )

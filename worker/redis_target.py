@@ -9,6 +9,10 @@
   promoted replica by themselves. The password authenticates to the master; the sentinels use
   ``?sentinel_password=…`` when they have their own, else none.
 
+With TLS (``rediss://``, ``rediss+sentinel://``) the server's certificate is checked against the
+system CAs, or against the CA file of ``?ssl_ca_certs=/absolute/path`` (a private CA, mounted
+into the pod). The sentinels themselves are spoken to in plain text.
+
 BullMQ's maintainers recommend a replicated Redis with failover over Cluster (a queue's keys must
 live on one node); Sentinel, and managed services that fail over the same way, are that.
 Every connection of the worker and the API comes from :func:`client` or, for the fast path's
@@ -18,6 +22,7 @@ pipelined socket, from :func:`master_address`, so all of them follow the same ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -30,6 +35,8 @@ from redis.asyncio.sentinel import (
 )
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+#: The URL option naming a CA file to check the server's TLS certificate against (redis-py's name).
+CA_OPTION = "ssl_ca_certs"
 SENTINEL_PORT = 26379
 #: How long a sentinel may take to answer where the master is, per sentinel asked.
 SENTINEL_TIMEOUT_SECONDS = 2.0
@@ -46,6 +53,7 @@ class SentinelTarget:
     password: str | None
     sentinel_password: str | None
     tls: bool
+    ca_certs: str | None = None
 
 
 def parse_sentinel(url: str) -> SentinelTarget | None:
@@ -69,9 +77,12 @@ def parse_sentinel(url: str) -> SentinelTarget | None:
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValueError("needs the master's name after the sentinels, then an optional /<db>")
     query = parse_qs(parts.query)
-    unknown = set(query) - {"sentinel_password"}
+    unknown = set(query) - {"sentinel_password", CA_OPTION}
     if unknown:
         raise ValueError(f"has unknown options {sorted(unknown)}")
+    ca_certs = query[CA_OPTION][0] if CA_OPTION in query else None
+    if ca_certs is not None and not SENTINEL_SCHEMES[scheme]:
+        raise ValueError(f"has {CA_OPTION} without TLS: use rediss+sentinel://")
     return SentinelTarget(
         sentinels=tuple(sentinels),
         master=unquote(path[0]),
@@ -80,7 +91,26 @@ def parse_sentinel(url: str) -> SentinelTarget | None:
         password=unquote(password) or None,
         sentinel_password=query["sentinel_password"][0] if "sentinel_password" in query else None,
         tls=SENTINEL_SCHEMES[scheme],
+        ca_certs=ca_certs,
     )
+
+
+def check_ca_file(url: str) -> None:
+    """ValueError unless the ``ssl_ca_certs`` of ``url`` (if any) is an absolute path to a readable file.
+
+    The path is named (it is no secret), the URL never is.
+    """
+    found = parse_qs(urlsplit(url).query).get(CA_OPTION)
+    if not found:
+        return
+    path = Path(found[0])
+    if not path.is_absolute():
+        raise ValueError(f"{CA_OPTION} must be an absolute path, got {found[0]!r}")
+    try:
+        with path.open("rb") as pem:
+            pem.read(1)
+    except OSError as err:
+        raise ValueError(f"{CA_OPTION} file {found[0]} is not readable ({err.strerror})") from None
 
 
 def _sentinel(target: SentinelTarget) -> Sentinel:
@@ -146,6 +176,8 @@ def client(url: str, **options: Any) -> aioredis.Redis:
     single = bool(options.pop("single_connection_client", False))
     conn = {"db": target.db, "username": target.username, "password": target.password, **options}
     conn["connection_class"] = MasterSSLConnection if target.tls else MasterConnection
+    if target.ca_certs is not None:
+        conn[CA_OPTION] = target.ca_certs
     pool = SentinelConnectionPool(target.master, _sentinel(target), **conn)  # type: ignore[no-untyped-call]
     managed = _SentinelManaged(connection_pool=pool, single_connection_client=single)
     managed.auto_close_connection_pool = True  # what Redis.from_pool does: aclose() closes the pool

@@ -103,13 +103,13 @@ class Settings(Tunables, BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if redis_target.parse_sentinel(value) is not None:  # ValueError says what is malformed
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("has no host")
+        if redis_target.parse_sentinel(value) is None:  # ValueError says what is malformed
+            parts = urlsplit(value)
+            if parts.scheme not in ("redis", "rediss", "unix"):
+                raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+            if parts.scheme != "unix" and not parts.hostname:
+                raise ValueError("has no host")
+        redis_target.check_ca_file(value)
         return value
 
     @field_validator("api_tokens")

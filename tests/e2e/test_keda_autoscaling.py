@@ -20,6 +20,8 @@ import math
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +29,13 @@ from bullmq import Queue
 from e2e_kit import ScratchProject, kubectl_json, pulumi_run
 
 from bench.worker_proc import spawn, worker_env
+from infra.errors import VerifyError
 from infra.local import cluster
 from infra.local.keda import Keda
 from infra.local.kube import http_ok, wait_until
 from infra.local.prometheus import Prometheus, Target
 from infra.manifests.keda import TRIGGER_NAME
+from infra.verify import cli as verify
 from tests.servers import RedisServer, free_port, shared_redis_server  # noqa: F401 (registers `redis_server`)
 from worker import constants as c
 
@@ -99,7 +103,7 @@ def scaling(
     local_cluster: cluster.Cluster,
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[dict[str, str], RedisServer]]:
+) -> Iterator[Deployed]:
     """The job API scraped by Prometheus, KEDA up, then the stack deployed."""
     workdir = tmp_path_factory.mktemp("keda")
     api_port = free_port()
@@ -119,7 +123,7 @@ def scaling(
         pulumi_run(["stack", "init", STACK], environ, project)
         pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
         try:
-            yield environ, redis_server
+            yield Deployed(project, environ, redis_server)
         finally:
             print(keda.log_tail(10))
             pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
@@ -128,6 +132,13 @@ def scaling(
         prometheus.stop()
         api.terminate()
         api.wait(30)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    project: Path
+    environ: dict[str, str]
+    redis: RedisServer
 
 
 def replicas(environ: dict[str, str]) -> int:
@@ -152,8 +163,8 @@ def desired(environ: dict[str, str]) -> int | None:
     return int(value) if value is not None else None
 
 
-def test_the_scaled_object_read_back_is_the_declared_one(scaling: tuple[dict[str, str], RedisServer]) -> None:
-    environ, _ = scaling
+def test_the_scaled_object_read_back_is_the_declared_one(scaling: Deployed) -> None:
+    environ = scaling.environ
     found = kubectl_json(environ, "-n", NAMESPACE, "get", "scaledobject", DEPLOYMENT)
     spec = found["spec"]
     assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["cooldownPeriod"]) == (
@@ -183,10 +194,21 @@ def test_the_scaled_object_read_back_is_the_declared_one(scaling: tuple[dict[str
 
 
 def test_idle_to_zero_a_job_wakes_it_a_backlog_scales_out_and_drained_back_to_zero(
-    scaling: tuple[dict[str, str], RedisServer],
+    scaling: Deployed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    environ, redis_server = scaling
+    environ, redis_server = scaling.environ, scaling.redis
     wait_until(lambda: replicas(environ) == 0, "the idle track at 0 pods", COOLDOWN + 60, state(environ))
+    # `python -m infra verify` passes a track KEDA scaled to zero, and only in scale-to-zero mode.
+    outputs = json.loads(
+        pulumi_run(["stack", "output", "--json", "--stack", STACK], environ, scaling.project)
+    )
+    for key in ("PATH", "KUBECONFIG"):
+        monkeypatch.setenv(key, environ[key])
+    target = verify.Target(STACK, scaling.project, "", "", 10, outputs)
+    assert f"{DEPLOYMENT} 0/0" in verify.check_deployments(target)
+    target.outputs = {**outputs, "scaleToZero": False}
+    with pytest.raises(VerifyError, match=f"{DEPLOYMENT}: 0/0 pods ready"):
+        verify.check_deployments(target)
 
     asyncio.run(add(redis_server.url, [job("wake-0")]))
     queued = time.monotonic()
