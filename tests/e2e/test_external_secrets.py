@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
 import threading
 import time
@@ -64,10 +65,22 @@ ENV_OF = {
     "AWS_ACCESS_KEY_ID": "s3_access_key_id",
     "AWS_SECRET_ACCESS_KEY": "s3_secret_access_key",
     "PREVIEW_API_TOKENS": "api_tokens",
+    "REDIS_URL": "redis_url",
 }
+#: Redis ACL users whose URLs Vault holds: the stack's REDIS_URL comes from Vault, and rotates.
+REDIS_USERS = {"eso-redis-a": "eso-redis-pass-a-0001", "eso-redis-b": "eso-redis-pass-b-0002"}
 
 
-def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str) -> None:
+def redis_user(redis_server: RedisServer, user: str) -> str:
+    """Create (or re-create) ``user`` on the shared Redis; return its URL."""
+    password = REDIS_USERS[user]
+    redis_server.client().execute_command(
+        "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all"
+    )
+    return f"redis://{user}:{password}@127.0.0.1:{redis_server.port}"
+
+
+def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str, values: dict[str, str]) -> None:
     """What a platform team does once per cluster: Vault's Kubernetes auth, a policy and a role.
 
     Vault checks each login's ServiceAccount token with a TokenReview, made as a reviewer
@@ -108,7 +121,7 @@ def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str) ->
         ttl="10m",
         mount_point=AUTH_MOUNT,
     )
-    root.secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
+    root.secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=values)
 
 
 def stack_file(text: str, vault_url: str) -> str:
@@ -120,7 +133,14 @@ def stack_file(text: str, vault_url: str) -> str:
     )
     anchor = "    provider: external-secrets\n"
     assert anchor in text
-    return text.replace(anchor, anchor + store, 1)
+    text = text.replace(anchor, anchor + store, 1)
+    # REDIS_URL from Vault as well, instead of the stack's own redisUrl (exactly one source).
+    keys = "      PREVIEW_API_TOKENS: api_tokens   # the job API's bearer tokens, comma-separated\n"
+    assert keys in text
+    text = text.replace(keys, keys + "      REDIS_URL: redis_url\n", 1)
+    text, dropped = re.subn(r"  mobius-preview-worker:redisUrl:\n    secure: \S+\n", "", text)
+    assert dropped == 1
+    return text
 
 
 def synced(environ: dict[str, str]) -> dict[str, str]:
@@ -142,10 +162,12 @@ def deployed(
     scratch_project: ScratchProject,
     local_cluster: cluster.Cluster,
     vault_server: VaultServer,
+    redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Path, dict[str, str], SecretsOperator]]:
     project, environ = scratch_project("external-secrets")
-    configure_vault(vault_server, environ, local_cluster.pki.ca_cert.read_text())
+    VALUES["redis_url"] = redis_user(redis_server, "eso-redis-a")
+    configure_vault(vault_server, environ, local_cluster.pki.ca_cert.read_text(), VALUES)
     operator = SecretsOperator(local_cluster, tmp_path_factory.mktemp("eso"), free_port()).start()
     try:
         text = stack_file((project / "Pulumi.dev.yaml").read_text(), vault_server.url)
@@ -317,3 +339,50 @@ def test_a_token_rotated_in_vault_reaches_running_processes_and_no_job_is_lost(
 def wait_and_read(environ: dict[str, str], operator: SecretsOperator) -> dict[str, str]:
     wait_synced(environ, operator, {env: VALUES[prop] for env, prop in ENV_OF.items()})
     return synced(environ)
+
+
+def test_a_redis_credential_rotated_in_vault_reaches_the_running_worker_and_no_job_is_lost(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+    vault_server: VaultServer,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    _, environ, operator = deployed
+    wait_and_read(environ, operator)
+    folder, queue, admin = tmp_path / "secrets", "eso-redis-rotation", redis_server.client()
+    new_url = redis_user(redis_server, "eso-redis-b")
+    base = worker_env(redis_server.url, queue, str(tmp_path / "data"))
+    del base[c.ENV_REDIS_URL]  # only from the mounted secret, as in the pods
+    base[c.ENV_SECRETS_DIR] = str(folder)
+
+    def users() -> set[str]:
+        return {client.get("user", "") for client in admin.client_list()}
+
+    with Kubelet(environ, folder):
+        consumer = spawn(base)
+        try:
+            wait_until(lambda: "eso-redis-a" in users(), "the worker as Vault's first user", 40,
+                       lambda: f"exit {consumer.poll()}; users {users()}")  # fmt: skip
+            ids = asyncio.run(queue_jobs(redis_server.url, queue, "before-", 20, 0.0))
+            vault_server.client().secrets.kv.v2.create_or_update_secret(
+                path=KV_PATH, secret={**VALUES, "redis_url": new_url}
+            )
+            rotated = time.monotonic()
+            ids += asyncio.run(queue_jobs(redis_server.url, queue, "during-", 40, 0.05))
+            wait_until(lambda: "eso-redis-b" in users() and "eso-redis-a" not in users(),
+                       "the worker as the rotated user only", 60,
+                       lambda: f"users {users()}\n{operator.log_tail()}")  # fmt: skip
+            print(f"vault write to the worker on the new Redis user: {time.monotonic() - rotated:.1f} s")
+            admin.execute_command("ACL", "DELUSER", "eso-redis-a")  # the old credential is revoked
+            ids += asyncio.run(queue_jobs(redis_server.url, queue, "after-", 10, 0.0))
+            completed = f"{c.BULL_PREFIX}:{queue}:completed"
+            wait_until(lambda: admin.zcard(completed) == len(ids), "every job completed", 90,
+                       lambda: str(admin.zcard(completed)))  # fmt: skip
+            assert set(admin.zrange(completed, 0, -1)) == set(ids)
+            assert admin.zcard(f"{c.BULL_PREFIX}:{queue}:failed") == 0
+            assert consumer.poll() is None  # re-executed in place, never exited
+        finally:
+            consumer.terminate()
+            consumer.wait(30)
+            redis_user(redis_server, "eso-redis-a")  # back as it was, for any later test
+            vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
