@@ -13,6 +13,9 @@ ENV_REDIS_URL: Final = "REDIS_URL"
 ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
 #: A folder of secret env vars as files (a mounted Secret), watched for rotation (worker/secret_files.py).
 ENV_SECRETS_DIR: Final = "PREVIEW_SECRETS_DIR"
+#: Where a stack's ``redisCa`` (a ConfigMap's CA certificate) is mounted: name it in REDIS_URL
+#: as ``?ssl_ca_certs=<this>`` for a Redis with TLS from a private CA (worker/redis_target.py).
+REDIS_CA_PATH: Final = "/etc/mobius-preview/redis-ca/ca.crt"
 # S3 credentials are read by botocore's standard chain (these env vars, or a mounted
 # AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
 ENV_S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"

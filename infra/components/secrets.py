@@ -24,12 +24,13 @@ from infra.config.model import StackConfig
 from infra.errors import InfraError
 from infra.manifests.common import APP_NAME, Manifest, child_options, declare, metadata
 from infra.manifests.pod import SecretFiles
-from worker.constants import ENV_REDIS_URL, ENV_SECRETS_DIR
+from worker.constants import ENV_REDIS_URL, ENV_SECRETS_DIR, REDIS_CA_PATH
 
 ENV_SECRET_NAME = f"{APP_NAME}-env"
 VAULT_SECRET_NAME = f"{APP_NAME}-vault"
 #: Where the operator's Secret is mounted as files (``PREVIEW_SECRETS_DIR``), read-only.
 SECRETS_MOUNT_PATH = "/var/run/secrets/mobius-preview"
+REDIS_CA_VOLUME = "redis-ca"
 SECRETS_VOLUME = "vault-secrets"
 #: The identity ESO logs in to Vault as (``secrets.store``): no RBAC, no pod mounts its token.
 STORE_SERVICE_ACCOUNT = f"{APP_NAME}-secrets"
@@ -99,6 +100,20 @@ def vault_files() -> SecretFiles:
     return SecretFiles([volume], [mount], [{"name": ENV_SECRETS_DIR, "value": SECRETS_MOUNT_PATH}])
 
 
+def with_redis_ca(files: SecretFiles, cfg: StackConfig) -> SecretFiles:
+    """``files`` plus the ``redisCa`` ConfigMap's key at ``REDIS_CA_PATH`` (read-only), when set."""
+    ca = cfg.redis_ca
+    if ca is None:
+        return files
+    folder, name = REDIS_CA_PATH.rsplit("/", 1)
+    volume = {
+        "name": REDIS_CA_VOLUME,
+        "configMap": {"name": ca.config_map, "items": [{"key": ca.key, "path": name}]},
+    }
+    mount = {"name": REDIS_CA_VOLUME, "mountPath": folder, "readOnly": True}
+    return SecretFiles([*files.volumes, volume], [*files.mounts, mount], files.env)
+
+
 def _digest(pairs: list[Any]) -> str:
     return hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
 
@@ -162,6 +177,7 @@ class WorkerSecrets(pulumi.ComponentResource):
             )
             self.files = vault_files()
             parts.append(pulumi.Output.from_input(manifest["spec"]))
+        self.files = with_redis_ca(self.files, cfg)
         # The pod annotation must not be a secret (Pulumi would then hide the whole Deployment
         # spec). It is a sha256 over all the values together, so it only helps an attacker who
         # can already guess every one of them (a Redis URL with a real password is not guessable).

@@ -43,6 +43,7 @@ from infra.config.sections import (
     CpuMemory,
     Monitoring,
     Network,
+    RedisCa,
     Replicas,
     Resources,
     Secrets,
@@ -68,6 +69,7 @@ __all__ = [
     "CpuMemory",
     "Monitoring",
     "Network",
+    "RedisCa",
     "Replicas",
     "Resources",
     "Secret",
@@ -150,6 +152,8 @@ class StackConfig(Model):
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
+    # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
+    redis_ca: RedisCa | None = None
     # The release tool's progressive rollout and its analysis (infra/config/rollout.py).
     rollout: RolloutConfig = RolloutConfig()
 

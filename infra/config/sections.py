@@ -189,6 +189,26 @@ class Autoscaling(Model):
         return self
 
 
+class RedisCa(Model):
+    """``redisCa``: a ConfigMap in the stack's namespace holding the CA that signed Redis's TLS cert.
+
+    Its ``key`` is mounted read-only at ``REDIS_CA_PATH`` in every worker, API and sweep pod;
+    REDIS_URL names it with ``?ssl_ca_certs=`` (docs/redis-failover.md). A CA is no secret.
+    """
+
+    config_map: str
+    key: str = "ca.crt"
+
+    _name = field_validator("config_map")(check_dns_label)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", v):
+            raise ValueError(f"must be a ConfigMap key (letters, digits, '-', '_', '.'), got {v!r}")
+        return v
+
+
 class VaultStore(Model):
     """A ``SecretStore`` the stack declares in its own namespace (``secrets.store``).
 

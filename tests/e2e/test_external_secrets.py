@@ -68,6 +68,7 @@ ENV_OF = {
     "REDIS_URL": "redis_url",
 }
 #: Redis ACL users whose URLs Vault holds: the stack's REDIS_URL comes from Vault, and rotates.
+REDIS_CA_CONFIG_MAP = "redis-ca"
 REDIS_USERS = {"eso-redis-a": "eso-redis-pass-a-0001", "eso-redis-b": "eso-redis-pass-b-0002"}
 
 
@@ -140,7 +141,8 @@ def stack_file(text: str, vault_url: str) -> str:
     text = text.replace(keys, keys + "      REDIS_URL: redis_url\n", 1)
     text, dropped = re.subn(r"  mobius-preview-worker:redisUrl:\n    secure: \S+\n", "", text)
     assert dropped == 1
-    return text
+    # A Redis behind TLS from a private CA: the pods mount that CA where REDIS_URL can name it.
+    return text + f"  mobius-preview-worker:redisCa:\n    configMap: {REDIS_CA_CONFIG_MAP}\n"
 
 
 def synced(environ: dict[str, str]) -> dict[str, str]:
@@ -172,6 +174,9 @@ def deployed(
     try:
         text = stack_file((project / "Pulumi.dev.yaml").read_text(), vault_server.url)
         (project / f"Pulumi.{STACK}.yaml").write_text(text)
+        run(["kubectl", "create", "namespace", NAMESPACE], environ)
+        ca = f"--from-file=ca.crt={local_cluster.pki.ca_cert}"
+        run(["kubectl", "-n", NAMESPACE, "create", "configmap", REDIS_CA_CONFIG_MAP, ca], environ)
         pulumi_run(["stack", "init", STACK], environ, project)
         pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
         yield project, environ, operator
@@ -243,6 +248,10 @@ def test_the_pods_mount_the_synced_secret_as_files(
         (mount,) = [m for m in box["volumeMounts"] if m["name"] == volume["name"]]
         assert {"name": c.ENV_SECRETS_DIR, "value": mount["mountPath"]} in box["env"]
         assert {"secretRef": {"name": VAULT_SECRET_NAME}} not in box["envFrom"]
+        (ca,) = [v for v in spec["volumes"] if v.get("configMap", {}).get("name") == REDIS_CA_CONFIG_MAP]
+        (ca_mount,) = [m for m in box["volumeMounts"] if m["name"] == ca["name"]]
+        assert f"{ca_mount['mountPath']}/{ca['configMap']['items'][0]['path']}" == c.REDIS_CA_PATH
+        assert ca_mount["readOnly"] is True
 
 
 class Kubelet:

@@ -199,3 +199,31 @@ def test_keda_mode_keeps_the_cpu_trigger_and_the_floor_without_scale_to_zero() -
     assert spec["minReplicaCount"] == 4
     assert [t["type"] for t in spec["triggers"]] == ["prometheus", "cpu"]
     assert spec["triggers"][1]["metadata"] == {"value": "70"}
+
+
+def test_redis_ca_is_mounted_read_only_where_redis_url_names_it_in_every_pod() -> None:
+    from worker.constants import REDIS_CA_PATH
+
+    run = run_program("staging", overrides={"redisCa": {"configMap": "redis-tls", "key": "tls-ca.pem"}})
+    templates = [d["spec"]["template"]["spec"] for d in run.objects("Deployment")]
+    templates += [j["spec"]["jobTemplate"]["spec"]["template"]["spec"] for j in run.objects("CronJob")]
+    assert len(templates) == 4  # stable, canary, API, retention sweep
+    folder, name = REDIS_CA_PATH.rsplit("/", 1)
+    for spec in templates:
+        (volume,) = [v for v in spec["volumes"] if "configMap" in v]
+        assert volume["configMap"] == {"name": "redis-tls", "items": [{"key": "tls-ca.pem", "path": name}]}
+        (box,) = spec["containers"]
+        (mount,) = [m for m in box["volumeMounts"] if m["name"] == volume["name"]]
+        assert (mount["mountPath"], mount["readOnly"]) == (folder, True)
+    assert not any(
+        "configMap" in v
+        for d in run_program("staging").objects("Deployment")
+        for v in d["spec"]["template"]["spec"]["volumes"]
+    )
+
+
+def test_a_bad_redis_ca_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"redisCa\.configMap: must be a DNS-1123 label"):
+        run_program("staging", overrides={"redisCa": {"configMap": "Redis_CA"}})
+    with pytest.raises(ConfigError, match=r"redisCa\.key: must be a ConfigMap key"):
+        run_program("staging", overrides={"redisCa": {"configMap": "redis-ca", "key": "../ca"}})
