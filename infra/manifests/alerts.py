@@ -55,6 +55,10 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     server_errors = f'{ns},{c.LABEL_STATUS}=~"5.."'
     api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
     enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
+    worker_down = f"sum({up}) == 0 or absent({up})"
+    keda = cfg.autoscaling.keda
+    if keda is not None and keda.scale_to_zero:  # no worker while nothing waits is KEDA's doing
+        worker_down = f"({worker_down}) and on() {waiting} > {keda.activation_threshold}"
     return [
         Alert(
             "PreviewWorkerHighFailureRate",
@@ -74,7 +78,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
         ),
         Alert(
             "PreviewWorkerDown",
-            f"sum({up}) == 0 or absent({up})",
+            worker_down,
             "critical",
             "No preview worker is up",
             f"Prometheus scrapes no healthy preview worker in namespace {cfg.namespace}.",

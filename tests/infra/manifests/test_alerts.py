@@ -264,3 +264,33 @@ def test_a_wrong_expectation_fails(tmp_path: Path, rules_file: Path) -> None:
     result = run_promtool("test", "rules", str(tmp_path / "test.yaml"))
     assert result.returncode == 1
     assert "PreviewDLQGrowing" in result.stdout + result.stderr
+
+
+def write_bare_rules(cfg: Any, path: Path) -> None:
+    """``cfg``'s rules without annotations: promtool's unit tests then check expressions and labels."""
+    groups = rule_groups(cfg)
+    for group in groups:
+        group["rules"] = [{k: v for k, v in r.items() if k != "annotations"} for r in group["rules"]]
+    path.write_text(yaml.safe_dump({"groups": groups}))
+
+
+def test_a_track_kedas_scaled_to_zero_is_down_only_while_jobs_wait(tmp_path: Path) -> None:
+    keda = {"prometheusUrl": "http://prometheus:9090", "scaleToZero": True, "activationThreshold": 2}
+    autoscaling = {"provider": "keda", "queueDepthTarget": 50, "keda": keda}
+    to_zero = CFG.model_copy(update={"autoscaling": CFG.autoscaling.model_validate(autoscaling)})
+    api_up = gauge("up", "1x60", job="preview-worker-api", pod="api-0")  # no worker is scraped at all
+
+    def case(waiting: str, fires: bool) -> dict[str, Any]:
+        depth = gauge(c.METRIC_QUEUE_DEPTH, waiting, state="waiting", pod="api-0")  # from the job API
+        labels = {"severity": "critical", "namespace": CFG.namespace, "job": "preview-worker"}
+        return unit_test("PreviewWorkerDown", [api_up, depth], labels if fires else None)
+
+    for cfg, cases in (
+        (to_zero, [case("0x60", False), case("2x60", False), case("3x60", True)]),  # above the threshold
+        (CFG, [case("0x60", True)]),  # without scale-to-zero the same idle state is an outage
+    ):
+        write_bare_rules(cfg, tmp_path / "rules.yaml")
+        tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}
+        (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
+        result = run_promtool("test", "rules", str(tmp_path / "test.yaml"))
+        assert result.returncode == 0, result.stdout + result.stderr
