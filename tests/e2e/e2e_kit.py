@@ -121,3 +121,14 @@ def process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def dev_stack_as(text: str, namespace: str, queue: str, max_replicas: int, autoscaling: str) -> str:
+    """The dev stack file's text in its own namespace and queue, with ``max_replicas`` and the
+    ``autoscaling`` section (its YAML lines, indented under the key) replaced."""
+    text = text.replace("namespace: preview-dev", f"namespace: {namespace}")
+    text = text.replace("queueName: preview-jobs", f"queueName: {queue}")
+    text = text.replace("  min: 1\n    max: 2", f"  min: 1\n    max: {max_replicas}", 1)
+    section = "  mobius-preview-worker:autoscaling:\n    cpuTarget: 80\n"
+    assert section in text
+    return text.replace(section, "  mobius-preview-worker:autoscaling:\n" + autoscaling, 1)

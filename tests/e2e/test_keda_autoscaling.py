@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from bullmq import Queue
-from e2e_kit import ScratchProject, kubectl_json, pulumi_run
+from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
 
 from bench.worker_proc import spawn, worker_env
 from infra.errors import VerifyError
@@ -50,11 +50,7 @@ WANT = math.ceil(BACKLOG / TARGET)
 
 
 def stack_file(text: str) -> str:
-    text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
-    text = text.replace("queueName: preview-jobs", f"queueName: {QUEUE}")
-    text = text.replace("  min: 1\n    max: 2", f"  min: 1\n    max: {MAX_REPLICAS}", 1)
     autoscaling = (
-        "  mobius-preview-worker:autoscaling:\n"
         "    provider: keda\n"
         "    cpuTarget: null\n"
         f"    queueDepthTarget: {TARGET}\n"
@@ -65,7 +61,7 @@ def stack_file(text: str) -> str:
         "      pollingIntervalSeconds: 1\n"
         f"      cooldownPeriodSeconds: {COOLDOWN}\n"
     )
-    return text.replace("  mobius-preview-worker:autoscaling:\n    cpuTarget: 80\n", autoscaling)
+    return dev_stack_as(text, NAMESPACE, QUEUE, MAX_REPLICAS, autoscaling)
 
 
 def job(job_id: str, priority: int = 0) -> dict[str, Any]:

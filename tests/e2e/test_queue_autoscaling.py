@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from bullmq import Queue
-from e2e_kit import ScratchProject, kubectl_json, pulumi_run
+from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
@@ -44,17 +44,13 @@ WANT = math.ceil((PLAIN + PRIORITISED) / TARGET)
 
 
 def stack_file(text: str) -> str:
-    text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
-    text = text.replace("queueName: preview-jobs", f"queueName: {QUEUE}")
-    text = text.replace("  min: 1\n    max: 2", f"  min: 1\n    max: {MAX_REPLICAS}", 1)
     autoscaling = (
-        "  mobius-preview-worker:autoscaling:\n"
         "    cpuTarget: null\n"
         f"    queueDepthTarget: {TARGET}\n"
         f"    scaleDownWindowSeconds: {WINDOW}\n"
         "    adapterConfig: {namespace: monitoring, name: prometheus-adapter}\n"
     )
-    return text.replace("  mobius-preview-worker:autoscaling:\n    cpuTarget: 80\n", autoscaling)
+    return dev_stack_as(text, NAMESPACE, QUEUE, MAX_REPLICAS, autoscaling)
 
 
 def jobs(prefix: str, count: int) -> list[dict[str, Any]]:
