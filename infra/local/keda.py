@@ -16,11 +16,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import ToolchainError
 from infra.local import aggregation, kube, procs
 from infra.local.cluster import Cluster
-from infra.local.toolchain import source_files, tool_path
-from infra.local.versions import tool
+from infra.local.toolchain import addon_binary, source_files
 
 OPERATOR, METRICS_SERVER = "keda-operator", "keda-metrics-apiserver"
 NAMESPACE = "keda"  # KEDA_CLUSTER_OBJECT_NAMESPACE: where KEDA keeps its own objects
@@ -43,12 +41,6 @@ class Keda:
     operator_metrics_port: int
     metrics_server_metrics_port: int
     _procs: list[procs.Proc] = field(default_factory=list, init=False)
-
-    def _binary(self, name: str) -> str:
-        binary = tool_path(tool(name))
-        if not binary.exists():
-            raise ToolchainError(f"{name} is not built: run deps/setup.d/45-addons.sh")
-        return str(binary)
 
     def _certs(self) -> Path:
         """``ca.crt``, ``tls.crt``, ``tls.key``: the layout both binaries read their mTLS cert from."""
@@ -83,7 +75,7 @@ class Keda:
 
     def start(self, timeout: float = 90) -> Keda:
         """Install the CRDs, start both, register the metrics server and wait until it is Available."""
-        operator, metrics_server = self._binary(OPERATOR), self._binary(METRICS_SERVER)
+        operator, metrics_server = addon_binary(OPERATOR), addon_binary(METRICS_SERVER)
         kubeconfig = self.cluster.state.kubeconfig
         kube.install_crds(kubeconfig, crd_files())
         kube.kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import ToolchainError
 from infra.local import aggregation, kube, procs
 from infra.local.cluster import Cluster
 from infra.local.prometheus import Prometheus, Target
-from infra.local.toolchain import tool_path
-from infra.local.versions import tool
+from infra.local.toolchain import addon_binary
 
 __all__ = ["ADAPTER_NAMESPACE", "ADAPTER_SERVICE", "MetricsStack", "Target"]
 
@@ -47,15 +45,13 @@ class MetricsStack:
 
     def start(self, timeout: float = 90) -> MetricsStack:
         """Start both, register the adapter and wait until the API server reports it Available."""
-        adapter = tool_path(tool("prometheus-adapter"))
-        if not adapter.exists():
-            raise ToolchainError("prometheus-adapter is not built: run deps/setup.d/45-addons.sh")
+        adapter = addon_binary("prometheus-adapter")
         self._prometheus = Prometheus(self.workdir / "prometheus", self.targets, self.prometheus_port).start()
         pki, kubeconfig = self.cluster.pki, self.cluster.state.kubeconfig
         dns = f"{ADAPTER_SERVICE}.{ADAPTER_NAMESPACE}.svc"
         cert, key = pki.serving_cert(ADAPTER_SERVICE, (dns, "localhost"))
         argv = (
-            str(adapter), f"--secure-port={self.adapter_port}", "--bind-address=127.0.0.1",
+            adapter, f"--secure-port={self.adapter_port}", "--bind-address=127.0.0.1",
             f"--tls-cert-file={cert}", f"--tls-private-key-file={key}",
             f"--lister-kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}", f"--prometheus-url={self.prometheus_url}",

@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import ToolchainError
 from infra.local import kube, procs
 from infra.local.cluster import Cluster
-from infra.local.toolchain import source_files, tool_path
-from infra.local.versions import tool
+from infra.local.toolchain import addon_binary, source_files
 
 OPERATOR = "external-secrets"
 UNUSED_RECONCILERS = ("push-secret", "cluster-push-secret", "cluster-external-secret")
@@ -38,12 +36,10 @@ class SecretsOperator:
 
     def start(self, timeout: float = 60) -> SecretsOperator:
         """Install the CRDs, start the controller and wait until it serves its metrics."""
-        binary = tool_path(tool(OPERATOR))
-        if not binary.exists():
-            raise ToolchainError(f"{OPERATOR} is not built: run deps/setup.d/45-addons.sh")
+        binary = addon_binary(OPERATOR)
         kube.install_crds(self.cluster.state.kubeconfig, crd_files())
         argv = [
-            str(binary),
+            binary,
             f"--metrics-addr=127.0.0.1:{self.metrics_port}",
             *(f"--enable-{name}-reconciler=false" for name in UNUSED_RECONCILERS),
             "--loglevel=info",

@@ -56,6 +56,14 @@ def tool_path(tool: GoTool) -> Path:
     return layout.toolchain_cache() / tool.cache_key / tool.name
 
 
+def addon_binary(name: str) -> str:
+    """The built binary of an add-on (the ``addon=True`` tools that ``./dev test`` builds)."""
+    binary = tool_path(pinned_tool(name))
+    if not binary.exists():
+        raise ToolchainError(f"{name} is not built: run deps/setup.d/45-addons.sh")
+    return str(binary)
+
+
 def bin_dir() -> Path:
     """A folder of symlinks to every built tool: what ``local env`` puts first on PATH."""
     return layout.toolchain_cache() / "bin"

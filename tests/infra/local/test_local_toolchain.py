@@ -124,3 +124,15 @@ def test_a_binary_of_another_version_on_path_is_not_used(
     assert toolchain.found_on_path(versions.tool("pulumi-language-python")) is None
     (folder / "pulumi-language-python-exec").write_text("#!/usr/bin/env python\n")
     assert toolchain.found_on_path(versions.tool("pulumi-language-python")) == host
+
+
+def test_an_addon_that_is_not_built_names_the_step_that_builds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(layout.ENV_TOOLCHAIN_CACHE, str(tmp_path / "cache"))
+    with pytest.raises(ToolchainError, match=r"^keda-operator is not built: run deps/setup.d/45-addons.sh$"):
+        toolchain.addon_binary("keda-operator")
+    built = toolchain.tool_path(versions.tool("keda-operator"))
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"")
+    assert toolchain.addon_binary("keda-operator") == str(built)
