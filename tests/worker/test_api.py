@@ -203,13 +203,16 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    loop = asyncio.get_running_loop()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
-            for _ in range(200):
+            deadline = loop.time() + 60  # a cold interpreter on a loaded 2-core machine
+            while True:
                 try:
                     resp = await client.get("/api/preview/worker/health")
                     break
                 except httpx.ConnectError:
+                    assert proc.returncode is None and loop.time() < deadline, "the API never listened"
                     await asyncio.sleep(0.05)
             assert resp.status_code == 200 and resp.json()["queue"]["name"] == settings.queue_name
             created = await client.post("/api/preview/job", json={**JOB, "jobId": "uv-1"})
