@@ -12,7 +12,7 @@ import pytest
 import worker_media as media
 from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
-from worker_kit import AUTH, OUTPUTS, consumer, decode_image, free_port, queues, wait_state
+from worker_kit import AUTH, OUTPUTS, consumer, decode_image, eventually, free_port, queues, wait_state
 
 from worker import constants as c
 from worker import jobid
@@ -203,18 +203,22 @@ async def test_api_process_serves_over_uvicorn(worker_env: dict[str, str], setti
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    loop = asyncio.get_running_loop()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
-            deadline = loop.time() + 60  # a cold interpreter on a loaded 2-core machine
-            while True:
+
+            async def health() -> httpx.Response | None:
+                assert proc.returncode is None, "the API exited before it listened"
                 try:
-                    resp = await client.get("/api/preview/worker/health")
-                    break
+                    return await client.get("/api/preview/worker/health")
                 except httpx.ConnectError:
-                    assert proc.returncode is None and loop.time() < deadline, "the API never listened"
-                    await asyncio.sleep(0.05)
-            assert resp.status_code == 200 and resp.json()["queue"]["name"] == settings.queue_name
+                    return None
+
+            resp = await eventually(health, timeout=60)  # a cold interpreter on a loaded 2-core machine
+            assert (
+                resp is not None
+                and resp.status_code == 200
+                and resp.json()["queue"]["name"] == settings.queue_name
+            )
             created = await client.post("/api/preview/job", json={**JOB, "jobId": "uv-1"})
             assert created.status_code == 201
             scraped = await client.get(c.METRICS_PATH)
