@@ -1,12 +1,12 @@
 """Is the hand-written RESP client worth keeping (#18)? Lua calls per second from 50 concurrent tasks.
 
-``worker/redis_pipe.py`` exists for one thing: many coroutines' script calls sharing one
+``worker/queue/pipe.py`` exists for one thing: many coroutines' script calls sharing one
 auto-pipelined socket, as ioredis does for Node.js BullMQ. This suite gives well-kept libraries
 the same job and the same Redis: ``EVALSHA`` of a small script (an ``INCR`` and an ``HSET``, like
 the keys BullMQ's scripts touch) from ``concurrency`` tasks, ``calls`` in all, each client in its
 own fresh process and event loop, interleaved over rounds.
 
-- ``pipe``: ``worker.redis_pipe.PipelinedConnection`` on uvloop (what the worker uses);
+- ``pipe``: ``worker.queue.pipe.PipelinedConnection`` on uvloop (what the worker uses);
 - ``redis-py``: redis-py's asyncio client and its connection pool on uvloop (bullmq's own path);
 - ``glide``: valkey-glide's ``GlideClient``, one multiplexed connection driven from Rust;
 - ``coredis``: coredis's ``Redis`` with its default pool.
@@ -47,7 +47,7 @@ async def _drive(call: Callable[[int], Awaitable[Any]], concurrency: int, calls:
 async def _pipe(url: str, concurrency: int, calls: int) -> float:
     import redis.asyncio as aioredis
 
-    from worker.redis_pipe import PipelinedConnection
+    from worker.queue.pipe import PipelinedConnection
 
     sha = await aioredis.from_url(url).script_load(SCRIPT)
     pipe = PipelinedConnection(url)

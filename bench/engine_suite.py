@@ -1,7 +1,7 @@
 """The real engine on the path platform teams run: ``pulumi preview`` and ``pulumi up`` of the dev stack.
 
 A local cluster of its own (a throwaway state folder) and a file backend of its own;
-the project runs from a copy (:mod:`infra.local.project`), so nothing in the work tree
+the project runs from a copy (:mod:`infra.tools.local.project`), so nothing in the work tree
 changes. Per round: ``preview`` of an empty stack, ``up`` from empty until every
 Deployment is Available (the engine waits for that), ``preview --expect-no-changes``,
 then ``destroy``. Whole-command wall times, as a user sees them; medians over rounds.
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infra.local import cluster, env
-from infra.local.layout import StateDir
-from infra.local.project import project_copy
+from infra.tools.local.cluster import control_plane, shell_env
+from infra.tools.local.layout import StateDir
+from infra.tools.local.project import project_copy
 
 STACK = "dev"
 TARGETS_S = {"preview": 10.0, "up": 60.0}
@@ -41,9 +41,9 @@ def run(rounds: int) -> dict[str, Any]:
         root = Path(tmp)
         state = StateDir(root / "cluster")
         try:
-            cluster.up(state, log=lambda _: None)
+            control_plane.up(state, log=lambda _: None)
             (root / "backend").mkdir()
-            environ = {**os.environ, **env.variables(state, backend=root / "backend")}
+            environ = {**os.environ, **shell_env.variables(state, backend=root / "backend")}
             project = project_copy(root / "project")
             pulumi = ["pulumi", "--non-interactive"]
             _timed([*pulumi, "stack", "init", STACK], environ, project)
@@ -57,7 +57,7 @@ def run(rounds: int) -> dict[str, Any]:
                 destroy = [*pulumi, "destroy", "--stack", STACK, "--yes"]
                 times["destroy"].append(_timed(destroy, environ, project))
         finally:
-            cluster.down(state, log=lambda _: None)
+            control_plane.down(state, log=lambda _: None)
     medians = {name: statistics.median(values) for name, values in times.items()}
     return {
         "rounds": rounds,

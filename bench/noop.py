@@ -2,7 +2,7 @@
 
 ``python -m bench.noop <impl> <redisUrl> <queue> <concurrency> <jobs> <throughput|latency>``
 where ``impl`` is ``plain`` (``bullmq.Worker`` as the library builds it, default asyncio
-loop), ``plain-uvloop``, or ``fast`` (``worker.fastpath.FastWorker`` on uvloop, as
+loop), ``plain-uvloop``, or ``fast`` (``worker.queue.fastpath.FastWorker`` on uvloop, as
 ``python -m worker run`` uses it) with one lever switched off: ``fast-nofetch``,
 ``fast-nopool``, ``fast-nohiredis`` (redis-py's Python command packing), ``fast-nopipe``
 (``moveToFinished`` and ``moveToActive`` on the pooled client, not the pipelined
@@ -23,7 +23,7 @@ import uvloop
 from bullmq import Worker
 
 from worker import constants as c
-from worker.fastpath import FastWorker
+from worker.queue.fastpath import FastWorker
 
 TIMEOUT_SECONDS = float(os.environ.get("BENCH_NOOP_TIMEOUT", "300"))
 IMPLS = (

@@ -1,4 +1,4 @@
-"""Pulumi program evaluation under mocks, per stack, with ``infra.offline.harness`` (the tests' own harness).
+"""Pulumi program evaluation under mocks, per stack, with ``infra.tools.snapshot.harness``.
 
 Each stack runs in a fresh interpreter: importing Pulumi and the program's modules is
 timed apart from evaluating the program (the first evaluation, then the median of
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _PROBE = """
 import json, statistics, sys, time
 t0 = time.perf_counter()
-from infra.offline.harness import run_program
+from infra.tools.snapshot.harness import run_program
 t1 = time.perf_counter()
 runs = []
 for _ in range(3):

@@ -23,7 +23,7 @@ from bench.preview_suite import _wait_ready
 from bench.redis_kit import BenchRedis
 from bench.worker_proc import spawn, worker_env
 from worker import constants as c
-from worker.redis_budget import job_bytes
+from worker.queue.budget import job_bytes
 from worker.settings import Settings
 
 INLINE_BYTES = 16 * 2**10

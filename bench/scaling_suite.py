@@ -29,13 +29,13 @@ from bullmq import Queue
 
 from bench.redis_kit import BenchRedis, free_port
 from bench.worker_proc import spawn, worker_env
-from infra.local import cluster, env, kube
-from infra.local.keda import Keda
-from infra.local.layout import StateDir
-from infra.local.metrics_adapter import MetricsStack
-from infra.local.project import project_copy
-from infra.local.prometheus import Prometheus, Target
 from infra.manifests.adapter import CONFIG_FILE
+from infra.tools.local.addons.keda import Keda
+from infra.tools.local.addons.metrics_adapter import MetricsStack
+from infra.tools.local.addons.prometheus import Prometheus, Target
+from infra.tools.local.cluster import control_plane, kube, shell_env
+from infra.tools.local.layout import StateDir
+from infra.tools.local.project import project_copy
 from worker import constants as c
 
 STACK, NAMESPACE, QUEUE, DEPLOYMENT = "dev", "preview-dev", "bench-scale", "preview-worker-stable"
@@ -111,7 +111,7 @@ def _pulumi(environ: dict[str, str], project: Path, *args: str) -> None:
 
 
 @contextmanager
-def _metrics_path(mode: str, running: cluster.Cluster, workdir: Path, targets: list[Target],
+def _metrics_path(mode: str, running: control_plane.Cluster, workdir: Path, targets: list[Target],
                   prometheus_port: int) -> Iterator[None]:  # fmt: skip
     """Prometheus plus the mode's metrics server, registered as external.metrics.k8s.io."""
     if mode == "adapter":
@@ -166,9 +166,9 @@ def run(rounds: int) -> dict[str, Any]:
         api_port, prometheus_port = free_port(), free_port()
         api = spawn(worker_env(redis.url, QUEUE, str(root / "data"), api_port=api_port), command="api")
         try:
-            running = cluster.up(state, log=lambda _: None)
+            running = control_plane.up(state, log=lambda _: None)
             (root / "backend").mkdir()
-            environ = {**os.environ, **env.variables(state, backend=root / "backend")}
+            environ = {**os.environ, **shell_env.variables(state, backend=root / "backend")}
             project = project_copy(root / "project")
             _pulumi(environ, project, "stack", "init", STACK)
             targets = [Target(api_port, NAMESPACE)]
@@ -178,7 +178,7 @@ def run(rounds: int) -> dict[str, Any]:
                     with _metrics_path(mode, running, root / f"{mode}-{index}", targets, prometheus_port):
                         times[mode].append(_round(mode, environ, project, redis.url))
         finally:
-            cluster.down(state, log=lambda _: None)
+            control_plane.down(state, log=lambda _: None)
             api.terminate()
             api.wait(30)
     median = {

@@ -8,13 +8,16 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("infra.offline.cli", "write a stack's Kubernetes objects as YAML"),
-    "release": ("infra.release.cli", "pin, canary, promote, roll back, history"),
-    "image": ("infra.image.cli", "build, push and pin the worker image"),
-    "local": ("infra.local.cli", "toolchain bootstrap and the embedded local cluster"),
-    "ci": ("infra.ci.cli", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
-    "verify": ("infra.verify.cli", "post-deploy smoke check of a stack: objects, health, a dry-run job"),
-    "demo": ("infra.demo.cli", "the main job: local cluster, image, dev stack, worker, a sample job"),
+    "render": ("infra.tools.snapshot.cli", "write a stack's Kubernetes objects as YAML"),
+    "release": ("infra.tools.release.cli", "pin, canary, promote, roll back, history"),
+    "image": ("infra.tools.image.cli", "build, push and pin the worker image"),
+    "local": ("infra.tools.local.cli", "toolchain bootstrap and the embedded local cluster"),
+    "ci": ("infra.tools.ci.cli", "workflow steps: the pinned Pulumi plugins, a job's kubeconfig"),
+    "verify": (
+        "infra.tools.verify.cli",
+        "post-deploy smoke check of a stack: objects, health, a dry-run job",
+    ),
+    "demo": ("infra.tools.demo.cli", "the main job: local cluster, image, dev stack, worker, a sample job"),
 }
 
 

@@ -40,7 +40,7 @@ class ToolchainError(InfraError):
     """A pinned tool could not be built or installed, or is missing."""
 
 
-# --- The local environment (infra/local/, infra/demo/cli.py) ---
+# --- The local environment (infra/tools/local/, infra/tools/demo/cli.py) ---
 
 
 class ProcessError(InfraError):
@@ -63,7 +63,7 @@ class VerifyError(InfraError):
     """One check of ``python -m infra verify`` failed; the message says what was expected and found."""
 
 
-# --- The worker image (infra/image/) ---
+# --- The worker image (infra/tools/image/) ---
 
 
 class ImageError(InfraError):
@@ -78,7 +78,7 @@ class ToolFailed(ImageError):
     """
 
 
-# --- Releases (infra/release/) ---
+# --- Releases (infra/tools/release/) ---
 
 
 class ReleaseError(InfraError):
@@ -100,7 +100,7 @@ class PrometheusError(ReleaseError):
     """A query could not be answered (unreachable server, bad PromQL, several series)."""
 
 
-# --- CI (infra/ci/cli.py) ---
+# --- CI (infra/tools/ci/cli.py) ---
 
 
 class InputError(InfraError, ValueError):

@@ -1,5 +1,5 @@
 """PromQL shared by the alert rules (``infra/manifests/alerts.py``) and the rollout analysis
-(``infra/config/rollout.py``, ``infra/release/analysis.py``): one expression of each ratio."""
+(``infra/config/rollout_policy.py``, ``infra/tools/release/analysis.py``): one expression of each ratio."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ FINISHED = f'{c.LABEL_OUTCOME}=~"{"|".join(c.FINISHED_OUTCOMES)}"'
 
 def failure_ratio(sel: str, window: str = RATE_WINDOW, by: str = "") -> str:
     """Failed jobs over finished jobs matching ``sel``: the one PromQL of the failure alerts and of
-    the release tool's rollout analysis (``infra/release/analysis.py``)."""
+    the release tool's rollout analysis (``infra/tools/release/analysis.py``)."""
     outcomes = c.METRIC_JOB_OUTCOMES
     return (
         f'sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}="{c.FAILED_OUTCOME}"}}[{window}]))'

@@ -22,7 +22,7 @@ from pydantic.alias_generators import to_camel
 from infra.components.api import api_config_data
 from infra.config.model import ConfigError, StackConfig, parse_config
 from infra.manifests.env import config_data
-from infra.offline.harness import run_program
+from infra.tools.snapshot.harness import run_program
 from worker import constants as c
 from worker.settings import Settings
 from worker.tunables import Tunables, env_name, to_env

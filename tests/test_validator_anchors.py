@@ -16,8 +16,8 @@ import pytest
 from infra.config.model import parse_config
 from infra.config.rules import check_dns_label, check_duration, quantity, validate_image_ref
 from infra.errors import ConfigError, ReleaseError
-from infra.release.analysis import duration_seconds
-from infra.release.stackfile import stack_path
+from infra.tools.release.analysis import duration_seconds
+from infra.tools.release.stackfile import stack_path
 from policy.rules import check_images_pinned
 from worker import validation
 

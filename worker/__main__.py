@@ -10,7 +10,8 @@ import sys
 
 import uvloop
 
-from worker import logs, secret_files
+from worker import logs
+from worker.process import secret_files
 from worker.settings import load_or_exit
 
 
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(settings.log_level)
 
     if args.command == "run":
-        from worker.lifecycle import run_worker
-        from worker.supervisor import supervise
+        from worker.process.lifecycle import run_worker
+        from worker.process.supervisor import supervise
 
         main_coro = supervise(settings) if settings.worker_processes > 1 else run_worker(settings)
         watcher = secret_files.start_watcher(from_files)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             secret_files.reexec()
         return 0
     if args.command == "redrive":
-        from worker.jobs import Queues, redis_client
+        from worker.queue.queues import Queues, redis_client
 
         async def redrive() -> list[str]:
             queues = Queues(settings, redis_client(settings.redis_url))
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return retention.main(settings)
     from worker import constants as c
-    from worker.health import probe as check
+    from worker.process.health import probe as check
 
     return 0 if check(settings.metrics_port, c.LIVENESS_PATH if args.live else c.READINESS_PATH) else 1
 

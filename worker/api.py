@@ -23,12 +23,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from worker import auth, jobid, jobs, logs, store, validation
+from worker import auth, jobid, logs, store, validation
 from worker import constants as c
 from worker.api_metrics import DepthSampler, RequestMetrics, endpoint
 from worker.client import PreviewClient, QueueFullError
 from worker.errors import InvalidJobError, PreviewError
 from worker.metrics import ApiMetrics
+from worker.queue.queues import REDIS_DOWN
+from worker.queue.queues import status as job_status
 from worker.settings import Settings
 
 log = logs.get("api")
@@ -114,7 +116,7 @@ def create_app(settings: Settings) -> Starlette:
         job = await queues.get(job_id)
         if job is None:
             return _error(404, f"unknown job {job_id!r}")
-        return JSONResponse(jobs.status(job, await job.getState()))
+        return JSONResponse(job_status(job, await job.getState()))
 
     async def manifest(request: Request) -> Response:
         if (refused := denied(request, auth.SCOPE_READ)) is not None:
@@ -156,7 +158,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await queues.ping()
             counts = await queues.counts()
-        except jobs.REDIS_DOWN as err:
+        except REDIS_DOWN as err:
             body["status"] = "unhealthy"
             body["redis"] = {
                 "status": "disconnected",
@@ -178,7 +180,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(c.API_HEALTH_PATH, health, methods=["GET"]),
         endpoint(metrics, DepthSampler(metrics, queues.counts)),
     ]
-    handlers: dict[Any, Any] = {exc: _redis_down for exc in jobs.REDIS_DOWN}
+    handlers: dict[Any, Any] = {exc: _redis_down for exc in REDIS_DOWN}
     handlers[store.StoreUnavailableError] = _store_down
     counting = Middleware(RequestMetrics, metrics=metrics, routes=routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=[counting])

@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker import constants as c
-from worker.jobs import REDIS_DOWN
 from worker.metrics import ApiMetrics
+from worker.queue.queues import REDIS_DOWN
 
 
 def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from worker import jobs, validation
+from worker import validation
 from worker.errors import PreviewError
+from worker.queue import queues
 from worker.settings import Settings
 
 #: Job states after which nothing more happens to a job.
@@ -57,7 +58,7 @@ class PreviewClient:
 
     def __init__(self, settings: Settings, patient: bool = False) -> None:
         self.settings = settings
-        self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=patient))
+        self.queues = queues.Queues(settings, queues.redis_client(settings.redis_url, patient=patient))
 
     @classmethod
     def connect(cls, redis_url: str | None = None, *, patient: bool = False, **options: Any) -> PreviewClient:
@@ -84,7 +85,7 @@ class PreviewClient:
         """Validate and add one job (see the module doc).
 
         Raises :class:`~worker.errors.InvalidJobError` (every violation) or :class:`QueueFullError`;
-        Redis errors (``worker.jobs.REDIS_DOWN``) pass through. Nothing is written when it raises.
+        Redis errors (``worker.queue.queues.REDIS_DOWN``) pass through. Nothing is written when it raises.
         """
         job = validation.validate(payload, self.settings.inline_bytes, self.settings.path_sources == "on")
         job_id = job.get("jobId")
@@ -102,7 +103,7 @@ class PreviewClient:
         job = await self.queues.get(job_id)
         if job is None:
             return None
-        return {**jobs.status(job, await job.getState()), "result": job.returnvalue}
+        return {**queues.status(job, await job.getState()), "result": job.returnvalue}
 
     async def wait(self, job_id: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
         """Poll :meth:`status` until the job completes or fails; raise TimeoutError after ``timeout`` s."""

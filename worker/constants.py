@@ -11,10 +11,10 @@ from typing import Final
 # --- Connection and secrets -----------------------------------------------------------------
 ENV_REDIS_URL: Final = "REDIS_URL"
 ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
-#: A folder of secret env vars as files (a mounted Secret), watched for rotation (worker/secret_files.py).
+#: A folder of secret env vars as files (a mounted Secret), watched for rotation (process/secret_files.py).
 ENV_SECRETS_DIR: Final = "PREVIEW_SECRETS_DIR"
 #: Where a stack's ``redisCa`` (a ConfigMap's CA certificate) is mounted: name it in REDIS_URL
-#: as ``?ssl_ca_certs=<this>`` for a Redis with TLS from a private CA (worker/redis_target.py).
+#: as ``?ssl_ca_certs=<this>`` for a Redis with TLS from a private CA (worker/queue/connections.py).
 REDIS_CA_PATH: Final = "/etc/mobius-preview/redis-ca/ca.crt"
 # S3 credentials are read by botocore's standard chain (these env vars, or a mounted
 # AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
@@ -56,7 +56,7 @@ KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
 KEEP_COUNT_MAX: Final = 1_000_000
 #: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
 SWEEP_FAILED_WINDOW: Final = 1_000
-ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"  # worker/redis_budget.py; `redisBudget`
+ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"  # worker/queue/budget.py; `redisBudget`
 REDIS_BUDGET_BYTES_DEFAULT: Final = 2 * 2**30
 REDIS_BUDGET_BYTES_MIN: Final = 16 * 2**20
 REDIS_BUDGET_BYTES_MAX: Final = 2**40

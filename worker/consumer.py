@@ -19,10 +19,11 @@ from bullmq import Job, UnrecoverableError
 from bullmq.custom_errors import DelayedError
 
 from worker import constants as c
-from worker import jobs, logs, pipeline
+from worker import logs, pipeline
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
-from worker.fastpath import FastWorker
 from worker.metrics import Metrics
+from worker.queue import queues
+from worker.queue.fastpath import FastWorker
 from worker.settings import Settings
 
 log = logs.get("consumer")
@@ -32,14 +33,14 @@ CANCEL_SECONDS = 2.0
 
 
 class Consumer:
-    """Runs a ``bullmq.Worker`` (the :class:`~worker.fastpath.FastWorker` subclass) until :meth:`stop`."""
+    """Runs a ``bullmq.Worker`` (:class:`~worker.queue.fastpath.FastWorker`) until :meth:`stop`."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         # DLQ writes ride out a Redis restart; housekeeping fails fast so an outage is logged.
-        self.queues = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=True))
-        self.monitor = jobs.Queues(settings, jobs.redis_client(settings.redis_url))
+        self.queues = queues.Queues(settings, queues.redis_client(settings.redis_url, patient=True))
+        self.monitor = queues.Queues(settings, queues.redis_client(settings.redis_url))
         self.renders = pipeline.render_pool(settings)
         self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None

@@ -57,7 +57,7 @@ class Metrics:
         self.dryrun = Counter(
             c.METRIC_DRYRUN.removesuffix("_total"), "Dry-run jobs validated.", [t], registry=self.registry
         )
-        # multiprocess_mode only matters under the per-core supervisor (worker.supervisor), where the
+        # multiprocess_mode only matters under the per-core supervisor (worker.process.supervisor), where the
         # pod must report one series: every process reads the same depth, and in-flight jobs add up.
         self.queue_depth = Gauge(
             c.METRIC_QUEUE_DEPTH,
@@ -122,7 +122,7 @@ class ApiMetrics:
         self.track, self.queue = track, queue
         self.registry = registry or CollectorRegistry()
         # The same series the workers export: the API's pods always run, so the depth is known
-        # while KEDA has scaled every worker to zero (infra/manifests/keda.py).
+        # while KEDA has scaled every worker to zero (infra/manifests/scaled_object.py).
         depth_labels = [c.LABEL_TRACK, c.LABEL_QUEUE, c.LABEL_STATE]
         self.queue_depth = Gauge(
             c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", depth_labels, registry=self.registry

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker import constants as c
-from worker import redis_budget, redis_target
+from worker.queue import budget, connections
 from worker.tunables import Tunables, check_endpoint_url, env_name
 
 EXIT_BAD_SETTINGS = 2
@@ -103,13 +103,13 @@ class Settings(Tunables, BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if redis_target.parse_sentinel(value) is None:  # ValueError says what is malformed
+        if connections.parse_sentinel(value) is None:  # ValueError says what is malformed
             parts = urlsplit(value)
             if parts.scheme not in ("redis", "rediss", "unix"):
                 raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
             if parts.scheme != "unix" and not parts.hostname:
                 raise ValueError("has no host")
-        redis_target.check_ca_file(value)
+        connections.check_ca_file(value)
         return value
 
     @field_validator("api_tokens")
@@ -146,10 +146,8 @@ class Settings(Tunables, BaseSettings):
     @model_validator(mode="after")
     def _fits_redis(self) -> Settings:
         try:
-            redis_budget.inline_cap(
-                self.redis_budget_bytes, self.held_jobs, self.max_inline_bytes, _BUDGET_NAMES
-            )
-        except redis_budget.BudgetError as err:
+            budget.inline_cap(self.redis_budget_bytes, self.held_jobs, self.max_inline_bytes, _BUDGET_NAMES)
+        except budget.BudgetError as err:
             raise ValueError(f"{err.key}: {err.reason}") from None
         return self
 
@@ -158,12 +156,12 @@ class Settings(Tunables, BaseSettings):
         """The inline-source cap in force: the setting, or the largest the Redis budget allows."""
         if self.max_inline_bytes:
             return self.max_inline_bytes  # checked against the budget when the settings were made
-        return redis_budget.auto_inline(self.redis_budget_bytes, self.held_jobs)
+        return budget.auto_inline(self.redis_budget_bytes, self.held_jobs)
 
     @property
-    def held_jobs(self) -> redis_budget.Held:
+    def held_jobs(self) -> budget.Held:
         """The most jobs Redis holds: the queue cap plus every retention count."""
-        return redis_budget.held_by(self)
+        return budget.held_by(self)
 
     @property
     def allowed_hosts(self) -> frozenset[str]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # needed-by: test
 # actionlint (GitHub Actions workflow linter), built from its Go module at a pinned
-# version and cached outside the work tree; tests/infra/release/test_workflows.py runs it.
+# version and cached outside the work tree; tests/infra/tools/release/test_workflows.py runs it.
 set -euo pipefail
 VERSION=v1.7.10
 CACHE="${HOME}/.cache/mobius-preview-worker/actionlint-${VERSION}"

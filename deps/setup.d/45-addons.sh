@@ -2,7 +2,7 @@
 # needed-by: test
 # Build the cluster add-ons the autoscaling and secrets tests run against the local cluster:
 # prometheus-adapter, the External Secrets Operator and KEDA (operator and metrics server), from their Go modules (pinned in
-# infra/local/versions.py), cached under ~/.cache/mobius-preview-worker/toolchain/ like the rest.
+# infra/tools/local/toolchain/versions.py), cached under ~/.cache/mobius-preview-worker/toolchain/ like the rest.
 # `./dev up` does not build them: the dev stack's demo needs neither.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

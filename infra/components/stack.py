@@ -25,7 +25,7 @@ from infra.manifests.common import (
     selector_labels,
 )
 from infra.manifests.env import config_data
-from infra.manifests.retention import SWEEP_NAME, sweep_objects
+from infra.manifests.sweep import SWEEP_NAME, sweep_objects
 from worker import constants as c
 
 CONFIG_MAP_NAME = f"{APP_NAME}-config"

@@ -9,7 +9,7 @@ import pulumi
 
 from infra.config.model import StackConfig, split_image
 from infra.config.sections import PROVIDER_KEDA
-from infra.manifests import autoscaling, keda
+from infra.manifests import autoscaling, scaled_object
 from infra.manifests.canary import TrackBounds
 from infra.manifests.common import (
     ANNOTATION_CANARY_WEIGHT,
@@ -120,7 +120,7 @@ class WorkerDeployment(pulumi.ComponentResource):
         outputs: dict[str, Any] = {"deploymentName": self.deployment_name, "image": args.image}
         if args.bounds.min > 0:
             on_keda = args.config.autoscaling.provider == PROVIDER_KEDA
-            manifest = (keda.scaled_object if on_keda else autoscaling.hpa)(
+            manifest = (scaled_object.scaled_object if on_keda else autoscaling.hpa)(
                 args.config,
                 name=self.deployment_name,
                 deployment=self.deployment_name,

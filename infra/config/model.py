@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infra.config.rollout import RolloutConfig
+from infra.config.rollout_policy import RolloutConfig
 from infra.config.rules import (
     CONFIG_NAMESPACE,
     DIGEST_RE,
@@ -52,8 +52,8 @@ from infra.config.sections import (
 from infra.config.store import Api, Artifacts
 from infra.errors import ConfigError
 from worker import constants as c
-from worker import redis_budget
 from worker.constants import ENV_REDIS_URL
+from worker.queue import budget as redis_budget
 from worker.tunables import Tunables
 
 __all__ = [
@@ -154,7 +154,7 @@ class StackConfig(Model):
     redis_url: Secret | None = None
     # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
     redis_ca: RedisCa | None = None
-    # The release tool's progressive rollout and its analysis (infra/config/rollout.py).
+    # The release tool's progressive rollout and its analysis (infra/config/rollout_policy.py).
     rollout: RolloutConfig = RolloutConfig()
 
     _ns = field_validator("namespace")(check_dns_label)
@@ -247,7 +247,7 @@ class StackConfig(Model):
 
     @property
     def inline_bytes(self) -> int:
-        """The worker's inline cap (``worker.redis_budget.inline_cap``, as the worker computes it)."""
+        """The worker's inline cap (``worker.queue.budget.inline_cap``, as the worker computes it)."""
         held = redis_budget.held_by(self.worker)
         return redis_budget.inline_cap(
             self.redis_budget_bytes, held, self.worker.max_inline_bytes, _BUDGET_NAMES

@@ -312,7 +312,7 @@ class Network(Model):
     and the namespace the job API's ingress traffic comes from."""
 
     redis_port: int = 6379
-    # The sentinels' port, when REDIS_URL is redis+sentinel:// (worker/redis_target.py): egress
+    # The sentinels' port, when REDIS_URL is redis+sentinel:// (worker/queue/connections.py): egress
     # then opens it too, to the same peers, since the workers ask the sentinels for the master.
     redis_sentinel_port: int | None = None
     redis_namespace: str | None = "redis"

@@ -66,7 +66,7 @@ class SecretFiles:
     """A Secret mounted as files (``PREVIEW_SECRETS_DIR``): its volume, its mount, the env var naming it.
 
     Env vars from a Secret never change in a running container; files of a mounted Secret do,
-    and the worker re-reads them (worker/secret_files.py), so a rotation needs no restart.
+    and the worker re-reads them (worker/process/secret_files.py), so a rotation needs no restart.
     """
 
     volumes: list[Manifest] = field(default_factory=list)

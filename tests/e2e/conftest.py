@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from e2e_kit import ScratchProject, engine_environ
 
-from infra.local import cluster, env, toolchain
-from infra.local.layout import StateDir
-from infra.local.project import project_copy
+from infra.tools.local.cluster import control_plane, shell_env
+from infra.tools.local.layout import StateDir
+from infra.tools.local.project import project_copy
+from infra.tools.local.toolchain import build
 
 FIRST = "RUN_BEFORE_SESSION_CLUSTER"
 
@@ -39,10 +40,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def built_toolchain() -> None:
     """Fail (not skip) when a pinned tool is not built yet."""
-    missing = toolchain.missing()
+    missing = build.missing()
     if missing:
         pytest.fail(
-            f"toolchain not built: {', '.join(missing)} missing under {toolchain.bin_dir().parent}; "
+            f"toolchain not built: {', '.join(missing)} missing under {build.bin_dir().parent}; "
             "run `python -m infra local bootstrap` (./dev test does it first)"
         )
 
@@ -54,33 +55,33 @@ def local_state(tmp_path_factory: pytest.TempPathFactory) -> StateDir:
 
 
 @pytest.fixture(scope="session")
-def local_cluster(built_toolchain: None, local_state: StateDir) -> Iterator[cluster.Cluster]:
+def local_cluster(built_toolchain: None, local_state: StateDir) -> Iterator[control_plane.Cluster]:
     """A running local cluster; stopped (and checked stopped) at the end of the session."""
     try:
-        running = cluster.up(local_state, log=lambda _: None)
+        running = control_plane.up(local_state, log=lambda _: None)
     except BaseException:
-        cluster.down(local_state, log=lambda _: None)  # leave nothing behind from a half start
+        control_plane.down(local_state, log=lambda _: None)  # leave nothing behind from a half start
         raise
     yield running
-    cluster.down(local_state, log=lambda _: None)
+    control_plane.down(local_state, log=lambda _: None)
     assert running.status() == dict.fromkeys(running.status())
 
 
 @pytest.fixture(scope="session")
 def local_env(local_state: StateDir) -> dict[str, str]:
     """os.environ plus `python -m infra local env`'s variables for this session's cluster."""
-    return {**os.environ, **env.variables(local_state)}
+    return {**os.environ, **shell_env.variables(local_state)}
 
 
 @pytest.fixture
-def engine_env(local_cluster: cluster.Cluster, tmp_path: Path) -> dict[str, str]:
+def engine_env(local_cluster: control_plane.Cluster, tmp_path: Path) -> dict[str, str]:
     """local_env with a Pulumi file backend of this test only, so stacks never leak between tests."""
     return engine_environ(local_cluster.state, tmp_path / "backend")
 
 
 @pytest.fixture(scope="session")
 def scratch_project(
-    local_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
+    local_cluster: control_plane.Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> ScratchProject:
     """Make a project copy plus an engine environment with a file backend of its own, by name.
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.local import env
-from infra.local.layout import REPO_ROOT, StateDir
+from infra.tools.local.cluster import shell_env
+from infra.tools.local.layout import REPO_ROOT, StateDir
 
 
 def run(
@@ -55,7 +55,7 @@ def engine_environ(state: StateDir, backend: Path) -> dict[str, str]:
     Each test module (or test) gets its own backend, so stacks never leak between them.
     """
     backend.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **env.variables(state, backend=backend)}
+    return {**os.environ, **shell_env.variables(state, backend=backend)}
 
 
 #: The identity release commits are made with in the e2e tests (a release is a git commit).
@@ -89,7 +89,7 @@ def git_init(project: Path, environ: dict[str, str], origin: Path | None = None)
 def pulumi_env(state: StateDir) -> dict[str, str]:
     """The environment `local env` exports for ``state``, on top of os.environ (backend folder made)."""
     state.pulumi_backend.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **env.variables(state)}
+    return {**os.environ, **shell_env.variables(state)}
 
 
 def pulumi_run(

@@ -14,7 +14,7 @@ from typing import Any
 
 from e2e_kit import kubectl_json, pulumi_run
 
-from infra.offline.harness import MASK, run_program
+from infra.tools.snapshot.harness import MASK, run_program
 
 
 def declared(project: Path, stack: str, environ: dict[str, str]) -> list[dict[str, Any]]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from e2e_kit import port_open, run
 from PIL import Image
 
-from infra.demo import cli as demo
-from infra.local import env, layout
-from infra.local.layout import REPO_ROOT, StateDir
+from infra.tools.demo import cli as demo
+from infra.tools.local import layout
+from infra.tools.local.cluster import shell_env
+from infra.tools.local.layout import REPO_ROOT, StateDir
 
 RUN_BEFORE_SESSION_CLUSTER = True  # it starts its own cluster on the same ports (see conftest.py)
 ARTIFACT = re.compile(r"^  (\w+): (\S+) \((\w+) (\d+)x(\d+), \d+ B\)$", re.M)
@@ -49,7 +50,7 @@ def test_demo_runs_a_preview_job_on_the_local_environment_then_stops(
         assert f"image:        {pinned}" in out
         live = run(["kubectl", "-n", "preview-dev", "get", "deployment", "preview-worker-stable", "-o",
                     "jsonpath={.spec.template.spec.containers[0].image}"],
-                   {**environ, **env.variables(StateDir(tmp_path / "cluster"))})  # fmt: skip
+                   {**environ, **shell_env.variables(StateDir(tmp_path / "cluster"))})  # fmt: skip
         assert live == pinned  # the image this run built is what pulumi up deployed
         assert "deployments:  preview-dev/preview-worker-stable" in out
         assert re.search(r"^job demo-\d+ completed; artifacts in ", out, re.M), out

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from e2e_kit import kubectl_json, pulumi_json, pulumi_run
 
-from infra.local.layout import REPO_ROOT
+from infra.tools.local.layout import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(300)
 

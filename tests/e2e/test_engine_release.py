@@ -21,7 +21,7 @@ from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_json, pulumi_
 from live_kit import container
 
 from infra.manifests import canary
-from infra.release.stackfile import StackFile
+from infra.tools.release.stackfile import StackFile
 
 pytestmark = pytest.mark.timeout(600)
 

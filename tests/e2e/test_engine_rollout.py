@@ -22,10 +22,10 @@ from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_run, run
 from live_kit import container
 
 from infra.manifests import canary
-from infra.release import branches
-from infra.release.stackfile import StackFile
-from tests.infra.release.release_promkit import PromServer, steady
-from tests.infra.release.release_promkit import start as start_prometheus
+from infra.tools.release import branches
+from infra.tools.release.stackfile import StackFile
+from tests.infra.tools.release.release_promkit import PromServer, steady
+from tests.infra.tools.release.release_promkit import start as start_prometheus
 
 pytestmark = pytest.mark.timeout(900)
 

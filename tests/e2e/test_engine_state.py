@@ -8,8 +8,8 @@ from pathlib import Path
 from e2e_kit import pulumi_env, run
 
 from infra.config.model import LOCAL_DEV_PASSPHRASE
-from infra.local.layout import REPO_ROOT, StateDir
-from infra.local.versions import PULUMI_VERSION
+from infra.tools.local.layout import REPO_ROOT, StateDir
+from infra.tools.local.toolchain.versions import PULUMI_VERSION
 
 PROJECT = "mobius-preview-worker"
 

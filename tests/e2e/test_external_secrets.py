@@ -35,10 +35,10 @@ from e2e_kit import ScratchProject, kubectl_json, pulumi_run, run
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
 from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
-from infra.local import cluster
-from infra.local.kube import wait_until
-from infra.local.layout import APISERVER_PORT, HOST
-from infra.local.secrets_operator import SecretsOperator
+from infra.tools.local.addons.secrets_operator import SecretsOperator
+from infra.tools.local.cluster import control_plane
+from infra.tools.local.cluster.kube import wait_until
+from infra.tools.local.layout import APISERVER_PORT, HOST
 from tests.servers import (  # noqa: F401 (registers `redis_server` and `vault_server`)
     RedisServer,
     VaultServer,
@@ -162,7 +162,7 @@ def synced(environ: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def deployed(
     scratch_project: ScratchProject,
-    local_cluster: cluster.Cluster,
+    local_cluster: control_plane.Cluster,
     vault_server: VaultServer,
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from e2e_kit import port_open, process_gone, run
 
-from infra.local import layout
-from infra.local.cluster import Cluster
-from infra.local.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, StateDir
+from infra.tools.local import layout
+from infra.tools.local.cluster.control_plane import Cluster
+from infra.tools.local.layout import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, StateDir
 
 RUN_BEFORE_SESSION_CLUSTER = True  # it starts its own cluster on the same ports (see conftest.py)
 PROCESSES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]

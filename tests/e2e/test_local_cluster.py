@@ -8,9 +8,10 @@ from pathlib import Path
 
 from e2e_kit import kubectl_json, run
 
-from infra.local import kube, layout
-from infra.local.cluster import Cluster
-from infra.local.layout import REPO_ROOT, StateDir
+from infra.tools.local import layout
+from infra.tools.local.cluster import kube
+from infra.tools.local.cluster.control_plane import Cluster
+from infra.tools.local.layout import REPO_ROOT, StateDir
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",

@@ -28,10 +28,10 @@ from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
-from infra.local import cluster
-from infra.local.kube import wait_until
-from infra.local.metrics_adapter import MetricsStack, Target
 from infra.manifests.adapter import CONFIG_KEY
+from infra.tools.local.addons.metrics_adapter import MetricsStack, Target
+from infra.tools.local.cluster import control_plane
+from infra.tools.local.cluster.kube import wait_until
 from tests.servers import RedisServer, free_port, shared_redis_server  # noqa: F401 (registers `redis_server`)
 from worker import constants as c
 
@@ -93,7 +93,7 @@ def start_worker(url: str, queue: str, port: int, data_dir: Path) -> subprocess.
 
 @pytest.fixture(scope="module")
 def deployed(
-    scratch_project: ScratchProject, local_cluster: cluster.Cluster
+    scratch_project: ScratchProject, local_cluster: control_plane.Cluster
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     project, environ = scratch_project("queue-autoscaling")
     (project / f"Pulumi.{STACK}.yaml").write_text(stack_file((project / "Pulumi.dev.yaml").read_text()))
@@ -107,7 +107,7 @@ def deployed(
 @pytest.fixture(scope="module")
 def metrics(
     deployed: tuple[Path, dict[str, str]],
-    local_cluster: cluster.Cluster,
+    local_cluster: control_plane.Cluster,
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[MetricsStack, RedisServer]]:

@@ -19,10 +19,11 @@ import pytest
 from e2e_kit import kubectl_json, pulumi_run
 from live_kit import container
 
-from infra.local import cluster, env, layout
-from infra.local.project import project_copy
-from infra.local.versions import PYTHON_PULUMI_KUBERNETES_VERSION
-from infra.release.stackfile import StackFile
+from infra.tools.local import layout
+from infra.tools.local.cluster import control_plane, shell_env
+from infra.tools.local.project import project_copy
+from infra.tools.local.toolchain.versions import PYTHON_PULUMI_KUBERNETES_VERSION
+from infra.tools.release.stackfile import StackFile
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,7 +49,7 @@ def recipe() -> list[str]:
 
 
 @pytest.fixture
-def recipe_env(local_cluster: cluster.Cluster, tmp_path: Path) -> dict[str, str]:
+def recipe_env(local_cluster: control_plane.Cluster, tmp_path: Path) -> dict[str, str]:
     """A shell as a user has it: the built CLI on PATH, an empty PULUMI_HOME but for the plugins."""
     home = tmp_path / "pulumi-home"
     home.mkdir()
@@ -56,7 +57,7 @@ def recipe_env(local_cluster: cluster.Cluster, tmp_path: Path) -> dict[str, str]
     user_shell = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "KUBECONFIG"}
     return {
         **user_shell,
-        "PATH": env.variables(local_cluster.state)["PATH"],
+        "PATH": shell_env.variables(local_cluster.state)["PATH"],
         "PULUMI_HOME": str(home),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -73,7 +74,7 @@ def project(tmp_path: Path, recipe_env: dict[str, str]) -> Iterator[Path]:
 
 
 def test_the_recipe_deploys_staging_as_its_stack_file_says(
-    project: Path, recipe_env: dict[str, str], local_cluster: cluster.Cluster, tmp_path: Path
+    project: Path, recipe_env: dict[str, str], local_cluster: control_plane.Cluster, tmp_path: Path
 ) -> None:
     backend = tmp_path / "backend"
     backend.mkdir()

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from e2e_kit import engine_environ, pulumi_run
 
-from infra.local import cluster, layout, plugins, toolchain
-from infra.local.project import project_copy
-from infra.local.versions import ENGINE_TOOLS, PULUMI_VERSION, tool
+from infra.tools.local import layout
+from infra.tools.local.cluster import control_plane
+from infra.tools.local.project import project_copy
+from infra.tools.local.toolchain import build, plugins
+from infra.tools.local.toolchain.versions import ENGINE_TOOLS, PULUMI_VERSION, tool
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,16 +32,16 @@ def user_install(built_toolchain: None, tmp_path: Path) -> tuple[Path, Path]:
     home = tmp_path / "dot-pulumi"
     (home / "bin").mkdir(parents=True)
     for name in ("pulumi", "pulumi-language-python", "pulumi-language-python-exec"):
-        shutil.copy2(toolchain.bin_dir() / name, home / "bin" / name)
+        shutil.copy2(build.bin_dir() / name, home / "bin" / name)
     provider = tool("pulumi-resource-kubernetes")
     target = plugins.plugin_binary(provider, home)
     target.parent.mkdir(parents=True)
-    shutil.copy2(toolchain.tool_path(provider), target)
+    shutil.copy2(build.tool_path(provider), target)
     return home / "bin", home
 
 
 def test_bootstrap_uses_the_installed_engine_and_builds_nothing(
-    user_install: tuple[Path, Path], local_cluster: cluster.Cluster, tmp_path: Path,
+    user_install: tuple[Path, Path], local_cluster: control_plane.Cluster, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     user_bin, user_home = user_install
@@ -59,8 +61,8 @@ def test_bootstrap_uses_the_installed_engine_and_builds_nothing(
     assert f"pulumi {PULUMI_VERSION}: using the installed {user_bin / 'pulumi'}" in proc.stderr
     assert "building" not in proc.stderr
     monkeypatch.setenv(layout.ENV_TOOLCHAIN_CACHE, str(cache))
-    assert (toolchain.bin_dir() / "pulumi").resolve() == user_bin / "pulumi"
-    assert (toolchain.bin_dir() / "pulumi-language-python").resolve() == user_bin / "pulumi-language-python"
+    assert (build.bin_dir() / "pulumi").resolve() == user_bin / "pulumi"
+    assert (build.bin_dir() / "pulumi-language-python").resolve() == user_bin / "pulumi-language-python"
     assert plugins.installed(tool("pulumi-resource-kubernetes"), cache / "pulumi-home")
 
     # The engine runs the program on the installed binaries, without a "from $PATH" warning.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline.harness import ROOT, ProgramRun, run_program
+from infra.tools.snapshot.harness import ROOT, ProgramRun, run_program
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import STACKS
 
-from infra.offline.harness import ProgramRun
+from infra.tools.snapshot.harness import ProgramRun
 
 KUBERNETES_VERSION = "1.34.0"  # the local cluster runs Kubernetes v1.34.x
 CRD_DIR = Path(__file__).resolve().parents[2] / "infra" / "crds"
@@ -91,7 +91,7 @@ def test_strict_validation_rejects_an_unknown_field(stack_runs: dict[str, Progra
 
 
 def test_keda_mode_scaled_objects_match_the_vendored_crd() -> None:
-    from infra.offline.harness import run_program
+    from infra.tools.snapshot.harness import run_program
 
     keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090", "scaleToZero": True}
     run = run_program(

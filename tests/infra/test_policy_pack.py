@@ -17,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.offline.harness import ProgramRun
+from infra.tools.snapshot.harness import ProgramRun
 from policy.rules import POLICIES
 
 BY_NAME = {p.name: p for p in POLICIES}
@@ -190,7 +190,7 @@ def test_production_sizing_passes_and_fails(stack_runs: dict[str, ProgramRun]) -
 
 
 def test_production_canary_weight_cap(stack_runs: dict[str, ProgramRun]) -> None:
-    from infra.offline.harness import run_program
+    from infra.tools.snapshot.harness import run_program
 
     canary = "ghcr.io/mobius/preview-worker@sha256:" + "c" * 64
     at_50 = run_program("prod", overrides={"canary": {"weight": 50, "image": canary}})
@@ -214,7 +214,7 @@ def test_committed_stacks_pass_every_policy(stack_runs: dict[str, ProgramRun], s
 
 
 def test_production_counts_a_scaled_objects_floor() -> None:
-    from infra.offline.harness import run_program
+    from infra.tools.snapshot.harness import run_program
 
     keda = {"prometheusUrl": "http://prometheus.monitoring.svc:9090"}
     autoscaling = {"provider": "keda", "queueDepthTarget": 50, "keda": keda}

@@ -12,7 +12,7 @@ import pytest
 from conftest import STACKS
 
 from infra.config.model import load_stack_file
-from infra.offline.harness import ROOT, ProgramRun, run_program
+from infra.tools.snapshot.harness import ROOT, ProgramRun, run_program
 from worker import constants as c
 from worker.tunables import to_env
 

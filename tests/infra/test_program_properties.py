@@ -12,7 +12,7 @@ from conftest import STACKS
 
 from infra.config.model import IMAGE_RE, load_stack_file
 from infra.manifests.canary import plan
-from infra.offline.harness import ROOT, ProgramRun
+from infra.tools.snapshot.harness import ROOT, ProgramRun
 from worker import constants as c
 
 APP = "preview-worker"
@@ -323,7 +323,7 @@ def test_the_worker_derives_the_same_inline_cap_from_the_redis_budget(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
     # Issue 16, item 10: every job Redis holds fits the stack's redisBudget at the cap in force.
-    from worker.redis_budget import job_bytes
+    from worker.queue.budget import job_bytes
     from worker.settings import Settings
 
     cfg, data = cfg_of(stack), stack_runs[stack].object("ConfigMap", f"{APP}-config")["data"]

@@ -8,7 +8,7 @@ import pytest
 
 from infra.config.model import load_stack_file
 from infra.errors import ConfigError
-from infra.offline.harness import ROOT, ProgramRun, run_program, stack_file_config
+from infra.tools.snapshot.harness import ROOT, ProgramRun, run_program, stack_file_config
 
 CANARY = "ghcr.io/mobius/preview-worker@sha256:" + "c" * 64
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.release.stackfile import KEY_CANARY, KEY_IMAGE
+from infra.tools.release.stackfile import KEY_CANARY, KEY_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 #: RFC 5737's documentation ranges: they route nowhere, so a stack holding one is an example.

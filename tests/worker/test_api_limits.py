@@ -28,7 +28,7 @@ SMALL = 4096
 
 
 async def redis_keys(settings: Settings) -> list[str]:
-    from worker.jobs import redis_client
+    from worker.queue.queues import redis_client
 
     client = redis_client(settings.redis_url)
     try:

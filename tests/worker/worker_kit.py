@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from tests.servers import RedisServer, free_port
-from worker import jobs
 from worker.consumer import Consumer
 from worker.metrics import Metrics
+from worker.queue.queues import Queues, redis_client
 from worker.settings import Settings
 
 
@@ -62,8 +62,8 @@ async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 15.0, e
 
 
 @asynccontextmanager
-async def queues(settings: Settings) -> AsyncIterator[jobs.Queues]:
-    q = jobs.Queues(settings, jobs.redis_client(settings.redis_url, patient=True))
+async def queues(settings: Settings) -> AsyncIterator[Queues]:
+    q = Queues(settings, redis_client(settings.redis_url, patient=True))
     try:
         yield q
     finally:
@@ -81,12 +81,12 @@ async def consumer(settings: Settings) -> AsyncIterator[Consumer]:
         await c.stop(10)
 
 
-async def state_of(q: jobs.Queues, job_id: str) -> str | None:
+async def state_of(q: Queues, job_id: str) -> str | None:
     job = await q.get(job_id)
     return None if job is None else str(await job.getState())
 
 
-async def wait_state(q: jobs.Queues, job_id: str, state: str, timeout: float = 15.0) -> None:
+async def wait_state(q: Queues, job_id: str, state: str, timeout: float = 15.0) -> None:
     async def probe() -> bool:
         return await state_of(q, job_id) == state
 

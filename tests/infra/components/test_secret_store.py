@@ -8,7 +8,7 @@ import pytest
 
 from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.errors import ConfigError
-from infra.offline.harness import ROOT, run_program, stack_file_config
+from infra.tools.snapshot.harness import ROOT, run_program, stack_file_config
 
 VAULT = "https://vault.example.internal:8200"
 

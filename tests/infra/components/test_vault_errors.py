@@ -11,7 +11,7 @@ import pytest
 
 from infra.components import vault
 from infra.errors import VaultError
-from infra.offline.harness import ProgramRun, run_program
+from infra.tools.snapshot.harness import ProgramRun, run_program
 
 STORE_KEYS = {
     "AWS_ACCESS_KEY_ID": "s3_access_key_id",

@@ -11,7 +11,7 @@ import pytest
 
 from infra.components import vault
 from infra.errors import VaultError
-from infra.offline.harness import run_program
+from infra.tools.snapshot.harness import run_program
 from tests.servers import VAULT_ROOT_TOKEN as ROOT_TOKEN
 from tests.servers import VaultServer, shared_vault_server  # noqa: F401 (registers `vault_server`)
 

@@ -166,7 +166,7 @@ def test_each_invalid_field_has_its_own_message(raw: dict[str, Any], expected: s
 
 
 def test_the_inline_cap_must_fit_the_redis_budget_and_the_error_names_the_key() -> None:
-    from worker.redis_budget import Held, largest_inline
+    from worker.queue.budget import Held, largest_inline
 
     fits = largest_inline(2 * 2**30, Held(20, 1000, 5000, 1000))  # queueMax and retention defaults
     assert 100_000 < fits == parse_config(minimal()).inline_bytes  # maxInlineBytes 0: the largest
@@ -361,7 +361,7 @@ def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> Non
 
 def test_the_stack_and_the_release_tool_share_one_duration_grammar() -> None:
     # Issue 17: config_rules accepted 1h30m while the rollout analysis took one unit only.
-    from infra.release.analysis import duration_seconds
+    from infra.tools.release.analysis import duration_seconds
 
     assert parse_config(minimal(monitoring={"alertFor": "1h30m"})).monitoring.alert_for == "1h30m"
     assert duration_seconds("1h30m") == 5400 and duration_seconds("500ms") == 0.5
@@ -387,7 +387,7 @@ def test_the_rollout_section_is_typed_and_checked_with_the_rest() -> None:
 
 def test_one_effective_canary_rule_for_the_program_and_the_release_tool(tmp_path: Path) -> None:
     from infra.config.rules import effective_weight
-    from infra.release.stackfile import CanaryState, ReleaseState
+    from infra.tools.release.stackfile import CanaryState, ReleaseState
 
     assert (effective_weight(30, IMAGE), effective_weight(30, None), effective_weight(0, IMAGE)) == (30, 0, 0)
     assert parse_config(minimal(canary={"weight": 30, "image": IMAGE})).effective_canary_weight == 30

@@ -13,7 +13,7 @@ import yaml
 
 from infra.config.model import load_stack_file
 from infra.manifests.alerts import rule_groups
-from infra.offline.harness import ROOT, ProgramRun
+from infra.tools.snapshot.harness import ROOT, ProgramRun
 from worker import constants as c
 
 CFG = load_stack_file(ROOT / "Pulumi.staging.yaml")  # failureRatio .05, backlog 200, p95 20 s, for 10m

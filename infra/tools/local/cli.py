@@ -1,0 +1,64 @@
+"""`python -m infra local bootstrap|up|down|env|status`: the toolchain and the embedded cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infra.errors import InfraError
+from infra.tools.local.cluster import control_plane
+from infra.tools.local.cluster.shell_env import exports
+from infra.tools.local.layout import StateDir
+from infra.tools.local.toolchain import build, plugins
+from infra.tools.local.toolchain.versions import TOOLS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra local", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="build the pinned Go toolchain (cached by version)")
+    boot.add_argument("--only", nargs="+", metavar="TOOL", choices=[t.name for t in TOOLS],
+                      help="build only these tools")  # fmt: skip
+    sub.add_parser("up", help="start etcd, kube-apiserver, controllers, KWOK; install CRDs")
+    down = sub.add_parser("down", help="stop every local cluster process")
+    down.add_argument("--purge", action="store_true", help="also delete certs, etcd data, logs, Pulumi state")
+    sub.add_parser("env", help='print shell exports: eval "$(python -m infra local env)"')
+    sub.add_parser("status", help="show which tools are built and which processes run")
+    return parser
+
+
+def _status(state: StateDir) -> int:
+    timings = build.cold_timings()
+    for tool in TOOLS:
+        path = build.tool_path(tool)
+        built = f"built (first build took {timings[tool.name]:.0f}s)" if tool.name in timings else "built"
+        if path.is_symlink():
+            built = f"installed: {path.resolve()}"
+        if tool.install == "plugin" and path.exists() and not plugins.installed(tool):
+            built += ", not yet installed as a plugin"
+        print(f"{tool.name:<28} {tool.version:<10} {built if path.exists() else 'MISSING'}")
+    for name, pid in control_plane.Cluster(state).status().items():
+        print(f"{name:<28} {'running pid ' + str(pid) if pid else 'stopped'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for ``python -m infra local``."""
+    args = _parser().parse_args(argv)
+    state = StateDir.default()
+    try:
+        if args.command == "bootstrap":
+            build.bootstrap(only=args.only)
+        elif args.command == "up":
+            control_plane.up(state)
+        elif args.command == "down":
+            control_plane.down(state, purge=args.purge)
+        elif args.command == "env":
+            state.pulumi_backend.mkdir(parents=True, exist_ok=True)  # `pulumi login file://` needs it
+            print(exports(state))
+        else:
+            return _status(state)
+    except InfraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,45 @@
+"""The admin kubeconfig for the local cluster (file paths, not embedded keys)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.tools.local.cluster.certs import Pki
+
+CONTEXT = "mobius-local"
+
+
+def render(server: str, pki: Pki) -> dict[str, Any]:
+    """The kubeconfig mapping: one cluster, one admin user, one current context."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}
+        ],
+        "users": [
+            {
+                "name": CONTEXT,
+                "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)},
+            }
+        ],
+        "contexts": [
+            {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}
+        ],
+        "current-context": CONTEXT,
+        "preferences": {},
+    }
+
+
+def write(path: Path, server: str, pki: Pki) -> Path:
+    """Write the kubeconfig to ``path`` with mode 0600 (it names the admin key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(render(server, pki), sort_keys=False)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path

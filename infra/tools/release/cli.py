@@ -1,0 +1,231 @@
+"""``python -m infra release pin|canary|promote|rollback|history|rollout``.
+
+Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
+``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
+named for the release (:mod:`infra.tools.release.branches`): a release is a pull
+request, and merging it deploys. ``--push`` pushes the branch and opens the
+pull request; ``--apply`` also runs ``pulumi up`` (local and break-glass use;
+the history line and the commit say so); ``--no-git`` only edits the files.
+Exit codes: 0 done (or nothing to do), 1 refused (nothing written) or rollout
+aborted, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
+from infra.tools.release import actions, branches, changes, engine, history, rollout
+from infra.tools.release.actions import DeployedDigest
+from infra.tools.release.analysis import load_rollout_config
+from infra.tools.release.branches import Recorder
+from infra.tools.release.promapi import Prometheus
+from infra.tools.release.stackfile import StackFile
+
+
+def _weights(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers like 10,25,50,100, got {text!r}"
+        ) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (also used by the workflow tests to check every invocation in CI)."""
+    top = argparse.ArgumentParser(
+        prog="python -m infra release",
+        description="Releases as reviewable edits of Pulumi.<stack>.yaml, recorded in releases/.",
+    )
+    top.add_argument("--root", type=Path, default=None, help="repository root (default: found from cwd)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, apply: bool = True, reason: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if reason:
+            p.add_argument("--reason", help="why; recorded in the history")
+        if apply:
+            p.add_argument(
+                "--apply",
+                action="store_true",
+                help="also run `pulumi up` now (local and break-glass use; recorded as such)",
+            )
+            git = p.add_mutually_exclusive_group()
+            git.add_argument(
+                "--push",
+                action="store_true",
+                help="push the release branch and open its pull request (with gh, where installed)",
+            )
+            git.add_argument(
+                "--no-git", action="store_true", help="only edit the stack file and history; commit nothing"
+            )
+            p.add_argument("--base", default="main", help="the pull request's base branch (default: main)")
+        return p
+
+    p = command("pin", "set a stack's stable image (repository@sha256:…, never a tag)")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--image", required=True)
+
+    p = command("canary", "start, step, abort or complete a stack's canary")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--image", help="the canary image (starts a canary; needs --weight)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--weight", type=int, help="canary share of concurrency slots, percent")
+    mode.add_argument("--abort", action="store_true", help="weight 0 and the canary image cleared")
+    mode.add_argument("--complete", action="store_true", help="make the canary image stable")
+
+    p = command("promote", "carry the image a source stack runs to a target stack")
+    p.add_argument("--from", dest="source", required=True)
+    p.add_argument("--to", dest="target", required=True)
+    p.add_argument("--canary", type=int, metavar="N", help="as a canary at N%% instead of straight to stable")
+    p.add_argument("--force", action="store_true", help="skip the deployed-digest gate (needs --reason)")
+
+    p = command("rollback", "restore the previous (or the named) release, byte for byte")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--to", dest="release_id", metavar="ID", help="release ID to restore (see `history`)")
+
+    p = command("history", "a stack's releases as a table", apply=False, reason=False)
+    p.add_argument("--stack", required=True)
+
+    p = command("changed", "what a merge deploys: stacks=[…] and image=true|false", apply=False, reason=False)
+    p.add_argument("--base", required=True, metavar="SHA", help="the commit before the merge")
+    p.add_argument("--head", required=True, metavar="SHA", help="the merge commit")
+
+    # Rollout writes its own reasons (step, abort with the failed check, completion).
+    p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
+    p.add_argument("--stack", required=True)
+    p.add_argument("--steps", type=_weights, help="weights, e.g. 10,25,50,100 (default: stack config)")
+    p.add_argument("--interval", help="time per step, e.g. 10m (default: stack config)")
+    p.add_argument("--prometheus", required=True, metavar="URL")
+    return top
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory holding ``Pulumi.yaml`` (the repository root)."""
+    for candidate in (start, *start.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    return start
+
+
+def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
+    """Run one release command; ``deployed`` replaces the engine lookup of the promote gate."""
+    args = parser().parse_args(argv)
+    root = (args.root or find_root(Path.cwd())).resolve()
+    apply: Callable[[str], None] | None = (
+        functools.partial(engine.apply, root) if getattr(args, "apply", False) else None
+    )
+    try:
+        return _run(root, args, deployed or functools.partial(engine.deployed_digest, root), apply)
+    except ConfigError as exc:
+        print(
+            f"release: refused, the result would not be a valid stack file; nothing written.\n{exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except EngineError as exc:
+        # Raised by --apply after the stack file and history were written, or by the promote gate.
+        print(f"release: engine: {exc}", file=sys.stderr)
+        return 1
+    except InfraError as exc:
+        print(f"release: refused: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(
+    root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Callable[[str], None] | None
+) -> int:
+    if args.command == "changed":
+        print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="")
+        return 0
+    if args.command == "history":
+        actions.open_stack(root, args.stack)  # refuses unknown stacks
+        print(history.table(history.read(root, args.stack)))
+        return 0
+    recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base)
+    if args.command == "rollout":
+        sf = actions.open_stack(root, args.stack)
+        plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
+        with Prometheus(args.prometheus) as prom:
+            return 0 if rollout.run(root, plan, prom, apply, recorder=recorder) else 1
+    stack = args.target if args.command == "promote" else args.stack
+    sf = actions.open_stack(root, stack)
+    change = _change(root, sf, args, deployed)
+    if apply is not None:
+        change = replace(change, details={**(change.details or {}), "applied": APPLIED})
+    pending = actions.prepare(root, sf, change)
+    if pending is None:
+        print(f"{sf.path.name}: already at the requested release; nothing to do")
+        return 0
+    branch = branches.release_branch(stack, pending.entry.id)
+    if recorder is not None:
+        recorder.check(stack, branch)
+    entry = actions.write(root, sf, pending)
+    if recorder is None:
+        print("next:")
+        print(f"  pulumi preview --stack {stack} --diff")
+        print(f"  pulumi up --stack {stack}    # or rerun this command with --apply")
+    else:
+        recorder.start(branch)
+        recorder.commit(entry, branch)
+        recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
+    if apply is not None:
+        apply(stack)
+    return 0
+
+
+#: The history line's ``details.applied`` of a release applied from the command line.
+APPLIED = "--apply (applied from the command line, before review)"
+
+
+def _body(entry: history.Entry, apply: Callable[[str], None] | None) -> str:
+    """The pull request's description."""
+    lines = [
+        f"Release `{entry.id}` of stack `{entry.stack}`: {entry.action}, by {entry.author}.",
+        "",
+        entry.reason or "(no reason given)",
+        "",
+        "```",
+        history.table([entry]),
+        "```",
+        "",
+    ]
+    if apply is not None:
+        lines.append(
+            f"Already applied with `--apply` (break-glass): merging brings `main` in step with the "
+            f"cluster, and the merge's `pulumi up --stack {entry.stack}` changes nothing."
+        )
+    else:
+        lines.append(
+            f"The `pulumi preview --stack {entry.stack}` check shows what merging will do; "
+            f"merging runs `pulumi up --stack {entry.stack}`."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _change(root: Path, sf: StackFile, args: argparse.Namespace, deployed: DeployedDigest) -> actions.Change:
+    reason = args.reason
+    if args.command == "pin":
+        return actions.pin(sf, args.image, reason)
+    if args.command == "canary":
+        if args.image is not None and args.weight is None:
+            raise ReleaseError("--image starts a canary and needs --weight N")
+        if args.abort:
+            return actions.canary_abort(sf, reason)
+        if args.complete:
+            return actions.canary_complete(sf, reason)
+        if args.image is not None:
+            return actions.canary_start(sf, args.image, args.weight, reason)
+        return actions.canary_step(sf, args.weight, reason)
+    if args.command == "promote":
+        if args.source == args.target:
+            raise ReleaseError("--from and --to name the same stack")
+        source = actions.open_stack(root, args.source)
+        return actions.promote(source, sf, deployed, args.canary, args.force, reason)
+    return actions.rollback(root, sf, args.release_id, reason)

@@ -1,0 +1,149 @@
+"""Session fixtures for the image suite: the cached base, a loopback registry, and three builds.
+
+The builds are slow (a minute each), so each is made once per session and shared:
+``built`` (layer cache on), ``rebuilt`` (same inputs from another directory, no cache)
+and ``changed`` (one worker file edited). The tools are required: a missing buildah,
+skopeo, docker-registry or debootstrap FAILS the suite, never skips it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from image_testkit import CODE_CHANGE, REPOSITORY, REVISION, TIMESTAMP, snapshot_context
+
+from infra.tools.image import buildah, publish, rootfs, wheels
+from infra.tools.image.registry_server import Registry, serve
+from infra.tools.image.tools import remove_tree
+
+
+def _log(message: str) -> None:
+    print(message)
+
+
+@pytest.fixture(scope="session")
+def image_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for tool in ("buildah", "skopeo", "docker-registry", "debootstrap"):
+        if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin") is None:
+            pytest.fail(f"{tool} is not installed (deps/apt-image.txt); the image suite needs it")
+    return tmp_path_factory.mktemp("image")
+
+
+@pytest.fixture(scope="session")
+def base_image(image_tmp: Path) -> rootfs.BaseImage:
+    """The debootstrap base (built by deps/setup.d/30-image.sh; built here if missing)."""
+    return rootfs.ensure_base(log=_log)
+
+
+@pytest.fixture(scope="session")
+def local_registry(image_tmp: Path) -> Iterator[Registry]:
+    with serve(image_tmp / "registry") as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def base_ref(local_registry: Registry, base_image: rootfs.BaseImage) -> str:
+    """The base pushed to the loopback registry, as a digest-pinned BASE_IMAGE."""
+    digest = buildah.copy(base_image.oci_ref, f"{local_registry.host}/mobius/base:bookworm")
+    assert digest == base_image.digest  # skopeo copies the cached layout unchanged
+    return f"{local_registry.host}/mobius/base@{digest}"
+
+
+@pytest.fixture(scope="session")
+def storage(image_tmp: Path) -> Iterator[buildah.Storage]:
+    """Private buildah/podman storage, removed (unmounting first) at the end of the session.
+
+    On tmpfs when there is room: the builds write (and the teardown deletes) about a
+    gigabyte in 35,000 files, which takes a minute on this machine's disk and seconds in
+    memory. The path is short on purpose: podman refuses a runroot over 50 characters.
+    """
+    shm = Path("/dev/shm")
+    on_tmpfs = shm.is_dir() and shutil.disk_usage(shm).free > 4 * 2**30
+    root = Path(tempfile.mkdtemp(prefix="mpw-image-", dir=shm if on_tmpfs else None))
+    yield buildah.Storage(root=root)
+    remove_tree(root)
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(context: Path) -> Path:
+    """The locked wheels (downloaded by deps/setup.d/30-image.sh): the builds need no network."""
+    return wheels.ensure_wheelhouse(context, log=_log)
+
+
+def request(
+    context: Path,
+    reg: Registry,
+    base_ref: str,
+    storage: buildah.Storage,
+    tag: str,
+    wheelhouse: Path,
+    no_cache: bool = False,
+) -> publish.Request:
+    """A build request with the suite's fixed revision and timestamp."""
+    return publish.Request(
+        context=context,
+        registry=reg.host,
+        repository=REPOSITORY,
+        tag=tag,
+        base_image=base_ref,
+        timestamp=TIMESTAMP,
+        revision=REVISION,
+        storage=storage,
+        no_cache=no_cache,
+        wheelhouse=wheelhouse,
+    )
+
+
+@pytest.fixture(scope="session")
+def context(image_tmp: Path) -> Path:
+    return snapshot_context(image_tmp / "context-a")
+
+
+@pytest.fixture(scope="session")
+def built(
+    context: Path,
+    local_registry: Registry,
+    base_ref: str,
+    storage: buildah.Storage,
+    wheelhouse: Path,
+) -> publish.Result:
+    return publish.publish(request(context, local_registry, base_ref, storage, "a", wheelhouse), _log)
+
+
+@pytest.fixture(scope="session")
+def rebuilt(
+    built: publish.Result,
+    context: Path,
+    image_tmp: Path,
+    local_registry: Registry,
+    base_ref: str,
+    storage: buildah.Storage,
+    wheelhouse: Path,
+) -> publish.Result:
+    """The same inputs again, from another directory, every step re-run (no layer cache)."""
+    other = image_tmp / "context-b"
+    shutil.copytree(context, other)
+    req = request(other, local_registry, base_ref, storage, "b", wheelhouse, no_cache=True)
+    return publish.publish(req, _log)
+
+
+@pytest.fixture(scope="session")
+def changed(
+    built: publish.Result,
+    context: Path,
+    image_tmp: Path,
+    local_registry: Registry,
+    base_ref: str,
+    storage: buildah.Storage,
+    wheelhouse: Path,
+) -> publish.Result:
+    """The same inputs but one line appended to ``worker/__init__.py``."""
+    other = image_tmp / "context-c"
+    shutil.copytree(context, other)
+    with (other / "worker" / "__init__.py").open("a") as f:
+        f.write(CODE_CHANGE)
+    return publish.publish(request(other, local_registry, base_ref, storage, "c", wheelhouse), _log)

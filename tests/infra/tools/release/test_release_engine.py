@@ -1,0 +1,101 @@
+"""The promote gate's engine lookup: the real Pulumi CLI through the Automation API, on a file backend.
+
+The stack's updates are made by an inline Automation API program (no language
+plugin needed); :func:`deployed_digest` then reads them back the way the gate
+does in the repository's project. Fails, never skips, when the CLI is not built.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from release_testkit import Run, digest
+
+from infra.config.rules import split_image
+from infra.errors import EngineError
+from infra.tools.local.cluster import shell_env
+from infra.tools.local.layout import StateDir
+from infra.tools.local.toolchain.build import bin_dir
+from infra.tools.release import engine
+from infra.tools.release.stackfile import StackFile
+
+PROJECT = "mobius-preview-worker"
+
+
+def test_digest_from_outputs() -> None:
+    d = split_image(digest("a"))[1]
+    assert engine.digest_from_outputs({"digests": {"stable": d, "canary": None}}) == d
+    assert engine.digest_from_outputs({"digests": {"stable": d}}, track="canary") is None
+    assert engine.digest_from_outputs({"namespace": "x"}) is None
+
+
+@pytest.fixture
+def engine_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file backend of this test's own, with the built CLI first on PATH."""
+    if shutil.which("pulumi", path=str(bin_dir())) is None:
+        pytest.fail(f"the pulumi CLI is not built under {bin_dir()}; run `python -m infra local bootstrap`")
+    state = StateDir(tmp_path / "state")
+    for name, value in shell_env.variables(state).items():
+        monkeypatch.setenv(name, value)
+    state.pulumi_backend.mkdir(parents=True)
+
+
+def _up(tmp_path: Path, stable: str | None) -> bool:
+    """One `pulumi up` of an inline program exporting the program's `digests` output (None: it fails)."""
+    import pulumi
+    from pulumi import automation as auto
+
+    def program() -> None:
+        if stable is None:
+            raise RuntimeError("deploy failed on purpose")
+        pulumi.export("digests", {"stable": stable})
+
+    work = tmp_path / "inline"
+    work.mkdir(exist_ok=True)
+    stack = auto.create_or_select_stack(
+        stack_name="staging",
+        project_name=PROJECT,
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(work), project_settings=auto.ProjectSettings(name=PROJECT, runtime="python")
+        ),
+    )
+    try:
+        stack.up()
+    except auto.CommandError:
+        return False
+    return True
+
+
+@pytest.mark.e2e
+def test_deployed_digest_is_the_last_successful_up(engine_env: None, repo: Path, tmp_path: Path) -> None:
+    first, second = split_image(digest("a"))[1], split_image(digest("b"))[1]
+    with pytest.raises(
+        EngineError, match=r"cannot select stack 'staging' in .*: error: no stack named 'staging' found$"
+    ):
+        engine.deployed_digest(repo, "staging")
+    assert _up(tmp_path, first)
+    assert engine.deployed_digest(repo, "staging") == first
+    assert _up(tmp_path, second)
+    assert engine.deployed_digest(repo, "staging") == second
+    assert not _up(tmp_path, None)
+    assert engine.deployed_digest(repo, "staging") is None  # the last update failed
+
+
+@pytest.mark.e2e
+def test_promote_gate_reads_the_engine(engine_env: None, repo: Path, run: Run, tmp_path: Path) -> None:
+    """`promote` without an injected lookup asks the real engine about staging's last `pulumi up`."""
+    staging = StackFile(repo / "Pulumi.staging.yaml").state().image
+    assert staging is not None
+    assert _up(tmp_path, split_image(digest("f"))[1])
+    result = run("promote", "--from", "staging", "--to", "prod")
+    assert (
+        result.code == 1
+        and f"deployed sha256:{'f' * 64}; run `pulumi up --stack staging` first" in result.err
+    )
+    assert _up(tmp_path, split_image(staging)[1])
+    result = run("promote", "--from", "staging", "--to", "prod", "--canary", "10")
+    assert result.code == 0, result.err
+    assert StackFile(repo / "Pulumi.prod.yaml").state().canary_image == staging

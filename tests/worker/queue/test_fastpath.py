@@ -1,0 +1,195 @@
+"""FastWorker against a real redis-server: one Lua call per job, pooled hiredis-packed client,
+sub-second blocking, and bullmq's own outcomes for completed, failed and delayed jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from bullmq import Queue, Worker
+from redis.asyncio.connection import Connection
+from worker_kit import RedisServer, eventually
+
+from worker import constants as c
+from worker.queue.fastpath import FastWorker, hiredis_packing, pooled_client
+
+
+def opts(url: str, concurrency: int) -> dict[str, Any]:
+    return {
+        "connection": url,
+        "prefix": c.BULL_PREFIX,
+        "concurrency": concurrency,
+        "drainDelay": 5,
+        "lockDuration": 5000,
+        "stalledInterval": 5000,
+    }
+
+
+@asynccontextmanager
+async def producer(url: str, name: str) -> AsyncIterator[Queue]:
+    q = Queue(name, {"connection": url, "prefix": c.BULL_PREFIX})
+    try:
+        yield q
+    finally:
+        await q.close()
+
+
+def lua_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{cmd}", {}).get("calls", 0)) for cmd in ("evalsha", "eval"))
+
+
+async def drain(
+    worker_cls: type[Worker], url: str, name: str, total: int, concurrency: int, **kw: Any
+) -> tuple[list[Any], Worker]:
+    seen: list[Any] = []
+    done = asyncio.Event()
+
+    async def process(job: Any, token: str) -> dict[str, Any]:
+        return {"double": job.data["i"] * 2}
+
+    def completed(job: Any, result: Any) -> None:
+        seen.append(job.id)
+        if len(seen) == total:
+            done.set()
+
+    worker = worker_cls(name, process, {**opts(url, concurrency), "autorun": False}, **kw)
+    worker.on("completed", completed)
+    runner = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(done.wait(), 60)
+    await worker.close()
+    await runner
+    return seen, worker
+
+
+async def test_one_lua_call_per_job_where_plain_bullmq_makes_two(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    counts = {}
+    for cls in (FastWorker, Worker):
+        name = f"fp-{uuid.uuid4().hex[:8]}"
+        async with producer(redis_server.url, name) as q:
+            await q.addBulk([{"name": "n", "data": {"i": i}} for i in range(100)])
+        client.config_resetstat()
+        seen, _ = await drain(cls, redis_server.url, name, 100, 1)
+        counts[cls.__name__] = lua_calls(client)
+        assert sorted(seen, key=int) == [str(i) for i in range(1, 101)]
+        assert client.zcard(f"bull:{name}:completed") == 100
+        assert client.hget(f"bull:{name}:42", "returnvalue") == '{"double":82}'
+    # moveToActive for the first job, moveToFinished (+ next) per job, one more to see it drained,
+    # plus housekeeping; plain bullmq pays moveToActive again for every job.
+    assert counts["FastWorker"] <= 100 + 6, counts
+    assert counts["Worker"] >= 200, counts
+
+
+async def test_pooled_client_and_redis_version_are_used(redis_server: RedisServer) -> None:
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    async with producer(redis_server.url, name) as q:
+        await q.addBulk([{"name": "n", "data": {"i": i}} for i in range(300)])
+    seen, worker = await drain(FastWorker, redis_server.url, name, 300, 20)
+    assert len(set(seen)) == 300
+    assert worker.client.single_connection_client is False
+    assert worker.client.connection_pool.connection_class.__name__ == "HiredisPackingConnection"
+    assert worker.blockingRedisConnection.version == redis_server.client().info()["redis_version"]
+    assert worker.blockingRedisConnection.capabilities == {"canBlockFor1Ms": True, "canDoubleTimeout": True}
+
+
+async def test_delayed_job_starts_on_time_not_on_the_next_whole_second(redis_server: RedisServer) -> None:
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    started: list[float] = []
+
+    async def process(job: Any, token: str) -> None:
+        started.append(time.time())
+
+    worker = FastWorker(name, process, opts(redis_server.url, 1))
+    try:
+        await asyncio.sleep(0.5)  # idle: blocked on the marker
+        async with producer(redis_server.url, name) as q:
+            due = time.time() + 0.1
+            await q.add("d", {}, {"delay": 100})
+        await eventually(lambda: asyncio.sleep(0, bool(started)), timeout=10)
+        # bullmq's whole-second rounding would start it about 0.9 s late.
+        assert started[0] - due < 0.5, started[0] - due
+    finally:
+        await worker.close()
+
+
+async def test_failures_retries_and_unrecoverable_errors_keep_bullmq_semantics(
+    redis_server: RedisServer,
+) -> None:
+    from bullmq import UnrecoverableError
+
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    attempts: dict[str, int] = {}
+
+    async def process(job: Any, token: str) -> str:
+        attempts[job.id] = attempts.get(job.id, 0) + 1
+        if job.data["kind"] == "flaky" and attempts[job.id] == 1:
+            raise RuntimeError("try again")
+        if job.data["kind"] == "bad":
+            raise UnrecoverableError("never")
+        return "ok"
+
+    worker = FastWorker(name, process, opts(redis_server.url, 2))
+    try:
+        async with producer(redis_server.url, name) as q:
+            await q.add("f", {"kind": "flaky"}, {"jobId": "flaky", "attempts": 3})
+            await q.add("b", {"kind": "bad"}, {"jobId": "bad", "attempts": 3})
+            await q.add("g", {"kind": "good"}, {"jobId": "good"})
+
+            async def settled() -> bool:
+                states = [await q.getJobState(j) for j in ("flaky", "bad", "good")]
+                return states == ["completed", "failed", "completed"]
+
+            await eventually(settled, timeout=20)
+            bad = await q.getJob("bad")
+            assert bad.failedReason == "never" and bad.attemptsMade == 1
+            flaky = await q.getJob("flaky")
+            assert flaky.returnvalue == "ok" and attempts["flaky"] == 2
+    finally:
+        await worker.close()
+
+
+def test_hiredis_packing_is_byte_identical_to_redis_py() -> None:
+
+    args: tuple[Any, ...] = (
+        "EVALSHA",
+        "a" * 40,
+        3,
+        "bull:q:wait",
+        b"bull:q:\xff",
+        "é",
+        17,
+        1.5,
+        -2,
+        memoryview(b"mv"),
+        bytearray(b"ba"),
+    )
+    plain = Connection()
+    fast = hiredis_packing(pooled_client("redis://127.0.0.1:1", 2)).connection_pool.make_connection()
+    assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args))
+    assert b"".join(fast.pack_command("CLIENT SETNAME", "x")) == b"".join(
+        plain.pack_command("CLIENT SETNAME", "x")
+    )
+
+
+async def test_an_idle_blocking_wait_never_races_its_socket_timeout(redis_server: RedisServer) -> None:
+    """bullmq blocks up to drainDelay (5 s here) and redis-py's default read timeout is also 5 s:
+    the two raced, so an idle worker kept reconnecting and a close() in the race could hang."""
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    client = redis_server.client()
+    idle_opts = {**opts(redis_server.url, 1), "drainDelay": 5}
+    worker = FastWorker(name, lambda job, token: asyncio.sleep(0), idle_opts)
+    try:
+        await asyncio.sleep(0.5)
+        before = int(client.info("stats")["total_connections_received"])
+        await asyncio.sleep(11)  # two whole blocking waits
+        assert int(client.info("stats")["total_connections_received"]) == before
+    finally:
+        started = time.monotonic()
+        await asyncio.wait_for(worker.close(), 10)
+    assert time.monotonic() - started < 2

@@ -1,0 +1,190 @@
+"""One worker process per core in a pod: ``python -m worker run`` with ``PREVIEW_WORKER_PROCESSES`` > 1.
+
+Rendering is CPU-bound and a Python process uses one core, so a pod with N cores runs
+N consumer processes. The supervisor (the pod's PID 1 child) starts them, restarts any
+that dies, and serves the pod's single ``/healthz``, ``/readyz`` and ``/metrics`` on
+``PREVIEW_METRICS_PORT``. The children run the consumer only (no HTTP port) with
+Prometheus multiprocess mode on a private directory, and the supervisor's ``/metrics``
+aggregates their files, so the pod still reports one set of series: counters and
+histograms summed, jobs in flight summed over live processes, queue depth the max.
+
+SIGTERM/SIGINT is forwarded to every child; each stops fetching and drains its jobs
+within ``PREVIEW_DRAIN_SECONDS`` (the lifecycle of a single worker), and the supervisor
+exits 0 once all have exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from worker import constants as c
+from worker import logs
+from worker.metrics import Metrics
+from worker.process.health import HealthServer
+from worker.queue import queues
+from worker.settings import Settings
+
+log = logs.get("supervisor")
+RESTART_DELAY_SECONDS = 1.0
+FETCHING_REPORT_SECONDS = 0.5
+
+
+class Supervisor:
+    """Starts ``settings.worker_processes`` consumer children and keeps them running until stopped."""
+
+    def __init__(self, settings: Settings, metrics_dir: str) -> None:
+        self.settings = settings
+        self.metrics_dir = metrics_dir
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start one consumer child (``python -m worker.process.supervisor``), sharing stdout for logs."""
+        env = {**os.environ, c.ENV_PROMETHEUS_MULTIPROC_DIR: self.metrics_dir, c.ENV_WORKER_PROCESSES: "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "worker.process.supervisor"], env=env)
+        self.children[proc.pid] = proc
+        log.info("worker process started", extra={"pid": proc.pid})
+        return proc
+
+    def reap(self) -> list[int]:
+        """Collect exited children (marking their gauges dead); returns their pids."""
+        gone = [pid for pid, proc in self.children.items() if proc.poll() is not None]
+        for pid in gone:
+            proc = self.children.pop(pid)
+            mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
+            if not self.stopping:
+                log.warning(
+                    "worker process exited, restarting", extra={"pid": pid, "status": proc.returncode}
+                )
+        return gone
+
+    def terminate(self) -> None:
+        """Forward SIGTERM to every child (each drains its own jobs)."""
+        self.stopping = True
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+
+def pod_metrics(settings: Settings, metrics_dir: str) -> Metrics:
+    """A :class:`Metrics` whose registry reads every child's multiprocess files."""
+    metrics = Metrics(settings.track, queue=settings.queue_name)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    metrics.registry = registry
+    return metrics
+
+
+def children_fetching(metrics: Metrics) -> bool:
+    """True when the live children reported, and the lowest of their fetching gauges is 1."""
+    for family in metrics.registry.collect():
+        if family.name == c.METRIC_FETCHING:
+            values = [s.value for s in family.samples if s.labels.get(c.LABEL_TRACK) == metrics.track]
+            return bool(values) and min(values) == 1
+    return False
+
+
+async def supervise(settings: Settings) -> int:
+    """Run the children and the pod's health/metrics server until a stop signal; returns 0."""
+    metrics_dir = tempfile.mkdtemp(prefix="preview-metrics-")
+    sup = Supervisor(settings, metrics_dir)
+    ready_client = queues.redis_client(settings.redis_url)
+
+    metrics = pod_metrics(settings, metrics_dir)
+
+    async def ready() -> bool:
+        if len(sup.children) != settings.worker_processes or not children_fetching(metrics):
+            return False
+        try:
+            return bool(await ready_client.ping())
+        except queues.REDIS_DOWN:
+            return False
+
+    health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
+    port = await health.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for _ in range(settings.worker_processes):
+            sup.spawn()
+        log.info("supervisor ready", extra={"processes": settings.worker_processes, "metricsPort": port})
+        while not stop.is_set():
+            if sup.reap():
+                await asyncio.sleep(RESTART_DELAY_SECONDS)
+                while len(sup.children) < settings.worker_processes and not stop.is_set():
+                    sup.spawn()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        log.info("stop signal received, draining worker processes", extra={"processes": len(sup.children)})
+        started = time.monotonic()
+        sup.terminate()
+        # Children drain for up to drain_seconds; allow them a margin to exit, then kill.
+        deadline = started + settings.drain_seconds + 10
+        while sup.children and time.monotonic() < deadline:
+            sup.reap()
+            await asyncio.sleep(0.05)
+        for proc in sup.children.values():
+            proc.kill()
+            proc.wait()
+        log.info("supervisor stopped", extra={"drainSeconds": round(time.monotonic() - started, 3)})
+        return 0
+    finally:
+        await health.close()
+        await ready_client.aclose()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+async def run_child(settings: Settings) -> int:
+    """One supervised consumer: no HTTP port, metrics to the shared multiprocess directory."""
+    from worker.consumer import Consumer
+
+    metrics = Metrics(settings.track, queue=settings.queue_name)
+    consumer = Consumer(settings, metrics)
+    consumer.start()
+    log.info("worker ready", extra={"pid": os.getpid(), "supervised": True})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():  # the supervisor's /readyz reads this gauge from every child
+        metrics.set_fetching(consumer.fetching)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FETCHING_REPORT_SECONDS)
+    started = time.monotonic()
+    drained = await consumer.stop(settings.drain_seconds)
+    log.info(
+        "worker stopped", extra={"drained": drained, "drainSeconds": round(time.monotonic() - started, 3)}
+    )
+    return 0
+
+
+def child_main() -> int:
+    """Entry point of a supervised child (``python -m worker.process.supervisor``)."""
+    import uvloop
+
+    from worker.settings import load_or_exit
+
+    if not os.environ.get(c.ENV_PROMETHEUS_MULTIPROC_DIR):
+        print("python -m worker.process.supervisor is started by `python -m worker run`", file=sys.stderr)
+        return 2
+    settings = load_or_exit()
+    logs.setup(settings.log_level)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_child(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
