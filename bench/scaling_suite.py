@@ -29,7 +29,7 @@ from bullmq import Queue
 
 from bench.redis_kit import BenchRedis, free_port
 from bench.worker_proc import spawn, worker_env
-from infra.manifests.adapter import CONFIG_FILE
+from infra.manifests.scaling.adapter import CONFIG_FILE
 from infra.tools.local.addons.keda import Keda
 from infra.tools.local.addons.metrics_adapter import MetricsStack
 from infra.tools.local.addons.prometheus import Prometheus, Target

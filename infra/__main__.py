@@ -8,7 +8,7 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("infra.tools.snapshot.cli", "write a stack's Kubernetes objects as YAML"),
+    "snapshot": ("infra.tools.snapshot.cli", "write a stack's Kubernetes objects as YAML"),
     "release": ("infra.tools.release.cli", "pin, canary, promote, roll back, history"),
     "image": ("infra.tools.image.cli", "build, push and pin the worker image"),
     "local": ("infra.tools.local.cli", "toolchain bootstrap and the embedded local cluster"),

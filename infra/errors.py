@@ -32,10 +32,6 @@ class VaultError(InfraError):
     """Reading secrets from Vault failed (unreachable, forbidden, missing path or key)."""
 
 
-class RenderError(InfraError):
-    """Rendering a stack's objects to YAML failed."""
-
-
 class ToolchainError(InfraError):
     """A pinned tool could not be built or installed, or is missing."""
 

@@ -1,5 +1,6 @@
-"""PromQL shared by the alert rules (``infra/manifests/alerts.py``) and the rollout analysis
-(``infra/config/rollout_policy.py``, ``infra/tools/release/analysis.py``): one expression of each ratio."""
+"""PromQL shared by the alert rules (``infra/manifests/observability/alerts.py``) and the rollout analysis
+(``infra/config/sections/rollout_policy.py``, ``infra/tools/release/analysis.py``): one expression of
+each ratio."""
 
 from __future__ import annotations
 

@@ -1,1 +1,4 @@
-"""The Pulumi policy pack (``policy/__main__.py``) and its rules (``policy/rules.py``)."""
+"""The Pulumi policy pack (``policy/__main__.py``).
+
+Its policies are in ``policy/pack.py``, their pure rules in ``policy/rules.py``.
+"""

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import PolicyPack
 
-from policy.rules import ENFORCEMENT, PACK_NAME, POLICIES
+from policy.pack import ENFORCEMENT, POLICIES
+from policy.rules import PACK_NAME
 
 PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=ENFORCEMENT)

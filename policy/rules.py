@@ -1,8 +1,8 @@
-"""The policy pack's rules: pure checks over Kubernetes manifests, wrapped as pulumi-policy policies.
+"""The policy pack's rules: pure checks over Kubernetes manifests (``policy/pack.py`` wraps them).
 
 Each ``check_*`` takes the resource's inputs (``props``, camelCase as the
 Kubernetes provider receives them) and returns one message per violation, so
-the rules are unit-tested without the engine.
+the rules are unit-tested without the engine, and this module loads no Pulumi SDK.
 """
 
 from __future__ import annotations
@@ -11,18 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-
-from infra.config.rules import IMAGE_RE
+from infra.config.fields.image_refs import IMAGE_RE
 from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, LABEL_INSTANCE, LABEL_NAME
 from worker.constants import SECRET_ENV_VARS, TRACK_CANARY
 
@@ -160,49 +149,3 @@ def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable
         if total < PROD_MIN_REPLICAS
     ]
     return problems
-
-
-def _resource_policy(name: str, description: str, check: Any) -> ResourceValidationPolicy:
-    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        for problem in check(args.props):
-            report(problem, None)
-
-    return ResourceValidationPolicy(name=name, description=description, validate=validate)
-
-
-def _validate_production(args: StackValidationArgs, report: ReportViolation) -> None:
-    instances = args.get_config().get("productionInstances", DEFAULT_PRODUCTION_INSTANCES)
-    by_props: list[PolicyResource] = [r for r in args.resources if r.resource_type.startswith("kubernetes:")]
-    for problem in check_production([r.props for r in by_props], instances):
-        report(problem, None)
-
-
-POLICIES = [
-    _resource_policy(
-        "images-pinned-by-digest", "Container images are pinned by sha256 digest.", check_images_pinned
-    ),
-    _resource_policy(
-        "no-secrets-in-configmaps",
-        "ConfigMaps hold no secret-looking keys or credentials.",
-        check_configmap_secrets,
-    ),
-    _resource_policy(
-        "resource-limits-set", "Containers set CPU and memory requests and limits.", check_limits
-    ),
-    _resource_policy("run-as-non-root", "Containers run as a non-root user.", check_non_root),
-    StackValidationPolicy(
-        name="production-sizing",
-        description="Production: at least 2 replicas, a PodDisruptionBudget, canary weight at most 50.",
-        validate=_validate_production,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "productionInstances": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "default": DEFAULT_PRODUCTION_INSTANCES,
-                },
-            }
-        ),
-    ),
-]
-ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -4,8 +4,8 @@ and every tunable value the worker accepts is one the stack accepts.
 Both directions are generated (hypothesis) over every field of ``worker.tunables.Tunables`` and the
 settings the stack derives (source hosts, the Redis budget, the render share, the release id). The
 forward direction renders the env with the functions the program itself calls for the ConfigMaps
-(``infra.manifests.env.config_data``, ``infra.components.api.api_config_data``); one test runs the
-whole program under mocks, as ``python -m infra render`` does, and reads the ConfigMaps it declared.
+(``infra.manifests.env.config_data``, ``infra.manifests.job_api.api_config_data``); one test runs the
+whole program under mocks, as ``python -m infra snapshot`` does, and reads the ConfigMaps it declared.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from infra.components.api import api_config_data
 from infra.config.model import ConfigError, StackConfig, parse_config
 from infra.manifests.env import config_data
+from infra.manifests.job_api import api_config_data
 from infra.tools.snapshot.harness import run_program
 from worker import constants as c
 from worker.settings import Settings

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
+from infra.config.fields.durations import check_duration, duration_seconds
+from infra.config.fields.identifiers import check_dns_label
+from infra.config.fields.image_refs import validate_image_ref
+from infra.config.fields.quantities import quantity
 from infra.config.model import parse_config
-from infra.config.rules import check_dns_label, check_duration, quantity, validate_image_ref
 from infra.errors import ConfigError, ReleaseError
-from infra.tools.release.analysis import duration_seconds
 from infra.tools.release.stackfile import stack_path
 from policy.rules import check_images_pinned
-from worker import validation
+from worker.contract import validation
 
 IMAGE = "ghcr.io/mobius/preview-worker@sha256:" + "a" * 64
 INLINE = base64.b64encode(b"\x89PNG").decode()
@@ -34,7 +36,7 @@ JOB: dict[str, Any] = {"source": {"inline": INLINE}, "outputs": [OUTPUT]}
         (lambda v: check_duration(None, v), "10m"),
         (lambda v: check_dns_label(None, v), "preview"),
         (lambda v: quantity(v, "cpu"), "250m"),
-        (duration_seconds, "10m"),
+        (lambda v: duration_seconds(v, allow_zero=False), "10m"),
     ],
     ids=["image", "duration", "namespace", "quantity", "rollout-duration"],
 )
@@ -51,16 +53,21 @@ def test_a_stack_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None
         stack_path(tmp_path, "dev\n")
 
 
-@pytest.mark.parametrize(("key", "value"), [("bucket", "previews\n"), ("prefix", "previews/\n")])
-def test_s3_names_with_a_trailing_newline_are_refused(key: str, value: str) -> None:
-    raw = {
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("artifacts", "bucket", "previews\n"), ("worker", "s3Prefix", "previews/\n")],
+)
+def test_s3_names_with_a_trailing_newline_are_refused(section: str, key: str, value: str) -> None:
+    # worker.s3Prefix is the stack key of the S3 key prefix (PREVIEW_S3_PREFIX; worker/tunables.py).
+    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "PREVIEW_API_TOKENS": "t"}
+    raw: dict[str, Any] = {
         "image": IMAGE, "redisUrl": {"secure": "x"}, "network": {"s3Cidrs": ["192.0.2.0/24"]},
-        "secrets": {"keys": {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}},
-        "artifacts": {"bucket": "previews", key: value},
+        "secrets": {"keys": keys}, "artifacts": {"bucket": "previews"},
     }  # fmt: skip
+    parse_config({**raw, section: {**raw.get(section, {}), key: value.rstrip()}})  # valid without it
     with pytest.raises(ConfigError) as info:
-        parse_config(raw)
-    assert [p.split(":")[0] for p in info.value.problems] == [f"artifacts.{key}"]
+        parse_config({**raw, section: {**raw.get(section, {}), key: value}})
+    assert [p.split(":")[0] for p in info.value.problems] == [f"{section}.{key}"]
 
 
 def test_the_policy_pack_refuses_an_image_with_a_trailing_newline() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
+from typing import Any
 
 import uvloop
 
@@ -33,16 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     from_files = secret_files.overlay_environ()  # PREVIEW_SECRETS_DIR's files, before settings are read
     settings = load_or_exit()
     if args.command == "validate":
-        from worker.validate_cli import validate_files
+        from worker.contract.files import validate_files
 
         return validate_files(args.files, settings.inline_bytes)
     logs.setup(settings.log_level)
 
     if args.command == "run":
-        from worker.process.lifecycle import run_worker
+        from worker.process.lifecycle import run_consumer
         from worker.process.supervisor import supervise
 
-        main_coro = supervise(settings) if settings.worker_processes > 1 else run_worker(settings)
+        single = settings.worker_processes == 1
+        main_coro = run_consumer(settings, serve_health=True) if single else supervise(settings)
         watcher = secret_files.start_watcher(from_files)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             status = runner.run(main_coro)
@@ -50,31 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             secret_files.reexec()
         return status
     if args.command == "api":
-        import uvicorn
-
-        from worker.api import AuthNotConfiguredError, create_app
+        from worker.api.app import AuthNotConfiguredError, create_app
 
         try:
             app = create_app(settings)
         except AuthNotConfiguredError as err:
             print(f"refusing to start: {err}", file=sys.stderr)
             return 2
-        # uvicorn shuts down gracefully, then re-raises the signal it caught; exit 0 on it.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: sys.exit(0))
         watcher = secret_files.start_watcher(from_files)
-        try:
-            uvicorn.run(
-                app,
-                host=settings.api_host,
-                port=settings.api_port,
-                loop="uvloop",
-                log_config=None,
-                access_log=False,
-            )
-        except SystemExit:
-            if not secret_files.rotated(watcher):
-                raise
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve_api(app, settings))
         if secret_files.rotated(watcher):  # requests in flight finished
             secret_files.reexec()
         return 0
@@ -92,13 +78,37 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"redriven": len(moved), "jobIds": moved}))
         return 0
     if args.command == "sweep":
+        from worker.process.signals import StopSignals
         from worker.store import retention
 
+        StopSignals().install_sync()  # the first signal lets the sweep finish; a second ends it
         return retention.main(settings)
     from worker import constants as c
     from worker.process.health import probe as check
 
     return 0 if check(settings.metrics_port, c.LIVENESS_PATH if args.live else c.READINESS_PATH) else 1
+
+
+async def serve_api(app: Any, settings: Any) -> None:
+    """Serve the job API with uvicorn until a stop signal (uvicorn's own handlers replaced by ours)."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    from worker.process.signals import StopSignals
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # StopSignals has them: finish the requests in flight, exit at a second signal
+
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+    )
+    server = Server(config)
+    StopSignals(on_stop=lambda: setattr(server, "should_exit", True)).install()
+    await server.serve()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from worker import validation
+from worker.contract import validation
 from worker.errors import PreviewError
 from worker.queue import queues
 from worker.settings import Settings

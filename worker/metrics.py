@@ -122,7 +122,7 @@ class ApiMetrics:
         self.track, self.queue = track, queue
         self.registry = registry or CollectorRegistry()
         # The same series the workers export: the API's pods always run, so the depth is known
-        # while KEDA has scaled every worker to zero (infra/manifests/scaled_object.py).
+        # while KEDA has scaled every worker to zero (infra/manifests/scaling/scaled_object.py).
         depth_labels = [c.LABEL_TRACK, c.LABEL_QUEUE, c.LABEL_STATE]
         self.queue_depth = Gauge(
             c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", depth_labels, registry=self.registry

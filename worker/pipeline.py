@@ -12,7 +12,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from worker import jobid, sources, store, validation
+from worker import sources, store
+from worker.contract import jobid, validation
 from worker.errors import PermanentJobError
 from worker.render.registry import OutputSpec
 from worker.render.sandbox import RenderPool

@@ -1,15 +1,19 @@
 """The worker's whole configuration, read from the environment and validated once.
 
-Defaults live here and nowhere else; the env var names come from
-``worker.constants``. Invalid settings end the process with one line per bad
-value on stderr and exit status 2 (see :func:`load_or_exit`).
+Each default is declared once: a tunable's in :mod:`worker.tunables`, every other setting's
+here (from the bounds and ports in :mod:`worker.constants`, which also names the env vars).
+Invalid settings end the process with one line per bad value on stderr and exit status 2, and
+an unknown ``PREVIEW_*`` variable (a typo that would silently fall back to a default) is named
+on stderr with the closest known one (see :func:`load_or_exit`).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -115,7 +119,7 @@ class Settings(Tunables, BaseSettings):
     @field_validator("api_tokens")
     @classmethod
     def _tokens(cls, value: SecretStr) -> SecretStr:
-        from worker.auth import parse_tokens
+        from worker.api.auth import parse_tokens
 
         parse_tokens(value.get_secret_value())  # ValueError names the entry, never the token
         return value
@@ -221,8 +225,39 @@ def describe(err: ValidationError) -> list[str]:
     return lines
 
 
-def load_or_exit() -> Settings:
-    """Load settings from the environment, or print every bad value and exit 2."""
+#: The prefix of the worker's own env vars; an unknown one is named by :func:`unknown_env`.
+ENV_PREFIX = "PREVIEW_"
+
+
+def known_env() -> frozenset[str]:
+    """Every env var the worker reads: each setting's and the others named in ``worker.constants``."""
+    declared = {getattr(c, name) for name in dir(c) if name.startswith("ENV_")}
+    return frozenset(declared | {env_of(field) for field in Settings.model_fields})
+
+
+def unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``PREVIEW_*`` name in ``environ`` the worker does not read (never its value)."""
+    known = sorted(n.removeprefix(ENV_PREFIX) for n in known_env() if n.startswith(ENV_PREFIX))
+    warnings = []
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX)):
+        if (rest := name.removeprefix(ENV_PREFIX)) in known:
+            continue
+        # Compared without the shared prefix, which would make every name look close.
+        close = difflib.get_close_matches(rest, known, n=1)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"warning: {name} is not a setting of the worker and is ignored{hint}")
+    return warnings
+
+
+def load_or_exit(warn_unknown: bool = True) -> Settings:
+    """Load settings from the environment, or print every bad value and exit 2.
+
+    With ``warn_unknown`` (every process but a supervised child, whose supervisor has said it),
+    each unknown ``PREVIEW_*`` variable is named on stderr first.
+    """
+    if warn_unknown:
+        for line in unknown_env(os.environ):
+            print(line, file=sys.stderr)
     try:
         return Settings()
     except ValidationError as err:

@@ -10,7 +10,7 @@ So a value the stack accepts is one the worker accepts: the same field checks it
 This module imports only pydantic and :mod:`worker.constants`, so the Pulumi program can import it
 without the worker's runtime. Settings the stack derives rather than passes through (the Redis
 budget from a quantity, the render processes from the pod's limits, the source hosts, the store's
-bucket and endpoints) and the secrets are not here; see ``infra/components/stack.py``.
+bucket and endpoints) and the secrets are not here; see ``infra/manifests/env.py``.
 """
 
 from __future__ import annotations
@@ -183,15 +183,52 @@ def table() -> str:
 DOC_START, DOC_END = "<!-- tunables:start -->", "<!-- tunables:end -->"
 
 
-def write_doc(path: str = "docs/settings.md") -> None:
-    """Put :func:`table` between the doc's markers (``python -m worker.tunables``)."""
-    from pathlib import Path
+DOC_PATH = "docs/settings.md"
 
-    doc = Path(path).read_text(encoding="utf-8")
+
+def render_doc(doc: str) -> str:
+    """``doc`` with :func:`table` between its markers."""
     head, _, rest = doc.partition(DOC_START + "\n")
     _, _, tail = rest.partition(DOC_END)
-    Path(path).write_text(f"{head}{DOC_START}\n{table()}{DOC_END}{tail}", encoding="utf-8")
+    return f"{head}{DOC_START}\n{table()}{DOC_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m worker.tunables --write|--check [PATH]``: regenerate, or verify, the settings table.
+
+    ``--check`` exits 1 with the lines that differ when the doc is stale; no option prints the
+    usage and exits 2 (the doc is only ever written when asked).
+    """
+    import argparse
+    import difflib
+    import sys
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.tunables", description=f"The tunables table of {DOC_PATH}."
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the table between the doc's markers")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the table is stale")
+    parser.add_argument("path", nargs="?", default=DOC_PATH, help=f"the doc (default {DOC_PATH})")
+    args = parser.parse_args(argv)
+    if not (args.write or args.check):
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: give --write or --check", file=sys.stderr)
+        return 2
+    doc = Path(args.path).read_text(encoding="utf-8")
+    wanted = render_doc(doc)
+    if args.write:
+        Path(args.path).write_text(wanted, encoding="utf-8")
+        return 0
+    if doc == wanted:
+        return 0
+    diff = difflib.unified_diff(
+        doc.splitlines(keepends=True), wanted.splitlines(keepends=True), args.path, f"{args.path} (generated)"
+    )
+    sys.stderr.write(f"{args.path} is stale: run `python -m worker.tunables --write`\n{''.join(diff)}")
+    return 1
 
 
 if __name__ == "__main__":
-    write_doc()
+    raise SystemExit(main())

@@ -1,10 +1,6 @@
-"""The job API (``python -m worker api``) as its own Deployment, Service, HPA, PDB and NetworkPolicy.
+"""The job API as a component: wires :mod:`infra.manifests.job_api`'s objects and the Deployment.
 
-The API always runs the stable image: a canary split would only make sense for
-the worker's job processing, and the API's routes are the contract producers
-depend on, so a new build reaches them only once it is promoted to stable.
-Its pods carry their own ``app.kubernetes.io/name`` (``preview-worker-api``), so
-none of the worker's selectors (Service, PDB, NetworkPolicy, ServiceMonitor) match them.
+The API always runs the stable image (see :mod:`infra.manifests.job_api` for why).
 """
 
 from __future__ import annotations
@@ -14,88 +10,11 @@ from typing import Any
 
 import pulumi
 
+from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
-from infra.manifests import network
-from infra.manifests.autoscaling import cpu_metric
-from infra.manifests.common import (
-    ANNOTATION_CONFIG_CHECKSUM,
-    ANNOTATION_RELEASE_ID,
-    ANNOTATION_SECRET_CHECKSUM,
-    API_CONFIG_NAME,
-    API_NAME,
-    LABEL_INSTANCE,
-    LABEL_NAME,
-    Manifest,
-    child_options,
-    common_labels,
-    config_checksum,
-    declare,
-    metadata,
-)
-from infra.manifests.env import process_env
-from infra.manifests.pod import (
-    TMP_MOUNT,
-    TMP_VOLUME,
-    SecretFiles,
-    hardened_container,
-    hardened_pod_spec,
-    resources,
-    spread,
-)
-from worker import constants as c
-
-CONTAINER_NAME = "api"
-#: Uvicorn finishes in-flight requests on SIGTERM; requests are short (enqueue, status).
-GRACE_SECONDS = 30
-
-
-def api_selector(instance: str) -> dict[str, str]:
-    """Labels that select the API's pods (and nothing of the worker's)."""
-    return {LABEL_NAME: API_NAME, LABEL_INSTANCE: instance}
-
-
-def api_labels(instance: str) -> dict[str, str]:
-    """The ``app.kubernetes.io/*`` labels on every API object."""
-    return {**common_labels(instance, component="api"), LABEL_NAME: API_NAME}
-
-
-def api_config_data(cfg: StackConfig) -> dict[str, str]:
-    """The API's non-secret env: what every process gets (the tunables, the budget…), where it listens."""
-    return {**process_env(cfg), c.ENV_API_HOST: "0.0.0.0", c.ENV_API_PORT: str(c.API_PORT)}
-
-
-def _tcp_probe(period: int, failures: int) -> Manifest:
-    return {
-        "tcpSocket": {"port": c.API_PORT_NAME},
-        "periodSeconds": period,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-    }
-
-
-def api_container(cfg: StackConfig, env_sources: list[Manifest], files: SecretFiles) -> Manifest:
-    """The API container: the stable image with the worker's hardening, ``args: [api]``."""
-    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}, *files.env]  # the release id: the Deployment's
-    return hardened_container(
-        CONTAINER_NAME,
-        cfg.image,
-        ["api"],
-        ports=[{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}],
-        envFrom=env_sources,
-        env=env,
-        resources=resources(cfg.api.resources),
-        # Startup: up to 60 s to listen. Liveness: the socket accepts (the API has no cheap
-        # liveness route). Readiness: the health route, 503 while Redis is down.
-        startupProbe=_tcp_probe(period=2, failures=30),
-        livenessProbe=_tcp_probe(period=10, failures=3),
-        readinessProbe={
-            "httpGet": {"path": c.API_HEALTH_PATH, "port": c.API_PORT_NAME},
-            "periodSeconds": 5,
-            "timeoutSeconds": 3,
-            "failureThreshold": 2,
-        },
-        volumeMounts=[TMP_MOUNT, *files.mounts],
-    )
+from infra.manifests.common import API_NAME, Manifest, config_checksum
+from infra.manifests.job_api import api_config_data, api_deployment, api_objects
+from infra.manifests.pod import SecretFiles
 
 
 @dataclass(frozen=True)
@@ -110,129 +29,26 @@ class ApiArgs:
     secret_files: SecretFiles
 
 
-def api_deployment(args: ApiArgs, config_checksum: str) -> Manifest:
-    """The API's Deployment; replicas are the HPA's."""
-    cfg, labels = args.config, api_labels(args.instance)
-    annotations = {ANNOTATION_RELEASE_ID: cfg.release_id} if cfg.release_id else {}
-    env_sources = [{"configMapRef": {"name": API_CONFIG_NAME}}, *args.secret_sources]
-    pod = hardened_pod_spec(
-        cfg,
-        args.service_account,
-        [api_container(cfg, env_sources, args.secret_files)],
-        terminationGracePeriodSeconds=GRACE_SECONDS,
-        volumes=[TMP_VOLUME, *args.secret_files.volumes],
-        topologySpreadConstraints=spread(api_selector(args.instance)),
-    )
-    # The release id stays off the pod template: a release that changes no pod (a canary weight
-    # step) must not restart the API's pods.
-    pod_annotations = {
-        ANNOTATION_CONFIG_CHECKSUM: config_checksum,
-        ANNOTATION_SECRET_CHECKSUM: args.secret_checksum,
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(
-            API_NAME, cfg.namespace, labels, **({"annotations": annotations} if annotations else {})
-        ),
-        "spec": {
-            "revisionHistoryLimit": 5,
-            "progressDeadlineSeconds": 600,
-            "selector": {"matchLabels": api_selector(args.instance)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": labels, "annotations": pod_annotations}, "spec": pod},
-        },
-    }
-
-
-def api_objects(cfg: StackConfig, instance: str) -> list[tuple[str, Manifest]]:
-    """ConfigMap, Service, HPA, PDB and NetworkPolicy of the API (the Deployment aside)."""
-    labels, selector = api_labels(instance), api_selector(instance)
-    http_in = {
-        "from": [network.namespace_peer(cfg.network.api_ingress_namespace)],
-        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
-    }
-    # Prometheus scrapes /metrics on the same port (the API's ServiceMonitor, infra/components/monitoring.py).
-    scrape_in = {
-        "from": [network.namespace_peer(cfg.monitoring.namespace)],
-        "ports": [{"protocol": "TCP", "port": c.API_PORT}],
-    }
-    egress = [network.dns_rule(cfg), network.redis_rule(cfg), network.s3_rule(cfg)]
-    return [
-        (
-            "config",
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": metadata(API_CONFIG_NAME, cfg.namespace, labels),
-                "data": api_config_data(cfg),
-            },
-        ),
-        (
-            "service",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata(API_NAME, cfg.namespace, labels),
-                "spec": {
-                    "type": "ClusterIP",
-                    "selector": selector,
-                    "ports": [
-                        {
-                            "name": c.API_PORT_NAME,
-                            "port": c.API_PORT,
-                            "targetPort": c.API_PORT_NAME,
-                            "protocol": "TCP",
-                        }
-                    ],
-                },
-            },
-        ),
-        (
-            "hpa",
-            {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": metadata(API_NAME, cfg.namespace, labels),
-                "spec": {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": API_NAME},
-                    "minReplicas": cfg.api.replicas.min,
-                    "maxReplicas": cfg.api.replicas.max,
-                    "metrics": [cpu_metric(cfg.api.cpu_target)],
-                    "behavior": {
-                        "scaleDown": {"stabilizationWindowSeconds": cfg.autoscaling.scale_down_window_seconds}
-                    },
-                },
-            },
-        ),
-        (
-            "pdb",
-            {
-                "apiVersion": "policy/v1",
-                "kind": "PodDisruptionBudget",
-                "metadata": metadata(API_NAME, cfg.namespace, labels),
-                # One pod at a time: a drain always proceeds, and the rest keep serving.
-                "spec": {
-                    "maxUnavailable": 1,
-                    "selector": {"matchLabels": selector},
-                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
-                },
-            },
-        ),
-        ("networkpolicy", network.policy(cfg, API_NAME, selector, labels, [http_in, scrape_in], egress)),
-    ]
-
-
 class JobApi(pulumi.ComponentResource):
-    """The job API: everything :func:`api_objects` lists plus the Deployment."""
+    """The job API: everything :func:`~infra.manifests.job_api.api_objects` lists plus the Deployment."""
 
     config_checksum: str
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mobius:preview:Api", name, None, opts)
         child = child_options(self, opts)
-        self.config_checksum = config_checksum(api_config_data(args.config))
-        for suffix, manifest in api_objects(args.config, args.instance):
+        cfg = args.config
+        self.config_checksum = config_checksum(api_config_data(cfg))
+        for suffix, manifest in api_objects(cfg, args.instance):
             declare(f"{name}-{suffix}", manifest, child)
-        declare(f"{name}-deployment", api_deployment(args, self.config_checksum), child)
-        self.register_outputs({"deploymentName": API_NAME, "image": args.config.image})
+        deployment = api_deployment(
+            cfg,
+            args.instance,
+            service_account=args.service_account,
+            secret_sources=args.secret_sources,
+            secret_files=args.secret_files,
+            config_checksum=self.config_checksum,
+            secret_checksum=args.secret_checksum,
+        )
+        declare(f"{name}-deployment", deployment, child)
+        self.register_outputs({"deploymentName": API_NAME, "image": cfg.image})

@@ -1,10 +1,8 @@
 """Monitoring: the ServiceMonitors that scrape the worker and the job API, the PrometheusRule,
 and (``autoscaling.adapterConfig``) prometheus-adapter's config serving the queue depth.
 
-The worker serves ``/metrics`` on its own metrics port; the job API serves it on
-its HTTP port (``worker/api_metrics.py``). Each has its own Service with its own
-``app.kubernetes.io/name``, so each gets its own ServiceMonitor whose selector
-matches that Service only (and Prometheus' ``job`` label stays the Service name).
+The manifests are :mod:`infra.manifests.observability.monitors`' and :mod:`infra.manifests.scaling.adapter`'s;
+this component declares them.
 """
 
 from __future__ import annotations
@@ -13,45 +11,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.components.api import api_labels, api_selector
+from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
-from infra.manifests.adapter import config_map as adapter_config_map
-from infra.manifests.alerts import rule_groups
-from infra.manifests.common import API_NAME, Manifest, child_options, declare, metadata, selector_labels
+from infra.manifests.common import API_NAME, selector_labels
+from infra.manifests.job_api import api_labels, api_selector
+from infra.manifests.observability.monitors import prometheus_rule, service_monitor
+from infra.manifests.scaling.adapter import config_map as adapter_config_map
 from worker import constants as c
-
-
-def service_monitor(
-    cfg: StackConfig, *, name: str, selector: dict[str, str], port: str, labels: dict[str, str]
-) -> Manifest:
-    """Scrape every pod behind the Services matching ``selector`` on the named ``port``."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": metadata(name, cfg.namespace, {**labels, **cfg.monitoring.service_monitor_labels}),
-        "spec": {
-            "selector": {"matchLabels": selector},
-            "namespaceSelector": {"matchNames": [cfg.namespace]},
-            "endpoints": [
-                {
-                    "port": port,
-                    "path": c.METRICS_PATH,
-                    "interval": cfg.monitoring.scrape_interval,
-                    "scheme": "http",
-                }
-            ],
-        },
-    }
-
-
-def prometheus_rule(cfg: StackConfig, *, name: str, labels: dict[str, str]) -> Manifest:
-    """The alert rules as a PrometheusRule (picked up by the same Prometheus as the ServiceMonitor)."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": metadata(name, cfg.namespace, {**labels, **cfg.monitoring.service_monitor_labels}),
-        "spec": {"groups": rule_groups(cfg)},
-    }
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@
   wrapped as Pulumi secrets, so state holds them encrypted and output masks them.
 
 ``redisUrl`` (a Pulumi secret in the stack file) goes into the Pulumi-managed
-Secret in either mode when the stack sets it instead of a Vault key.
+Secret in either mode when the stack sets it instead of a Vault key. The manifests are
+:mod:`infra.manifests.secret_sources`'s; this component declares them.
 """
 
 from __future__ import annotations
@@ -20,98 +21,20 @@ from typing import Any
 
 import pulumi
 
+from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
 from infra.errors import InfraError
-from infra.manifests.common import APP_NAME, Manifest, child_options, declare, metadata
+from infra.manifests.common import Manifest
 from infra.manifests.pod import SecretFiles
-from worker.constants import ENV_REDIS_URL, ENV_SECRETS_DIR, REDIS_CA_PATH
-
-ENV_SECRET_NAME = f"{APP_NAME}-env"
-VAULT_SECRET_NAME = f"{APP_NAME}-vault"
-#: Where the operator's Secret is mounted as files (``PREVIEW_SECRETS_DIR``), read-only.
-SECRETS_MOUNT_PATH = "/var/run/secrets/mobius-preview"
-REDIS_CA_VOLUME = "redis-ca"
-SECRETS_VOLUME = "vault-secrets"
-#: The identity ESO logs in to Vault as (``secrets.store``): no RBAC, no pod mounts its token.
-STORE_SERVICE_ACCOUNT = f"{APP_NAME}-secrets"
-
-
-def external_secret(cfg: StackConfig, labels: dict[str, str]) -> Manifest:
-    """The ExternalSecret for ``secrets.keys`` (ESO's store holds the KV mount)."""
-    s = cfg.secrets
-    return {
-        "apiVersion": "external-secrets.io/v1",
-        "kind": "ExternalSecret",
-        "metadata": metadata(VAULT_SECRET_NAME, cfg.namespace, labels),
-        "spec": {
-            "refreshInterval": s.refresh_interval,
-            "secretStoreRef": {"name": s.store_name, "kind": s.store_kind},
-            "target": {"name": VAULT_SECRET_NAME, "creationPolicy": "Owner"},
-            "data": [
-                {"secretKey": env, "remoteRef": {"key": s.path, "property": prop}}
-                for env, prop in sorted(s.keys.items())
-            ],
-        },
-    }
-
-
-def secret_store(cfg: StackConfig, labels: dict[str, str]) -> list[Manifest]:
-    """``secrets.store``'s SecretStore and the ServiceAccount it logs in to Vault as (else nothing)."""
-    s, store = cfg.secrets, cfg.secrets.store
-    if store is None:
-        return []
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(STORE_SERVICE_ACCOUNT, cfg.namespace, labels),
-        "automountServiceAccountToken": False,
-    }
-    vault = {
-        "server": store.server,
-        "path": s.mount,
-        "version": "v2",
-        "auth": {
-            "kubernetes": {
-                "mountPath": store.auth_mount,
-                "role": store.role,
-                "serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT},
-            }
-        },
-    }
-    return [
-        account,
-        {
-            "apiVersion": "external-secrets.io/v1",
-            "kind": "SecretStore",
-            "metadata": metadata(s.store_name, cfg.namespace, labels),
-            "spec": {"provider": {"vault": vault}},
-        },
-    ]
-
-
-def vault_files() -> SecretFiles:
-    """The operator's Secret as files: re-read on rotation, where env vars from it never change.
-
-    Owner and group read only (the pod's fsGroup is the worker's group); the kubelet swaps the
-    files atomically when the operator updates the Secret.
-    """
-    volume = {"name": SECRETS_VOLUME, "secret": {"secretName": VAULT_SECRET_NAME, "defaultMode": 0o440}}
-    mount = {"name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH, "readOnly": True}
-    return SecretFiles([volume], [mount], [{"name": ENV_SECRETS_DIR, "value": SECRETS_MOUNT_PATH}])
-
-
-def with_redis_ca(files: SecretFiles, cfg: StackConfig) -> SecretFiles:
-    """``files`` plus the ``redisCa`` ConfigMap's key at ``REDIS_CA_PATH`` (read-only), when set."""
-    ca = cfg.redis_ca
-    if ca is None:
-        return files
-    folder, name = REDIS_CA_PATH.rsplit("/", 1)
-    volume = {
-        "name": REDIS_CA_VOLUME,
-        "configMap": {"name": ca.config_map, "items": [{"key": ca.key, "path": name}]},
-    }
-    mount = {"name": REDIS_CA_VOLUME, "mountPath": folder, "readOnly": True}
-    return SecretFiles([*files.volumes, volume], [*files.mounts, mount], files.env)
+from infra.manifests.secret_sources import (
+    ENV_SECRET_NAME,
+    env_secret,
+    external_secret,
+    secret_store,
+    vault_files,
+    with_redis_ca,
+)
+from worker.constants import ENV_REDIS_URL
 
 
 def _digest(pairs: list[Any]) -> str:
@@ -127,7 +50,7 @@ def read_vault(cfg: StackConfig) -> dict[str, str]:
     s = cfg.secrets
     if s.provider != "vault" or not s.keys:
         return {}
-    from infra.components import vault  # hvac and requests cost 0.12 s to import; only vault mode needs them
+    from infra import vault  # hvac and requests cost 0.12 s to import; only vault mode needs them
 
     return vault.read_from_env(s.mount, s.path, s.keys)
 
@@ -156,14 +79,7 @@ class WorkerSecrets(pulumi.ComponentResource):
         parts: list[pulumi.Output[Any]] = []
         if values:
             names = sorted(values)
-            manifest = {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": metadata(ENV_SECRET_NAME, cfg.namespace, labels),
-                "type": "Opaque",
-                "stringData": values,
-            }
-            declare(f"{name}-env", manifest, child)
+            declare(f"{name}-env", env_secret(cfg, labels, dict(values)), child)
             self.env_sources.append({"secretRef": {"name": ENV_SECRET_NAME}})
             pairs = pulumi.Output.all(*(values[k] for k in names))
             parts.append(pairs.apply(lambda vs: list(zip(names, vs, strict=True))))

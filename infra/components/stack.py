@@ -7,81 +7,21 @@ from typing import Any
 
 import pulumi
 
+from infra.components import outputs as out
 from infra.components.api import ApiArgs, JobApi
+from infra.components.declare import declare
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.secrets import SecretsArgs, WorkerSecrets, read_vault
 from infra.components.tracks import TrackArgs, WorkerDeployment
 from infra.config.model import StackConfig, split_image
-from infra.manifests import canary, network
-from infra.manifests.autoscaling import pdb
-from infra.manifests.common import (
-    API_NAME,
-    APP_NAME,
-    Manifest,
-    common_labels,
-    config_checksum,
-    declare,
-    metadata,
-    selector_labels,
-)
+from infra.manifests import network
+from infra.manifests.common import API_NAME, APP_NAME, common_labels, config_checksum
 from infra.manifests.env import config_data
+from infra.manifests.namespace import CONFIG_MAP_NAME, base_objects
+from infra.manifests.scaling import canary
+from infra.manifests.scaling.autoscaling import pdb
 from infra.manifests.sweep import SWEEP_NAME, sweep_objects
 from worker import constants as c
-
-CONFIG_MAP_NAME = f"{APP_NAME}-config"
-
-
-def base_objects(cfg: StackConfig, instance: str, labels: dict[str, str]) -> list[tuple[str, Manifest]]:
-    """Namespace (restricted Pod Security), ServiceAccount, ConfigMap and the metrics Service."""
-    ns_labels = {**labels, **{f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}}
-    return [
-        (
-            "namespace",
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": metadata(cfg.namespace, None, ns_labels),
-            },
-        ),
-        (
-            "serviceaccount",
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": metadata(APP_NAME, cfg.namespace, labels),
-                "automountServiceAccountToken": False,
-            },
-        ),
-        (
-            "config",
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": metadata(CONFIG_MAP_NAME, cfg.namespace, labels),
-                "data": config_data(cfg),
-            },
-        ),
-        (
-            "service",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata(APP_NAME, cfg.namespace, labels),
-                "spec": {
-                    "type": "ClusterIP",
-                    "selector": selector_labels(instance),
-                    "ports": [
-                        {
-                            "name": c.METRICS_PORT_NAME,
-                            "port": c.METRICS_PORT,
-                            "targetPort": c.METRICS_PORT_NAME,
-                            "protocol": "TCP",
-                        }
-                    ],
-                },
-            },
-        ),
-    ]
 
 
 @dataclass(frozen=True)
@@ -103,14 +43,14 @@ class PreviewWorkerStack(pulumi.ComponentResource):
         super().__init__("mobius:preview:Stack", name, None, opts)
         labels = common_labels(instance)
         child = pulumi.ResourceOptions(parent=self)
+        data = config_data(cfg)
         ns = None
-        for suffix, manifest in base_objects(cfg, instance, labels):
+        for suffix, manifest in base_objects(cfg, instance, labels, data):
             opts_ = child if ns is None else pulumi.ResourceOptions(parent=self, depends_on=[ns])
             declared = declare(f"{name}-{suffix}", manifest, opts_)
             ns = ns or declared
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
         secrets = WorkerSecrets(f"{name}-secrets", SecretsArgs(cfg, labels, vault_values), in_ns)
-        data = config_data(cfg)
         checksum = config_checksum(data)
         env_sources = [{"configMapRef": {"name": CONFIG_MAP_NAME}}, *secrets.env_sources]
         weight = cfg.effective_canary_weight
@@ -148,21 +88,21 @@ class PreviewWorkerStack(pulumi.ComponentResource):
             declare(f"{name}-{suffix}", manifest, in_ns)
         Monitoring(f"{name}-monitoring", MonitoringArgs(cfg, instance, APP_NAME, labels), in_ns)
         self.outputs = {
-            "namespace": cfg.namespace,
-            "deployments": {t: w.deployment_name for t, w in tracks.items()},
-            "digests": {t: split_image(w.image)[1] for t, w in tracks.items()},
-            "canaryWeight": weight,
-            "replicaSplit": {
+            out.NAMESPACE: cfg.namespace,
+            out.DEPLOYMENTS: {t: w.deployment_name for t, w in tracks.items()},
+            out.DIGESTS: {t: split_image(w.image)[1] for t, w in tracks.items()},
+            out.CANARY_WEIGHT: weight,
+            out.REPLICA_SPLIT: {
                 "min": {"stable": split.minimum.stable, "canary": split.minimum.canary},
                 "max": {"stable": split.maximum.stable, "canary": split.maximum.canary},
                 "canaryPercent": round(split.minimum.canary_percent, 1),
             },
-            "configChecksum": checksum,
-            "api": API_NAME,
-            "autoscaler": cfg.autoscaling.provider,
+            out.CONFIG_CHECKSUM: checksum,
+            out.API: API_NAME,
+            out.AUTOSCALER: cfg.autoscaling.provider,
             # KEDA may scale a track to 0 pods: `python -m infra verify` accepts 0/0 then.
-            "scaleToZero": cfg.autoscaling.keda is not None and cfg.autoscaling.keda.scale_to_zero,
-            "retentionSweep": SWEEP_NAME if sweep else "",
-            "releaseId": cfg.release_id or "",
+            out.SCALE_TO_ZERO: cfg.autoscaling.keda is not None and cfg.autoscaling.keda.scale_to_zero,
+            out.RETENTION_SWEEP: SWEEP_NAME if sweep else "",
+            out.RELEASE_ID: cfg.release_id or "",
         }
         self.register_outputs(self.outputs)

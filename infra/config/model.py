@@ -1,4 +1,7 @@
-"""The stack config: one typed model, the only place deployment defaults live.
+"""The stack config: one typed model, :class:`StackConfig`, and loading it from a stack.
+
+Every default is declared once, on the model: here, in the section models beside this module,
+and (the ``worker`` section) in :mod:`worker.tunables`.
 
 A stack file (``Pulumi.<stack>.yaml``) holds its keys under the project
 namespace, camelCase (``mobius-preview-worker:canary: {weight: 10, …}``).
@@ -20,35 +23,19 @@ from pathlib import Path
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infra.config.rollout_policy import RolloutConfig
-from infra.config.rules import (
-    CONFIG_NAMESPACE,
-    DIGEST_RE,
-    IMAGE_RE,
-    Model,
-    Secret,
-    check_dns_label,
-    check_image,
-    check_secret_names,
-    cross_field,
-    effective_weight,
-    problems_from,
-    quantity,
-    split_image,
-    validate_image_ref,
-)
-from infra.config.sections import (
-    Autoscaling,
-    Canary,
-    CpuMemory,
-    Monitoring,
-    Network,
-    RedisCa,
-    Replicas,
-    Resources,
-    Secrets,
-    SourceHost,
-)
+from infra.config.base_model import CONFIG_NAMESPACE, Model, Secret, cross_field
+from infra.config.cross_section import memory_problems, redis_source_problem, store_problems
+from infra.config.fields.canary_weight import effective_weight
+from infra.config.fields.identifiers import check_dns_label, check_secret_names
+from infra.config.fields.image_refs import DIGEST_RE, IMAGE_RE, check_image, split_image, validate_image_ref
+from infra.config.fields.quantities import quantity
+from infra.config.problems import problems_from
+from infra.config.sections.autoscaling_config import Autoscaling
+from infra.config.sections.monitoring_config import MonitoringConfig
+from infra.config.sections.network_config import Network, SourceHost
+from infra.config.sections.rollout_policy import RolloutConfig
+from infra.config.sections.secrets_config import RedisCa, Secrets
+from infra.config.sections.workload import Canary, CpuMemory, Replicas, Resources
 from infra.config.store import Api, Artifacts
 from infra.errors import ConfigError
 from worker import constants as c
@@ -67,7 +54,7 @@ __all__ = [
     "Canary",
     "ConfigError",
     "CpuMemory",
-    "Monitoring",
+    "MonitoringConfig",
     "Network",
     "RedisCa",
     "Replicas",
@@ -91,39 +78,6 @@ RELEASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
 
 
-def redis_source_problem(has_url: bool, from_vault: bool) -> str | None:
-    """REDIS_URL comes from exactly one place: ``redisUrl`` or a Vault key."""
-    if has_url and from_vault:
-        return f"set either redisUrl or secrets.keys.{ENV_REDIS_URL}, not both"
-    if not has_url and not from_vault:
-        return f"required unless secrets.keys.{ENV_REDIS_URL} names a Vault property"
-    return None
-
-
-def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
-    problems = []
-    if c.ENV_API_TOKENS not in cfg.secrets.keys:
-        problems.append(
-            (
-                "secrets.keys",
-                f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens "
-                "(from the vault)",
-            )
-        )
-    missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
-    if missing:
-        problems.append(
-            (
-                "secrets.keys",
-                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
-            )
-        )
-    if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:
-        problems.append(("network.s3Cidrs", "set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"))
-    return problems
-
-
 class StackConfig(Model):
     """Everything a stack deploys, validated once. Defaults live here only."""
 
@@ -139,7 +93,7 @@ class StackConfig(Model):
     canary: Canary = Canary()
     autoscaling: Autoscaling = Autoscaling()
     secrets: Secrets = Secrets()
-    monitoring: Monitoring = Monitoring()
+    monitoring: MonitoringConfig = MonitoringConfig()
     network: Network = Network()
     api: Api = Api()
     # No usable default (a bucket is required), so a stack without the section is told why.
@@ -154,7 +108,7 @@ class StackConfig(Model):
     redis_url: Secret | None = None
     # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
     redis_ca: RedisCa | None = None
-    # The release tool's progressive rollout and its analysis (infra/config/rollout_policy.py).
+    # The release tool's progressive rollout and its analysis (infra/config/sections/rollout_policy.py).
     rollout: RolloutConfig = RolloutConfig()
 
     _ns = field_validator("namespace")(check_dns_label)
@@ -196,32 +150,11 @@ class StackConfig(Model):
         raise ValueError("must be a secret ({secure: …}), got a " + type(v).__name__)
 
     @model_validator(mode="after")
-    def _redis_source(self) -> StackConfig:
+    def _cross_section(self) -> StackConfig:
         problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
         problems = [("redisUrl", problem)] if problem else []
         problems += store_problems(self)
-        processes, share = self.render_share
-        if share < c.RENDER_MEMORY_BYTES_MIN:
-            need = c.WORKER_BASE_MEMORY_BYTES + processes * (
-                c.RENDER_PROCESS_BASE_MEMORY_BYTES + c.RENDER_MEMORY_BYTES_MIN
-            )
-            problems.append((
-                "resources.limits.memory",
-                f"{self.resources.limits.memory} leaves each of {processes} render processes {int(share)} "
-                f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
-                f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
-            ))  # fmt: skip
-        body, api_memory = self.worker.api_max_body_bytes, self.api.resources.limits.memory
-        if body * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
-            problems.append((
-                "worker.apiMaxBodyBytes",
-                f"{body} times {c.API_BODY_MEMORY_FACTOR} (what one request may cost the API) is over "
-                f"api.resources.limits.memory {api_memory}",
-            ))  # fmt: skip
-        try:
-            self.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
-        except redis_budget.BudgetError as err:
-            problems.append((err.key, err.reason))
+        problems += memory_problems(self)
         if problems:
             raise cross_field(*problems)
         return self
@@ -232,7 +165,8 @@ class StackConfig(Model):
 
         One process per whole CPU of the limit (at most ``concurrency``); each gets an equal share
         of the memory limit left after the consumer's and the processes' own interpreters. A share
-        under the worker's minimum is a config error (see ``_redis_source``), never raised silently.
+        under the worker's minimum is a config error
+        (:func:`~infra.config.cross_section.memory_problems`), never raised silently.
         """
         processes = max(
             1, min(self.worker.concurrency, math.floor(quantity(self.resources.limits.cpu, "cpu")))
@@ -255,7 +189,7 @@ class StackConfig(Model):
 
     @property
     def effective_canary_weight(self) -> int:
-        """The canary weight actually deployed (:func:`infra.manifests.canary.effective_weight`)."""
+        """The canary weight actually deployed (``fields.canary_weight.effective_weight``)."""
         return effective_weight(self.canary.weight, self.canary.image)
 
 

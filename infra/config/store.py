@@ -2,7 +2,7 @@
 
 Assembled into :class:`infra.config.model.StackConfig`; the rules that span sections
 (credentials and the API's tokens in ``secrets.keys``, an S3 egress peer) live in
-:func:`store_problems`.
+:func:`infra.config.cross_section.store_problems`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from infra.config.rules import Model, check_range, cross_field
-from infra.config.sections import CpuMemory, Replicas, Resources
+from infra.config.base_model import Model, check_range, cross_field
+from infra.config.sections.workload import CpuMemory, Replicas, Resources
 from worker import constants as c
 from worker.tunables import check_endpoint_url
 

@@ -1,21 +1,16 @@
-"""Declaring Kubernetes objects from plain manifests, and the labels every object carries.
+"""The names, labels and annotations every manifest shares, and the metadata helpers.
 
-Components build Kubernetes-native manifests (camelCase, exactly what ``kubectl``
-would apply) with pure functions, which keeps them easy to test and lets
-``render`` write the same objects as YAML. :func:`declare` hands a manifest to
-the matching pulumi-kubernetes resource class: nested camelCase keys pass
-through the SDK untranslated, only top-level fields use the SDK's Python names.
+Every module of :mod:`infra.manifests` builds Kubernetes-native manifests (camelCase,
+exactly what ``kubectl`` would apply) with pure functions and imports no Pulumi, which
+keeps them easy to test and lets the snapshot tool write the same objects as YAML.
+:func:`infra.components.declare.declare` turns one into a Pulumi resource.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
-
-import pulumi
-import pulumi_kubernetes as k8s
 
 #: A Kubernetes object as a mapping (apiVersion, kind, metadata, spec/data …).
 Manifest = dict[str, Any]
@@ -40,19 +35,6 @@ ANNOTATION_SECRET_CHECKSUM = "checksum/secret"
 #: fails with a field conflict). So ``pulumi up`` repairs drift of what the stack file says;
 #: fields the program never declares (``spec.replicas``, the HPA's) are never forced.
 ANNOTATION_PATCH_FORCE = "pulumi.com/patchForce"
-
-_BUILTIN: dict[tuple[str, str], Any] = {
-    ("v1", "Namespace"): k8s.core.v1.Namespace,
-    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
-    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
-    ("v1", "Secret"): k8s.core.v1.Secret,
-    ("v1", "Service"): k8s.core.v1.Service,
-    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
-    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
-    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
-    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
-}
 
 
 def config_checksum(data: dict[str, str]) -> str:
@@ -85,31 +67,3 @@ def metadata(name: str, namespace: str | None, labels: dict[str, str], **extra: 
     if namespace is not None:
         meta["namespace"] = namespace
     return meta
-
-
-def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
-    """Options for a component's children: parented, and waiting for what the component waits
-    for (Pulumi does not pass a component's ``depends_on`` to its children; here every object
-    must wait for its Namespace)."""
-    return pulumi.ResourceOptions(parent=parent, depends_on=opts.depends_on if opts else None)
-
-
-def _py_name(key: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
-
-
-def declare(name: str, manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    """Register ``manifest`` as a pulumi-kubernetes resource named ``name``."""
-    api, kind = manifest["apiVersion"], manifest["kind"]
-    meta = manifest["metadata"]
-    forced = {**manifest, "metadata": {**meta, "annotations": {**meta.get("annotations", {}),
-                                                                ANNOTATION_PATCH_FORCE: "true"}}}  # fmt: skip
-    body = {_py_name(k): v for k, v in forced.items() if k not in ("apiVersion", "kind")}
-    cls = _BUILTIN.get((api, kind))
-    if cls is None:
-        resource: pulumi.CustomResource = k8s.apiextensions.CustomResource(
-            name, api_version=api, kind=kind, opts=opts, **body
-        )
-        return resource
-    declared: pulumi.CustomResource = cls(name, opts=opts, **body)
-    return declared

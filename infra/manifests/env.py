@@ -3,7 +3,7 @@
 Every process (consumer, job API, retention sweep) gets :func:`process_env`: the tunables, looped
 over by ``worker.tunables.to_env``, and what the stack derives for all of them. The worker adds
 the pod's layout and its render share (:func:`config_data`); the API adds where it listens.
-Secrets are never here: they come from the stack's Secret (``infra/components/secrets.py``).
+Secrets are never here: they come from the stack's Secret (``infra/manifests/secret_sources.py``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Egress: DNS (the cluster DNS pods), Redis and the S3 endpoint (by namespace
 and/or CIDR) and each allowed source host's CIDRs on its port. Ingress: the
 metrics port, only from the monitoring namespace. The worker serves nothing else.
 The job API's and the retention sweep's policies are built from the same rules
-(:mod:`infra.components.api`, :mod:`infra.manifests.sweep`).
+(:mod:`infra.manifests.job_api`, :mod:`infra.manifests.sweep`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The worker's pod template: hardening, probes, volumes, env, topology spread.
 
-Pure functions of the config; :mod:`infra.components.tracks` wraps the result in a Deployment.
+Pure functions of the config; :mod:`infra.manifests.worker_deployment` wraps the result in a Deployment.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.config.fields.quantities import quantity
 from infra.config.model import Resources, StackConfig
-from infra.config.rules import quantity
 from infra.manifests.common import Manifest, selector_labels
 from worker import constants as c
 

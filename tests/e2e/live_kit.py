@@ -1,7 +1,7 @@
 """Compare what the program declares with what the API server holds after a real ``pulumi up``.
 
 :func:`declared` runs the program for a stack file under Pulumi's mocks (the same code
-as ``python -m infra render``); :func:`mismatches` walks one declared object and lists
+as ``python -m infra snapshot``); :func:`mismatches` walks one declared object and lists
 every field whose live value differs. The live object may carry more (defaults, status,
 Pulumi's annotations); everything declared must be there with the same value.
 """

@@ -3,7 +3,7 @@
 ``pulumi preview``, ``up``, a second ``preview --expect-no-changes``, drift behind
 Pulumi's back repaired by ``up --refresh``, and ``destroy``, with the real CLI, the
 Python language host and the Kubernetes provider plugin. What the program declares
-(the same code as ``python -m infra render``) is read back from the API server.
+(the same code as ``python -m infra snapshot``) is read back from the API server.
 
 The tests of this module share one stack and run in file order: each starts from
 the state the one before left.

@@ -20,7 +20,7 @@ import pytest
 from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import container
 
-from infra.manifests import canary
+from infra.manifests.scaling import canary
 from infra.tools.release.stackfile import StackFile
 
 pytestmark = pytest.mark.timeout(600)
@@ -86,7 +86,7 @@ def workload(environ: dict[str, str], stack: str) -> dict[str, Any]:
 
 
 def expected(project: Path, stack: str) -> dict[str, Any]:
-    """What the stack file says the live workload must be (the canary split by infra.manifests.canary)."""
+    """What the stack file says the live workload must be (split by infra.manifests.scaling.canary)."""
     state = StackFile(project / f"Pulumi.{stack}.yaml").state()
     running = state.canary if state.canary and state.canary.image and state.canary.weight else None
     split = canary.plan(*REPLICAS, running.weight if running else 0)

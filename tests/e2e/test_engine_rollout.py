@@ -21,7 +21,7 @@ import pytest
 from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_run, run
 from live_kit import container
 
-from infra.manifests import canary
+from infra.manifests.scaling import canary
 from infra.tools.release import branches
 from infra.tools.release.stackfile import StackFile
 from tests.infra.tools.release.release_promkit import PromServer, steady
@@ -100,7 +100,7 @@ def live(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def expected(stack_file: Path) -> dict[str, Any]:
-    """What a stack file says the live worker Deployments must be (the split by infra.manifests.canary)."""
+    """What a stack file says the live worker Deployments must be (split by manifests.scaling.canary)."""
     state = StackFile(stack_file).state()
     running = state.canary if state.canary and state.canary.image and state.canary.weight else None
     split = canary.plan(*REPLICAS, running.weight if running else 0)

@@ -34,7 +34,7 @@ from e2e_kit import ScratchProject, kubectl_json, pulumi_run, run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
-from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
+from infra.manifests.secret_sources import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.tools.local.addons.secrets_operator import SecretsOperator
 from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.kube import wait_until

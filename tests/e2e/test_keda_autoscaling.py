@@ -30,12 +30,12 @@ from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
 
 from bench.worker_proc import spawn, worker_env
 from infra.errors import VerifyError
-from infra.manifests.scaled_object import TRIGGER_NAME
+from infra.manifests.scaling.scaled_object import TRIGGER_NAME
 from infra.tools.local.addons.keda import Keda
 from infra.tools.local.addons.prometheus import Prometheus, Target
 from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.kube import http_ok, wait_until
-from infra.tools.verify import cli as verify
+from infra.tools.verify import checks as verify
 from tests.servers import RedisServer, free_port, shared_redis_server  # noqa: F401 (registers `redis_server`)
 from worker import constants as c
 

@@ -28,7 +28,7 @@ from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
-from infra.manifests.adapter import CONFIG_KEY
+from infra.manifests.scaling.adapter import CONFIG_KEY
 from infra.tools.local.addons.metrics_adapter import MetricsStack, Target
 from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.kube import wait_until

@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 
 from infra.tools.snapshot.harness import ProgramRun
-from policy.rules import POLICIES
+from policy.pack import POLICIES
 
 BY_NAME = {p.name: p for p in POLICIES}
 DIGEST_IMAGE = "ghcr.io/mobius/preview-worker@sha256:" + "b" * 64

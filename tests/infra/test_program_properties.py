@@ -11,7 +11,7 @@ import pytest
 from conftest import STACKS
 
 from infra.config.model import IMAGE_RE, load_stack_file
-from infra.manifests.canary import plan
+from infra.manifests.scaling.canary import plan
 from infra.tools.snapshot.harness import ROOT, ProgramRun
 from worker import constants as c
 
@@ -303,7 +303,7 @@ def test_render_processes_and_their_budget_fit_the_memory_limit(
 ) -> None:
     # Issue 16, item 7: a 7000x7000 WebP decoded to 1 GiB, over every stack's limit. The worker
     # caps each render process at its budget; the stack sizes the budgets to fit the limit.
-    from infra.config.rules import quantity
+    from infra.config.fields.quantities import quantity
     from worker.settings import Settings
 
     cfg, run = cfg_of(stack), stack_runs[stack]

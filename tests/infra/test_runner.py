@@ -32,3 +32,25 @@ def test_a_timeout_and_a_missing_binary_raise_too() -> None:
         runner.run(["sleep", "5"], error=CertError, timeout=0.2)
     with pytest.raises(InfraError, match="no-such-tool-here could not start"):
         runner.run(["no-such-tool-here"], check=False)
+
+
+def test_call_returns_a_failed_run_for_the_caller_to_read() -> None:
+    done = runner.call(["sh", "-c", "echo out; echo err >&2; exit 4"])
+    assert (done.returncode, done.stdout, done.stderr) == (4, "out\n", "err\n")
+    with pytest.raises(KubeError, match=r"^sh -c exit 4 exited 4 \(nothing was changed\)$"):
+        raise runner.failure(runner.call(["sh", "-c", "exit 4"]), KubeError, "nothing was changed")
+
+
+def test_uncaptured_output_goes_to_this_process(capfd: pytest.CaptureFixture[str]) -> None:
+    assert runner.run(["sh", "-c", "echo shown; echo also >&2"], capture=False) == ""
+    assert capfd.readouterr() == ("shown\n", "also\n")
+    with pytest.raises(InfraError, match=r"^sh -c exit 2 exited 2$"):
+        runner.run(["sh", "-c", "exit 2"], capture=False)
+
+
+def test_stdin_and_env_reach_the_tool_and_never_the_message() -> None:
+    script = 'read secret; echo "$TOKEN" >/dev/null; exit 1'
+    with pytest.raises(InfraError) as info:
+        runner.run(["sh", "-c", script], stdin="hunter2\n", env={"TOKEN": "hunter3"})
+    assert "hunter" not in str(info.value)
+    assert runner.run(["sh", "-c", "cat; echo $X"], stdin="in\n", env={"X": "x"}) == "in\nx\n"

@@ -14,10 +14,10 @@ from bullmq import UnrecoverableError, Worker
 from worker_http import SourceServer
 from worker_kit import consumer, decode_image, eventually, payload, queues, state_of, wait_state
 
-from worker import artifacts
 from worker import constants as c
 from worker.render.sandbox import RenderPool
 from worker.settings import Settings
+from worker.store import artifacts
 
 PIL_FORMAT = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker import constants as c
-from worker.settings import Settings, redact_url
+from worker.settings import Settings, env_of, redact_url, unknown_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_redact_url() -> None:
 
 def test_invalid_settings_exit_2_with_one_line_each() -> None:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},  # no unknown-name warnings
         c.ENV_CONCURRENCY: "0",
         c.ENV_TRACK: "blue",
         c.ENV_QUEUE_MAX: "many",
@@ -74,3 +74,28 @@ def test_invalid_settings_exit_2_with_one_line_each() -> None:
         "invalid setting PREVIEW_TRACK='blue': Input should be 'stable' or 'canary'",
     ]
     assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_an_unknown_preview_variable_is_named_once_with_the_closest_known_one_never_its_value() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")}
+    env |= {"PREVIEW_CONCURRENCY": "abc", "PREVIEW_API_TOKEN": "hunter2-secret-0123", "PREVIEW_ZZZ": "1"}
+    example = REPO / "schemas" / "examples" / "minimal.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "validate", str(example)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr  # a warning, not an error: the command still runs
+    assert proc.stderr.splitlines() == [
+        "warning: PREVIEW_API_TOKEN is not a setting of the worker and is ignored; "
+        "did you mean PREVIEW_API_TOKENS?",
+        "warning: PREVIEW_CONCURRENCY is not a setting of the worker and is ignored; "
+        "did you mean PREVIEW_WORKER_CONCURRENCY?",
+        "warning: PREVIEW_ZZZ is not a setting of the worker and is ignored",
+    ]
+    assert "hunter2" not in proc.stderr + proc.stdout and "abc" not in proc.stderr
+
+
+def test_every_declared_preview_variable_is_known() -> None:
+    names = {getattr(c, n) for n in dir(c) if n.startswith("ENV_")}
+    names |= {env_of(f) for f in Settings.model_fields}
+    assert unknown_env(dict.fromkeys(names, "x")) == []

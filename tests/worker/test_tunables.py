@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +44,33 @@ def test_the_stack_keys_are_camel_case_and_unknown_keys_are_refused() -> None:
 def test_the_settings_doc_holds_the_current_table() -> None:
     doc = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
     generated = doc.partition(DOC_START + "\n")[2].partition(DOC_END)[0]
-    assert generated == table(), "docs/settings.md is stale: run `python -m worker.tunables`"
+    assert generated == table(), "docs/settings.md is stale: run `python -m worker.tunables --write`"
     for name in Tunables.model_fields:
         assert f"| `{env_name(name)}` |" in generated
     assert "\\|" in generated  # the S3 prefix pattern's alternation, escaped for the table
+
+
+def _tunables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.tunables", *args], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_the_generator_writes_only_when_asked_and_checks_on_demand(tmp_path: Path) -> None:
+    current = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    doc = tmp_path / "settings.md"
+    stale = current.replace("| `queueMax` |", "| `queueMaxOld` |")
+    doc.write_text(stale, encoding="utf-8")
+    for no_mode in ((), ("--help",), (str(doc),)):
+        proc = _tunables(*no_mode)
+        assert doc.read_text(encoding="utf-8") == stale  # --help used to rewrite the doc
+    usage = "python -m worker.tunables: give --write or --check"
+    assert (proc.returncode, proc.stderr.splitlines()[-1]) == (2, usage)
+    assert _tunables("--help").returncode == 0
+    checked = _tunables("--check", str(doc))
+    assert checked.returncode == 1 and doc.read_text(encoding="utf-8") == stale
+    assert checked.stderr.startswith(f"{doc} is stale: run `python -m worker.tunables --write`\n")
+    assert "\n-| `queueMaxOld` |" in checked.stderr and "\n+| `queueMax` |" in checked.stderr
+    assert _tunables("--write", str(doc)).returncode == 0
+    assert doc.read_text(encoding="utf-8") == current
+    assert (_tunables("--check", str(doc)).returncode, _tunables("--check").returncode) == (0, 0)

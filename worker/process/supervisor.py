@@ -8,15 +8,15 @@ Prometheus multiprocess mode on a private directory, and the supervisor's ``/met
 aggregates their files, so the pod still reports one set of series: counters and
 histograms summed, jobs in flight summed over live processes, queue depth the max.
 
-SIGTERM/SIGINT is forwarded to every child; each stops fetching and drains its jobs
-within ``PREVIEW_DRAIN_SECONDS`` (the lifecycle of a single worker), and the supervisor
-exits 0 once all have exited.
+The first SIGTERM/SIGINT is forwarded to every child; each stops fetching and drains its
+jobs within ``PREVIEW_DRAIN_SECONDS`` (the run sequence of :mod:`worker.process.lifecycle`),
+and the supervisor exits 0 once all have exited. A second one kills the children and exits
+at once (:mod:`worker.process.signals`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -32,12 +32,12 @@ from worker import constants as c
 from worker import logs
 from worker.metrics import Metrics
 from worker.process.health import HealthServer
+from worker.process.signals import StopSignals
 from worker.queue import queues
 from worker.settings import Settings
 
 log = logs.get("supervisor")
 RESTART_DELAY_SECONDS = 1.0
-FETCHING_REPORT_SECONDS = 0.5
 
 
 class Supervisor:
@@ -52,7 +52,9 @@ class Supervisor:
     def spawn(self) -> subprocess.Popen[bytes]:
         """Start one consumer child (``python -m worker.process.supervisor``), sharing stdout for logs."""
         env = {**os.environ, c.ENV_PROMETHEUS_MULTIPROC_DIR: self.metrics_dir, c.ENV_WORKER_PROCESSES: "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "worker.process.supervisor"], env=env)
+        # Its own process group: a terminal's Ctrl-C reaches the supervisor only, which forwards one
+        # SIGTERM (the same signal twice would force the child's exit instead of draining it).
+        proc = subprocess.Popen([sys.executable, "-m", "worker.process.supervisor"], env=env, process_group=0)
         self.children[proc.pid] = proc
         log.info("worker process started", extra={"pid": proc.pid})
         return proc
@@ -68,6 +70,12 @@ class Supervisor:
                     "worker process exited, restarting", extra={"pid": pid, "status": proc.returncode}
                 )
         return gone
+
+    def kill(self) -> None:
+        """SIGKILL every child still running (a second stop signal, or a drain past its bound)."""
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.kill()
 
     def terminate(self) -> None:
         """Forward SIGTERM to every child (each drains its own jobs)."""
@@ -113,22 +121,16 @@ async def supervise(settings: Settings) -> int:
 
     health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
     port = await health.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals(on_force=sup.kill).install()
     try:
         for _ in range(settings.worker_processes):
             sup.spawn()
         log.info("supervisor ready", extra={"processes": settings.worker_processes, "metricsPort": port})
-        while not stop.is_set():
-            if sup.reap():
-                await asyncio.sleep(RESTART_DELAY_SECONDS)
-                while len(sup.children) < settings.worker_processes and not stop.is_set():
+        while not await stop.wait(0.2):
+            if sup.reap() and not await stop.wait(RESTART_DELAY_SECONDS):
+                while len(sup.children) < settings.worker_processes:
                     sup.spawn()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
-        log.info("stop signal received, draining worker processes", extra={"processes": len(sup.children)})
+        log.info("draining worker processes", extra={"processes": len(sup.children)})
         started = time.monotonic()
         sup.terminate()
         # Children drain for up to drain_seconds; allow them a margin to exit, then kill.
@@ -136,8 +138,8 @@ async def supervise(settings: Settings) -> int:
         while sup.children and time.monotonic() < deadline:
             sup.reap()
             await asyncio.sleep(0.05)
+        sup.kill()
         for proc in sup.children.values():
-            proc.kill()
             proc.wait()
         log.info("supervisor stopped", extra={"drainSeconds": round(time.monotonic() - started, 3)})
         return 0
@@ -147,43 +149,20 @@ async def supervise(settings: Settings) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-async def run_child(settings: Settings) -> int:
-    """One supervised consumer: no HTTP port, metrics to the shared multiprocess directory."""
-    from worker.consumer import Consumer
-
-    metrics = Metrics(settings.track, queue=settings.queue_name)
-    consumer = Consumer(settings, metrics)
-    consumer.start()
-    log.info("worker ready", extra={"pid": os.getpid(), "supervised": True})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():  # the supervisor's /readyz reads this gauge from every child
-        metrics.set_fetching(consumer.fetching)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), FETCHING_REPORT_SECONDS)
-    started = time.monotonic()
-    drained = await consumer.stop(settings.drain_seconds)
-    log.info(
-        "worker stopped", extra={"drained": drained, "drainSeconds": round(time.monotonic() - started, 3)}
-    )
-    return 0
-
-
 def child_main() -> int:
     """Entry point of a supervised child (``python -m worker.process.supervisor``)."""
     import uvloop
 
+    from worker.process.lifecycle import run_consumer
     from worker.settings import load_or_exit
 
     if not os.environ.get(c.ENV_PROMETHEUS_MULTIPROC_DIR):
         print("python -m worker.process.supervisor is started by `python -m worker run`", file=sys.stderr)
         return 2
-    settings = load_or_exit()
+    settings = load_or_exit(warn_unknown=False)  # the supervisor has named unknown variables
     logs.setup(settings.log_level)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_child(settings))
+        return runner.run(run_consumer(settings, serve_health=False))
 
 
 if __name__ == "__main__":

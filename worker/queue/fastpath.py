@@ -28,6 +28,9 @@ workers interoperate unchanged) and changes only the client side:
 
 Failures, retries, stalled-job checks, lock renewal, pause and close are bullmq's own
 code paths, untouched.
+
+Over 300 lines on purpose: :class:`FastWorker` overrides bullmq's main loop and job path as
+one unit, to be read against bullmq's ``Worker``; split, its halves would each need the other.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Kept because no library came close (#18; ``python -m bench --only clients``, EVA
 from 50 tasks on one Redis, 2026-12-02, 2-core machine): this pipe 195,000; valkey-glide 2.6
 26,000 (28,000 through ``custom_command``); redis-py's pool 19,000; coredis 6.9 15,000. The
 rule was to switch to a library within 10 % at concurrency 50.
+
+Over 300 lines on purpose: the protocol, the connection and the script fallback are one
+request/reply path whose ordering rules span all three; nothing outside uses the parts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The artifact-store interface every backend implements, and its one error.
 
-A store keeps artifact sets (see ``worker.artifacts`` for the manifest format).
+A store keeps artifact sets (see ``worker.store.artifacts`` for the manifest format).
 Its contract: a reader sees no set or a complete one (renditions are stored
 first, the manifest last, and the manifest names only stored renditions); the
 same job ID keeps the first complete set; an unreachable store raises

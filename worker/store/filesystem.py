@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worker import artifacts
 from worker import constants as c
 from worker.render.registry import Rendition
+from worker.store import artifacts
 from worker.store.base import ArtifactStore, Download, StoreUnavailableError, SweepReport
 
 
 class FilesystemStore(ArtifactStore):
-    """Sets renamed into place atomically by :mod:`worker.artifacts`; the API serves the bytes."""
+    """Sets renamed into place atomically by :mod:`worker.store.artifacts`; the API serves the bytes."""
 
     kind = c.STORE_FILESYSTEM
 
@@ -26,14 +26,14 @@ class FilesystemStore(ArtifactStore):
     def write_set(
         self, job_id: str, media_type: str, renditions: Sequence[Rendition], metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        """See :func:`worker.artifacts.write_set`; a full or read-only disk is a transient error."""
+        """See :func:`worker.store.artifacts.write_set`; a full or read-only disk is a transient error."""
         try:
             return artifacts.write_set(self.data_dir, job_id, media_type, renditions, metadata)
         except OSError as err:
             raise StoreUnavailableError(f"cannot write artifacts: {type(err).__name__}: {err}") from err
 
     def load_manifest(self, job_id: str) -> dict[str, Any] | None:
-        """See :func:`worker.artifacts.load_manifest`."""
+        """See :func:`worker.store.artifacts.load_manifest`."""
         return artifacts.load_manifest(self.data_dir, job_id)
 
     def download(self, job_id: str, entry: dict[str, Any]) -> Download:

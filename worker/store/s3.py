@@ -26,10 +26,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker import artifacts, logs
 from worker import constants as c
+from worker import logs
 from worker.render.registry import Rendition
 from worker.settings import Settings
+from worker.store import artifacts
 from worker.store.base import ArtifactStore, Download, StoreUnavailableError, SweepReport
 
 if TYPE_CHECKING:

@@ -25,14 +25,14 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from infra.errors import InputError
+from infra import runner
+from infra.errors import ImageError, InfraError, InputError, ToolchainError
 from infra.tools.local.toolchain import plugins
 from infra.tools.local.toolchain.versions import ENGINE_TOOLS, GoTool, tool
 
@@ -55,9 +55,8 @@ def _plugins(args: argparse.Namespace) -> int:
         if shutil.which("pulumi") is None:
             print("ci plugins: no pulumi on PATH (install it with pulumi/actions first)", file=sys.stderr)
             return 1
-        if subprocess.run(cmd, check=False, timeout=600).returncode != 0:
-            print(f"ci plugins: `{' '.join(cmd)}` failed", file=sys.stderr)
-            return 1
+        # Not captured: pulumi's download progress shows in the job's log as it happens.
+        runner.run(cmd, error=ToolchainError, timeout=600, capture=False)
     return 0
 
 
@@ -116,7 +115,7 @@ def identity(env: Mapping[str, str]) -> tuple[str, str]:
 def _identity(_args: argparse.Namespace) -> int:
     name, email = identity(os.environ)
     for key, value in (("user.name", name), ("user.email", email)):
-        subprocess.run(["git", "config", key, value], check=True, timeout=30)
+        runner.run(["git", "config", key, value], timeout=30)
     print(f"release commits are authored by {name} <{email}>")
     return 0
 
@@ -128,18 +127,9 @@ def _registry_login(args: argparse.Namespace) -> int:
     name, _ = identity(os.environ)
     from infra.tools.image.buildah import tls_flag  # plain HTTP only for a loopback registry
 
-    done = subprocess.run(
-        ["buildah", "login", tls_flag(args.registry), "--username", name, "--password-stdin", args.registry],
-        input=token,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        # buildah's message names the registry and the failure, never the token.
-        print(f"ci registry-login: {done.stderr.strip()}", file=sys.stderr)
-        return 1
+    # The token goes on stdin: the command line is in every error message, stdin in none.
+    login = ["buildah", "login", tls_flag(args.registry), "--username", name, "--password-stdin"]
+    runner.run([*login, args.registry], error=ImageError, stdin=token, timeout=120)
     print(f"logged in to {args.registry} as {name}")
     return 0
 
@@ -222,3 +212,6 @@ def main(argv: list[str]) -> int:
     except InputError as exc:
         print(f"ci {args.command}: {exc}", file=sys.stderr)
         return 2
+    except InfraError as exc:  # a tool failed; its message names the command, never a secret
+        print(f"ci {args.command}: {exc}", file=sys.stderr)
+        return 1

@@ -36,6 +36,7 @@ import httpx
 from infra import runner
 from infra.errors import DemoError, InfraError
 from infra.tools.local import procs
+from infra.tools.local.cluster.kube import http_ok
 from infra.tools.local.cluster.shell_env import variables
 from infra.tools.local.layout import REPO_ROOT
 from infra.tools.local.project import project_copy
@@ -90,14 +91,6 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def http_ok(url: str) -> bool:
-    """True when ``url`` answers 200."""
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def proc(name: str, *argv: str) -> procs.Proc:

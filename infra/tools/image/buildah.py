@@ -9,7 +9,6 @@ the overlay storage driver works, ``vfs`` too (``STORAGE_DRIVER=vfs``).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -137,13 +136,6 @@ def inspect_digest(reference: str) -> str:
     if not digest.startswith("sha256:") or len(digest) != 71:
         raise ImageError(f"skopeo inspect {reference} gave no digest: {out!r}")
     return digest
-
-
-def inspect_config(reference: str) -> dict[str, object]:
-    """The image config (labels, user, entrypoint, env, history) a registry serves for ``reference``."""
-    out = run(["skopeo", "inspect", tls_flag(reference), "--config", f"docker://{reference}"])
-    config: dict[str, object] = json.loads(out)
-    return config
 
 
 def copy(source: str, destination: str) -> str:

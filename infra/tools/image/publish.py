@@ -8,16 +8,16 @@ time, the revision is the commit, the version is ``pyproject.toml``'s.
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import subprocess
-import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import ImageError
+from infra import runner
+from infra.errors import ImageError, InfraError
 from infra.tools.image import buildah
 
 Log = Callable[[str], None]
@@ -62,11 +62,10 @@ class Result:
 
 
 def _git(context: Path, *args: str) -> str | None:
+    """What ``git`` says in ``context``; None when it fails or is missing (the values fall back)."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(context), *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except OSError:
+        done = runner.call(["git", "-C", str(context), *args], error=ImageError, timeout=10)
+    except ImageError:
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
 
@@ -170,21 +169,22 @@ def publish(req: Request, log: Log) -> Result:
 def pin(
     reference: str, stack: str, root: Path | None, revision: str, log: Log, flags: tuple[str, ...] = ()
 ) -> str:
-    """Pin ``reference`` as ``stack``'s stable image with ``python -m infra release pin`` (a release PR)."""
-    argv = [sys.executable, "-m", "infra", "release"]
-    if root is not None:
-        argv += ["--root", str(root)]
+    """Pin ``reference`` as ``stack``'s stable image, as ``python -m infra release pin`` does (a release PR).
+
+    The release command runs in this process; what it prints goes to ``log``, so stdout keeps
+    only the pushed reference.
+    """
+    # Imported here: the release commands load the Pulumi engine, which no other image command needs.
+    from infra.tools.release import cli as release_cli
+
+    argv = ["--root", str(root)] if root is not None else []
     argv += ["pin", "--stack", stack, "--image", reference, "--reason", f"image build of {revision}", *flags]
-    repo = Path(__file__).resolve().parents[3]  # where the `infra` package is importable from
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    )
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=root or Path.cwd(), check=False)
-    if done.stdout:
-        log(done.stdout.rstrip())
-    if done.returncode != 0:
-        raise ImageError(
-            f"pinning {reference} into stack {stack!r} failed (exit {done.returncode}):\n"
-            + done.stderr.strip()
-        )
+    report = io.StringIO()
+    try:
+        release_cli.execute(argv, out=report)
+    except InfraError as exc:
+        raise ImageError(f"pinning {reference} into stack {stack!r} failed:\n{exc}") from exc
+    finally:
+        if report.getvalue():
+            log(report.getvalue().rstrip())
     return stack

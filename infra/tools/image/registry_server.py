@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import socket
 import subprocess
 import time
@@ -71,12 +70,6 @@ class Registry:
     root: Path
     process: subprocess.Popen[bytes]
 
-    def catalog(self) -> list[str]:
-        """The repositories the registry holds (``GET /v2/_catalog``)."""
-        with urllib.request.urlopen(f"http://{self.host}/v2/_catalog", timeout=5) as resp:
-            repos: list[str] = json.load(resp)["repositories"]
-        return repos
-
 
 def _port_free(port: int) -> bool:
     # SO_REUSEADDR, as the registry's own listener sets it: connections of a server that just
@@ -112,6 +105,7 @@ def serve(root: Path, port: int | None = None, timeout: float = 20.0) -> Iterato
     config.write_text(_CONFIG.format(root=root / "storage", port=port))
     log_path = root / "registry.log"
     with log_path.open("ab") as log:
+        # Popen, not infra.runner: the registry serves for the whole `with` block, not to completion.
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
     try:

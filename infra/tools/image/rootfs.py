@@ -241,6 +241,8 @@ def _write_layout(rootfs: Path, layout: Path, spec: BaseSpec) -> str:
     ]
     diff = hashlib.sha256()
     tmp = blobs / "layer.tmp"
+    # Popen, not infra.runner: the layer (hundreds of MB) is streamed through gzip and the hash,
+    # never held in memory as the runner's captured stdout would be.
     with subprocess.Popen(tar, stdout=subprocess.PIPE) as proc, tmp.open("wb") as raw:
         out = proc.stdout
         assert out is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +57,7 @@ def remove_tree(path: Path) -> None:
     prefix = str(path.resolve()) + "/"
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
+        runner.run(["umount", "-l", point], error=ImageError, check=False)  # then rmtree says why
     shutil.rmtree(path)
 
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.config.rules import check_weight as weight_rule
-from infra.config.rules import split_image, validate_image_ref
+from infra.config.fields.canary_weight import check_weight
+from infra.config.fields.image_refs import split_image, validate_image_ref
 from infra.errors import ReleaseError
 from infra.tools.release import gitinfo, history
 from infra.tools.release.history import Entry
@@ -40,18 +40,19 @@ class Change:
     restores: str | None = None  # rollbacks: the release ID whose fields are restored
 
 
-def check_image(value: str, flag: str = "--image") -> str:
-    """The config model's image rule (digest pinned, no tag), as a command-line error."""
+def image_flag(value: str, flag: str = "--image") -> str:
+    """:func:`infra.config.fields.image_refs.validate_image_ref` (digest pinned, no tag), its reason under
+    the flag's name."""
     try:
         return validate_image_ref(value)
     except ValueError as exc:
         raise ReleaseError(f"{flag}: {exc}") from None
 
 
-def check_weight(value: int, flag: str = "--weight") -> int:
-    """``infra.manifests.canary.check_weight``, its reason under the flag's name."""
+def weight_flag(value: int, flag: str = "--weight") -> int:
+    """:func:`infra.config.fields.canary_weight.check_weight`, its reason under the flag's name."""
     try:
-        return weight_rule(value)
+        return check_weight(value)
     except ValueError as exc:
         raise ReleaseError(f"{flag}: {exc}") from None
 
@@ -63,27 +64,25 @@ def open_stack(root: Path, stack: str) -> StackFile:
 
 def pin(sf: StackFile, image: str, reason: str | None = None) -> Change:
     """Set the stable image."""
-    return Change("pin", replace(sf.state(), image=check_image(image)), reason)
+    return Change("pin", replace(sf.state(), image=image_flag(image)), reason)
 
 
 def canary_start(sf: StackFile, image: str, weight: int, reason: str | None = None) -> Change:
     """Run ``image`` as the canary at ``weight`` percent."""
-    canary = CanaryState(check_weight(weight), check_image(image))
+    canary = CanaryState(weight_flag(weight), image_flag(image))
     return Change("canary", replace(sf.state(), canary=canary), reason)
 
 
 def canary_step(sf: StackFile, weight: int, reason: str | None = None, action: str = "canary") -> Change:
     """Move the running canary to ``weight`` percent."""
-    check_weight(weight)
+    weight_flag(weight)
     state = sf.state()
     if state.canary_image is None:
         raise ReleaseError(
             f"{sf.path.name} has no canary image; start one with "
             f"`canary --stack {sf.stack} --image REPO@sha256:… --weight N`"
         )
-    return Change(
-        action, replace(state, canary=CanaryState(check_weight(weight), state.canary_image)), reason
-    )
+    return Change(action, replace(state, canary=CanaryState(weight_flag(weight), state.canary_image)), reason)
 
 
 def canary_abort(sf: StackFile, reason: str | None = None, action: str = "canary-abort") -> Change:
@@ -116,7 +115,7 @@ def promote(
     if force and not reason:
         raise ReleaseError("--force needs --reason TEXT: the history records why the gate was skipped")
     if canary is not None:
-        check_weight(canary, "--canary")
+        weight_flag(canary, "--canary")
     image = source.state().image
     if image is None:
         raise ReleaseError(f"{source.path.name} pins no image to promote")

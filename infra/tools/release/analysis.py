@@ -14,11 +14,11 @@ from pathlib import Path
 from string import Template
 
 from infra.config.model import load_stack_file
-from infra.config.rollout_policy import RolloutConfig, check_steps, duration_seconds
+from infra.config.sections.rollout_policy import RolloutConfig, check_steps
 from infra.errors import PrometheusError
 from infra.tools.release.promapi import Prometheus
 
-__all__ = ["RolloutConfig", "Verdict", "analyze", "check_steps", "duration_seconds", "load_rollout_config"]
+__all__ = ["RolloutConfig", "Verdict", "analyze", "check_steps", "load_rollout_config"]
 
 
 def load_rollout_config(path: Path) -> RolloutConfig:

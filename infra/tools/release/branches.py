@@ -17,13 +17,13 @@ Everything runs the real ``git`` in the stack files' work tree.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from infra.config.rules import split_image
+from infra import runner
+from infra.config.fields.image_refs import split_image
 from infra.errors import ReleaseError
 from infra.tools.release import history
 from infra.tools.release.history import Entry
@@ -76,19 +76,14 @@ def message(entry: Entry, step: str | None = None) -> str:
 
 def run_tool(
     cmd: list[str], cwd: Path, input_text: str | None = None, check: bool = True, why: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """Run ``git`` or ``gh`` in ``cwd``; a failure is a :class:`ReleaseError` with the tool's last line."""
-    what = " ".join(cmd[:3])
-    try:
-        done = subprocess.run(
-            cmd, cwd=cwd, input=input_text, capture_output=True, text=True, timeout=120, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ReleaseError(f"{what}: {exc}") from None
+) -> runner.Done:
+    """Run ``git`` or ``gh`` in ``cwd``; a failure is a :class:`ReleaseError` with the tool's own words.
+
+    ``why`` is added to the message of a failure (what state it leaves behind).
+    """
+    done = runner.call(cmd, error=ReleaseError, cwd=cwd, stdin=input_text, timeout=120)
     if check and done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
-        detail = f" ({why})" if why else ""
-        raise ReleaseError(f"{what} failed{detail}: {said[-1] if said else done.returncode}")
+        raise runner.failure(done, ReleaseError, why)
     return done
 
 
@@ -102,9 +97,7 @@ class Recorder:
     base: str = "main"
     out: TextIO | None = None
 
-    def git(
-        self, *args: str, check: bool = True, input_text: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
+    def git(self, *args: str, check: bool = True, input_text: str | None = None) -> runner.Done:
         """Run ``git`` in the work tree; a failure is a :class:`ReleaseError` with git's own words."""
         return run_tool(["git", *args], self.root, input_text, check)
 

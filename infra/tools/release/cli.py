@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
 from infra.tools.release import actions, branches, changes, engine, history, rollout
@@ -114,15 +115,26 @@ def find_root(start: Path) -> Path:
     return start
 
 
-def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
-    """Run one release command; ``deployed`` replaces the engine lookup of the promote gate."""
+def execute(argv: list[str], deployed: DeployedDigest | None = None, out: TextIO | None = None) -> int:
+    """Run one release command in this process, its report printed to ``out`` (default stdout).
+
+    The exit code of a command that ran (a rollout's abort is 1); a refusal raises its
+    :class:`~infra.errors.InfraError` (``python -m infra image build --stack`` pins this way).
+    ``deployed`` replaces the engine lookup of the promote gate.
+    """
     args = parser().parse_args(argv)
     root = (args.root or find_root(Path.cwd())).resolve()
     apply: Callable[[str], None] | None = (
         functools.partial(engine.apply, root) if getattr(args, "apply", False) else None
     )
+    deployed = deployed or functools.partial(engine.deployed_digest, root)
+    return _run(root, args, deployed, apply, out or sys.stdout)
+
+
+def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
+    """Run one release command; ``deployed`` replaces the engine lookup of the promote gate."""
     try:
-        return _run(root, args, deployed or functools.partial(engine.deployed_digest, root), apply)
+        return execute(argv, deployed)
     except ConfigError as exc:
         print(
             f"release: refused, the result would not be a valid stack file; nothing written.\n{exc}",
@@ -139,21 +151,25 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
 
 
 def _run(
-    root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Callable[[str], None] | None
+    root: Path,
+    args: argparse.Namespace,
+    deployed: DeployedDigest,
+    apply: Callable[[str], None] | None,
+    out: TextIO,
 ) -> int:
     if args.command == "changed":
-        print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="")
+        print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
         return 0
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
-        print(history.table(history.read(root, args.stack)))
+        print(history.table(history.read(root, args.stack)), file=out)
         return 0
-    recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base)
+    recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":
         sf = actions.open_stack(root, args.stack)
         plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
         with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, apply, recorder=recorder) else 1
+            return 0 if rollout.run(root, plan, prom, apply, out=out, recorder=recorder) else 1
     stack = args.target if args.command == "promote" else args.stack
     sf = actions.open_stack(root, stack)
     change = _change(root, sf, args, deployed)
@@ -161,16 +177,16 @@ def _run(
         change = replace(change, details={**(change.details or {}), "applied": APPLIED})
     pending = actions.prepare(root, sf, change)
     if pending is None:
-        print(f"{sf.path.name}: already at the requested release; nothing to do")
+        print(f"{sf.path.name}: already at the requested release; nothing to do", file=out)
         return 0
     branch = branches.release_branch(stack, pending.entry.id)
     if recorder is not None:
         recorder.check(stack, branch)
-    entry = actions.write(root, sf, pending)
+    entry = actions.write(root, sf, pending, out)
     if recorder is None:
-        print("next:")
-        print(f"  pulumi preview --stack {stack} --diff")
-        print(f"  pulumi up --stack {stack}    # or rerun this command with --apply")
+        print("next:", file=out)
+        print(f"  pulumi preview --stack {stack} --diff", file=out)
+        print(f"  pulumi up --stack {stack}    # or rerun this command with --apply", file=out)
     else:
         recorder.start(branch)
         recorder.commit(entry, branch)

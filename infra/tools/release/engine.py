@@ -16,19 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.components import outputs as stack_outputs
 from infra.errors import EngineError
 from worker.constants import TRACK_STABLE
 
 #: The policy pack every apply runs with, relative to the project root.
 POLICY_PACK = "policy"
 
-#: The program's output holding the digest per deployed track (``{"stable": "sha256:…", …}``).
-OUTPUT_DIGESTS = "digests"
-
 
 def digest_from_outputs(outputs: Mapping[str, Any], track: str = TRACK_STABLE) -> str | None:
     """The deployed digest of ``track`` from a stack's plain output values (None if absent)."""
-    digests = outputs.get(OUTPUT_DIGESTS)
+    digests = outputs.get(stack_outputs.DIGESTS)
     if isinstance(digests, Mapping):
         value = digests.get(track)
         return str(value) if value else None

@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from infra.config.fields.durations import duration_seconds
 from infra.errors import ReleaseError
 from infra.tools.release import actions, branches, history
-from infra.tools.release.analysis import RolloutConfig, analyze, check_steps, duration_seconds
+from infra.tools.release.analysis import RolloutConfig, analyze, check_steps
 from infra.tools.release.branches import Recorder
 from infra.tools.release.history import Entry
 from infra.tools.release.promapi import Prometheus
@@ -54,7 +55,7 @@ class RolloutPlan:
             raise ReleaseError(f"--steps: {exc}") from None
         chosen_interval = interval or config.interval
         try:
-            duration_seconds(chosen_interval)
+            duration_seconds(chosen_interval, allow_zero=False)
         except ValueError as exc:
             raise ReleaseError(f"--interval: {exc}") from None
         return cls(stack, chosen_steps, chosen_interval, config)
@@ -99,7 +100,7 @@ def run(
         return ended.action == COMPLETE
     weights = [w for w in plan.steps if w < 100]
     resume = _resume_step(entries, image, weights, plan.interval, branch)
-    seconds = duration_seconds(plan.interval)
+    seconds = duration_seconds(plan.interval, allow_zero=False)
     record = {"image": image, "steps": weights, "interval": plan.interval}
     for number, weight in enumerate(weights, start=1):
         label = f"step {number}/{len(weights)} at {weight}%"

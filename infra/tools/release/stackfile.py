@@ -22,15 +22,14 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import ScalarString
 
+from infra.config.fields.canary_weight import effective_weight
 from infra.config.model import CONFIG_NAMESPACE, load_stack_file
-from infra.config.rules import effective_weight
 from infra.errors import ConfigError, ReleaseError
 
 STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 KEY_IMAGE = f"{CONFIG_NAMESPACE}:image"
 KEY_CANARY = f"{CONFIG_NAMESPACE}:canary"
 KEY_RELEASE = f"{CONFIG_NAMESPACE}:releaseId"
-KEY_ROLLOUT = f"{CONFIG_NAMESPACE}:rollout"
 # (mapping, sequence, offset) indents tried in turn: the first that reproduces the
 # file byte-for-byte is used, so an edit never reformats lines it does not change.
 _INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4))
@@ -156,11 +155,6 @@ class StackFile:
             release_id=_str_or_none(config.get(KEY_RELEASE)),
         )
 
-    def raw_key(self, key: str) -> Any:
-        """A project key's plain value (e.g. ``rollout``), or None when absent."""
-        value = self._load(self._yaml)["config"].get(f"{CONFIG_NAMESPACE}:{key}")
-        return _plain(value)
-
     def render(self, state: ReleaseState) -> str:
         """The file's text with the release fields set to ``state``; nothing else changes."""
         doc = self._load(self._yaml)
@@ -221,13 +215,3 @@ def _put(mapping: CommentedMap, key: str, value: object, keep_null: bool = False
 
 def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, ScalarString):
-        return str(value)
-    return value

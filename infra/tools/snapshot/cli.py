@@ -1,4 +1,4 @@
-"""``python -m infra render --stack S --out DIR``: a stack's Kubernetes objects as YAML files.
+"""``python -m infra snapshot --stack S --out DIR``: a stack's Kubernetes objects as YAML files.
 
 Runs the real program (``__main__.py``) under Pulumi's mocks, the same code path
 as ``pulumi preview``, and writes one file per object, ``NN-<kind>-<name>.yaml``
@@ -66,8 +66,8 @@ def write(run: ProgramRun, out: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m infra render``."""
-    parser = argparse.ArgumentParser(prog="python -m infra render", description=__doc__.splitlines()[0])
+    """Entry point of ``python -m infra snapshot``."""
+    parser = argparse.ArgumentParser(prog="python -m infra snapshot", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="directory to write the YAML files into")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Run the real Pulumi program (``__main__.py``) under ``pulumi.runtime.set_mocks``.
 
-Used by ``python -m infra render`` and by the tests: the program and its
+Used by ``python -m infra snapshot`` and by the tests: the program and its
 config loading run unchanged; the mocks only record what it declares. Config
 comes from a stack file (secure values become placeholder secrets, since their
 passphrase is not needed to see the shape of the stack) plus optional overrides.

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from infra.components.secrets import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.errors import ConfigError
+from infra.manifests.secret_sources import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.tools.snapshot.harness import ROOT, run_program, stack_file_config
 
 VAULT = "https://vault.example.internal:8200"

@@ -360,19 +360,37 @@ def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> Non
 
 
 def test_the_stack_and_the_release_tool_share_one_duration_grammar() -> None:
-    # Issue 17: config_rules accepted 1h30m while the rollout analysis took one unit only.
-    from infra.tools.release.analysis import duration_seconds
+    # Issue 17: the config accepted 1h30m while the rollout analysis took one unit only.
+    from infra.config.fields.durations import duration_seconds
 
     assert parse_config(minimal(monitoring={"alertFor": "1h30m"})).monitoring.alert_for == "1h30m"
-    assert duration_seconds("1h30m") == 5400 and duration_seconds("500ms") == 0.5
+    assert parse_config(minimal(rollout={"interval": "1h30m"})).rollout.interval == "1h30m"
+    for allow_zero in (True, False):
+        assert duration_seconds("1h30m", allow_zero=allow_zero) == 5400
+        assert duration_seconds("500ms", allow_zero=allow_zero) == 0.5
     for bad in ("30m1h", "1h1h", "10", "", "1h\n"):
         assert problems(minimal(monitoring={"alertFor": bad})) == [
             f"monitoring.alertFor: must be a duration like 30s, 10m or 1h, got {bad!r}"
         ]
-        with pytest.raises(ValueError, match="must be a duration"):
-            duration_seconds(bad)
+        assert problems(minimal(rollout={"interval": bad})) == [
+            f"rollout.interval: must be a duration like 30s, 10m or 1h, got {bad!r}"
+        ]
+        for allow_zero in (True, False):
+            with pytest.raises(ValueError, match="must be a duration like"):
+                duration_seconds(bad, allow_zero=allow_zero)
+
+
+def test_a_duration_of_nothing_is_the_callers_choice() -> None:
+    # An alert may fire at once (``for: 0s``); a rollout interval or window of nothing may not.
+    from infra.config.fields.durations import duration_seconds
+
+    assert parse_config(minimal(monitoring={"alertFor": "0s"})).monitoring.alert_for == "0s"
+    assert duration_seconds("0s", allow_zero=True) == 0
+    assert problems(minimal(rollout={"interval": "0s"})) == [
+        "rollout.interval: must be a duration above zero like 30s, 10m or 1h, got '0s'"
+    ]
     with pytest.raises(ValueError, match="above zero"):
-        duration_seconds("0s")  # a rollout interval or window of nothing
+        duration_seconds("0m", allow_zero=False)
 
 
 def test_the_rollout_section_is_typed_and_checked_with_the_rest() -> None:
@@ -386,7 +404,7 @@ def test_the_rollout_section_is_typed_and_checked_with_the_rest() -> None:
 
 
 def test_one_effective_canary_rule_for_the_program_and_the_release_tool(tmp_path: Path) -> None:
-    from infra.config.rules import effective_weight
+    from infra.config.fields.canary_weight import effective_weight
     from infra.tools.release.stackfile import CanaryState, ReleaseState
 
     assert (effective_weight(30, IMAGE), effective_weight(30, None), effective_weight(0, IMAGE)) == (30, 0, 0)

@@ -194,3 +194,29 @@ async def test_readiness_turns_red_while_the_worker_cannot_fetch_and_green_when_
 
 async def _equals(probe: Any, expected: int) -> bool:
     return bool(await probe() == expected)
+
+
+async def test_a_second_signal_during_the_drain_exits_at_once_with_the_signal_status(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any
+) -> None:
+    # uvicorn's rule: the first SIGTERM/SIGINT drains, a second one ends the process now.
+    slow = source_server.route("/life/forced.jpg", body=media.jpeg(400, 300), delay=8.0)
+    worker = spawn_worker(PREVIEW_DRAIN_SECONDS="30", PREVIEW_URL_TIMEOUT_SECONDS="20")
+    async with queues(settings) as q:
+        await q.enqueue(payload({"url": slow}, "forced-1"))
+        await wait_state(q, "forced-1", "active")
+        worker.proc.send_signal(signal.SIGTERM)
+        await eventually(lambda: logged(worker, "consumer paused, draining"))
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGINT)
+        assert await wait_proc(worker, 5) == 128 + signal.SIGINT
+        assert time.monotonic() - started < 2.0  # neither the 30 s grace nor the 8 s fetch
+        assert await state_of(q, "forced-1") == "active"  # its lock expires; another worker takes it
+    events = worker.events()
+    received = [e["signal"] for e in events if e["msg"] == "stop signal received, draining"]
+    assert received == ["SIGTERM"]
+    (forced,) = [e for e in events if e["msg"] == "second stop signal, exiting now"]
+    assert (forced["signal"], forced["first"], forced["status"], forced["level"]) == (
+        "SIGINT", "SIGTERM", 130, "warning"
+    )  # fmt: skip
+    assert not any(e["msg"] == "worker stopped" for e in events)

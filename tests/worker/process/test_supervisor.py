@@ -138,3 +138,36 @@ async def test_the_pod_is_not_ready_while_a_child_cannot_fetch(settings: Setting
         await q.enqueue(payload({"inline": b64(media.jpeg(40, 30))}, "after-repair", dryRun=True))
         await wait_state(q, "after-repair", "completed")
         await eventually(lambda: status(200), timeout=15)
+
+
+async def test_a_second_sigterm_kills_the_children_and_exits_at_once(
+    settings: Settings, source_server: SourceServer, spawn_worker: Any
+) -> None:
+    slow = source_server.route("/sup/forced.jpg", body=media.jpeg(400, 300), delay=8.0)
+    worker = spawn_worker(
+        PREVIEW_WORKER_PROCESSES="2", PREVIEW_DRAIN_SECONDS="30", PREVIEW_URL_TIMEOUT_SECONDS="20"
+    )
+    pids = await ready_children(worker, 2)
+    async with queues(settings) as q:
+        await q.enqueue(payload({"url": slow}, "sup-forced"))
+        await wait_state(q, "sup-forced", "active")
+        await asyncio.sleep(0.5)  # as above: let the idle child reach its fetch loop
+        worker.proc.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            return any(e["msg"] == "consumer paused, draining" for e in worker.events())
+
+        await eventually(draining)
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await wait_exit(worker, 5) == 128 + signal.SIGTERM
+        assert time.monotonic() - started < 2.0
+    events = worker.events()
+    forced = [e for e in events if e["msg"] == "second stop signal, exiting now"]
+    assert [(e["signal"], e["status"]) for e in forced] == [("SIGTERM", 143)]
+    assert not any(e["msg"] == "supervisor stopped" for e in events)
+
+    async def children_gone() -> bool:
+        return not any(alive(pid) for pid in pids)
+
+    await eventually(children_gone, timeout=5)

@@ -16,8 +16,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.tools.local import procs
 from infra.tools.local.addons import aggregation
+from infra.tools.local.addons.host_processes import HostProcesses, cluster_env
 from infra.tools.local.cluster import kube
 from infra.tools.local.cluster.control_plane import Cluster
 from infra.tools.local.toolchain.build import addon_binary, source_files
@@ -42,7 +42,16 @@ class Keda:
     health_port: int
     operator_metrics_port: int
     metrics_server_metrics_port: int
-    _procs: list[procs.Proc] = field(default_factory=list, init=False)
+    _host: HostProcesses = field(init=False)
+
+    def __post_init__(self) -> None:
+        env = cluster_env(
+            self.cluster,
+            KEDA_CLUSTER_OBJECT_NAMESPACE=NAMESPACE,
+            POD_NAMESPACE=NAMESPACE,
+            WATCH_NAMESPACE="",  # every namespace
+        )
+        self._host = HostProcesses(self.workdir, env)
 
     def _certs(self) -> Path:
         """``ca.crt``, ``tls.crt``, ``tls.key``: the layout both binaries read their mTLS cert from."""
@@ -62,19 +71,6 @@ class Keda:
         shutil.copyfile(self.cluster.pki.ca_cert, folder / "cluster-ca.crt")
         return folder
 
-    def _start(self, name: str, argv: list[str]) -> procs.Proc:
-        proc = procs.Proc(name, tuple(argv), self.workdir / f"{name}.pid", self.workdir / f"{name}.log")
-        env = {
-            "KUBECONFIG": str(self.cluster.state.kubeconfig),
-            "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE,
-            "POD_NAMESPACE": NAMESPACE,
-            "WATCH_NAMESPACE": "",  # every namespace
-            "PATH": "/usr/bin:/bin",
-        }
-        procs.start(proc, env=env)
-        self._procs.append(proc)
-        return proc
-
     def start(self, timeout: float = 90) -> Keda:
         """Install the CRDs, start both, register the metrics server and wait until it is Available."""
         operator, metrics_server = addon_binary(OPERATOR), addon_binary(METRICS_SERVER)
@@ -83,16 +79,15 @@ class Keda:
         kube.kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)
         self.workdir.mkdir(parents=True, exist_ok=True)
         certs = self._certs()
-        op = self._start(OPERATOR, [
+        op = self._host.start(OPERATOR, [
             operator, f"--metrics-bind-address=127.0.0.1:{self.operator_metrics_port}",
             f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
             f"--metrics-service-bind-address=127.0.0.1:{self.grpc_port}",
             f"--cert-dir={certs}", f"--ca-dir={self._ca_dir()}", "--enable-cert-rotation=false",
             "--leader-elect=false", "--zap-log-level=info",
         ])  # fmt: skip
-        kube.wait_until(lambda: kube.http_ok(f"http://127.0.0.1:{self.health_port}/readyz"), OPERATOR,
-                        timeout, lambda: procs.log_tail(op))  # fmt: skip
-        server = self._start(METRICS_SERVER, [
+        self._host.wait(f"http://127.0.0.1:{self.health_port}/readyz", OPERATOR, timeout, op)
+        server = self._host.start(METRICS_SERVER, [
             metrics_server, f"--secure-port={self.metrics_server_port}", "--bind-address=127.0.0.1",
             f"--cert-dir={certs}", f"--tls-cert-file={certs / 'tls.crt'}",
             f"--tls-private-key-file={certs / 'tls.key'}", f"--lister-kubeconfig={kubeconfig}",
@@ -102,17 +97,15 @@ class Keda:
         ])  # fmt: skip
         aggregation.register(kubeconfig, self.cluster.pki.ca_cert, NAMESPACE, METRICS_SERVER,
                              self.metrics_server_port)  # fmt: skip
-        kube.wait_until(lambda: aggregation.available(kubeconfig), "KEDA's external metrics APIService",
-                        timeout, lambda: procs.log_tail(server))  # fmt: skip
+        self._host.wait(lambda: aggregation.available(kubeconfig), "KEDA's external metrics APIService",
+                        timeout, server)  # fmt: skip
         return self
 
     def log_tail(self, lines: int = 30) -> str:
         """Both processes' last log lines (for a failed wait)."""
-        return "\n".join(f"--- {p.name}\n{procs.log_tail(p, lines)}" for p in self._procs)
+        return self._host.log_tail(lines)
 
     def stop(self) -> None:
         """Unregister the metrics server and stop both (the CRDs go with the cluster)."""
         aggregation.unregister(self.cluster.state.kubeconfig)
-        for proc in reversed(self._procs):
-            procs.stop(proc)
-        self._procs.clear()
+        self._host.stop()

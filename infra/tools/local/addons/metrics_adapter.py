@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.tools.local import procs
 from infra.tools.local.addons import aggregation
+from infra.tools.local.addons.host_processes import HostProcesses
 from infra.tools.local.addons.prometheus import Prometheus, Target
-from infra.tools.local.cluster import kube
 from infra.tools.local.cluster.control_plane import Cluster
 from infra.tools.local.toolchain.build import addon_binary
 
@@ -38,7 +37,10 @@ class MetricsStack:
     prometheus_port: int = 0
     adapter_port: int = 0
     _prometheus: Prometheus | None = field(default=None, init=False)
-    _adapter: procs.Proc | None = field(default=None, init=False)
+    _host: HostProcesses = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._host = HostProcesses(self.workdir)
 
     @property
     def prometheus_url(self) -> str:
@@ -59,12 +61,9 @@ class MetricsStack:
             f"--authorization-kubeconfig={kubeconfig}", f"--prometheus-url={self.prometheus_url}",
             f"--metrics-relist-interval={RELIST_SECONDS}s", f"--config={self.adapter_config}", "--v=1",
         )  # fmt: skip
-        proc = self._adapter = procs.Proc(ADAPTER_SERVICE, argv, self.workdir / "adapter.pid",
-                                          self.workdir / "adapter.log")  # fmt: skip
-        procs.start(proc)
+        proc = self._host.start(ADAPTER_SERVICE, argv, files="adapter")
         aggregation.register(kubeconfig, pki.ca_cert, ADAPTER_NAMESPACE, ADAPTER_SERVICE, self.adapter_port)
-        kube.wait_until(self.available, "the external metrics APIService", timeout,
-                        lambda: procs.log_tail(proc))  # fmt: skip
+        self._host.wait(self.available, "the external metrics APIService", timeout, proc)
         return self
 
     def available(self) -> bool:
@@ -83,9 +82,7 @@ class MetricsStack:
     def stop(self) -> None:
         """Unregister the adapter and stop both processes (adapter first)."""
         aggregation.unregister(self.cluster.state.kubeconfig)
-        if self._adapter is not None:
-            procs.stop(self._adapter)
-            self._adapter = None
+        self._host.stop()
         if self._prometheus is not None:
             self._prometheus.stop()
             self._prometheus = None

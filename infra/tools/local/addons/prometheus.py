@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 
 from infra.errors import ToolchainError
-from infra.tools.local import procs
-from infra.tools.local.cluster import kube
+from infra.tools.local.addons.host_processes import HostProcesses
 
 SCRAPE_SECONDS = 1
 
@@ -49,7 +48,10 @@ class Prometheus:
     workdir: Path
     targets: list[Target]
     port: int
-    _proc: procs.Proc | None = field(default=None, init=False)
+    _host: HostProcesses = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._host = HostProcesses(self.workdir)
 
     @property
     def url(self) -> str:
@@ -68,11 +70,8 @@ class Prometheus:
             binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
         )  # fmt: skip
-        proc = self._proc = procs.Proc("prometheus", argv, self.workdir / "prometheus.pid",
-                                       self.workdir / "prometheus.log")  # fmt: skip
-        procs.start(proc)
-        kube.wait_until(lambda: kube.http_ok(f"{self.url}/-/ready"), "prometheus", timeout,
-                        lambda: procs.log_tail(proc))  # fmt: skip
+        proc = self._host.start("prometheus", argv)
+        self._host.wait(f"{self.url}/-/ready", "prometheus", timeout, proc)
         return self
 
     def query(self, promql: str) -> list[dict[str, object]]:
@@ -84,6 +83,4 @@ class Prometheus:
 
     def stop(self) -> None:
         """Stop the server."""
-        if self._proc is not None:
-            procs.stop(self._proc)
-            self._proc = None
+        self._host.stop()

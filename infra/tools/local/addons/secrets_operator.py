@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.tools.local import procs
+from infra.tools.local.addons.host_processes import HostProcesses, cluster_env
 from infra.tools.local.cluster import kube
 from infra.tools.local.cluster.control_plane import Cluster
 from infra.tools.local.toolchain.build import addon_binary, source_files
@@ -33,7 +33,10 @@ class SecretsOperator:
     cluster: Cluster
     workdir: Path
     metrics_port: int
-    _proc: procs.Proc | None = field(default=None, init=False)
+    _host: HostProcesses = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._host = HostProcesses(self.workdir, cluster_env(self.cluster))
 
     def start(self, timeout: float = 60) -> SecretsOperator:
         """Install the CRDs, start the controller and wait until it serves its metrics."""
@@ -45,21 +48,15 @@ class SecretsOperator:
             *(f"--enable-{name}-reconciler=false" for name in UNUSED_RECONCILERS),
             "--loglevel=info",
         ]
-        self._proc = procs.Proc(OPERATOR, tuple(argv), self.workdir / "eso.pid", self.workdir / "eso.log")
-        env = {"KUBECONFIG": str(self.cluster.state.kubeconfig), "PATH": "/usr/bin:/bin"}
-        procs.start(self._proc, env=env)
-        proc = self._proc
+        proc = self._host.start(OPERATOR, argv, files="eso")
         metrics = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        kube.wait_until(lambda: kube.http_ok(metrics), "the External Secrets Operator", timeout,
-                        lambda: procs.log_tail(proc))  # fmt: skip
+        self._host.wait(metrics, "the External Secrets Operator", timeout, proc)
         return self
 
     def log_tail(self, lines: int = 20) -> str:
         """The controller's last log lines (for a failed wait)."""
-        return procs.log_tail(self._proc, lines) if self._proc else ""
+        return self._host.log_tail(lines)
 
     def stop(self) -> None:
         """Stop the controller (the CRDs stay: the cluster goes away with them)."""
-        if self._proc is not None:
-            procs.stop(self._proc)
-            self._proc = None
+        self._host.stop()

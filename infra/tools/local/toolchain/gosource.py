@@ -64,6 +64,8 @@ def run(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log_file.open("ab") as out:
+        # Popen, not infra.runner: a build of many minutes logs to a file and reports progress
+        # while it runs (the runner waits silently and keeps the output in memory).
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         while True:
             try:

@@ -11,9 +11,9 @@ check), so the toolchain installs the built provider with ``pulumi plugin instal
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
+from infra import runner
 from infra.errors import ToolchainError
 from infra.tools.local import layout
 from infra.tools.local.toolchain.versions import GoTool
@@ -56,7 +56,7 @@ def install(tool: GoTool, binary: Path, pulumi: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cmd = [str(pulumi), "plugin", "install", kind, name, tool.version, "--file", str(binary)]
     env = {**os.environ, "PULUMI_HOME": str(home), "PULUMI_SKIP_UPDATE_CHECK": "true"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not installed(tool, home):
-        raise ToolchainError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
+    runner.run(cmd, error=ToolchainError, env=env)
+    if not installed(tool, home):
+        raise ToolchainError(f"{' '.join(cmd)} installed nothing at {plugin_binary(tool, home)}")
     return plugin_binary(tool, home)

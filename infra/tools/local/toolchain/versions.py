@@ -246,9 +246,6 @@ TOOLS: tuple[GoTool, ...] = (
     ),
 )
 
-#: The add-ons' names (built only when asked for).
-ADDON_TOOLS = tuple(t.name for t in TOOLS if t.addon)
-
 #: What ``pulumi preview``/``up`` of the program need: the CLI and its two plugins.
 ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
 

@@ -56,6 +56,19 @@ def raw_manifest(host: str, repository: str, digest: str) -> bytes:
     return _get(f"http://{host}/v2/{repository}/manifests/{digest}", OCI_MANIFEST)
 
 
+def catalog(host: str) -> list[str]:
+    """The repositories the registry holds (``GET /v2/_catalog``)."""
+    repos: list[str] = json.loads(_get(f"http://{host}/v2/_catalog"))["repositories"]
+    return repos
+
+
+def image_config(host: str, repository: str, digest: str) -> dict[str, Any]:
+    """The image config (labels, user, entrypoint, env, history): the blob the manifest names."""
+    blob = manifest(host, repository, digest)["config"]["digest"]
+    config: dict[str, Any] = json.loads(_get(f"http://{host}/v2/{repository}/blobs/{blob}"))
+    return config
+
+
 @dataclass(frozen=True)
 class Entry:
     """One member of a layer tarball."""

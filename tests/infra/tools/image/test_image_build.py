@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import tomllib
-from typing import Any
 
 import pytest
 from image_testkit import (
@@ -16,6 +15,8 @@ from image_testkit import (
     REVISION,
     TIMESTAMP,
     Entry,
+    catalog,
+    image_config,
     layer_entries,
     layer_file,
     manifest,
@@ -45,7 +46,7 @@ def test_pushed_digest_is_the_manifest_the_registry_serves(
     assert built.digest == "sha256:" + hashlib.sha256(body).hexdigest()
     assert built.reference == f"{local_registry.host}/{REPOSITORY}@{built.digest}"
     assert buildah.inspect_digest(f"{local_registry.host}/{REPOSITORY}:a") == built.digest
-    assert REPOSITORY in local_registry.catalog()
+    assert REPOSITORY in catalog(local_registry.host)
 
 
 def test_same_inputs_give_the_same_digest(built: publish.Result, rebuilt: publish.Result) -> None:
@@ -70,7 +71,7 @@ def test_a_code_change_gives_a_new_digest_and_only_the_app_layer_changes(
 def test_config_runs_the_worker_as_a_fixed_non_root_user(
     built: publish.Result, local_registry: registry_server.Registry
 ) -> None:
-    config: dict[str, Any] = buildah.inspect_config(built.reference)
+    config = image_config(local_registry.host, REPOSITORY, built.digest)
     run = config["config"]
     assert run["User"] == "10001:10001"
     assert run["Entrypoint"] == ["python", "-m", "worker"]
@@ -87,8 +88,10 @@ def test_config_runs_the_worker_as_a_fixed_non_root_user(
     assert {h["created"] for h in config["history"][1:]} == {"2023-11-14T22:13:20Z"}
 
 
-def test_oci_labels_name_source_revision_and_version(built: publish.Result) -> None:
-    labels = buildah.inspect_config(built.reference)["config"]["Labels"]  # type: ignore[index]
+def test_oci_labels_name_source_revision_and_version(
+    built: publish.Result, local_registry: registry_server.Registry
+) -> None:
+    labels = image_config(local_registry.host, REPOSITORY, built.digest)["config"]["Labels"]
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert labels["org.opencontainers.image.revision"] == REVISION
     assert labels["org.opencontainers.image.version"] == version

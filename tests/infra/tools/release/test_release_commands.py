@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from release_testkit import AUTHOR, REPO, STACKS, Run, digest, snapshot
 
+from infra.config.fields.image_refs import split_image
 from infra.config.model import load_stack_file
-from infra.config.rules import split_image
 from infra.tools.release import history
 from infra.tools.release.stackfile import StackFile
 

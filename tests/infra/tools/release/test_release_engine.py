@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from release_testkit import Run, digest
 
-from infra.config.rules import split_image
+from infra.config.fields.image_refs import split_image
 from infra.errors import EngineError
 from infra.tools.local.cluster import shell_env
 from infra.tools.local.layout import StateDir

@@ -203,7 +203,7 @@ def test_every_script_step_is_a_repository_command() -> None:
             seen.add(f"dev {argv[1]}")
             continue
         if argv[:3] == [".venv/bin/python", "-m", "worker"]:
-            assert argv[3] == "validate", script  # run for real in tests/worker/test_validate_cli.py
+            assert argv[3] == "validate", script  # run for real in tests/worker/contract/test_files.py
             assert sorted(REPO.glob(argv[4])) == sorted((REPO / "schemas" / "examples").glob("*.json"))
             seen.add("worker validate")
             continue

@@ -1,4 +1,4 @@
-"""`python -m infra render`: one YAML file per object, same objects as the program declares."""
+"""`python -m infra snapshot`: one YAML file per object, same objects as the program declares."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_render_masks_secret_values(tmp_path: Path) -> None:
 
 def test_render_cli_errors(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra", "render", "--stack", "qa", "--out", str(tmp_path)],
+        [sys.executable, "-m", "infra", "snapshot", "--stack", "qa", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,0 +1,79 @@
+"""Rules of the stack config that span sections: where REDIS_URL comes from, what the artifact
+store and the job API need from ``secrets`` and ``network``, and whether the memory limits fit.
+
+:class:`infra.config.model.StackConfig` applies them once every section is valid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from infra.config.fields.quantities import quantity
+from worker import constants as c
+from worker.constants import ENV_REDIS_URL
+from worker.queue import budget as redis_budget
+
+if TYPE_CHECKING:
+    from infra.config.model import StackConfig
+
+
+def redis_source_problem(has_url: bool, from_vault: bool) -> str | None:
+    """REDIS_URL comes from exactly one place: ``redisUrl`` or a Vault key."""
+    if has_url and from_vault:
+        return f"set either redisUrl or secrets.keys.{ENV_REDIS_URL}, not both"
+    if not has_url and not from_vault:
+        return f"required unless secrets.keys.{ENV_REDIS_URL} names a Vault property"
+    return None
+
+
+def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
+    problems = []
+    if c.ENV_API_TOKENS not in cfg.secrets.keys:
+        problems.append(
+            (
+                "secrets.keys",
+                f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens "
+                "(from the vault)",
+            )
+        )
+    missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
+    if missing:
+        problems.append(
+            (
+                "secrets.keys",
+                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
+            )
+        )
+    if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:
+        problems.append(("network.s3Cidrs", "set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"))
+    return problems
+
+
+def memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The worker's render processes, the API's request bodies and the Redis budget fit their limits."""
+    problems: list[tuple[str, str]] = []
+    processes, share = cfg.render_share
+    if share < c.RENDER_MEMORY_BYTES_MIN:
+        need = c.WORKER_BASE_MEMORY_BYTES + processes * (
+            c.RENDER_PROCESS_BASE_MEMORY_BYTES + c.RENDER_MEMORY_BYTES_MIN
+        )
+        problems.append((
+            "resources.limits.memory",
+            f"{cfg.resources.limits.memory} leaves each of {processes} render processes {int(share)} "
+            f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
+            f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
+        ))  # fmt: skip
+    body, api_memory = cfg.worker.api_max_body_bytes, cfg.api.resources.limits.memory
+    if body * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+        problems.append((
+            "worker.apiMaxBodyBytes",
+            f"{body} times {c.API_BODY_MEMORY_FACTOR} (what one request may cost the API) is over "
+            f"api.resources.limits.memory {api_memory}",
+        ))  # fmt: skip
+    try:
+        cfg.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+    except redis_budget.BudgetError as err:
+        problems.append((err.key, err.reason))
+    return problems

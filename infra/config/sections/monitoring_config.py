@@ -1,0 +1,40 @@
+"""The stack config's ``monitoring`` section: alert thresholds, runbook base URL, where Prometheus lives."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from infra.config.base_model import Model, check_range
+from infra.config.fields.durations import check_duration
+from infra.config.fields.identifiers import check_dns_label
+
+
+class MonitoringConfig(Model):
+    """Alert thresholds, the runbook base URL and where Prometheus lives."""
+
+    namespace: str = "monitoring"
+    service_monitor_labels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
+    scrape_interval: str = "30s"
+    failure_ratio: float = 0.05
+    canary_failure_margin: float = 0.02
+    backlog_jobs: int = 100
+    dlq_growth: int = 0
+    duration_p95_seconds: float = 30.0
+    api_error_ratio: float = 0.05
+    api_enqueue_p95_seconds: float = 0.5
+    alert_for: str = "10m"
+    runbook_base_url: str = "https://github.com/mobius/preview-worker/blob/main/docs/runbooks"
+
+    _ns = field_validator("namespace")(check_dns_label)
+    _durations = field_validator("scrape_interval", "alert_for")(check_duration)
+    _ratio = field_validator("failure_ratio", "canary_failure_margin", "api_error_ratio")(check_range(0, 1))
+    _backlog = field_validator("backlog_jobs")(check_range(1, 10_000_000))
+    _dlq = field_validator("dlq_growth")(check_range(0, 10_000_000))
+    _p95 = field_validator("duration_p95_seconds", "api_enqueue_p95_seconds")(check_range(0.001, 86_400))
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")

@@ -1,0 +1,163 @@
+"""The worker's alert rules, as Prometheus rule groups (pure data, tested with promtool).
+
+Every expression uses the metric names from :mod:`worker.constants` and
+scopes to the stack's namespace; per-track alerts keep the ``track`` label.
+Queue-depth gauges are reported by every pod, so they are read with ``max``.
+
+The job API's own series (``worker/api/instrumentation.py``, scraped through the API's
+ServiceMonitor) give its 5xx ratio and enqueue p95; a third API alert reads
+kube-state-metrics (part of any kube-prometheus install): no available API pod,
+which is also what happens when every API pod reports Redis down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from infra.manifests.common import APP_NAME, Manifest
+from infra.promql import RATE_WINDOW, failure_ratio
+from worker import constants as c
+
+if TYPE_CHECKING:
+    from infra.config.model import StackConfig
+
+#: kube-state-metrics' series of a Deployment's ready-for-minReadySeconds pods.
+KSM_AVAILABLE = "kube_deployment_status_replicas_available"
+GROUP_NAME = "preview-worker.alerts"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule."""
+
+    name: str
+    expr: str
+    severity: str
+    summary: str
+    description: str
+
+
+def _api_requests(sel: str) -> str:
+    return f"sum(rate({c.METRIC_API_REQUESTS}{{{sel}}}[{RATE_WINDOW}]))"
+
+
+def alert_list(cfg: StackConfig) -> list[Alert]:
+    """The alerts for one stack, thresholds from ``cfg.monitoring``."""
+    m, ns = cfg.monitoring, f'namespace="{cfg.namespace}"'
+    waiting = f'max({c.METRIC_QUEUE_DEPTH}{{{ns},{c.LABEL_STATE}="waiting"}})'
+    dlq = f'{c.METRIC_QUEUE_DEPTH}{{{ns},{c.LABEL_STATE}="dlq"}}'
+    up = f'up{{{ns},job="{APP_NAME}"}}'
+    canary = f'{ns},{c.LABEL_TRACK}="{c.TRACK_CANARY}"'
+    stable = f'{ns},{c.LABEL_TRACK}="{c.TRACK_STABLE}"'
+    bucket = f"{c.METRIC_JOB_DURATION}_bucket{{{ns}}}"
+    api_available = f'{KSM_AVAILABLE}{{{ns},deployment="{APP_NAME}-api"}}'
+    server_errors = f'{ns},{c.LABEL_STATUS}=~"5.."'
+    api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
+    enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
+    worker_down = f"sum({up}) == 0 or absent({up})"
+    keda = cfg.autoscaling.keda
+    if keda is not None and keda.scale_to_zero:  # no worker while nothing waits is KEDA's doing
+        worker_down = f"({worker_down}) and on() {waiting} > {keda.activation_threshold}"
+    return [
+        Alert(
+            "PreviewWorkerHighFailureRate",
+            f"{failure_ratio(ns, by=' by (track)')} > {m.failure_ratio:g}",
+            "critical",
+            "Preview jobs are failing ({{ $labels.track }})",
+            f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
+            "on track {{ $labels.track }} (now {{ $value | humanizePercentage }}).",
+        ),
+        Alert(
+            "PreviewQueueBacklogGrowing",
+            f"{waiting} > {m.backlog_jobs} and deriv({waiting}[15m:1m]) > 0",
+            "warning",
+            "Preview queue backlog is growing",
+            f"More than {m.backlog_jobs} jobs are waiting and the backlog keeps growing "
+            "(now {{ $value }}); the workers cannot keep up.",
+        ),
+        Alert(
+            "PreviewWorkerDown",
+            worker_down,
+            "critical",
+            "No preview worker is up",
+            f"Prometheus scrapes no healthy preview worker in namespace {cfg.namespace}.",
+        ),
+        Alert(
+            "PreviewNoActiveConsumers",
+            f"{waiting} > 0 and sum({c.METRIC_ACTIVE_CONSUMERS}{{{ns}}}) == 0",
+            "critical",
+            "Jobs are waiting but no worker is processing",
+            "{{ $value }} jobs are waiting and no worker has an active job.",
+        ),
+        Alert(
+            "PreviewDLQGrowing",
+            f"max(delta({dlq}[15m])) > {m.dlq_growth}",
+            "warning",
+            "Jobs are landing in the dead-letter queue",
+            "The dead-letter queue grew by {{ $value }} jobs in 15m; inspect and redrive them.",
+        ),
+        Alert(
+            "PreviewCanaryFailureRateWorse",
+            f"({failure_ratio(canary)}) - ({failure_ratio(stable)}) > {m.canary_failure_margin:g}",
+            "critical",
+            "The canary fails more jobs than stable",
+            f"The canary's failure ratio exceeds stable's by more than {m.canary_failure_margin:.0%} "
+            "(by {{ $value | humanizePercentage }}); abort the canary.",
+        ),
+        Alert(
+            "PreviewJobDurationP95High",
+            f"histogram_quantile(0.95, sum by (track, le) (rate({bucket}[{RATE_WINDOW}])))"
+            f" > {m.duration_p95_seconds:g}",
+            "warning",
+            "Preview jobs are slow ({{ $labels.track }})",
+            f"p95 job duration is above {m.duration_p95_seconds:g}s on track {{{{ $labels.track }}}} "
+            "(now {{ $value | humanizeDuration }}).",
+        ),
+        Alert(
+            "PreviewApiUnavailable",
+            f"max({api_available}) == 0",
+            "critical",
+            "The job API has no available pod",
+            f"No pod of Deployment {APP_NAME}-api in namespace {cfg.namespace} is ready: producers "
+            "cannot enqueue jobs. Its readiness fails while Redis is unreachable.",
+        ),
+        Alert(
+            "PreviewApiHighErrorRate",
+            f"{api_5xx} > {m.api_error_ratio:g}",
+            "critical",
+            "The job API answers with server errors",
+            f"More than {m.api_error_ratio:.0%} of job API requests got a 5xx over {RATE_WINDOW} "
+            "(now {{ $value | humanizePercentage }}); 503s mean Redis or the artifact store "
+            "is unreachable.",
+        ),
+        Alert(
+            "PreviewApiSlowEnqueue",
+            f"histogram_quantile(0.95, sum by (le) (rate({enqueue_bucket}[{RATE_WINDOW}])))"
+            f" > {m.api_enqueue_p95_seconds:g}",
+            "warning",
+            "Enqueueing preview jobs is slow",
+            f"p95 of POST /api/preview/job is above {m.api_enqueue_p95_seconds:g}s "
+            "(now {{ $value | humanizeDuration }}); check Redis latency.",
+        ),
+    ]
+
+
+def rule_groups(cfg: StackConfig) -> list[Manifest]:
+    """The ``groups`` of a Prometheus rule file / PrometheusRule spec."""
+    base = cfg.monitoring.runbook_base_url
+    rules = [
+        {
+            "alert": a.name,
+            "expr": a.expr,
+            "for": cfg.monitoring.alert_for,
+            "labels": {"severity": a.severity, "service": APP_NAME},
+            "annotations": {
+                "summary": a.summary,
+                "description": a.description,
+                "runbook_url": f"{base}/{a.name}.md",
+            },
+        }
+        for a in alert_list(cfg)
+    ]
+    return [{"name": GROUP_NAME, "rules": rules}]

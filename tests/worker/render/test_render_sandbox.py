@@ -1,0 +1,151 @@
+"""Renders in killable processes: the time limit, the memory cap, shutdown, reuse (issue 16, items 7 and 12).
+
+A 75 KB PDF rendered for 46 s in a thread, holding its job and every PDF job behind PDFium's
+lock, and a SIGTERM's drain ended only when it did. These run the real ``worker.render.child``
+processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import worker_media as media
+
+from worker import constants as c
+from worker.errors import PermanentJobError, RenderCancelled
+from worker.render import OutputSpec
+from worker.render.sandbox import RenderPool
+
+REPO = Path(__file__).resolve().parents[3]
+THUMB = [OutputSpec("thumb", "webp", 320, 320)]
+BIG = [OutputSpec("page", "png", 1200, 1200)]
+PIXELS = 50_000_000
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().split()[2] == "Z"  # killed, not yet reaped
+
+
+async def test_renders_run_in_child_processes_that_are_reused() -> None:
+    pool = RenderPool(2, 256 * 2**20, 30)
+    try:
+        kind, (r,) = await pool.render(media.jpeg(800, 600), THUMB, PIXELS)
+        assert (kind, r.width, r.height) == ("image/jpeg", 320, 240)
+        [pid] = pool.pids()
+        assert pid != os.getpid()
+        for _ in range(3):
+            await pool.render(media.png(100, 80), THUMB, PIXELS)
+        assert pool.pids() == [pid]  # one at a time: the same process
+        results = await asyncio.gather(*(pool.render(media.pdf(612, 792), THUMB, PIXELS) for _ in range(4)))
+        assert [kind for kind, _ in results] == ["application/pdf"] * 4
+        assert len(pool.pids()) == 2  # never more than the pool's size
+    finally:
+        await pool.close()
+    assert pool.pids() == [] and gone(pid)
+
+
+async def test_a_render_over_the_time_limit_is_killed_and_fails_permanently() -> None:
+    pool = RenderPool(1, 256 * 2**20, 0.5)
+    try:
+        await pool.render(media.png(10, 10), THUMB, PIXELS)  # start the process
+        [pid] = pool.pids()
+        with pytest.raises(PermanentJobError) as err:
+            await pool.render(media.slow_pdf(), BIG, PIXELS)  # seconds of PDFium work
+        assert str(err.value) == f"rendering took over 0.5s ({c.ENV_RENDER_TIMEOUT_SECONDS})"
+        await asyncio.sleep(0.1)
+        assert gone(pid)
+        _, (r,) = await pool.render(media.png(100, 80), THUMB, PIXELS)  # a fresh process takes over
+        assert (r.width, r.height) == (100, 80) and pool.pids() != [pid]
+    finally:
+        await pool.close()
+
+
+async def test_close_stops_a_render_in_flight_at_once() -> None:
+    pool = RenderPool(1, 256 * 2**20, 60)
+    render = asyncio.create_task(pool.render(media.slow_pdf(), BIG, PIXELS))
+    while not pool.pids():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)  # rendering now
+    [pid] = pool.pids()
+    await pool.close()
+    with pytest.raises(RenderCancelled):
+        await asyncio.wait_for(render, timeout=2)
+    assert gone(pid)
+    with pytest.raises(RenderCancelled):  # and nothing new starts
+        await pool.render(media.png(10, 10), THUMB, PIXELS)
+
+
+async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended() -> None:
+    pool = RenderPool(1, 256 * 2**20, 60)
+    try:
+        render = asyncio.create_task(pool.render(media.slow_pdf(), BIG, PIXELS))
+        while not pool.pids():
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        os.kill(pool.pids()[0], 9)  # as a decoder crash, or the kernel's OOM killer, would
+        # asyncio reports status 255 when another waiter in the process collected the status first
+        # (seen once in the full suite); either way the job fails permanently with how it ended.
+        failed = r"^the render process failed: it (was killed by SIGKILL|exited with status 255)"
+        with pytest.raises(PermanentJobError, match=failed):
+            await render
+        _, (r,) = await pool.render(media.png(50, 40), THUMB, PIXELS)
+        assert (r.width, r.height) == (50, 40)
+    finally:
+        await pool.close()
+
+
+async def test_job_errors_from_the_child_keep_their_reason() -> None:
+    pool = RenderPool(1, 256 * 2**20, 30)
+    try:
+        with pytest.raises(PermanentJobError, match=r"^source image cannot be identified"):
+            await pool.render(b"GIF89a not really", THUMB, PIXELS)
+        with pytest.raises(PermanentJobError, match=r"over the 100-pixel guard$"):
+            await pool.render(media.png(20, 20), THUMB, 100)
+    finally:
+        await pool.close()
+
+
+CAPPED = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+from worker.render import OutputSpec, RenderLimits
+from worker.render.child import cap_memory, handle
+import worker_media
+source = worker_media.png(8000, 6000)  # 48 Mpx: about 190 MiB decoded, over the 64 MiB cap
+cap_memory(64 * 2**20)
+# The estimate is told there is room, so only the process's cap stands in the way.
+reply, _ = handle(source, [OutputSpec("t", "png", 320, 320)], RenderLimits(10**9, 2**40))
+print(reply["kind"], reply.get("retire"), reply["error"])
+"""
+
+
+def test_the_memory_cap_stops_a_render_the_estimate_let_through() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CAPPED, str(REPO)], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests" / "worker")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("permanent True rendering needed more than the render memory budget of ")
+
+
+async def test_warm_starts_every_process_ahead_and_never_more_than_the_size() -> None:
+    pool = RenderPool(2, c.RENDER_MEMORY_BYTES_DEFAULT, 30)
+    try:
+        await asyncio.gather(pool.warm(), pool.warm())  # twice at once: still two processes
+        warmed = pool.pids()
+        assert len(warmed) == 2
+        await asyncio.gather(*(pool.render(media.png(100, 80), THUMB, PIXELS) for _ in range(4)))
+        assert pool.pids() == warmed  # the renders used the processes started ahead
+    finally:
+        await pool.close()
+    assert pool.pids() == []

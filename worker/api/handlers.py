@@ -1,0 +1,192 @@
+"""The job API's route handlers: module-level functions reading their state from ``app.state``.
+
+Each handler that needs a token is wrapped in :func:`requires` with the scope it needs; health
+and ``/metrics`` are open.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from worker import constants as c
+from worker import logs
+from worker.api.auth import SCOPE_ENQUEUE, SCOPE_READ, Policy
+from worker.client import PreviewClient, QueueFullError
+from worker.contract import jobid, validation
+from worker.errors import InvalidJobError
+from worker.metrics import ApiMetrics
+from worker.queue.queues import REDIS_DOWN, Queues
+from worker.queue.queues import status as job_status
+from worker.settings import Settings
+from worker.store import ArtifactStore
+
+log = logs.get("api")
+Handler = Callable[[Request], Awaitable[Response]]
+#: The challenge a 401 carries (RFC 6750).
+CHALLENGE = 'Bearer realm="preview-api"'
+
+
+@dataclass(frozen=True)
+class ApiState:
+    """What the handlers share, built once by :func:`worker.api.app.create_app`."""
+
+    settings: Settings
+    auth: Policy
+    client: PreviewClient
+    queues: Queues
+    store: ArtifactStore
+    metrics: ApiMetrics
+
+
+def state(request: Request) -> ApiState:
+    """The app's :class:`ApiState` (``app.state.api``)."""
+    found: ApiState = request.app.state.api
+    return found
+
+
+def requires(scope: str) -> Callable[[Handler], Handler]:
+    """Run the handler only for a bearer token granting ``scope``; else 401 (no valid token) or 403."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: Request) -> Response:
+            refused = state(request).auth.refusal(request.headers.get("authorization"), scope)
+            if refused is None:
+                return await handler(request)
+            status, message = refused
+            return error(status, message, headers={"WWW-Authenticate": CHALLENGE} if status == 401 else None)
+
+        return guarded
+
+    return wrap
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """The API's error answer: ``{"error": message, ...extra}``."""
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+@requires(SCOPE_ENQUEUE)
+async def enqueue(request: Request) -> Response:
+    """``POST /job``: validate and enqueue a JSON job; 201 when new, 200 when the ID was known."""
+    api = state(request)
+    with api.metrics.enqueue_duration.labels(api.settings.track).time():
+        return await _enqueue(request, api)
+
+
+async def _enqueue(request: Request, api: ApiState) -> Response:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":  # also refuses a browser's cross-site form POST
+        return error(415, "Content-Type must be application/json")
+    limit = api.settings.api_max_body_bytes
+    body = await _bounded_body(request, limit)
+    if body is None:
+        return error(413, f"request body over {limit} bytes", headers={"Connection": "close"})
+    try:
+        payload = validation.parse(body)
+    except InvalidJobError as err:
+        return error(400, "body is not valid JSON", violations=_violations(err))
+    try:
+        job = await api.client.enqueue(payload)
+    except InvalidJobError as err:
+        return error(400, "invalid job", violations=_violations(err))
+    except QueueFullError as err:
+        return error(429, str(err), headers={"Retry-After": "5"})
+    if not job.created:
+        return JSONResponse({"jobId": job.job_id, "created": False, "state": job.state}, status_code=200)
+    log.info("job enqueued", extra={"jobId": job.job_id, "new": True})
+    return JSONResponse({"jobId": job.job_id, "created": True}, status_code=201)
+
+
+@requires(SCOPE_READ)
+async def status(request: Request) -> Response:
+    """``GET /job/{job_id}/status``: the job's state, progress and result."""
+    job_id = request.path_params["job_id"]
+    job = await state(request).queues.get(job_id)
+    if job is None:
+        return error(404, f"unknown job {job_id!r}")
+    return JSONResponse(job_status(job, await job.getState()))
+
+
+@requires(SCOPE_READ)
+async def manifest(request: Request) -> Response:
+    """``GET /job/{job_id}/artifact``: the artifact manifest, each rendition with its URL."""
+    api, job_id = state(request), request.path_params["job_id"]
+    found = await run_in_threadpool(api.store.load_manifest, job_id) if jobid.safe(job_id) else None
+    if found is None:
+        return error(404, f"no artifacts for job {job_id!r}")
+    for entry in found["renditions"]:
+        url = api.store.download(job_id, entry).url
+        entry["url"] = url or str(request.url_for("rendition", job_id=job_id, name=entry["name"]))
+    if api.store.kind == c.STORE_S3:
+        found["urlExpiresInSeconds"] = api.settings.s3_url_ttl_seconds
+    return JSONResponse(found)
+
+
+@requires(SCOPE_READ)
+async def rendition(request: Request) -> Response:
+    """``GET /job/{job_id}/artifact/{name}``: the bytes (filesystem store) or a redirect (s3)."""
+    api = state(request)
+    job_id, name = request.path_params["job_id"], request.path_params["name"]
+    found = await run_in_threadpool(api.store.find, job_id, name) if jobid.safe(job_id) else None
+    if found is None:
+        return error(404, f"no rendition {name!r} for job {job_id!r}")
+    if found.url is not None:
+        return RedirectResponse(found.url, status_code=307)
+    return FileResponse(str(found.path), media_type=found.content_type)
+
+
+@requires(SCOPE_READ)
+async def queue_metrics(request: Request) -> Response:
+    """``GET /queue/metrics``: the queue's job counts by state, the DLQ's included."""
+    api = state(request)
+    counts = await api.queues.counts()
+    return JSONResponse({"queue": api.settings.queue_name, "dlqName": api.settings.dlq_name, **counts})
+
+
+async def health(request: Request) -> Response:
+    """``GET /api/preview/worker/health``: Redis reachable and the queue's counts (503 if not)."""
+    api = state(request)
+    s = api.settings
+    body: dict[str, Any] = {
+        "status": "healthy",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "redis": {"status": "connected", "url": s.redacted_redis_url},
+    }
+    try:
+        await api.queues.ping()
+        counts = await api.queues.counts()
+    except REDIS_DOWN as err:
+        body["status"] = "unhealthy"
+        body["redis"] = {"status": "disconnected", "url": s.redacted_redis_url, "error": type(err).__name__}
+        body["queue"] = {"name": s.queue_name}
+        return JSONResponse(body, status_code=503)
+    counts.pop("dlq")
+    body["queue"] = {"name": s.queue_name, **counts, "total": sum(counts.values())}
+    return JSONResponse(body)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` (by its length, or while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None  # refused before a byte of it is read
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _violations(err: InvalidJobError) -> list[dict[str, str]]:
+    return [{"path": v.path, "message": v.message} for v in err.violations]

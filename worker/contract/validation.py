@@ -1,0 +1,207 @@
+"""The job contract: JSON Schema 2020-12 from ``schemas/`` plus the checks a schema cannot express.
+
+Used by the API at enqueue and again by the worker before it renders, so a job
+written straight into Redis by any producer is held to the same contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from worker import constants as c
+from worker.contract import jobid
+from worker.errors import InvalidJobError, Violation
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The job schema, loaded once from ``schemas/preview-job.schema.json``."""
+    loaded: dict[str, Any] = json.loads((REPO_ROOT / c.SCHEMA_FILE).read_text())
+    Draft202012Validator.check_schema(loaded)
+    return loaded
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+@functools.cache
+def _compiled() -> Callable[[Any], Any]:
+    """The same schema compiled to Python code (fastjsonschema): a yes or no in microseconds.
+
+    It answers whether a payload is valid; jsonschema, the authority, lists the violations of
+    one that is not. ``tests/worker/contract/test_validation.py`` checks that the two always agree.
+    """
+    # contentEncoding is an annotation in draft 2020-12, but fastjsonschema (draft 7) would decode
+    # it; the base64 check is _extra_checks' alone, as for jsonschema.
+    plain = _without("contentEncoding", schema())
+    return fastjsonschema.compile(plain, use_default=False, detailed_exceptions=False)
+
+
+def _without(keyword: str, node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without(keyword, v) for k, v in node.items() if k != keyword}
+    if isinstance(node, list):
+        return [_without(keyword, v) for v in node]
+    return node
+
+
+def _accepted(payload: Any) -> bool:
+    try:
+        _compiled()(payload)
+    except Exception:  # a violation, or input the generated code cannot handle: jsonschema decides
+        return False
+    return True
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """Render a path as ``$.outputs[0].width``."""
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _message(err: ValidationError) -> str:
+    if err.validator == "pattern" and list(err.absolute_path) == ["jobId"] and isinstance(err.instance, str):
+        return jobid.problem(err.instance) or "does not match the required pattern"
+    # Never echo a whole (possibly megabytes-long) instance back to the caller.
+    if err.validator in ("pattern", "maxLength", "minLength") and isinstance(err.instance, str):
+        detail = {"pattern": "does not match the required pattern", "maxLength": "is too long"}
+        return f"{detail.get(str(err.validator), 'is too short')} ({len(err.instance)} chars)"
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        return f"unknown properties not allowed: {', '.join(extra)}"
+    if err.validator in ("minProperties", "maxProperties") and err.path and err.path[-1] == "source":
+        return "must have exactly one of inline, path, url"
+    return str(err.message)[:300]
+
+
+def violations(
+    payload: Any, max_inline_bytes: int | None = None, path_sources: bool = True
+) -> list[Violation]:
+    """Every violation of the contract in ``payload`` (empty list when valid), in path order.
+
+    ``path_sources=False`` (``PREVIEW_PATH_SOURCES=off``, the stacks' default) refuses ``source.path``.
+    """
+    found = [] if _accepted(payload) else [
+        Violation(json_path(e.absolute_path), _message(e))
+        for e in _validator().iter_errors(payload)
+    ]  # fmt: skip
+    if isinstance(payload, dict):
+        found += _extra_checks(payload, max_inline_bytes)
+        source = payload.get("source")
+        if not path_sources and isinstance(source, dict) and "path" in source:
+            where = json_path(["source", "path"])
+            found.append(Violation(where, f"path sources are turned off here ({c.ENV_PATH_SOURCES}=off)"))
+    return sorted(found, key=lambda v: v.path)
+
+
+def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list[Violation]:
+    found: list[Violation] = []
+    outputs = payload.get("outputs")
+    if isinstance(outputs, list):
+        seen: set[str] = set()
+        for i, out in enumerate(outputs):
+            name = out.get("name") if isinstance(out, dict) else None
+            if isinstance(name, str):
+                if name in seen:
+                    where = json_path(["outputs", i, "name"])
+                    found.append(Violation(where, f"duplicate output name {name!r}"))
+                seen.add(name)
+    source = payload.get("source")
+    inline = source.get("inline") if isinstance(source, dict) else None
+    if isinstance(inline, str) and _BASE64_CHARS.fullmatch(inline):  # else the schema already said so
+        size = base64_size(inline)
+        if size is None:
+            found.append(Violation(json_path(["source", "inline"]), "is not valid base64"))
+        elif max_inline_bytes is not None and size > max_inline_bytes:
+            cap = f"over the {max_inline_bytes}-byte cap"
+            found.append(Violation(json_path(["source", "inline"]), f"decodes to {size} bytes, {cap}"))
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        stored = len(json.dumps(metadata, separators=(",", ":")))  # as BullMQ stores it: non-ASCII escaped
+        if stored > c.METADATA_MAX_BYTES:
+            limit = f"over the {c.METADATA_MAX_BYTES}-byte limit"
+            found.append(Violation(json_path(["metadata"]), f"is {stored} bytes as stored JSON, {limit}"))
+    path = source.get("path") if isinstance(source, dict) else None
+    if isinstance(path, str) and ".." in Path(path).parts:
+        found.append(Violation(json_path(["source", "path"]), "must not contain '..'"))
+    return found
+
+
+def base64_size(text: str) -> int | None:
+    """The decoded size of ``text``, which matches ``[A-Za-z0-9+/]*={0,2}``; None if it is not base64.
+
+    The rule of ``base64.b64decode(text, validate=True)``, which the sources decode with, without
+    decoding: complete groups of four with any padding (but not padding alone), or a last group
+    of two or three characters padded to four. ``tests/worker/contract/test_validation.py`` checks it.
+    """
+    data = len(text.rstrip("="))
+    pad, rest = len(text) - data, data % 4
+    if (rest == 0 and (pad == 0 or data > 0)) or (rest == 2 and pad == 2) or (rest == 3 and pad == 1):
+        return data // 4 * 3 + {0: 0, 2: 1, 3: 2}[rest]
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse(body: bytes) -> Any:
+    """Decode a request body as strict JSON, or raise :class:`InvalidJobError` saying why.
+
+    Refused: invalid UTF-8 or JSON, ``NaN``/``Infinity`` (not JSON, and not storable as such),
+    nesting deeper than the decoder's recursion limit, integers beyond Python's digit limit,
+    and lone surrogates (``"\\ud800"``), which no UTF-8 encoder can write back out.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidJobError([Violation("$", "is nested too deeply")]) from None
+    except UnicodeError as err:  # invalid UTF-8 in the body, or a lone surrogate in a string
+        reason = err.reason if isinstance(err, UnicodeDecodeError | UnicodeEncodeError) else str(err)
+        raise InvalidJobError([Violation("$", f"is not valid UTF-8 text: {reason}")]) from None
+    except ValueError as err:  # JSONDecodeError, NaN/Infinity, an integer too long to convert
+        raise InvalidJobError([Violation("$", f"is not valid JSON: {str(err)[:200]}")]) from None
+    return payload
+
+
+def validate(payload: Any, max_inline_bytes: int | None = None, path_sources: bool = True) -> dict[str, Any]:
+    """Return ``payload`` if valid, else raise :class:`InvalidJobError` listing every violation."""
+    found = violations(payload, max_inline_bytes, path_sources)
+    if found:
+        raise InvalidJobError(found)
+    assert isinstance(payload, dict)
+    return payload
+
+
+def max_payload_bytes(max_inline_bytes: int) -> int:
+    """The largest payload worth reading: base64 of the biggest inline source plus 64 KiB of the rest."""
+    return (max_inline_bytes + 2) // 3 * 4 + 64 * 1024
+
+
+def check_file(data: bytes, max_inline_bytes: int) -> list[Violation]:
+    """Every violation of one payload file's bytes (undecodable, oversized, or against the contract)."""
+    limit = max_payload_bytes(max_inline_bytes)
+    if len(data) > limit:
+        return [Violation("$", f"is over the {limit}-byte limit for a payload")]
+    try:
+        return violations(parse(data), max_inline_bytes)
+    except InvalidJobError as err:
+        return err.violations
