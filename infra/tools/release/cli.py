@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
-from infra.tools.release import actions, branches, changes, engine, history, rollout
+from infra.tools.release import actions, branches, changes, cut, engine, history, rollout
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
@@ -124,9 +125,8 @@ def execute(argv: list[str], deployed: DeployedDigest | None = None, out: TextIO
     """
     args = parser().parse_args(argv)
     root = (args.root or find_root(Path.cwd())).resolve()
-    apply: Callable[[str], None] | None = (
-        functools.partial(engine.apply, root) if getattr(args, "apply", False) else None
-    )
+    # Called with the root the release was written in (its own work tree, with git).
+    apply: Apply | None = engine.apply if getattr(args, "apply", False) else None
     deployed = deployed or functools.partial(engine.deployed_digest, root)
     return _run(root, args, deployed, apply, out or sys.stdout)
 
@@ -150,12 +150,11 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
         return 1
 
 
+Apply = Callable[[Path, str], None]
+
+
 def _run(
-    root: Path,
-    args: argparse.Namespace,
-    deployed: DeployedDigest,
-    apply: Callable[[str], None] | None,
-    out: TextIO,
+    root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Apply | None, out: TextIO
 ) -> int:
     if args.command == "changed":
         print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
@@ -168,14 +167,33 @@ def _run(
     if args.command == "rollout":
         sf = actions.open_stack(root, args.stack)
         plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
+        applier = None if apply is None else functools.partial(apply, root)
         with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, apply, out=out, recorder=recorder) else 1
+            return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
+    if recorder is None:
+        return _release(root, args, deployed, apply, out, None)
+    with cut.release_tree(recorder) as tree:
+        return _release(tree.root, args, deployed, apply, out, tree)
+
+
+def _release(
+    root: Path,
+    args: argparse.Namespace,
+    deployed: DeployedDigest,
+    apply: Apply | None,
+    out: TextIO,
+    recorder: Recorder | None,
+) -> int:
+    """One release written in ``root``: with a recorder, a fresh work tree of the default branch."""
     stack = args.target if args.command == "promote" else args.stack
     sf = actions.open_stack(root, stack)
     change = _change(root, sf, args, deployed)
     if apply is not None:
         change = replace(change, details={**(change.details or {}), "applied": APPLIED})
-    pending = actions.prepare(root, sf, change)
+    if recorder is None:
+        pending = actions.prepare(root, sf, change)
+    else:
+        pending = actions.prepare(root, sf, change, recorder.taken_ids(stack), secrets.token_hex(2))
     if pending is None:
         print(f"{sf.path.name}: already at the requested release; nothing to do", file=out)
         return 0
@@ -188,11 +206,12 @@ def _run(
         print(f"  pulumi preview --stack {stack} --diff", file=out)
         print(f"  pulumi up --stack {stack}    # or rerun this command with --apply", file=out)
     else:
+        base = cut.blob(recorder, sf.path.name)
         recorder.start(branch)
-        recorder.commit(entry, branch)
+        recorder.commit(entry, branch, base=base)
         recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
-        apply(stack)
+        apply(root, stack)
     return 0
 
 
@@ -200,7 +219,7 @@ def _run(
 APPLIED = "--apply (applied from the command line, before review)"
 
 
-def _body(entry: history.Entry, apply: Callable[[str], None] | None) -> str:
+def _body(entry: history.Entry, apply: Apply | None) -> str:
     """The pull request's description."""
     lines = [
         f"Release `{entry.id}` of stack `{entry.stack}`: {entry.action}, by {entry.author}.",
