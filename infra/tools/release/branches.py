@@ -190,8 +190,9 @@ class Recorder:
         lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         rejected = next((line for line in lines if "rejected" in line or "error:" in line), None)
         why = rejected or (lines[0] if lines else f"git push exited {done.returncode}")
+        why = why.removeprefix("error: ").lstrip("! ")
         raise ReleaseError(
-            f"{self.remote} refused the push of {branch} ({why.removeprefix('error: ')}): the commit "
+            f"{self.remote} refused the push of {branch} ({why}): the commit "
             f"is on {branch} in this clone; delete that branch and rerun the command for a new release ID"
         )
 
