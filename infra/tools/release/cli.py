@@ -1,4 +1,4 @@
-"""``python -m infra release pin|canary|promote|rollback|history|rollout``.
+"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base``.
 
 Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
 ``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
-from infra.tools.release import actions, branches, changes, cut, engine, history, rollout
+from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
@@ -99,6 +99,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, metavar="SHA", help="the commit before the merge")
     p.add_argument("--head", required=True, metavar="SHA", help="the merge commit")
 
+    p = command(
+        "check-base",
+        "fail if a release's stack file changed on the base branch since the release was cut",
+        apply=False,
+        reason=False,
+    )
+    p.add_argument("--base", required=True, metavar="REF", help="the pull request's base, e.g. origin/main")
+    p.add_argument("--head", default="HEAD", metavar="REF", help="the release branch (default: HEAD)")
+
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
     p.add_argument("--stack", required=True)
@@ -159,6 +168,8 @@ def _run(
     if args.command == "changed":
         print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
         return 0
+    if args.command == "check-base":
+        return _check_base(root, args.base, args.head, out)
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)), file=out)
@@ -212,6 +223,25 @@ def _release(
         recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
         apply(root, stack)
+    return 0
+
+
+def _check_base(root: Path, base: str, head: str, out: TextIO) -> int:
+    """1 with ``rebase: <stack> changed since this release was cut`` for each stale stack, else 0."""
+    stale_stacks, checked = stale.changed_since_cut(root, base, head)
+    for stack in stale_stacks:
+        print(f"rebase: {stack} changed since this release was cut", file=sys.stderr)
+    if stale_stacks:
+        print(
+            "  cut the release again from the current base (rerun its release command), "
+            "then close this pull request and delete its branch",
+            file=sys.stderr,
+        )
+        return 1
+    if not checked:
+        print(f"check-base: no release commits in {base}..{head}; nothing to check", file=out)
+    for stack in checked:
+        print(f"check-base: {stack} was cut from {base}'s current Pulumi.{stack}.yaml", file=out)
     return 0
 
 
