@@ -36,9 +36,9 @@ def release_tree(recorder: Recorder) -> Iterator[Recorder]:
     tree = scratch / "tree"
     recorder.git("worktree", "add", "--quiet", "--detach", str(tree), base)
     try:
-        venv = recorder.root / ".venv"
-        if venv.is_dir():
-            (tree / ".venv").symlink_to(venv)  # --apply runs the program (Pulumi.yaml: virtualenv .venv)
+        venv, linked = recorder.root / ".venv", tree / ".venv"
+        if venv.is_dir() and not linked.is_symlink() and not linked.exists():
+            linked.symlink_to(venv)  # --apply runs the program (Pulumi.yaml: virtualenv .venv)
         yield replace(recorder, root=tree)
     finally:
         recorder.git("worktree", "remove", "--force", str(tree), check=False)
