@@ -57,9 +57,9 @@ def weight_flag(value: int, flag: str = "--weight") -> int:
         raise ReleaseError(f"{flag}: {exc}") from None
 
 
-def open_stack(root: Path, stack: str) -> StackFile:
-    """Open ``Pulumi.<stack>.yaml`` under ``root`` for editing."""
-    return StackFile(stack_path(root, stack))
+def open_stack(root: Path, stack: str, flag: str = "--stack") -> StackFile:
+    """Open ``Pulumi.<stack>.yaml`` under ``root`` for editing (``flag`` names the stack in refusals)."""
+    return StackFile(stack_path(root, stack, flag))
 
 
 def pin(sf: StackFile, image: str, reason: str | None = None) -> Change:

@@ -7,13 +7,14 @@ request, and merging it deploys. ``--push`` pushes the branch and opens the
 pull request; ``--apply`` also runs ``pulumi up`` (local and break-glass use;
 the history line and the commit say so); ``--no-git`` only edits the files.
 Exit codes: 0 done (or nothing to do), 1 refused (nothing written) or rollout
-aborted, 2 usage error.
+aborted, 2 usage error (a stack file that is not YAML too).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
+from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
 from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
@@ -37,6 +38,12 @@ def _weights(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated integers like 10,25,50,100, got {text!r}"
         ) from None
+
+
+def stack_flag(p: argparse.ArgumentParser) -> None:
+    """``--stack``, defaulting to ``$PULUMI_STACK`` (required when that is unset)."""
+    env = os.environ.get("PULUMI_STACK") or None
+    p.add_argument("--stack", required=env is None, default=env, help="the stack (default: $PULUMI_STACK)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,11 +78,11 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     p = command("pin", "set a stack's stable image (repository@sha256:…, never a tag)")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--image", required=True)
 
     p = command("canary", "start, step, abort or complete a stack's canary")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--image", help="the canary image (starts a canary; needs --weight)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--weight", type=int, help="canary share of concurrency slots, percent")
@@ -89,11 +96,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="skip the deployed-digest gate (needs --reason)")
 
     p = command("rollback", "restore the previous (or the named) release, byte for byte")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--to", dest="release_id", metavar="ID", help="release ID to restore (see `history`)")
 
     p = command("history", "a stack's releases as a table", apply=False, reason=False)
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
 
     p = command("changed", "what a merge deploys: stacks=[…] and image=true|false", apply=False, reason=False)
     p.add_argument("--base", required=True, metavar="SHA", help="the commit before the merge")
@@ -110,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
 
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--steps", type=_weights, help="weights, e.g. 10,25,50,100 (default: stack config)")
     p.add_argument("--interval", help="time per step, e.g. 10m (default: stack config)")
     p.add_argument("--prometheus", required=True, metavar="URL")
@@ -150,6 +157,9 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except StackFileError as exc:
+        print(f"release: {exc}", file=sys.stderr)
+        return 2
     except EngineError as exc:
         # Raised by --apply after the stack file and history were written, or by the promote gate.
         print(f"release: engine: {exc}", file=sys.stderr)
@@ -169,7 +179,7 @@ def _run(
         print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
         return 0
     if args.command == "check-base":
-        return _check_base(root, args.base, args.head, out)
+        return stale.report(root, args.base, args.head, out)
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)), file=out)
@@ -197,7 +207,7 @@ def _release(
 ) -> int:
     """One release written in ``root``: with a recorder, a fresh work tree of the default branch."""
     stack = args.target if args.command == "promote" else args.stack
-    sf = actions.open_stack(root, stack)
+    sf = actions.open_stack(root, stack, "--to" if args.command == "promote" else "--stack")
     change = _change(root, sf, args, deployed)
     if apply is not None:
         change = replace(change, details={**(change.details or {}), "applied": APPLIED})
@@ -223,25 +233,6 @@ def _release(
         recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
         apply(root, stack)
-    return 0
-
-
-def _check_base(root: Path, base: str, head: str, out: TextIO) -> int:
-    """1 with ``rebase: <stack> changed since this release was cut`` for each stale stack, else 0."""
-    stale_stacks, checked = stale.changed_since_cut(root, base, head)
-    for stack in stale_stacks:
-        print(f"rebase: {stack} changed since this release was cut", file=sys.stderr)
-    if stale_stacks:
-        print(
-            "  cut the release again from the current base (rerun its release command), "
-            "then close this pull request and delete its branch",
-            file=sys.stderr,
-        )
-        return 1
-    if not checked:
-        print(f"check-base: no release commits in {base}..{head}; nothing to check", file=out)
-    for stack in checked:
-        print(f"check-base: {stack} was cut from {base}'s current Pulumi.{stack}.yaml", file=out)
     return 0
 
 
@@ -291,6 +282,6 @@ def _change(root: Path, sf: StackFile, args: argparse.Namespace, deployed: Deplo
     if args.command == "promote":
         if args.source == args.target:
             raise ReleaseError("--from and --to name the same stack")
-        source = actions.open_stack(root, args.source)
+        source = actions.open_stack(root, args.source, "--from")
         return actions.promote(source, sf, deployed, args.canary, args.force, reason)
     return actions.rollback(root, sf, args.release_id, reason)

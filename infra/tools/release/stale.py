@@ -10,7 +10,9 @@ releases, and names each one that changed since: the release must be cut again.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from infra.tools.release import branches
 from infra.tools.release.branches import run_tool
@@ -39,6 +41,25 @@ def changed_since_cut(root: Path, base: str, head: str = "HEAD") -> tuple[list[s
     bases = recorded_bases(root, base, head)
     now = {stack: _git(root, "rev-parse", f"{base}:Pulumi.{stack}.yaml").strip() for stack in bases}
     return [stack for stack, blob in bases.items() if now[stack] != blob], list(bases)
+
+
+def report(root: Path, base: str, head: str, out: TextIO) -> int:
+    """1 with ``rebase: <stack> changed since this release was cut`` for each stale stack, else 0."""
+    stale_stacks, checked = changed_since_cut(root, base, head)
+    for stack in stale_stacks:
+        print(f"rebase: {stack} changed since this release was cut", file=sys.stderr)
+    if stale_stacks:
+        print(
+            "  cut the release again from the current base (rerun its release command), "
+            "then close this pull request and delete its branch",
+            file=sys.stderr,
+        )
+        return 1
+    if not checked:
+        print(f"check-base: no release commits in {base}..{head}; nothing to check", file=out)
+    for stack in checked:
+        print(f"check-base: {stack} was cut from {base}'s current Pulumi.{stack}.yaml", file=out)
+    return 0
 
 
 def _git(root: Path, *args: str) -> str:
