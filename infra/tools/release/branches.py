@@ -123,12 +123,7 @@ class Recorder:
         branch of that name must not exist already (an earlier release with that ID
         is not merged yet).
         """
-        inside = self.git("rev-parse", "--is-inside-work-tree", check=False)
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            raise ReleaseError(
-                f"{self.root} is not a git work tree: a release is a commit on a release branch "
-                "(pass --no-git to edit the files only)"
-            )
+        self.require_work_tree()
         dirty = [
             line[3:]
             for line in self.git("status", "--porcelain", "--", *self.paths(stack)).stdout.splitlines()
@@ -142,6 +137,15 @@ class Recorder:
             raise ReleaseError(
                 f"branch {branch} exists: a release with that ID is not merged yet; merge its pull "
                 f"request (or delete the branch) before the next release of {stack}"
+            )
+
+    def require_work_tree(self) -> None:
+        """Refuse a root that is not a git work tree."""
+        inside = self.git("rev-parse", "--is-inside-work-tree", check=False)
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            raise ReleaseError(
+                f"{self.root} is not a git work tree: a release is a commit on a release branch "
+                "(pass --no-git to edit the files only)"
             )
 
     def branch_exists(self, branch: str) -> bool:

@@ -230,6 +230,8 @@ def _release(
         base = cut.blob(recorder, sf.path.name)
         recorder.start(branch)
         recorder.commit(entry, branch, base=base)
+        tip = f"{recorder.remote}/{recorder.base}" if recorder.has_remote() else recorder.base
+        print(f"  cut from {tip} in a work tree of its own: this checkout is unchanged", file=out)
         recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
         apply(root, stack)

@@ -18,19 +18,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from infra.errors import ReleaseError
 from infra.tools.release.branches import Recorder
 
 
 @contextmanager
 def release_tree(recorder: Recorder) -> Iterator[Recorder]:
     """A recorder whose root is a fresh work tree of the default branch's tip, removed on exit."""
-    inside = recorder.git("rev-parse", "--is-inside-work-tree", check=False)
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        raise ReleaseError(
-            f"{recorder.root} is not a git work tree: a release is a commit on a release branch "
-            "(pass --no-git to edit the files only)"
-        )
+    recorder.require_work_tree()
     base = recorder.base_commit()
     scratch = Path(tempfile.mkdtemp(prefix="release-"))
     tree = scratch / "tree"

@@ -43,6 +43,7 @@ def test_a_release_is_one_commit_on_a_branch_named_for_it(repo: Path, run: Run) 
     assert commit_files(repo, branch) == ["Pulumi.prod.yaml", "releases/prod.jsonl"]
     assert git(repo, "status", "--porcelain").strip() == ""
     assert git(repo, "worktree", "list").count("\n") == 1  # the release's own work tree is gone
+    assert "cut from origin/main in a work tree of its own: this checkout is unchanged" in result.out
     subject, *body = git(repo, "log", "-1", "--format=%B", branch).splitlines()
     assert subject == f"release(prod): pin {entry.id}"
     assert "ship build 42" in body
