@@ -28,7 +28,7 @@ from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
 from infra.tools.release.promapi import Prometheus
-from infra.tools.release.stackfile import StackFile
+from infra.tools.release.stackfile import StackFile, stack_path
 
 
 def _weights(text: str) -> list[int]:
@@ -193,6 +193,10 @@ def _run(
             return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
     if recorder is None:
         return _release(root, args, deployed, apply, out, None)
+    # Unknown stacks are refused here, before anything is fetched or a work tree made.
+    for flag, name in (("--stack", "stack"), ("--to", "target"), ("--from", "source")):
+        if getattr(args, name, None) is not None:
+            stack_path(root, getattr(args, name), flag)
     with cut.release_tree(recorder) as tree:
         return _release(tree.root, args, deployed, apply, out, tree)
 

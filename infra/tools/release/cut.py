@@ -35,9 +35,9 @@ def release_tree(recorder: Recorder) -> Iterator[Recorder]:
             linked.symlink_to(venv)  # --apply runs the program (Pulumi.yaml: virtualenv .venv)
         yield replace(recorder, root=tree)
     finally:
+        # Not `git worktree prune`: that would also drop other work trees' entries that are offline.
         recorder.git("worktree", "remove", "--force", str(tree), check=False)
         shutil.rmtree(scratch, ignore_errors=True)
-        recorder.git("worktree", "prune", check=False)
 
 
 def blob(recorder: Recorder, path: str) -> str:

@@ -61,3 +61,12 @@ def test_a_malformed_stack_file_names_file_and_line(repo: Path, run: Run, argv: 
     assert line == "release: Pulumi.prod.yaml:6: not valid YAML: mapping values are not allowed here"
     assert "Traceback" not in result.err
     assert snapshot(repo) == before and release_branches(repo) == []
+
+
+def test_an_unknown_stack_is_refused_before_git_is_asked(repo: Path, run: Run) -> None:
+    git(repo, "remote", "set-url", "origin", str(repo.parent / "nowhere.git"))  # a fetch would fail
+    result = run("pin", "--stack", "qa", "--image", digest("a"))
+    assert result.code == 1 and result.err.startswith(
+        "release: refused: --stack: no stack file Pulumi.qa.yaml"
+    )
+    assert git(repo, "worktree", "list").count("\n") == 1
