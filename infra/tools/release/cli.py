@@ -30,6 +30,10 @@ from infra.tools.release.branches import Recorder
 from infra.tools.release.promapi import Prometheus
 from infra.tools.release.stackfile import StackFile, stack_path
 
+#: ``pulumi up`` of a stack in a root (:func:`infra.tools.release.engine.apply`): the root a release
+#: was written in, its own work tree when it is committed.
+Apply = Callable[[Path, str], None]
+
 
 def _weights(text: str) -> list[int]:
     try:
@@ -167,9 +171,6 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
     except InfraError as exc:
         print(f"release: refused: {exc}", file=sys.stderr)
         return 1
-
-
-Apply = Callable[[Path, str], None]
 
 
 def _run(
