@@ -88,6 +88,10 @@ class HistoryError(ReleaseError):
     """A stack's history file cannot be read (malformed line, duplicate ID)."""
 
 
+class StackFileError(ReleaseError):
+    """A stack file is not YAML the release tool can read; the message names the file and line."""
+
+
 class EngineError(ReleaseError):
     """The Pulumi engine (Automation API) could not answer or apply."""
 

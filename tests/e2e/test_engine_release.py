@@ -4,7 +4,7 @@ Two local stacks (``dev-a``, ``dev-b``: the dev stack file in two namespaces of 
 local cluster) stand in for staging and prod. Each command edits a stack file and,
 with ``--apply``, runs ``pulumi up --policy-pack policy`` through the Automation API;
 every test then reads the live Deployments and HPAs back from the API server.
-Each release is a commit on its own branch of the project's git work tree.
+Each release is a commit on its own branch of the project's git repository, merged into ``main``.
 The tests share the two stacks and run in file order.
 """
 
@@ -53,13 +53,29 @@ def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, st
 
 
 def release(project: Path, environ: dict[str, str], *args: str, ok: bool = True) -> str:
-    """``python -m infra release --root <copy> …``; its output (stdout and stderr) when it fails."""
+    """``python -m infra release --root <copy> …``; its output (stdout and stderr) when it fails.
+
+    A release is cut from ``main`` in a work tree of its own; once it ran, its branch is merged
+    into ``main`` (the checkout), as its pull request would be before the next release.
+    """
     cmd = [sys.executable, "-m", "infra", "release", "--root", str(project), *args, "--reason", "e2e"]
     if ok:
-        return run(cmd, environ, timeout=300)
+        before = set(release_branches(project, environ))
+        out = run(cmd, environ, timeout=300)
+        for branch in set(release_branches(project, environ)) - before:
+            run(["git", "merge", "-q", "--ff-only", branch], environ, cwd=project)
+        return out
     proc = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
+
+
+def release_branches(project: Path, environ: dict[str, str]) -> list[str]:
+    """The project's ``release/*`` branches."""
+    listed = run(
+        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/release/"], environ, cwd=project
+    )
+    return listed.split()
 
 
 def deployments(environ: dict[str, str], stack: str) -> list[dict[str, Any]]:
@@ -147,7 +163,7 @@ def test_the_promote_gate_reads_what_the_source_stack_really_deployed(
     refused = release(project, environ, "promote", "--from", "dev-a", "--to", "dev-b", ok=False)
     assert f"refusing to promote {D3}" in refused
     assert f"deployed sha256:{'1' * 64}" in refused or f"deployed {D1}" in refused
-    run(["git", "switch", "-q", "-"], environ, cwd=project)  # back to the branch of what dev-a runs
+    run(["git", "reset", "-q", "--hard", "HEAD~1"], environ, cwd=project)  # main back to what dev-a runs
     assert (project / "Pulumi.dev-a.yaml").read_text() == before
 
 

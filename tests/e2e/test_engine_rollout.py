@@ -62,8 +62,11 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     # The canary release, applied and merged: its commit is main on origin.
     release(project, environ, "canary", "--stack", STACK, "--image", CANARY, "--weight", "10", "--apply",
             "--reason", "e2e canary")  # fmt: skip
-    git(project, environ, "push", "-q", "origin", "HEAD:main")
-    git(project, environ, "switch", "-q", "--force-create", "main", "HEAD")
+    (branch,) = git(
+        project, environ, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/"
+    ).split()
+    git(project, environ, "push", "-q", "origin", f"{branch}:main")
+    git(project, environ, "merge", "-q", "--ff-only", branch)
     yield project, environ, origin
     pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
 

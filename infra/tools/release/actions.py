@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,9 +57,9 @@ def weight_flag(value: int, flag: str = "--weight") -> int:
         raise ReleaseError(f"{flag}: {exc}") from None
 
 
-def open_stack(root: Path, stack: str) -> StackFile:
-    """Open ``Pulumi.<stack>.yaml`` under ``root`` for editing."""
-    return StackFile(stack_path(root, stack))
+def open_stack(root: Path, stack: str, flag: str = "--stack") -> StackFile:
+    """Open ``Pulumi.<stack>.yaml`` under ``root`` for editing (``flag`` names the stack in refusals)."""
+    return StackFile(stack_path(root, stack, flag))
 
 
 def pin(sf: StackFile, image: str, reason: str | None = None) -> Change:
@@ -159,8 +159,13 @@ class Pending:
     new_text: str
 
 
-def prepare(root: Path, sf: StackFile, change: Change) -> Pending | None:
+def prepare(
+    root: Path, sf: StackFile, change: Change, taken: Iterable[str] = (), tail: str = ""
+) -> Pending | None:
     """Mint the release ID and render and validate the edit; None when the stack already holds it.
+
+    ``taken`` and ``tail`` go to :func:`~infra.tools.release.history.next_id` (IDs of unmerged
+    release branches, and a random part that keeps concurrent clones apart).
 
     Raises :class:`~infra.errors.ConfigError` when the program would refuse the
     result; nothing is written either way.
@@ -170,7 +175,7 @@ def prepare(root: Path, sf: StackFile, change: Change) -> Pending | None:
     if _fields(change.after) == _fields(before) and (change.restores is None or change.after == before):
         return None
     now = datetime.now(UTC)
-    release_id = history.next_id(entries, before.release_id, now.date())
+    release_id = history.next_id(entries, before.release_id, now.date(), taken, tail)
     after = change.after if change.restores is not None else replace(change.after, release_id=release_id)
     new_text = sf.render(after)
     sf.validate(new_text)  # ConfigError: the program would refuse this file, so nothing is written

@@ -33,6 +33,7 @@ TRAILER_ID = "Release-Id"
 TRAILER_STACK = "Release-Stack"
 TRAILER_ACTION = "Release-Action"
 TRAILER_STEP = "Rollout-Step"
+TRAILER_BASE = "Release-Base"
 
 
 def release_branch(stack: str, release_id: str) -> str:
@@ -46,8 +47,12 @@ def rollout_branch(stack: str, canary_image: str) -> str:
     return f"{PREFIX}/{stack}/rollout-{digest.removeprefix('sha256:')[:12]}"
 
 
-def message(entry: Entry, step: str | None = None) -> str:
-    """The commit message: a subject naming the release, the reason, and machine-readable trailers."""
+def message(entry: Entry, step: str | None = None, base: str | None = None) -> str:
+    """The commit message: a subject naming the release, the reason, and machine-readable trailers.
+
+    ``base`` is the blob of the stack file the release was cut from (``Release-Base``), which
+    ``check-base`` compares with the default branch's before the pull request merges.
+    """
     subject = f"release({entry.stack}): {entry.action} {entry.id}"
     if step is not None:
         subject += f" — {step}"
@@ -63,6 +68,8 @@ def message(entry: Entry, step: str | None = None) -> str:
         f"{TRAILER_STACK}: {entry.stack}",
         f"{TRAILER_ACTION}: {entry.action}",
     ]
+    if base is not None:
+        lines.append(f"{TRAILER_BASE}: {base}")
     if step is not None:
         lines.append(f"{TRAILER_STEP}: {step}")
         if entry.action == "rollout-step":
@@ -116,12 +123,7 @@ class Recorder:
         branch of that name must not exist already (an earlier release with that ID
         is not merged yet).
         """
-        inside = self.git("rev-parse", "--is-inside-work-tree", check=False)
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            raise ReleaseError(
-                f"{self.root} is not a git work tree: a release is a commit on a release branch "
-                "(pass --no-git to edit the files only)"
-            )
+        self.require_work_tree()
         dirty = [
             line[3:]
             for line in self.git("status", "--porcelain", "--", *self.paths(stack)).stdout.splitlines()
@@ -135,6 +137,15 @@ class Recorder:
             raise ReleaseError(
                 f"branch {branch} exists: a release with that ID is not merged yet; merge its pull "
                 f"request (or delete the branch) before the next release of {stack}"
+            )
+
+    def require_work_tree(self) -> None:
+        """Refuse a root that is not a git work tree."""
+        inside = self.git("rev-parse", "--is-inside-work-tree", check=False)
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            raise ReleaseError(
+                f"{self.root} is not a git work tree: a release is a commit on a release branch "
+                "(pass --no-git to edit the files only)"
             )
 
     def branch_exists(self, branch: str) -> bool:
@@ -165,15 +176,54 @@ class Recorder:
             return True
         return False
 
-    def commit(self, entry: Entry, branch: str, step: str | None = None) -> str:
+    def commit(self, entry: Entry, branch: str, step: str | None = None, base: str | None = None) -> str:
         """Commit the release's two files on ``branch`` (pushed with ``push``); returns the commit."""
         self.git("add", "--", *self.paths(entry.stack))
-        self.git("commit", "--quiet", "--no-verify", "-F", "-", input_text=message(entry, step))
+        self.git("commit", "--quiet", "--no-verify", "-F", "-", input_text=message(entry, step, base))
         sha = self.git("rev-parse", "HEAD").stdout.strip()
         if self.push:
-            self.git("push", "--quiet", self.remote, f"HEAD:refs/heads/{branch}")
+            self.push_branch(branch)
         self._print(f"committed {entry.id} on {branch} ({sha[:12]}){' and pushed' if self.push else ''}")
         return sha
+
+    def push_branch(self, branch: str) -> None:
+        """Push HEAD to ``branch`` on the remote; a refusal is one line saying what to do."""
+        done = self.git("push", "--quiet", self.remote, f"HEAD:refs/heads/{branch}", check=False)
+        if done.returncode == 0:
+            return
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        rejected = next((line for line in lines if "rejected" in line or "error:" in line), None)
+        why = rejected or (lines[0] if lines else f"git push exited {done.returncode}")
+        why = why.removeprefix("error: ").lstrip("! ")
+        raise ReleaseError(
+            f"{self.remote} refused the push of {branch} ({why}): the commit "
+            f"is on {branch} in this clone; delete that branch and rerun the command for a new release ID"
+        )
+
+    def has_remote(self) -> bool:
+        """True when the clone has the remote (a local demo may have none)."""
+        return self.git("remote", "get-url", self.remote, check=False).returncode == 0
+
+    def base_commit(self) -> str:
+        """The commit a release is cut from: the remote's default branch, fetched now, else the local one."""
+        if self.has_remote():
+            self.git("fetch", "--quiet", self.remote, f"refs/heads/{self.base}")
+            return self.git("rev-parse", "FETCH_HEAD").stdout.strip()
+        found = self.git(
+            "rev-parse", "--verify", "--quiet", f"refs/heads/{self.base}^{{commit}}", check=False
+        )
+        if found.returncode != 0:
+            raise ReleaseError(f"no branch {self.base} to cut the release from (pass --base BRANCH)")
+        return found.stdout.strip()
+
+    def taken_ids(self, stack: str) -> list[str]:
+        """The release IDs of every ``release/<stack>/*`` branch, in this clone and on the remote."""
+        prefix = f"{PREFIX}/{stack}/"
+        refs = self.git("for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}").stdout.split()
+        if self.has_remote():
+            listed = self.git("ls-remote", "--heads", self.remote, f"refs/heads/{prefix}*", check=False)
+            refs += [line.split("refs/heads/", 1)[-1] for line in listed.stdout.splitlines()]
+        return [ref.removeprefix(prefix) for ref in refs if ref.startswith(prefix)]
 
     def open_pull_request(self, branch: str, title: str, body: str) -> None:
         """Open the pull request with ``gh`` when pushing and it is installed; else print how to."""

@@ -1,4 +1,4 @@
-"""``python -m infra release pin|canary|promote|rollback|history|rollout``.
+"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base``.
 
 Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
 ``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
@@ -7,26 +7,32 @@ request, and merging it deploys. ``--push`` pushes the branch and opens the
 pull request; ``--apply`` also runs ``pulumi up`` (local and break-glass use;
 the history line and the commit say so); ``--no-git`` only edits the files.
 Exit codes: 0 done (or nothing to do), 1 refused (nothing written) or rollout
-aborted, 2 usage error.
+aborted, 2 usage error (a stack file that is not YAML too).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from infra.errors import ConfigError, EngineError, InfraError, ReleaseError
-from infra.tools.release import actions, branches, changes, engine, history, rollout
+from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
+from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
 from infra.tools.release.promapi import Prometheus
-from infra.tools.release.stackfile import StackFile
+from infra.tools.release.stackfile import StackFile, stack_path
+
+#: ``pulumi up`` of a stack in a root (:func:`infra.tools.release.engine.apply`): the root a release
+#: was written in, its own work tree when it is committed.
+Apply = Callable[[Path, str], None]
 
 
 def _weights(text: str) -> list[int]:
@@ -36,6 +42,12 @@ def _weights(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated integers like 10,25,50,100, got {text!r}"
         ) from None
+
+
+def stack_flag(p: argparse.ArgumentParser) -> None:
+    """``--stack``, defaulting to ``$PULUMI_STACK`` (required when that is unset)."""
+    env = os.environ.get("PULUMI_STACK") or None
+    p.add_argument("--stack", required=env is None, default=env, help="the stack (default: $PULUMI_STACK)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,11 +82,11 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     p = command("pin", "set a stack's stable image (repository@sha256:…, never a tag)")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--image", required=True)
 
     p = command("canary", "start, step, abort or complete a stack's canary")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--image", help="the canary image (starts a canary; needs --weight)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--weight", type=int, help="canary share of concurrency slots, percent")
@@ -88,19 +100,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="skip the deployed-digest gate (needs --reason)")
 
     p = command("rollback", "restore the previous (or the named) release, byte for byte")
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--to", dest="release_id", metavar="ID", help="release ID to restore (see `history`)")
 
     p = command("history", "a stack's releases as a table", apply=False, reason=False)
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
 
     p = command("changed", "what a merge deploys: stacks=[…] and image=true|false", apply=False, reason=False)
     p.add_argument("--base", required=True, metavar="SHA", help="the commit before the merge")
     p.add_argument("--head", required=True, metavar="SHA", help="the merge commit")
 
+    p = command(
+        "check-base",
+        "fail if a release's stack file changed on the base branch since the release was cut",
+        apply=False,
+        reason=False,
+    )
+    p.add_argument("--base", required=True, metavar="REF", help="the pull request's base, e.g. origin/main")
+    p.add_argument("--head", default="HEAD", metavar="REF", help="the release branch (default: HEAD)")
+
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
-    p.add_argument("--stack", required=True)
+    stack_flag(p)
     p.add_argument("--steps", type=_weights, help="weights, e.g. 10,25,50,100 (default: stack config)")
     p.add_argument("--interval", help="time per step, e.g. 10m (default: stack config)")
     p.add_argument("--prometheus", required=True, metavar="URL")
@@ -124,9 +145,8 @@ def execute(argv: list[str], deployed: DeployedDigest | None = None, out: TextIO
     """
     args = parser().parse_args(argv)
     root = (args.root or find_root(Path.cwd())).resolve()
-    apply: Callable[[str], None] | None = (
-        functools.partial(engine.apply, root) if getattr(args, "apply", False) else None
-    )
+    # Called with the root the release was written in (its own work tree, with git).
+    apply: Apply | None = engine.apply if getattr(args, "apply", False) else None
     deployed = deployed or functools.partial(engine.deployed_digest, root)
     return _run(root, args, deployed, apply, out or sys.stdout)
 
@@ -141,6 +161,9 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except StackFileError as exc:
+        print(f"release: {exc}", file=sys.stderr)
+        return 2
     except EngineError as exc:
         # Raised by --apply after the stack file and history were written, or by the promote gate.
         print(f"release: engine: {exc}", file=sys.stderr)
@@ -151,15 +174,13 @@ def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
 
 
 def _run(
-    root: Path,
-    args: argparse.Namespace,
-    deployed: DeployedDigest,
-    apply: Callable[[str], None] | None,
-    out: TextIO,
+    root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Apply | None, out: TextIO
 ) -> int:
     if args.command == "changed":
         print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
         return 0
+    if args.command == "check-base":
+        return stale.report(root, args.base, args.head, out)
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)), file=out)
@@ -168,14 +189,37 @@ def _run(
     if args.command == "rollout":
         sf = actions.open_stack(root, args.stack)
         plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
+        applier = None if apply is None else functools.partial(apply, root)
         with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, apply, out=out, recorder=recorder) else 1
+            return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
+    if recorder is None:
+        return _release(root, args, deployed, apply, out, None)
+    # Unknown stacks are refused here, before anything is fetched or a work tree made.
+    for flag, name in (("--stack", "stack"), ("--to", "target"), ("--from", "source")):
+        if getattr(args, name, None) is not None:
+            stack_path(root, getattr(args, name), flag)
+    with cut.release_tree(recorder) as tree:
+        return _release(tree.root, args, deployed, apply, out, tree)
+
+
+def _release(
+    root: Path,
+    args: argparse.Namespace,
+    deployed: DeployedDigest,
+    apply: Apply | None,
+    out: TextIO,
+    recorder: Recorder | None,
+) -> int:
+    """One release written in ``root``: with a recorder, a fresh work tree of the default branch."""
     stack = args.target if args.command == "promote" else args.stack
-    sf = actions.open_stack(root, stack)
+    sf = actions.open_stack(root, stack, "--to" if args.command == "promote" else "--stack")
     change = _change(root, sf, args, deployed)
     if apply is not None:
         change = replace(change, details={**(change.details or {}), "applied": APPLIED})
-    pending = actions.prepare(root, sf, change)
+    if recorder is None:
+        pending = actions.prepare(root, sf, change)
+    else:
+        pending = actions.prepare(root, sf, change, recorder.taken_ids(stack), secrets.token_hex(2))
     if pending is None:
         print(f"{sf.path.name}: already at the requested release; nothing to do", file=out)
         return 0
@@ -188,11 +232,14 @@ def _run(
         print(f"  pulumi preview --stack {stack} --diff", file=out)
         print(f"  pulumi up --stack {stack}    # or rerun this command with --apply", file=out)
     else:
+        base = cut.blob(recorder, sf.path.name)
         recorder.start(branch)
-        recorder.commit(entry, branch)
+        recorder.commit(entry, branch, base=base)
+        tip = f"{recorder.remote}/{recorder.base}" if recorder.has_remote() else recorder.base
+        print(f"  cut from {tip} in a work tree of its own: this checkout is unchanged", file=out)
         recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
-        apply(stack)
+        apply(root, stack)
     return 0
 
 
@@ -200,7 +247,7 @@ def _run(
 APPLIED = "--apply (applied from the command line, before review)"
 
 
-def _body(entry: history.Entry, apply: Callable[[str], None] | None) -> str:
+def _body(entry: history.Entry, apply: Apply | None) -> str:
     """The pull request's description."""
     lines = [
         f"Release `{entry.id}` of stack `{entry.stack}`: {entry.action}, by {entry.author}.",
@@ -242,6 +289,6 @@ def _change(root: Path, sf: StackFile, args: argparse.Namespace, deployed: Deplo
     if args.command == "promote":
         if args.source == args.target:
             raise ReleaseError("--from and --to name the same stack")
-        source = actions.open_stack(root, args.source)
+        source = actions.open_stack(root, args.source, "--from")
         return actions.promote(source, sf, deployed, args.canary, args.force, reason)
     return actions.rollback(root, sf, args.release_id, reason)

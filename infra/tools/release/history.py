@@ -9,6 +9,8 @@ meet as a merge conflict instead of silently interleaving.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -103,16 +105,27 @@ def append(root: Path, entry: Entry) -> None:
         handle.write(line + "\n")
 
 
-def next_id(entries: list[Entry], current: str | None, day: date) -> str:
-    """``r-<yyyymmdd>-<nn>``: the day's next sequence number, above every ID already used.
+def next_id(
+    entries: list[Entry], current: str | None, day: date, taken: Iterable[str] = (), tail: str = ""
+) -> str:
+    """``r-<yyyymmdd>-<nn>[-<tail>]``: the day's next sequence number, above every ID already used.
 
     The stack file's own ID counts too, so a file released before it had a
-    history never gets its ID reused.
+    history never gets its ID reused, and so do ``taken`` (the IDs of release
+    branches, here and on the remote: releases not merged yet). ``tail`` (a few
+    random hex digits) keeps two clones releasing at the same moment apart.
     """
     prefix = f"r-{day:%Y%m%d}-"
-    used = [e.id for e in entries] + [e.before.release_id or "" for e in entries] + [current or ""]
-    numbers = [int(i[len(prefix) :]) for i in used if i.startswith(prefix) and i[len(prefix) :].isdigit()]
-    return f"{prefix}{max(numbers, default=0) + 1:02d}"
+    used = [e.id for e in entries] + [e.before.release_id or "" for e in entries] + [current or "", *taken]
+    numbers = [
+        int(m.group(1))
+        for i in used
+        if (m := _SEQUENCE.fullmatch(i.removeprefix(prefix))) and i.startswith(prefix)
+    ]
+    return f"{prefix}{max(numbers, default=0) + 1:02d}" + (f"-{tail}" if tail else "")
+
+
+_SEQUENCE = re.compile(r"(\d+)(?:-[0-9a-z]+)?")
 
 
 def known_states(entries: list[Entry]) -> dict[str, ReleaseState]:

@@ -19,12 +19,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import ScalarString
 
 from infra.config.fields.canary_weight import effective_weight
 from infra.config.model import CONFIG_NAMESPACE, load_stack_file
-from infra.errors import ConfigError, ReleaseError
+from infra.errors import ConfigError, ReleaseError, StackFileError
 
 STACK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 KEY_IMAGE = f"{CONFIG_NAMESPACE}:image"
@@ -97,13 +98,13 @@ def _yaml(indent: tuple[int, int, int]) -> YAML:
     return yaml
 
 
-def stack_path(root: Path, stack: str) -> Path:
-    """``<root>/Pulumi.<stack>.yaml``, refusing names that are not stack names."""
+def stack_path(root: Path, stack: str, flag: str = "--stack") -> Path:
+    """``<root>/Pulumi.<stack>.yaml``, refusing names that are not stack names (under ``flag``'s name)."""
     if not STACK_NAME.fullmatch(stack):
-        raise ReleaseError(f"--stack: {stack!r} is not a stack name (lowercase letters, digits, '-', '_')")
+        raise ReleaseError(f"{flag}: {stack!r} is not a stack name (lowercase letters, digits, '-', '_')")
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise ReleaseError(f"--stack: no stack file {path.name} in {root}")
+        raise ReleaseError(f"{flag}: no stack file {path.name} in {root}")
     return path
 
 
@@ -126,7 +127,13 @@ class StackFile:
         )
 
     def _load(self, yaml: YAML) -> CommentedMap:
-        doc = yaml.load(self.text)
+        try:
+            doc = yaml.load(self.text)
+        except YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise StackFileError(f"{self.path.name}{line}: not valid YAML: {problem}") from None
         if not isinstance(doc, CommentedMap) or not isinstance(doc.get("config"), CommentedMap):
             raise ReleaseError(f"{self.path.name}: expected a top-level `config:` mapping")
         return doc

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from release_promkit import PromServer
 from release_promkit import start as start_prometheus
-from release_testkit import AUTHOR, REPO, STACKS, Result, Run, init_repo
+from release_testkit import AUTHOR, REPO, STACKS, Result, Run, init_repo, merge, release_branches
 
 from infra.tools.release import cli
 
@@ -34,12 +34,23 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def run(repo: Path, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run ``python -m infra release --root <repo> …`` in-process; returns its exit code and output."""
+    """Run ``python -m infra release --root <repo> …`` in-process; returns its exit code and output.
 
-    def runner(*argv: str, deployed: Callable[[str], str | None] | None = None) -> Result:
+    A release it cuts is then merged (its branch becomes origin's main, and ``repo`` pulls it),
+    as the team does before the next release of a stack; ``merged=False`` leaves it open.
+    """
+
+    def runner(
+        *argv: str, deployed: Callable[[str], str | None] | None = None, merged: bool = True
+    ) -> Result:
         capsys.readouterr()
+        before = release_branches(repo) if (repo / ".git").exists() else []
         code = cli.main(["--root", str(repo), *argv], deployed=deployed)
         captured = capsys.readouterr()
+        new = [b for b in release_branches(repo) if b not in before] if (repo / ".git").exists() else []
+        if merged and code == 0 and new:
+            (branch,) = new
+            merge(repo, branch)
         return Result(code, captured.out, captured.err)
 
     return runner

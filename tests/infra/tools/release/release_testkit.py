@@ -55,3 +55,14 @@ def init_repo(work: Path, origin: Path) -> None:
 def origin_of(repo: Path) -> Path:
     """The bare repository the ``repo`` fixture pushes to."""
     return repo.parent / "origin.git"
+
+
+def release_branches(repo: Path) -> list[str]:
+    """The clone's ``release/*`` branches."""
+    return git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/").split()
+
+
+def merge(repo: Path, branch: str) -> None:
+    """The release's pull request merged: origin's main fast-forwards to it, and ``repo`` (on main) pulls."""
+    git(repo, "push", "-q", "origin", f"{branch}:main")
+    git(repo, "pull", "-q", "--ff-only", "origin", "main")

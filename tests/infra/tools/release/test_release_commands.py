@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from release_testkit import AUTHOR, REPO, STACKS, Run, digest, snapshot
+from release_testkit import AUTHOR, REPO, STACKS, Run, digest, git, merge, release_branches, snapshot
 
 from infra.config.fields.image_refs import split_image
 from infra.config.model import load_stack_file
@@ -80,6 +80,8 @@ def test_invalid_result_is_refused_with_every_problem_and_file_untouched(repo: P
     path = repo / "Pulumi.prod.yaml"
     text = path.read_text()
     path.write_text(text.replace("queueMax: 20000", "queueMax: -5").replace("cpuTarget: 65", "cpuTarget: 0"))
+    git(repo, "commit", "-qam", "a broken hand edit")  # on origin's main, which releases are cut from
+    git(repo, "push", "-q", "origin", "main")
     before = snapshot(repo)
     result = run("pin", "--stack", "prod", "--image", D_NEW)
     assert result.code == 1
@@ -297,6 +299,8 @@ def test_the_dispatcher_runs_the_release_command(repo: Path) -> None:
 
     done = release("pin", "--stack", "prod", "--image", D_NEW)
     assert done.returncode == 0 and "recorded pin as release r-" in done.stdout, done.stderr
+    (branch,) = release_branches(repo)
+    merge(repo, branch)
     assert release("history", "--stack", "prod").stdout.count("\n") == 2
     assert release("pin", "--stack", "prod", "--image", "x:latest").returncode == 1
     assert release("pin", "--stack", "prod").returncode == 2

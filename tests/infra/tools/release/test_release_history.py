@@ -107,6 +107,7 @@ def test_quoted_values_keep_their_quotes(repo: Path, run: Run) -> None:
     text = prod.read_text().replace(f"image: {state.image}", f'image: "{state.image}"')
     prod.write_text(text)
     git(repo, "commit", "-q", "-am", "quote the image")
+    git(repo, "push", "-q", "origin", "main")
     assert run("pin", "--stack", "prod", "--image", digest("d")).code == 0
     assert f'mobius-preview-worker:image: "{digest("d")}"' in prod.read_text()
     assert run("rollback", "--stack", "prod", "--to", str(state.release_id)).code == 0

@@ -215,7 +215,8 @@ def test_every_script_step_is_a_repository_command() -> None:
         seen.add(f"{argv[3]} {getattr(args, 'command', '')}".strip())
     assert seen == {
         "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
-        "ci registry-login", "release changed", "image build", "worker validate", "verify",
+        "ci registry-login", "release changed", "release check-base", "image build", "worker validate",
+        "verify",
     }  # fmt: skip
 
 
@@ -243,6 +244,37 @@ def test_the_changes_step_outputs_the_stacks_a_merge_deploys(repo: Path, tmp_pat
     up = load("main.yml")["jobs"]["up"]
     assert up["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.changes.outputs.stacks) }}"
     assert up["if"] == "needs.changes.outputs.stacks != '[]'"
+
+
+def test_the_release_base_step_fails_a_stale_release_pull_request(repo: Path) -> None:
+    """pr.yml's release-base job, run as GitHub runs it, on two competing releases of prod."""
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    job = load("pr.yml")["jobs"]["release-base"]
+    assert job["if"] == "startsWith(github.head_ref, 'release/')"
+    checkout = job["steps"][0]["with"]
+    assert checkout == {"ref": "${{ github.event.pull_request.head.sha }}", "fetch-depth": 0}
+    found = step("pr.yml", "release-base", "The release was cut from the base branch's current stack file")
+    assert found["env"] == {"BASE_REF": "${{ github.base_ref }}"}
+    release = [str(REPO / ".venv" / "bin" / "python"), "-m", "infra", "release", "--root", str(repo)]
+    made = []
+    for weight in ("10", "20"):
+        argv = ["canary", "--stack", "prod", "--image", f"ghcr.io/m/w@sha256:{weight[0] * 64}"]
+        done = subprocess.run([*release, *argv, "--weight", weight], cwd=REPO, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        made.append(
+            git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/prod/").split()
+        )
+    first, second = made[0][0], next(b for b in made[1] if b not in made[0])
+    git(repo, "push", "-q", "origin", f"{first}:main")  # the first release merges
+    git(repo, "fetch", "-q", "origin")
+    results = {}
+    for branch in (first, second):
+        git(repo, "switch", "-q", "--detach", branch)
+        results[branch] = run_step(found["run"], repo, {"BASE_REF": "main"})
+    assert results[first].returncode == 0, results[first].stderr
+    assert results[second].returncode == 1
+    assert results[second].stderr.splitlines()[0] == "rebase: prod changed since this release was cut"
 
 
 def test_the_kubeconfig_step_writes_a_private_file_and_exports_it(tmp_path: Path) -> None:
