@@ -31,6 +31,7 @@ from infra.config.fields.image_refs import DIGEST_RE, IMAGE_RE, check_image, spl
 from infra.config.fields.quantities import quantity
 from infra.config.problems import problems_from
 from infra.config.sections.autoscaling_config import Autoscaling
+from infra.config.sections.cluster_target import ClusterTarget
 from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
@@ -52,6 +53,7 @@ __all__ = [
     "Artifacts",
     "Autoscaling",
     "Canary",
+    "ClusterTarget",
     "ConfigError",
     "CpuMemory",
     "MonitoringConfig",
@@ -83,6 +85,8 @@ class StackConfig(Model):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    # Which cluster this stack deploys to (required: a stack is bound to its cluster).
+    cluster: ClusterTarget = Field(default_factory=dict, validate_default=True)
     namespace: str = "preview-worker"
     image: str
     release_id: str | None = None
