@@ -53,7 +53,7 @@ class PreviewWorkerStack(pulumi.ComponentResource):
         ns = None
         for suffix, manifest in base_objects(cfg, instance, labels, data):
             opts_ = child if ns is None else pulumi.ResourceOptions(parent=self, depends_on=[ns])
-            declared = declare(f"{name}-{suffix}", manifest, opts_)
+            declared = declare(f"{name}-{suffix}", manifest, opts_, protect=cfg.protect)
             ns = ns or declared
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
         secrets = WorkerSecrets(f"{name}-secrets", SecretsArgs(cfg, labels, vault_values), in_ns)

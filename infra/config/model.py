@@ -110,6 +110,9 @@ class StackConfig(Model):
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
+    # Protect the Namespace and the objects holding state or identity (HOLDS_STATE): the engine
+    # refuses to delete them, so a destroy or a rename cannot wipe the stack. Prod sets it.
+    protect: bool = False
     # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
     redis_ca: RedisCa | None = None
     # The release tool's progressive rollout and its analysis (infra/config/sections/rollout_policy.py).

@@ -45,6 +45,8 @@ class Declared:
     custom: bool
     #: The provider reference the resource was registered with (``urn::id``; "" for the default).
     provider: str = ""
+    #: Whether it was registered ``protect``ed.
+    protected: bool = False
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -123,11 +125,15 @@ class _Recorder(pulumi.runtime.Mocks):
     def __init__(self, run: ProgramRun) -> None:
         self.run = run
         self.providers: dict[tuple[str, str], str] = {}
+        self.protected: set[tuple[str, str]] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         inputs = copy.deepcopy(args.inputs)
         provider = self.providers.get((args.typ, args.name), "")
-        self.run.resources.append(Declared(args.typ, args.name, inputs, bool(args.custom), provider))
+        protected = (args.typ, args.name) in self.protected
+        self.run.resources.append(
+            Declared(args.typ, args.name, inputs, bool(args.custom), provider, protected)
+        )
         return (f"{args.name}-id", inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -145,6 +151,8 @@ class _Monitor(pulumi.runtime.mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method name
         self.run.dependencies[request.name] = list(request.dependencies)
         self.recorder.providers[request.type, request.name] = request.provider
+        if request.protect:
+            self.recorder.protected.add((request.type, request.name))
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
