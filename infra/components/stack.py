@@ -52,9 +52,12 @@ class PreviewWorkerStack(pulumi.ComponentResource):
         data = config_data(cfg)
         ns = None
         for suffix, manifest in base_objects(cfg, instance, labels, data):
-            opts_ = child if ns is None else pulumi.ResourceOptions(parent=self, depends_on=[ns])
-            declared = declare(f"{name}-{suffix}", manifest, opts_, protect=cfg.protect)
-            ns = ns or declared
+            if manifest["kind"] == "Namespace":
+                if not cfg.existing_namespace:  # else the platform owns it: never created nor deleted here
+                    ns = declare(f"{name}-{suffix}", manifest, child, protect=cfg.protect)
+                continue
+            opts_ = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
+            declare(f"{name}-{suffix}", manifest, opts_, protect=cfg.protect)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
         secrets = WorkerSecrets(f"{name}-secrets", SecretsArgs(cfg, labels, vault_values), in_ns)
         checksum = config_checksum(data)

@@ -113,6 +113,9 @@ class StackConfig(Model):
     # Protect the Namespace and the objects holding state or identity (HOLDS_STATE): the engine
     # refuses to delete them, so a destroy or a rename cannot wipe the stack. Prod sets it.
     protect: bool = False
+    # Deploy into an existing, platform-owned Namespace named `namespace`: the stack neither
+    # creates nor deletes it (nor sets its labels); destroy removes only the stack's objects.
+    existing_namespace: bool = False
     # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
     redis_ca: RedisCa | None = None
     # The release tool's progressive rollout and its analysis (infra/config/sections/rollout_policy.py).

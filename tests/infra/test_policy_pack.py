@@ -265,3 +265,15 @@ def test_the_policy_pack_refuses_an_unprotected_prod_stack() -> None:
     assert len(found) == 3
     # Outside production (staging) the same objects need no protection.
     assert run_protection_policy(bare, {"productionInstances": ["live"]}) == []
+
+
+def test_an_existing_namespace_is_neither_declared_nor_waited_for() -> None:
+    from infra.tools.snapshot.harness import run_program
+
+    run = run_program("prod", overrides={"existingNamespace": True})
+    assert run.objects("Namespace") == []
+    objects = run.objects()
+    assert objects and all(o["metadata"]["namespace"] == "preview" for o in objects)
+    for deps in run.dependencies.values():
+        assert not any(urn.endswith("::preview-worker-namespace") for urn in deps)
+    assert run_protection_policy(run) == []  # what is declared is still protected
