@@ -1,6 +1,7 @@
 """The Pulumi program: load the stack config, build the worker stack, export its outputs.
 
-An invalid config raises ConfigError here, before any resource is registered.
+An invalid config raises ConfigError here, and a kubeconfig that reaches another cluster than
+the stack's ``cluster.identity`` a TargetError, both before any resource is registered.
 """
 
 import pulumi

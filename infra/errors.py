@@ -105,3 +105,7 @@ class PrometheusError(ReleaseError):
 
 class InputError(InfraError, ValueError):
     """A workflow input (an environment variable) that is not acceptable; names the variable."""
+
+
+class TargetError(InfraError):
+    """The cluster a stack would deploy to is not the one its config binds it to (or cannot be read)."""

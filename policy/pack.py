@@ -22,6 +22,7 @@ from policy.rules import (
     check_limits,
     check_non_root,
     check_production,
+    check_protection,
 )
 
 
@@ -40,6 +41,25 @@ def _validate_production(args: StackValidationArgs, report: ReportViolation) -> 
         report(problem, None)
 
 
+def _validate_protection(args: StackValidationArgs, report: ReportViolation) -> None:
+    instances = args.get_config().get("productionInstances", DEFAULT_PRODUCTION_INSTANCES)
+    kube = [
+        (r.props, bool(r.opts.protect)) for r in args.resources if r.resource_type.startswith("kubernetes:")
+    ]
+    for problem in check_protection(kube, instances):
+        report(problem, None)
+
+
+_INSTANCES_SCHEMA = PolicyConfigSchema(
+    properties={
+        "productionInstances": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": DEFAULT_PRODUCTION_INSTANCES,
+        },
+    }
+)
+
 POLICIES = [
     _resource_policy(
         "images-pinned-by-digest", "Container images are pinned by sha256 digest.", check_images_pinned
@@ -57,15 +77,13 @@ POLICIES = [
         name="production-sizing",
         description="Production: at least 2 replicas, a PodDisruptionBudget, canary weight at most 50.",
         validate=_validate_production,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "productionInstances": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "default": DEFAULT_PRODUCTION_INSTANCES,
-                },
-            }
-        ),
+        config_schema=_INSTANCES_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="production-protection",
+        description="Production: the Namespace and every object holding state or identity are protected.",
+        validate=_validate_protection,
+        config_schema=_INSTANCES_SCHEMA,
     ),
 ]
 ENFORCEMENT = EnforcementLevel.MANDATORY

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from infra.config.fields.image_refs import IMAGE_RE
-from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, LABEL_INSTANCE, LABEL_NAME
+from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, HOLDS_STATE, LABEL_INSTANCE, LABEL_NAME
 from worker.constants import SECRET_ENV_VARS, TRACK_CANARY
 
 PACK_NAME = "mobius-preview-worker"
@@ -149,3 +149,24 @@ def check_production(resources: Iterable[Mapping[str, Any]], instances: Iterable
         if total < PROD_MIN_REPLICAS
     ]
     return problems
+
+
+def check_protection(
+    resources: Iterable[tuple[Mapping[str, Any], bool]], instances: Iterable[str]
+) -> list[str]:
+    """In a production instance, every object holding state or identity (``HOLDS_STATE``: the
+    Namespace, ServiceAccounts, Secrets, ExternalSecrets, SecretStores) is ``protect``ed.
+
+    ``resources`` are (props, protected) pairs; an object is in production when its instance
+    label names a production instance.
+    """
+    prod = set(instances)
+    problems = []
+    for props, protected in resources:
+        kind = props.get("kind")
+        if kind in HOLDS_STATE and _labels(props).get(LABEL_INSTANCE) in prod and not protected:
+            name = (props.get("metadata") or {}).get("name")
+            problems.append(
+                f"{kind} {name}: not protected in production (set protect: true in the stack config)"
+            )
+    return sorted(problems)

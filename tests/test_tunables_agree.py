@@ -33,6 +33,7 @@ STORE_KEYS = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s", "PREVIEW_A
 
 def minimal(**extra: Any) -> dict[str, Any]:
     return {
+        "cluster": {"identity": "local"},
         "image": IMAGE,
         "redisUrl": {"secure": "v1:opaque"},
         "artifacts": {"bucket": "previews"},

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.manifests.common import ANNOTATION_PATCH_FORCE, Manifest
+from infra.manifests.common import ANNOTATION_PATCH_FORCE, HOLDS_STATE, Manifest
 
 _BUILTIN: dict[tuple[str, str], Any] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,
@@ -41,9 +41,17 @@ def _py_name(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
 
 
-def declare(name: str, manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    """Register ``manifest`` as a pulumi-kubernetes resource named ``name``."""
+def declare(
+    name: str, manifest: Manifest, opts: pulumi.ResourceOptions, *, protect: bool = False
+) -> pulumi.CustomResource:
+    """Register ``manifest`` as a pulumi-kubernetes resource named ``name``.
+
+    With ``protect`` (the stack's ``protect`` setting) an object of a kind in ``HOLDS_STATE`` is
+    protected: the engine refuses to delete it.
+    """
     api, kind = manifest["apiVersion"], manifest["kind"]
+    if protect and kind in HOLDS_STATE:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True))
     meta = manifest["metadata"]
     forced = {**manifest, "metadata": {**meta, "annotations": {**meta.get("annotations", {}),
                                                                 ANNOTATION_PATCH_FORCE: "true"}}}  # fmt: skip

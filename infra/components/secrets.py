@@ -79,17 +79,21 @@ class WorkerSecrets(pulumi.ComponentResource):
         parts: list[pulumi.Output[Any]] = []
         if values:
             names = sorted(values)
-            declare(f"{name}-env", env_secret(cfg, labels, dict(values)), child)
+            declare(f"{name}-env", env_secret(cfg, labels, dict(values)), child, protect=cfg.protect)
             self.env_sources.append({"secretRef": {"name": ENV_SECRET_NAME}})
             pairs = pulumi.Output.all(*(values[k] for k in names))
             parts.append(pairs.apply(lambda vs: list(zip(names, vs, strict=True))))
         if cfg.secrets.provider == "external-secrets" and cfg.secrets.keys:
-            store = [declare(f"{name}-{m['kind'].lower()}", m, child) for m in secret_store(cfg, labels)]
+            store = [
+                declare(f"{name}-{m['kind'].lower()}", m, child, protect=cfg.protect)
+                for m in secret_store(cfg, labels)
+            ]
             manifest = external_secret(cfg, labels)
             declare(
                 f"{name}-external",
                 manifest,
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=store)),
+                protect=cfg.protect,
             )
             self.files = vault_files()
             parts.append(pulumi.Output.from_input(manifest["spec"]))

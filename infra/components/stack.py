@@ -11,6 +11,7 @@ from infra.components import outputs as out
 from infra.components.api import ApiArgs, JobApi
 from infra.components.declare import declare
 from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.provider import check_cluster, cluster_provider
 from infra.components.secrets import SecretsArgs, WorkerSecrets, read_vault
 from infra.components.tracks import TrackArgs, WorkerDeployment
 from infra.config.model import StackConfig, split_image
@@ -26,7 +27,8 @@ from worker import constants as c
 
 @dataclass(frozen=True)
 class StackArgs:
-    """Inputs of :class:`PreviewWorkerStack`: the validated config and the installation name."""
+    """Inputs of :class:`PreviewWorkerStack`: the validated config and the installation name
+    (the stack's name, which the cluster check names)."""
 
     config: StackConfig
     instance: str
@@ -39,16 +41,23 @@ class PreviewWorkerStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         cfg, instance = args.config, args.instance
-        vault_values = read_vault(cfg)  # before registering anything: a Vault failure creates nothing
-        super().__init__("mobius:preview:Stack", name, None, opts)
+        # Before registering anything: another cluster, or a Vault failure, creates nothing.
+        check_cluster(cfg, instance)
+        vault_values = read_vault(cfg)
+        # Every child inherits the stack's own provider; none uses the ambient default one.
+        provider = pulumi.ResourceOptions(provider=cluster_provider(cfg))
+        super().__init__("mobius:preview:Stack", name, None, pulumi.ResourceOptions.merge(opts, provider))
         labels = common_labels(instance)
         child = pulumi.ResourceOptions(parent=self)
         data = config_data(cfg)
         ns = None
         for suffix, manifest in base_objects(cfg, instance, labels, data):
-            opts_ = child if ns is None else pulumi.ResourceOptions(parent=self, depends_on=[ns])
-            declared = declare(f"{name}-{suffix}", manifest, opts_)
-            ns = ns or declared
+            if manifest["kind"] == "Namespace":
+                if not cfg.existing_namespace:  # else the platform owns it: never created nor deleted here
+                    ns = declare(f"{name}-{suffix}", manifest, child, protect=cfg.protect)
+                continue
+            opts_ = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
+            declare(f"{name}-{suffix}", manifest, opts_, protect=cfg.protect)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns] if ns else [])
         secrets = WorkerSecrets(f"{name}-secrets", SecretsArgs(cfg, labels, vault_values), in_ns)
         checksum = config_checksum(data)

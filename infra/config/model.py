@@ -31,6 +31,7 @@ from infra.config.fields.image_refs import DIGEST_RE, IMAGE_RE, check_image, spl
 from infra.config.fields.quantities import quantity
 from infra.config.problems import problems_from
 from infra.config.sections.autoscaling_config import Autoscaling
+from infra.config.sections.cluster_target import ClusterTarget
 from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
@@ -52,6 +53,7 @@ __all__ = [
     "Artifacts",
     "Autoscaling",
     "Canary",
+    "ClusterTarget",
     "ConfigError",
     "CpuMemory",
     "MonitoringConfig",
@@ -83,6 +85,8 @@ class StackConfig(Model):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    # Which cluster this stack deploys to (required: a stack is bound to its cluster).
+    cluster: ClusterTarget = Field(default_factory=dict, validate_default=True)
     namespace: str = "preview-worker"
     image: str
     release_id: str | None = None
@@ -106,6 +110,12 @@ class StackConfig(Model):
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
+    # Protect the Namespace and the objects holding state or identity (HOLDS_STATE): the engine
+    # refuses to delete them, so a destroy or a rename cannot wipe the stack. Prod sets it.
+    protect: bool = False
+    # Deploy into an existing, platform-owned Namespace named `namespace`: the stack neither
+    # creates nor deletes it (nor sets its labels); destroy removes only the stack's objects.
+    existing_namespace: bool = False
     # A private CA for Redis's TLS certificate, mounted at worker.constants.REDIS_CA_PATH.
     redis_ca: RedisCa | None = None
     # The release tool's progressive rollout and its analysis (infra/config/sections/rollout_policy.py).

@@ -35,6 +35,10 @@ ANNOTATION_SECRET_CHECKSUM = "checksum/secret"
 #: fails with a field conflict). So ``pulumi up`` repairs drift of what the stack file says;
 #: fields the program never declares (``spec.replicas``, the HPA's) are never forced.
 ANNOTATION_PATCH_FORCE = "pulumi.com/patchForce"
+#: Kinds whose loss is not repaired by the next ``up``: the Namespace (deleting it deletes all
+#: it holds), the identities others trust (ServiceAccounts: Vault roles name them) and the
+#: secrets. A stack with ``protect: true`` protects these (:func:`infra.components.declare.declare`).
+HOLDS_STATE = frozenset({"Namespace", "ServiceAccount", "Secret", "ExternalSecret", "SecretStore"})
 
 
 def config_checksum(data: dict[str, str]) -> str:

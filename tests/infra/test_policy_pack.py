@@ -226,3 +226,54 @@ def test_production_counts_a_scaled_objects_floor() -> None:
     assert run_stack_policy(prod_objects(to_zero)) == [
         "production runs 0 preview-worker replica(s) at minimum; needs at least 2"
     ]
+
+
+def run_protection_policy(run: ProgramRun, config: dict[str, Any] | None = None) -> list[str]:
+    policy = BY_NAME["production-protection"]
+    assert isinstance(policy, StackValidationPolicy)
+    resources = []
+    for r in run.resources:
+        if r.custom and r.type.startswith("kubernetes:"):
+            opts = copy.copy(OPTS)
+            opts.protect = r.protected
+            resources.append(PolicyResource(r.type, r.manifest, "urn:x", r.name, opts, None, None, [], {}))
+    found: list[str] = []
+    policy.validate(StackValidationArgs(resources, config), lambda message, urn=None: found.append(message))
+    return found
+
+
+def test_prod_protects_what_holds_state_and_nothing_else(stack_runs: dict[str, ProgramRun]) -> None:
+    protected = {
+        (r.inputs["kind"], r.inputs["metadata"]["name"]) for r in stack_runs["prod"].resources if r.protected
+    }
+    assert protected == {
+        ("Namespace", "preview"),
+        ("ServiceAccount", "preview-worker"),
+        ("ExternalSecret", "preview-worker-vault"),
+    }
+    assert run_protection_policy(stack_runs["prod"]) == []
+    for stack in ("dev", "staging"):
+        assert not any(r.protected for r in stack_runs[stack].resources), stack
+
+
+def test_the_policy_pack_refuses_an_unprotected_prod_stack() -> None:
+    from infra.tools.snapshot.harness import run_program
+
+    bare = run_program("prod", overrides={"protect": False})
+    found = run_protection_policy(bare)
+    assert "Namespace preview: not protected in production (set protect: true in the stack config)" in found
+    assert len(found) == 3
+    # Outside production (staging) the same objects need no protection.
+    assert run_protection_policy(bare, {"productionInstances": ["live"]}) == []
+
+
+def test_an_existing_namespace_is_neither_declared_nor_waited_for() -> None:
+    from infra.tools.snapshot.harness import run_program
+
+    run = run_program("prod", overrides={"existingNamespace": True})
+    assert run.objects("Namespace") == []
+    objects = run.objects()
+    assert objects and all(o["metadata"]["namespace"] == "preview" for o in objects)
+    for deps in run.dependencies.values():
+        assert not any(urn.endswith("::preview-worker-namespace") for urn in deps)
+    assert run_protection_policy(run) == []  # what is declared is still protected

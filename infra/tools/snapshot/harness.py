@@ -1,7 +1,9 @@
 """Run the real Pulumi program (``__main__.py``) under ``pulumi.runtime.set_mocks``.
 
 Used by ``python -m infra snapshot`` and by the tests: the program and its
-config loading run unchanged; the mocks only record what it declares. Config
+config loading run unchanged; the mocks only record what it declares. The cluster
+identity check (:mod:`infra.cluster_identity`) is the one thing replaced: the harness answers it
+as "the cluster the stack names" (or, with ``cluster=``, as a given cluster), explicitly. Config
 comes from a stack file (secure values become placeholder secrets, since their
 passphrase is not needed to see the shape of the stack) plus optional overrides.
 """
@@ -23,7 +25,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.cluster_identity import Seen, use_reader
 from infra.config.model import CONFIG_NAMESPACE
+from infra.config.sections.cluster_target import ClusterTarget
 from infra.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,6 +43,10 @@ class Declared:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    #: The provider reference the resource was registered with (``urn::id``; "" for the default).
+    provider: str = ""
+    #: Whether it was registered ``protect``ed.
+    protected: bool = False
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -116,10 +124,16 @@ def mask_secrets(value: Any) -> Any:
 class _Recorder(pulumi.runtime.Mocks):
     def __init__(self, run: ProgramRun) -> None:
         self.run = run
+        self.providers: dict[tuple[str, str], str] = {}
+        self.protected: set[tuple[str, str]] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         inputs = copy.deepcopy(args.inputs)
-        self.run.resources.append(Declared(args.typ, args.name, inputs, bool(args.custom)))
+        provider = self.providers.get((args.typ, args.name), "")
+        protected = (args.typ, args.name) in self.protected
+        self.run.resources.append(
+            Declared(args.typ, args.name, inputs, bool(args.custom), provider, protected)
+        )
         return (f"{args.name}-id", inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -130,11 +144,15 @@ class _Monitor(pulumi.runtime.mocks.MockMonitor):
     """The stock mock monitor, also recording each registration's dependencies."""
 
     def __init__(self, run: ProgramRun) -> None:
-        super().__init__(_Recorder(run))
+        self.recorder = _Recorder(run)
+        super().__init__(self.recorder)
         self.run = run
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method name
         self.run.dependencies[request.name] = list(request.dependencies)
+        self.recorder.providers[request.type, request.name] = request.provider
+        if request.protect:
+            self.recorder.protected.add((request.type, request.name))
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
@@ -149,6 +167,12 @@ def stack_file_config(path: Path) -> tuple[dict[str, Any], list[str]]:
         else:
             config[key] = value
     return config, secret_keys
+
+
+def named_cluster(target: ClusterTarget) -> Seen:
+    """The cluster ``target`` names, as the mock harness answers the identity check."""
+    uid = "00000000-0000-4000-8000-000000000000" if target.is_local else target.identity
+    return Seen(uid=uid, server=target.server or "https://127.0.0.1:6443")
 
 
 def _engine_value(value: Any) -> str:
@@ -184,12 +208,14 @@ def run_program(
     *,
     overrides: Mapping[str, Any] | None = None,
     record: ProgramRun | None = None,
+    cluster: Seen | None = None,
 ) -> ProgramRun:
     """Run ``__main__.py`` for ``stack`` with the given namespaced config (default: its stack file).
 
     ``overrides`` replace un-namespaced top-level keys (e.g. ``{"canary": {...}}``); ``None``
     values remove a key. Raises ConfigError when the config is invalid, like the real engine
-    would report; pass ``record`` to see what was registered before that.
+    would report; pass ``record`` to see what was registered before that. ``cluster`` is what
+    the cluster identity check reads (default: the very cluster the stack's config names).
     """
     if config is None:
         config, secret_keys = stack_file_config(ROOT / f"Pulumi.{stack}.yaml")
@@ -211,7 +237,8 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(PROGRAM), run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
+    with use_reader(lambda target: cluster or named_cluster(target)):
+        _sync_await(run_pulumi_func(program))
     run.urns = list(monitor.resources)
     for key, out in root.outputs.items():
         run.outputs[key] = _sync_await(pulumi.Output.from_input(out).future())

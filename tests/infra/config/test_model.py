@@ -38,6 +38,7 @@ QUEUE_RULE = f"must match {QUEUE_NAME_PATTERN}"  # the worker's own pattern (wor
 def minimal(**extra: Any) -> dict[str, Any]:
     """The smallest valid config (an S3 store needs a bucket, its credentials' keys and a peer)."""
     return {
+        "cluster": {"identity": "local"},
         "image": IMAGE,
         "redisUrl": SECRET,
         "artifacts": {"bucket": "previews"},
@@ -202,6 +203,7 @@ def test_every_problem_is_listed_at_once() -> None:
         {"image": "x:latest", "canary": {"weight": 150}, "worker": {"concurrency": 0}, "bogus": 1}
     )
     assert found == [
+        "cluster.identity: required",
         "image: must be pinned by digest (repository@sha256:<64 hex>), got tag 'x:latest'",
         "worker.concurrency: must be at least 1, got 0",
         "canary.weight: must be between 0 and 100, got 150",
@@ -266,6 +268,7 @@ def test_stack_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.bad.yaml"
     path.write_text(
         "config:\n"
+        "  mobius-preview-worker:cluster: {identity: local}\n"
         "  mobius-preview-worker:image: ghcr.io/x/y:latest\n"
         "  mobius-preview-worker:canary: {weight: 150}\n"
         "  mobius-preview-worker:redisUrl: {secure: v1:x:y}\n"
