@@ -117,5 +117,6 @@ def test_the_recipe_deploys_staging_as_its_stack_file_says(
     assert [s["spec"]["secretStoreRef"] for s in secrets] == [{"name": "vault", "kind": "ClusterSecretStore"}]
     # The fresh backend now holds the stack, and the stack file its encryption salt.
     assert "encryptionsalt:" in (project / "Pulumi.staging.yaml").read_text()
-    again = {**recipe_env, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE, "PULUMI_BACKEND_URL": f"file://{backend}"}
+    # The same shell as the recipe's: its KUBECONFIG is what the stack's identity check reads.
+    again = {**environ, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE, "PULUMI_BACKEND_URL": f"file://{backend}"}
     pulumi_run(["preview", "--stack", "staging", "--expect-no-changes"], again, project)
