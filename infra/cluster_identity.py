@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -47,17 +48,19 @@ def kubectl_args(target: ClusterTarget) -> list[str]:
 
 
 def read_cluster(target: ClusterTarget) -> Seen:
-    """Ask the cluster the stack's kubeconfig reaches for its identity (``kubectl``, 30 s at most)."""
+    """Ask the cluster the stack's kubeconfig reaches for its identity (``kubectl``, 30 s at most).
+
+    The two ``kubectl`` calls (the kubeconfig's server, read locally, and the Namespace UID, read
+    from the API server) run side by side: the check costs one round of process start-up.
+    """
     base = kubectl_args(target)
     hint = "the stack's cluster.kubeconfig / cluster.context (or KUBECONFIG) must reach its cluster"
-    server = runner.run(
+    calls = (
         [*base, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"],
-        error=TargetError, timeout=30, hint=hint,
-    )  # fmt: skip
-    uid = runner.run(
         [*base, "get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}", "--request-timeout=20s"],
-        error=TargetError, timeout=30, hint=hint,
-    )  # fmt: skip
+    )
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        server, uid = pool.map(lambda argv: runner.run(argv, error=TargetError, timeout=30, hint=hint), calls)
     return Seen(uid=uid.strip(), server=server.strip().rstrip("/"))
 
 

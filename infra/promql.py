@@ -1,6 +1,7 @@
-"""PromQL shared by the alert rules (``infra/manifests/observability/alerts.py``) and the rollout analysis
+"""PromQL shared by the alert rules (``infra/manifests/observability/alerts.py``), KEDA's trigger
+(``infra/manifests/scaling/scaled_object.py``) and the rollout analysis
 (``infra/config/sections/rollout_policy.py``, ``infra/tools/release/analysis.py``): one expression of
-each ratio."""
+each ratio and each queue depth."""
 
 from __future__ import annotations
 
@@ -21,3 +22,17 @@ def failure_ratio(sel: str, window: str = RATE_WINDOW, by: str = "") -> str:
         f'sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}="{c.FAILED_OUTCOME}"}}[{window}]))'
         f" / sum{by}(rate({outcomes}{{{sel},{FINISHED}}}[{window}]))"
     )
+
+
+def queue_depth(namespace: str, state: str, queue: str | None = None) -> str:
+    """The series of a stack's jobs in ``state`` (every pod of the stack reports the same value)."""
+    matchers = [f'{c.LABEL_NAMESPACE}="{namespace}"']
+    if queue is not None:
+        matchers.append(f'{c.LABEL_QUEUE}="{queue}"')
+    matchers.append(f'{c.LABEL_STATE}="{state}"')
+    return f"{c.METRIC_QUEUE_DEPTH}{{{','.join(matchers)}}}"
+
+
+def waiting_jobs(namespace: str, queue: str | None = None) -> str:
+    """The jobs a stack's workers have still to take: one number, ``max`` over the pods reporting it."""
+    return f"max({queue_depth(namespace, c.STATE_WAITING, queue)})"

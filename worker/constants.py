@@ -175,7 +175,10 @@ OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
 # failure ratios divide FAILED_OUTCOME by these and count each job once.
 FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
 FAILED_OUTCOME: Final = "failed"
-QUEUE_STATES: Final = ("waiting", "active", "completed", "failed", "delayed", "dlq")
+#: Queue states reported as ``preview_queue_jobs{state=…}``; the autoscalers and alerts read these two.
+STATE_WAITING: Final = "waiting"  # plain, prioritised and paused jobs: what scaling acts on
+STATE_DLQ: Final = "dlq"
+QUEUE_STATES: Final = (STATE_WAITING, "active", "completed", "failed", "delayed", STATE_DLQ)
 
 # --- Files ----------------------------------------------------------------------------------
 SCHEMA_FILE: Final = "schemas/preview-job.schema.json"

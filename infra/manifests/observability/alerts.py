@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from infra.manifests.common import APP_NAME, Manifest
-from infra.promql import RATE_WINDOW, failure_ratio
+from infra.promql import RATE_WINDOW, failure_ratio, queue_depth, waiting_jobs
 from worker import constants as c
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ def _api_requests(sel: str) -> str:
 def alert_list(cfg: StackConfig) -> list[Alert]:
     """The alerts for one stack, thresholds from ``cfg.monitoring``."""
     m, ns = cfg.monitoring, f'namespace="{cfg.namespace}"'
-    waiting = f'max({c.METRIC_QUEUE_DEPTH}{{{ns},{c.LABEL_STATE}="waiting"}})'
-    dlq = f'{c.METRIC_QUEUE_DEPTH}{{{ns},{c.LABEL_STATE}="dlq"}}'
+    waiting = waiting_jobs(cfg.namespace)
+    dlq = queue_depth(cfg.namespace, c.STATE_DLQ)
     up = f'up{{{ns},job="{APP_NAME}"}}'
     canary = f'{ns},{c.LABEL_TRACK}="{c.TRACK_CANARY}"'
     stable = f'{ns},{c.LABEL_TRACK}="{c.TRACK_STABLE}"'

@@ -20,7 +20,7 @@ from worker import constants as c
 
 def queue_selector(cfg: StackConfig) -> dict[str, str]:
     """The labels an HPA picks its queue's waiting jobs by (the adapter adds the namespace)."""
-    return {c.LABEL_STATE: "waiting", c.LABEL_QUEUE: cfg.worker.queue_name}
+    return {c.LABEL_STATE: c.STATE_WAITING, c.LABEL_QUEUE: cfg.worker.queue_name}
 
 
 def _per_track_milli(target: int, share_percent: float) -> int:

@@ -16,11 +16,11 @@ every target) is an error, on which KEDA keeps the current replicas, never "0 wa
 
 from __future__ import annotations
 
+from infra import promql
 from infra.config.model import StackConfig
 from infra.manifests.common import Manifest, metadata
 from infra.manifests.scaling.autoscaling import per_track_threshold, scale_down_behavior
 from infra.manifests.scaling.canary import TrackBounds
-from worker import constants as c
 
 API_VERSION = "keda.sh/v1alpha1"
 KIND = "ScaledObject"
@@ -29,11 +29,7 @@ TRIGGER_NAME = "queue-depth"
 
 def depth_query(cfg: StackConfig) -> str:
     """The PromQL KEDA runs: this stack's waiting jobs (plain, prioritised and paused)."""
-    matchers = (
-        f'{c.LABEL_NAMESPACE}="{cfg.namespace}",{c.LABEL_QUEUE}="{cfg.worker.queue_name}",'
-        f'{c.LABEL_STATE}="waiting"'
-    )
-    return f"max({c.METRIC_QUEUE_DEPTH}{{{matchers}}})"
+    return promql.waiting_jobs(cfg.namespace, cfg.worker.queue_name)
 
 
 def scaled_object(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,28 +74,7 @@ def wheelhouse(context: Path) -> Path:
     return wheels.ensure_wheelhouse(context, log=_log)
 
 
-def request(
-    context: Path,
-    reg: Registry,
-    base_ref: str,
-    storage: buildah.Storage,
-    tag: str,
-    wheelhouse: Path,
-    no_cache: bool = False,
-) -> publish.Request:
-    """A build request with the suite's fixed revision and timestamp."""
-    return publish.Request(
-        context=context,
-        registry=reg.host,
-        repository=REPOSITORY,
-        tag=tag,
-        base_image=base_ref,
-        timestamp=TIMESTAMP,
-        revision=REVISION,
-        storage=storage,
-        no_cache=no_cache,
-        wheelhouse=wheelhouse,
-    )
+Publish = Callable[..., publish.Result]
 
 
 @pytest.fixture(scope="session")
@@ -104,46 +83,64 @@ def context(image_tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built(
-    context: Path,
-    local_registry: Registry,
-    base_ref: str,
-    storage: buildah.Storage,
-    wheelhouse: Path,
-) -> publish.Result:
-    return publish.publish(request(context, local_registry, base_ref, storage, "a", wheelhouse), _log)
-
-
-@pytest.fixture(scope="session")
-def rebuilt(
-    built: publish.Result,
+def publish_from(
     context: Path,
     image_tmp: Path,
     local_registry: Registry,
     base_ref: str,
     storage: buildah.Storage,
     wheelhouse: Path,
-) -> publish.Result:
+) -> Publish:
+    """Build and push the build context (or a copy of it, ``copy="context-b"``) with the suite's
+    fixed registry, base, revision and timestamp; ``edit`` changes the copy before the build."""
+
+    def build(
+        tag: str,
+        *,
+        copy: str | None = None,
+        no_cache: bool = False,
+        edit: Callable[[Path], None] | None = None,
+    ) -> publish.Result:
+        source = context
+        if copy is not None:
+            source = image_tmp / copy
+            shutil.copytree(context, source)
+        if edit is not None:
+            edit(source)
+        request = publish.Request(
+            context=source,
+            registry=local_registry.host,
+            repository=REPOSITORY,
+            tag=tag,
+            base_image=base_ref,
+            timestamp=TIMESTAMP,
+            revision=REVISION,
+            storage=storage,
+            no_cache=no_cache,
+            wheelhouse=wheelhouse,
+        )
+        return publish.publish(request, _log)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def built(publish_from: Publish) -> publish.Result:
+    return publish_from("a")
+
+
+@pytest.fixture(scope="session")
+def rebuilt(built: publish.Result, publish_from: Publish) -> publish.Result:
     """The same inputs again, from another directory, every step re-run (no layer cache)."""
-    other = image_tmp / "context-b"
-    shutil.copytree(context, other)
-    req = request(other, local_registry, base_ref, storage, "b", wheelhouse, no_cache=True)
-    return publish.publish(req, _log)
+    return publish_from("b", copy="context-b", no_cache=True)
+
+
+def _change_one_worker_file(context: Path) -> None:
+    with (context / "worker" / "__init__.py").open("a") as f:
+        f.write(CODE_CHANGE)
 
 
 @pytest.fixture(scope="session")
-def changed(
-    built: publish.Result,
-    context: Path,
-    image_tmp: Path,
-    local_registry: Registry,
-    base_ref: str,
-    storage: buildah.Storage,
-    wheelhouse: Path,
-) -> publish.Result:
+def changed(built: publish.Result, publish_from: Publish) -> publish.Result:
     """The same inputs but one line appended to ``worker/__init__.py``."""
-    other = image_tmp / "context-c"
-    shutil.copytree(context, other)
-    with (other / "worker" / "__init__.py").open("a") as f:
-        f.write(CODE_CHANGE)
-    return publish.publish(request(other, local_registry, base_ref, storage, "c", wheelhouse), _log)
+    return publish_from("c", copy="context-c", edit=_change_one_worker_file)
