@@ -1,9 +1,20 @@
-"""A render process: ``python -m worker.render.child BUDGET``, one render at a time over stdin/stdout.
+"""A render process: ``python -m worker.render.child BUDGET DEADLINE PARENT``, one render at a time.
+
+Requests come on stdin, replies go to stdout.
 
 Started and killed by :mod:`worker.render.sandbox`. Its data segment is capped at its start-up
 size plus ``BUDGET`` bytes (``RLIMIT_DATA`` covers malloc and anonymous mmap), so a source that
 decodes larger than the estimate in :mod:`worker.render.limits` ends in ``MemoryError`` here,
 not in the pod's OOM kill.
+
+It never outlives its worker, nor a render its deadline, even when nobody is left to kill it:
+
+- the kernel sends it ``SIGKILL`` when the worker that started it dies (``PR_SET_PDEATHSIG``),
+  so a SIGKILLed worker (one that is not PID 1 of its pod) leaves no render running;
+- each render arms a real-time timer of ``DEADLINE`` seconds whose ``SIGALRM`` keeps its
+  default action (terminate), which ends the process even inside PDFium's or libjpeg's C
+  code, where a Python handler would never run. The parent's own limit is shorter, so the
+  parent normally kills first and reports the timeout; this one is the backstop.
 
 The wire format is length-framed JSON and raw bytes, never pickle: the parent must not trust
 a process that has just parsed a hostile file.
@@ -17,9 +28,11 @@ a process that has just parsed a hostile file.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 from typing import Any, BinaryIO
 
@@ -32,6 +45,8 @@ from worker.render.registry import OutputSpec, Rendition
 #: Room over the budget for the encoders' buffers and the replies.
 SLACK_BYTES = 48 * 2**20
 MAX_LINE = 64 * 2**10
+#: prctl(2) option: the signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def data_segment_bytes() -> int:
@@ -84,8 +99,22 @@ def handle(
     return {"ok": True, "mediaType": media_type, "renditions": described}, renditions
 
 
-def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
-    """Answer requests until ``requests`` ends; returns the exit status."""
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGKILL when the parent dies; exit now if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the prctl: nobody will send the signal
+        os._exit(1)
+
+
+def serve(budget: int, requests: BinaryIO, replies: BinaryIO, deadline: float = 0) -> int:
+    """Answer requests until ``requests`` ends; returns the exit status.
+
+    With ``deadline`` > 0, a render still running after that many seconds ends the process
+    (``SIGALRM``, default action); the timer is disarmed between renders.
+    """
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     while True:
         line = requests.readline(MAX_LINE)
         if not line:
@@ -93,7 +122,9 @@ def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
         req = json.loads(line)
         data = requests.read(int(req["size"]))
         outputs = [OutputSpec(**o) for o in req["outputs"]]
+        signal.setitimer(signal.ITIMER_REAL, deadline)
         reply, renditions = handle(data, outputs, RenderLimits(int(req["maxPixels"]), budget))
+        signal.setitimer(signal.ITIMER_REAL, 0)
         replies.write(json.dumps(reply).encode() + b"\n")
         for r in renditions:
             replies.write(r.data)
@@ -103,12 +134,15 @@ def serve(budget: int, requests: BinaryIO, replies: BinaryIO) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Cap memory, move stdout aside for the protocol (stray prints go to stderr) and serve."""
-    budget = int(argv[0])
+    """Tie this process to its parent, cap memory, move stdout aside for the protocol (stray
+    prints go to stderr) and serve. ``argv``: the memory budget in bytes, the render deadline in
+    seconds and the parent's pid."""
+    budget, deadline, parent = int(argv[0]), float(argv[1]), int(argv[2])
+    die_with_parent(parent)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     cap_memory(budget)
-    return serve(budget, sys.stdin.buffer, replies)
+    return serve(budget, sys.stdin.buffer, replies, deadline)
 
 
 if __name__ == "__main__":

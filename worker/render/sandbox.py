@@ -32,6 +32,9 @@ log = logs.get("render")
 #: and the bytes of all renditions together.
 MAX_REPLY_LINE = 256 * 2**10
 MAX_REPLY_BYTES = 512 * 2**20
+#: How much longer than the render timeout a child lets a render run before it ends itself
+#: (``worker.render.child``'s own deadline, for when this process can no longer kill it).
+CHILD_DEADLINE_GRACE_SECONDS = 5.0
 
 
 class _Child:
@@ -134,6 +137,7 @@ class RenderPool:
     async def _spawn(self) -> _Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "worker.render.child", str(self.memory_bytes),
+            str(self.timeout_seconds + CHILD_DEADLINE_GRACE_SECONDS), str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_REPLY_LINE,
             env={**os.environ, "PYTHONPATH": _import_path()},
         )  # fmt: skip
@@ -190,6 +194,8 @@ def _import_path() -> str:
 
 
 def _ended(status: int, err: BaseException) -> str:
+    if status == -signal.SIGALRM:
+        return f"it ran past its own render deadline ({c.ENV_RENDER_TIMEOUT_SECONDS} plus a grace period)"
     if status < 0:
         try:
             name = signal.Signals(-status).name

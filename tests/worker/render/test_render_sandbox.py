@@ -8,9 +8,12 @@ processes.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,89 @@ async def test_warm_starts_every_process_ahead_and_never_more_than_the_size() ->
     finally:
         await pool.close()
     assert pool.pids() == []
+
+
+def _child(deadline: float, parent: int | None = None) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "worker.render.child",
+        str(256 * 2**20),
+        str(deadline),
+        str(parent or os.getpid()),
+    ]
+    return subprocess.Popen(
+        argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _request(data: bytes, outputs: list[OutputSpec]) -> bytes:
+    header = {"outputs": [o.__dict__ for o in outputs], "maxPixels": PIXELS, "size": len(data)}
+    return json.dumps(header).encode() + b"\n" + data
+
+
+def test_a_render_process_ends_itself_at_its_own_deadline() -> None:
+    """Even with nobody to kill it, a render cannot run unbounded: SIGALRM's default action ends it
+    inside PDFium's C code."""
+    with _child(deadline=0.5) as child:
+        assert child.stdin is not None
+        child.stdin.write(_request(media.slow_pdf(), BIG))
+        child.stdin.flush()
+        started = time.monotonic()
+        assert child.wait(timeout=30) == -signal.SIGALRM
+        assert time.monotonic() - started < 3
+
+
+def test_the_deadline_is_per_render_and_disarmed_between_renders() -> None:
+    with _child(deadline=1.0) as child:
+        assert child.stdin is not None and child.stdout is not None
+        for _ in range(3):
+            child.stdin.write(_request(media.png(100, 80), THUMB))
+            child.stdin.flush()
+            reply = json.loads(child.stdout.readline())
+            assert reply["ok"], reply
+            child.stdout.read(reply["renditions"][0]["size"])
+            time.sleep(0.6)  # idle past the deadline in total: the timer only runs during a render
+        child.stdin.close()
+        assert child.wait(timeout=10) == 0
+
+
+def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
+    with _child(deadline=10, parent=1) as child:  # "started by" pid 1: not its parent, as after a race
+        assert child.wait(timeout=10) == 1
+
+
+PARENT = """
+import asyncio, os, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+import worker_media as media
+from worker.render import OutputSpec
+from worker.render.sandbox import RenderPool
+
+async def main():
+    pool = RenderPool(1, 256 * 2**20, 600)
+    page = [OutputSpec("page", "png", 1200, 1200)]
+    task = asyncio.create_task(pool.render(media.slow_pdf(200_000), page, 50_000_000))
+    while not pool.pids():
+        await asyncio.sleep(0.02)
+    print(pool.pids()[0], flush=True)
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_render_processes_die_with_a_sigkilled_worker() -> None:
+    """A SIGKILLed worker (not PID 1 of its pod, so nothing reaps its group) leaves no render running."""
+    script = PARENT.format(repo=str(REPO), tests=str(REPO / "tests" / "worker"))
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as parent:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        time.sleep(0.5)  # rendering now
+        assert not gone(pid)
+        parent.kill()
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(pid), f"render process {pid} outlived its SIGKILLed worker"
