@@ -9,6 +9,7 @@ pod's OOM kill.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 PEAK_BYTES_PER_PIXEL = {"JPEG": 11, "PNG": 16, "GIF": 10, "WEBP": 22, "PDF": 16}
 #: Per pixel of each rendition: the resized image and its encoder's buffer.
 RENDITION_BYTES_PER_PIXEL = 8
+#: A progressive JPEG's whole-image coefficient buffer: 64 coefficients of 2 bytes per 8x8 block.
+COEFFICIENT_BYTES_PER_BLOCK = 64 * 2
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,38 @@ def peak_bytes(width: int, height: int, source_format: str, outputs: Sequence[Ou
     return width * height * per_pixel + renditions
 
 
+def jpeg_coefficient_bytes(width: int, height: int, sampling: Sequence[tuple[int, int]]) -> int:
+    """What libjpeg holds to decode a progressive JPEG: every component's DCT coefficients for the
+    whole image, at full size whatever the draft scale (``sampling``: each component's horizontal
+    and vertical factors). A 6000x4000 4:4:4 image needs 137 MiB before a pixel comes out."""
+    h_max = max(h for h, _ in sampling)
+    v_max = max(v for _, v in sampling)
+    blocks = sum(
+        math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8)
+        for h, v in sampling
+    )
+    return blocks * COEFFICIENT_BYTES_PER_BLOCK
+
+
 def check_memory(
-    width: int, height: int, source_format: str, outputs: Sequence[OutputSpec], limits: RenderLimits
+    width: int,
+    height: int,
+    source_format: str,
+    outputs: Sequence[OutputSpec],
+    limits: RenderLimits,
+    *,
+    held_bytes: int = 0,
+    source: str | None = None,
 ) -> None:
-    """Refuse, with the sizes, a render whose estimated peak is over the memory budget."""
-    need = peak_bytes(width, height, source_format, outputs)
+    """Refuse, with the sizes, a render whose estimated peak is over the memory budget.
+
+    ``held_bytes``: what the decoder holds besides the decoded frame (a progressive JPEG's
+    coefficients); ``source``: how to name the source in the error (default ``WxH FORMAT``).
+    """
+    need = peak_bytes(width, height, source_format, outputs) + held_bytes
     if need > limits.memory_bytes:
+        named = source or f"{width}x{height} {source_format}"
         raise PermanentJobError(
-            f"rendering a {width}x{height} {source_format} source needs about {need // 2**20} MiB, over "
+            f"rendering a {named} source needs about {need // 2**20} MiB, over "
             f"the render memory budget of {limits.memory_bytes // 2**20} MiB ({c.ENV_RENDER_MEMORY_BYTES})"
         )

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.errors import PermanentJobError
-from worker.render.limits import RenderLimits, check_memory, check_pixels
+from worker.render.limits import RenderLimits, check_memory, check_pixels, jpeg_coefficient_bytes
 from worker.render.registry import OutputSpec, Rendition, register
 
 # Our own guard (max_pixels) replaces Pillow's global one, which warns rather than refuses.
@@ -77,10 +77,16 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
         image = Image.open(io.BytesIO(data))
         check_pixels(image.width, image.height, limits.max_pixels)
         orientation = image.getexif().get(0x0112, 1)
+        held, source = 0, None
         if image.format == "JPEG":
+            if image.info.get("progressive"):
+                held = jpeg_coefficient_bytes(image.width, image.height, _sampling(image))
+                source = f"{image.width}x{image.height} progressive JPEG"
             w, h = needed_size(image.width, image.height, outputs, swap=orientation in _SWAPS_AXES)
             image.draft("RGB", (w, h))
-        check_memory(image.width, image.height, str(image.format), outputs, limits)
+        check_memory(
+            image.width, image.height, str(image.format), outputs, limits, held_bytes=held, source=source
+        )
         image.seek(0)  # first frame of an animation
         image.load()
     except PermanentJobError:
@@ -99,6 +105,12 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
     )
     mode = "RGBA" if has_alpha else "RGB"
     return oriented if oriented.mode == mode else oriented.convert(mode)
+
+
+def _sampling(image: Image.Image) -> list[tuple[int, int]]:
+    """A JPEG's components' sampling factors, from its frame header (``layer``: id, h, v, table)."""
+    layers = getattr(image, "layer", None) or [("", 1, 1, 0)] * len(image.getbands())
+    return [(int(h), int(v)) for _id, h, v, _table in layers]
 
 
 def needed_size(

@@ -103,7 +103,9 @@ class RenderPool:
                 if self.closing:
                     raise RenderCancelled("render stopped: the worker is shutting down") from None
                 status = await child.proc.wait()
-                raise PermanentJobError(f"the render process failed: {_ended(status, err)}") from None
+                raise PermanentJobError(
+                    f"the render process failed: {_ended(status, err, self.memory_bytes)}"
+                ) from None
             if reply.get("retire"):
                 child.kill()  # before the slot hands it back
         if reply["ok"]:
@@ -193,7 +195,16 @@ def _import_path() -> str:
     return f"{here}{os.pathsep}{rest}" if rest else here
 
 
-def _ended(status: int, err: BaseException) -> str:
+def _ended(status: int, err: BaseException, memory_bytes: int) -> str:
+    if status == -signal.SIGABRT:
+        # PDFium and the decoders' C++ abort when an allocation fails; under the render process's
+        # RLIMIT_DATA that is the budget. The failed request is never mapped, so nothing left to
+        # read after the fact can tell it from an internal assertion: the reason says "most likely".
+        return (
+            "it aborted (SIGABRT), as PDFium and the image decoders do when an allocation fails: most "
+            f"likely the render needed more than the render memory budget of {memory_bytes // 2**20} MiB "
+            f"({c.ENV_RENDER_MEMORY_BYTES})"
+        )
     if status == -signal.SIGALRM:
         return f"it ran past its own render deadline ({c.ENV_RENDER_TIMEOUT_SECONDS} plus a grace period)"
     if status < 0:

@@ -20,7 +20,8 @@ import worker_media as media
 from worker import constants as c
 from worker.errors import PermanentJobError
 from worker.render import OutputSpec, RenderLimits, render
-from worker.render.limits import peak_bytes
+from worker.render.limits import jpeg_coefficient_bytes, peak_bytes
+from worker.render.sandbox import RenderPool
 
 REPO = Path(__file__).resolve().parents[3]
 OUTPUTS = [OutputSpec("thumb", "webp", 320, 320), OutputSpec("card", "jpeg", 1200, 1200, "cover")]
@@ -52,10 +53,12 @@ MAKE = {
     "gif": lambda w, h: media.gif(w, h, frames=1),
     "jpeg": media.jpeg,
     "pdf": lambda w, h: media.pdf(w, h, pages=1),
+    "pjpeg": media.progressive_jpeg,
 }
 
-# (kind, width, height, Pillow's format name for the estimate); PDF sizes are points, and the page
-# bitmap for a 1200-px cover rendition of a 612x792 page is 1212x1568.
+# (kind, width, height, Pillow's format name for the estimate, decoded size); PDF sizes are points,
+# and the page bitmap for a 1200-px cover rendition of a 612x792 page is 1212x1568. A progressive
+# JPEG also holds its whole-image coefficients (``held``, below).
 CASES = [
     ("png", 3000, 2000, "PNG", (3000, 2000)),
     ("pnga", 3000, 2000, "PNG", (3000, 2000)),
@@ -63,7 +66,12 @@ CASES = [
     ("gif", 3000, 2000, "GIF", (3000, 2000)),
     ("jpeg", 4000, 3000, "JPEG", (2000, 1500)),  # decoded at the 1/2 draft size
     ("pdf", 612, 792, "PDF", (1212, 1568)),
+    ("pjpeg", 4000, 3000, "JPEG", (2000, 1500)),
 ]
+
+
+def held(kind: str, width: int, height: int) -> int:
+    return jpeg_coefficient_bytes(width, height, [(1, 1)] * 3) if kind == "pjpeg" else 0
 
 
 @pytest.mark.parametrize(("kind", "width", "height", "fmt", "decoded"), CASES)
@@ -79,7 +87,7 @@ def test_a_render_peaks_under_its_estimate(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     peak = json.loads(done.stdout)["peak"]
-    estimate = peak_bytes(*decoded, fmt, OUTPUTS)
+    estimate = peak_bytes(*decoded, fmt, OUTPUTS) + held(kind, width, height)
     assert peak <= estimate, f"{kind}: measured {peak >> 20} MiB over the estimate {estimate >> 20} MiB"
     # ... and not so far over that the budget refuses what would fit.
     assert estimate <= 3 * peak, f"{kind}: estimate {estimate >> 20} MiB, measured only {peak >> 20} MiB"
@@ -106,3 +114,23 @@ def test_a_jpeg_is_judged_at_its_draft_size_so_a_large_photo_for_a_thumbnail_fit
 def test_a_pdf_page_bitmap_over_the_budget_is_refused() -> None:
     with pytest.raises(PermanentJobError, match=r"^rendering a \d+x\d+ PDF source needs about \d+ MiB"):
         render(media.pdf(612, 792, pages=1), [OutputSpec("x", "png", 4000, 4000)], RenderLimits(10**9, 2**25))
+
+
+async def test_a_progressive_jpeg_over_the_budget_names_the_budget_not_a_broken_stream() -> None:
+    """libjpeg holds a progressive JPEG's coefficients at full size whatever the draft scale: a
+    6000x4000 4:4:4 one needs 137 MiB for a thumbnail. Under a 64 MiB budget it failed inside the
+    render process as "broken data stream", blaming a valid file."""
+    data = media.progressive_jpeg(6000, 4000)
+    pool = RenderPool(1, 64 * 2**20, 60)
+    try:
+        with pytest.raises(PermanentJobError) as err:
+            await pool.render(data, [OutputSpec("t", "webp", 320, 320)], 50_000_000)
+    finally:
+        await pool.close()
+    assert str(err.value).startswith("rendering a 6000x4000 progressive JPEG source needs about 1")
+    assert str(err.value).endswith(f"over the render memory budget of 64 MiB ({c.ENV_RENDER_MEMORY_BYTES})")
+    # A baseline JPEG of the same size still fits (decoded at the 1/8 draft, no coefficients held).
+    _, (thumb,) = render(
+        media.jpeg(6000, 4000), [OutputSpec("t", "webp", 320, 320)], RenderLimits(50_000_000, 64 * 2**20)
+    )
+    assert (thumb.width, thumb.height) == (320, 213)
