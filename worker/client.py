@@ -100,10 +100,11 @@ class PreviewClient:
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown."""
-        job = await self.queues.get(job_id)
-        if job is None:
+        found = await self.queues.with_state(job_id)
+        if found is None:
             return None
-        return {**queues.status(job, await job.getState()), "result": job.returnvalue}
+        job, state = found
+        return {**queues.status(job, state), "result": job.returnvalue}
 
     async def wait(self, job_id: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
         """Poll :meth:`status` until the job completes or fails; raise TimeoutError after ``timeout`` s."""

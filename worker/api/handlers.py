@@ -110,10 +110,10 @@ async def _enqueue(request: Request, api: ApiState) -> Response:
 async def status(request: Request) -> Response:
     """``GET /job/{job_id}/status``: the job's state, progress and result."""
     job_id = request.path_params["job_id"]
-    job = await state(request).queues.get(job_id)
-    if job is None:
+    found = await state(request).queues.with_state(job_id)
+    if found is None:
         return error(404, f"unknown job {job_id!r}")
-    return JSONResponse(job_status(job, await job.getState()))
+    return JSONResponse(job_status(*found))
 
 
 @requires(SCOPE_READ)

@@ -147,13 +147,15 @@ def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list
 def base64_size(text: str) -> int | None:
     """The decoded size of ``text``, which matches ``[A-Za-z0-9+/]*={0,2}``; None if it is not base64.
 
-    The rule of ``base64.b64decode(text, validate=True)``, which the sources decode with, without
-    decoding: complete groups of four with any padding (but not padding alone), or a last group
-    of two or three characters padded to four. ``tests/worker/contract/test_validation.py`` checks it.
+    RFC 4648's rule, without decoding: complete groups of four, or a last group of two or three
+    characters padded to four. It is what ``base64.b64decode(text, validate=True)`` (which the
+    sources decode with) accepts on Python 3.13; 3.11 and 3.12 also accept padding after a
+    complete group (``"AAAA="``), which is refused here so every supported Python takes the
+    same payloads. ``tests/worker/contract/test_validation.py`` checks it.
     """
     data = len(text.rstrip("="))
     pad, rest = len(text) - data, data % 4
-    if (rest == 0 and (pad == 0 or data > 0)) or (rest == 2 and pad == 2) or (rest == 3 and pad == 1):
+    if (rest == 0 and pad == 0) or (rest == 2 and pad == 2) or (rest == 3 and pad == 1):
         return data // 4 * 3 + {0: 0, 2: 1, 3: 2}[rest]
     return None
 

@@ -85,6 +85,14 @@ class Queues:
         """The job's state in one script call, without reading its data; ``unknown`` if there is none."""
         return str(await self.main.backend.getState(job_id))
 
+    async def with_state(self, job_id: str) -> tuple[Job, str] | None:
+        """The job and its state, or None. The state is read first: BullMQ writes a job's final
+        fields and moves it in one script, so a final state always comes with its result (read the
+        other way round, a job finishing between the reads showed ``completed`` with no result)."""
+        found = await self.state(job_id)
+        job = await self.get(job_id) if found != "unknown" else None
+        return (job, found) if job is not None else None
+
     async def enqueue(self, payload: dict[str, Any]) -> tuple[str, bool]:
         """Add a job; returns (job id, created). A repeated ``jobId`` returns the existing job."""
         job_id = payload.get("jobId")

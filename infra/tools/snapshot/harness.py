@@ -14,6 +14,7 @@ import asyncio
 import copy
 import json
 import runpy
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,8 +193,10 @@ def _ensure_event_loop() -> None:
     self-pipe sockets.
     """
     try:
-        if not asyncio.get_event_loop().is_closed():
-            return
+        with warnings.catch_warnings():  # 3.12+ warns when the thread has no loop yet; 3.14 raises
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if not asyncio.get_event_loop().is_closed():
+                return
     except RuntimeError:
         pass
     if not _OWN_LOOP or _OWN_LOOP[0].is_closed():
