@@ -37,11 +37,13 @@ FINAL_STATES = frozenset({"completed", "failed"})
 
 
 class QueueFullError(PreviewError):
-    """The queue already holds ``PREVIEW_QUEUE_MAX`` waiting jobs; retry later (the API's 429)."""
+    """The queue already holds ``PREVIEW_QUEUE_MAX`` unfinished jobs; retry later (the API's 429)."""
 
-    def __init__(self, waiting: int, limit: int) -> None:
-        self.waiting, self.limit = waiting, limit
-        super().__init__(f"queue full: {waiting} jobs waiting (max {limit})")
+    def __init__(self, unfinished: int, limit: int) -> None:
+        self.unfinished, self.limit = unfinished, limit
+        super().__init__(
+            f"queue full: {unfinished} jobs not finished (waiting, delayed or active; max {limit})"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,9 @@ class PreviewClient:
         job_id = job.get("jobId")
         if job_id and (state := await self.queues.state(job_id)) != "unknown":
             return Enqueued(str(job_id), False, state)
-        waiting = await self.queues.waiting()
-        if waiting >= self.settings.queue_max:
-            raise QueueFullError(waiting, self.settings.queue_max)
+        unfinished = await self.queues.unfinished()
+        if unfinished >= self.settings.queue_max:
+            raise QueueFullError(unfinished, self.settings.queue_max)
         new_id = await self.queues.add(job)  # its id was looked for above
         # Its state now (a worker may already hold it), read without fetching the job's data back.
         return Enqueued(new_id, True, await self.queues.state(new_id))

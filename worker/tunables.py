@@ -57,7 +57,11 @@ class Tunables(BaseModel):
     )  # fmt: skip
     concurrency: int = tunable(c.ENV_CONCURRENCY, 2, "jobs one worker process runs at once", ge=1, le=256)
     queue_max: int = tunable(
-        c.ENV_QUEUE_MAX, 20, "waiting jobs above which the API answers 429", ge=1, le=10_000_000
+        c.ENV_QUEUE_MAX,
+        20,
+        "unfinished jobs (waiting, delayed or active) above which the API answers 429",
+        ge=1,
+        le=10_000_000,
     )
     job_attempts: int = tunable(c.ENV_JOB_ATTEMPTS, 3, "attempts per job before the DLQ", ge=1, le=100)
     backoff_ms: int = tunable(

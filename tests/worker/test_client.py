@@ -59,10 +59,26 @@ async def test_a_full_queue_is_refused_as_the_api_refuses_it(settings: Settings)
     async with PreviewClient(settings.model_copy(update={"queue_max": 2})) as client:
         await client.enqueue(dry_payload("a"))
         await client.enqueue(dry_payload("b"))
-        with pytest.raises(QueueFullError, match=r"queue full: 2 jobs waiting \(max 2\)"):
+        with pytest.raises(
+            QueueFullError, match=r"queue full: 2 jobs not finished \(waiting, delayed or active; max 2\)"
+        ):
             await client.enqueue(dry_payload("c"))
         assert (await client.enqueue(dry_payload("a"))).created is False  # a repeat is never refused
         assert (await client.queues.counts())["waiting"] == 2
+
+
+async def test_jobs_waiting_out_a_retry_backoff_count_against_the_cap(settings: Settings) -> None:
+    """Delayed jobs hold their data in Redis as waiting ones do: counting only waiting ones let
+    956 delayed jobs pile up under a cap of 50, outside the Redis budget."""
+    async with PreviewClient(settings.model_copy(update={"queue_max": 2})) as client:
+        await client.queues.main.add(
+            "preview", dry_payload("retrying"), {"jobId": "retrying", "delay": 600_000}
+        )
+        await client.enqueue(dry_payload("a"))
+        assert (await client.queues.counts())["delayed"] == 1
+        with pytest.raises(QueueFullError) as full:
+            await client.enqueue(dry_payload("b"))
+        assert (full.value.unfinished, full.value.limit) == (2, 2)
 
 
 async def test_wait_returns_the_result_the_worker_wrote(settings: Settings) -> None:

@@ -1,7 +1,8 @@
 """How much Redis the queue's jobs may hold, and the inline-source cap that keeps them inside it.
 
-BullMQ keeps every job's data until the job is removed: while it waits (the API stops at
-``PREVIEW_QUEUE_MAX``), after it completed or failed (``PREVIEW_KEEP_*_COUNT``), and its copy in
+BullMQ keeps every job's data until the job is removed: until it finishes (waiting, delayed for a
+retry's backoff or active: the API stops at ``PREVIEW_QUEUE_MAX`` of them), after it completed or
+failed (``PREVIEW_KEEP_*_COUNT``), and its copy in
 the dead-letter queue. So the most Redis the jobs can hold is that many jobs times the largest
 one, and the largest one is its inline source as base64 plus a bounded rest
 (:data:`JOB_REST_BYTES`). :func:`inline_cap` turns a budget in bytes into the largest inline

@@ -106,9 +106,11 @@ class Queues:
         job = await self.main.add(c.JOB_NAME, payload, opts)
         return str(job.id)
 
-    async def waiting(self) -> int:
-        """Jobs waiting to be picked up (plain, paused and prioritised)."""
-        counts = await self.main.getJobCounts(*WAITING_STATES)
+    async def unfinished(self) -> int:
+        """Jobs not finished yet: waiting (plain, paused, prioritised), delayed (a retry's backoff)
+        or active. What ``PREVIEW_QUEUE_MAX`` caps: with the retention counts it bounds every job
+        Redis holds (:mod:`worker.queue.budget`)."""
+        counts = await self.main.getJobCounts(*WAITING_STATES, "delayed", "active")
         return sum(counts.values())
 
     async def counts(self) -> dict[str, int]:

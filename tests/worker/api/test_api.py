@@ -104,7 +104,7 @@ async def test_429_when_the_queue_is_full(settings: Settings) -> None:
         resp = await client.post("/api/preview/job", json={**JOB, "jobId": "full-2"})
         assert resp.status_code == 429
         assert (
-            resp.json() == {"error": "queue full: 2 jobs waiting (max 2)"}
+            resp.json() == {"error": "queue full: 2 jobs not finished (waiting, delayed or active; max 2)"}
             and resp.headers["retry-after"] == "5"
         )
         # A repeated jobId is not new work: still answered.
