@@ -5,6 +5,7 @@ leave every tracked file as it was: its pin and release history live in its own
 project copy under the demo's state folder.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from infra.tools.demo import cli as demo
 from infra.tools.local import layout
 from infra.tools.local.cluster import shell_env
 from infra.tools.local.layout import REPO_ROOT, StateDir
+from tests.doc_commands import group
 
 RUN_BEFORE_SESSION_CLUSTER = True  # it starts its own cluster on the same ports (see conftest.py)
 ARTIFACT = re.compile(r"^  (\w+): (\S+) \((\w+) (\d+)x(\d+), \d+ B\)$", re.M)
@@ -61,8 +63,15 @@ def test_demo_runs_a_preview_job_on_the_local_environment_then_stops(
             assert path.is_relative_to(tmp_path / "demo" / "data")
             with Image.open(path) as image:
                 assert (image.format, image.size) == (fmt, size)
-        # Everything is left running for a person to try.
+        # Everything is left running for a person to try, as the README's try-it block says.
         assert all(port_open(p) for p in (demo.REDIS_PORT, demo.API_PORT, demo.METRICS_PORT))
+        (try_it,) = group("demo")
+        for command in try_it.commands():
+            # Only the demo's folder is this run's own (MOBIUS_DEMO_ROOT); the line runs otherwise as written.
+            assert ".local/demo/" in command
+            mine = command.replace(".local/demo/", f"{tmp_path / 'demo'}/")
+            answer = json.loads(run(["bash", "-c", mine], environ))
+            assert answer["queue"] == "preview-jobs" and answer["completed"] >= 1, answer
         # A second run (image kept) re-pins the same image and finds nothing to change.
         again = run([*infra, "demo", "--skip-image"], environ, timeout=300)
         assert f"image:        {pinned} (built by an earlier run)" in again

@@ -9,7 +9,6 @@ test fails rather than running something else.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +23,11 @@ from infra.tools.local.cluster import control_plane, shell_env
 from infra.tools.local.project import project_copy
 from infra.tools.local.toolchain.versions import PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.tools.release.stackfile import StackFile
+from tests.doc_commands import group
 
 pytestmark = pytest.mark.timeout(600)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-MARKER = "<!-- recipe: real-cluster -->"
 PLUGIN_LINE = f"pulumi plugin install resource kubernetes {PYTHON_PULUMI_KUBERNETES_VERSION}"
 #: Lines not run here, and why.
 SKIPPED = {
@@ -40,12 +39,8 @@ PASSPHRASE = "readme-recipe-passphrase"
 
 def recipe() -> list[str]:
     """The commands of the README's block (comments and blank lines dropped)."""
-    text = README.read_text()
-    assert MARKER in text, "the README lost its recipe marker"
-    block = re.search(r"```sh\n(.*?)```", text[text.index(MARKER) :], re.S)
-    assert block is not None
-    lines = [re.sub(r"\s{2,}#.*$", "", line).strip() for line in block.group(1).splitlines()]
-    return [line for line in lines if line]
+    (block,) = group("real-cluster")
+    return block.commands()
 
 
 @pytest.fixture
