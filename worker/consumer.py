@@ -132,6 +132,7 @@ class Consumer:
     async def process(self, job: Job, token: str) -> dict[str, Any]:
         """The BullMQ processor: run the pipeline for one job and map its outcome."""
         job_id, attempt = str(job.id), job.attemptsMade + 1
+        queues.apply_retry_policy(job, self.settings)
         started = time.monotonic()
         self.metrics.jobs_taken.inc()
         active = self.metrics.jobs_active

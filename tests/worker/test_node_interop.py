@@ -78,3 +78,30 @@ async def test_node_producer_options_are_honoured(
         )
     for job_id in ("node-low", "node-high", "node-delayed", "node-retry", auto_id):
         assert (settings.data_dir / job_id / "manifest.json").is_file()
+
+
+async def test_a_node_job_added_with_no_options_gets_the_workers_retry_policy(
+    settings: Settings, source_server: SourceServer, node_producer: Path
+) -> None:
+    """Node.js BullMQ stores no ``attempts`` for ``queue.add(name, data)``, and BullMQ fails such a
+    job at its first error. The worker treats it as ``PREVIEW_JOB_ATTEMPTS`` with its backoff, as it
+    would had the API or the Python client added the job."""
+    flaky = source_server.route("/node/no-opts-flaky.jpg", body=media.jpeg(400, 300), fail_first=1)
+    down = source_server.route("/node/no-opts-down.jpg", fail_first=1000)
+    ids = await produce(node_producer, settings, [
+        {"data": {"source": {"url": flaky}, "outputs": OUTPUTS}, "opts": {"jobId": "bare-flaky"}},
+        {"data": {"source": {"url": down}, "outputs": OUTPUTS}, "opts": {"jobId": "bare-down"}},
+    ])  # fmt: skip
+    assert ids == ["bare-flaky", "bare-down"]
+    policy = settings.model_copy(update={"job_attempts": 3, "backoff_ms": 50})
+    async with queues(settings) as q, consumer(policy):
+        await wait_state(q, "bare-flaky", "completed")
+        await wait_state(q, "bare-down", "failed")
+        flaky_job, down_job = await q.get("bare-flaky"), await q.get("bare-down")
+        assert flaky_job and down_job
+        stored = json.loads(await q.client.hget(f"bull:{settings.queue_name}:bare-down", "opts"))
+        assert stored.get("attempts", 0) == 0  # as Node.js wrote it: no attempts of its own
+        assert (flaky_job.attemptsMade, source_server.routes["/node/no-opts-flaky.jpg"].hits) == (2, 2)
+        assert (down_job.attemptsMade, source_server.routes["/node/no-opts-down.jpg"].hits) == (3, 3)
+        (entry,) = await q.dlq_entries()
+        assert (entry.id, entry.data["attemptsMade"], entry.data["opts"]["attempts"]) == ("bare-down", 3, 3)

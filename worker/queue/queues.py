@@ -42,14 +42,32 @@ def redis_client(url: str, patient: bool = False) -> aioredis.Redis:
     return client
 
 
+def retry_policy(settings: Settings) -> dict[str, Any]:
+    """The worker's retry policy as BullMQ options: ``PREVIEW_JOB_ATTEMPTS``, exponential backoff."""
+    return {
+        "attempts": settings.job_attempts,
+        "backoff": {"type": "exponential", "delay": settings.backoff_ms},
+    }
+
+
+def apply_retry_policy(job: Job, settings: Settings) -> None:
+    """Give a job that came without ``attempts`` (a Node.js or raw producer's job added with no
+    options, which BullMQ would fail at its first error) the worker's own policy, for this attempt's
+    retry decision. A job's own ``attempts`` and ``backoff`` are kept."""
+    if not job.opts.get("attempts"):  # bullmq reads a missing value as 0: fail, never retry
+        policy = retry_policy(settings)
+        job.opts["attempts"] = policy["attempts"]
+        if not job.opts.get("backoff"):
+            job.opts["backoff"] = policy["backoff"]
+
+
 def job_options(
     settings: Settings, job_id: str | None, priority: int, attempts: int | None = None
 ) -> dict[str, Any]:
-    """BullMQ options for a preview job: idempotent id, priority, attempts, exponential backoff."""
-    opts: dict[str, Any] = {
-        "attempts": attempts or settings.job_attempts,
-        "backoff": {"type": "exponential", "delay": settings.backoff_ms},
-    }
+    """BullMQ options for a preview job: idempotent id, priority, the retry policy."""
+    opts = retry_policy(settings)
+    if attempts:
+        opts["attempts"] = attempts
     if job_id:
         opts["jobId"] = job_id
     if priority:
