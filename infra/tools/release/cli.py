@@ -1,4 +1,4 @@
-"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base``.
+"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base|guard``.
 
 Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
 ``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
-from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
+from infra.tools.release import actions, branches, changes, cut, engine, guard, history, rollout, stale
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
@@ -119,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, metavar="REF", help="the pull request's base, e.g. origin/main")
     p.add_argument("--head", default="HEAD", metavar="REF", help="the release branch (default: HEAD)")
 
+    p = command(
+        "guard",
+        "fail while a rollout of the stack is not in the base branch (main.yml runs it before `up`)",
+        apply=False,
+        reason=False,
+    )
+    stack_flag(p)
+    p.add_argument("--base", default="main", help="the branch deploys come from (default: main)")
+
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
     stack_flag(p)
@@ -185,13 +194,17 @@ def _run(
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)), file=out)
         return 0
+    if args.command == "guard":
+        return guard.report(Recorder(root, base=args.base), args.stack, out)
     recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":
-        sf = actions.open_stack(root, args.stack)
-        plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
-        applier = None if apply is None else functools.partial(apply, root)
-        with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
+        if recorder is None:
+            return _rollout(root, args, apply, out, None)
+        stack_path(root, args.stack)
+        # Cut like every release: a work tree of the remote's fresh default branch (or the rollout's
+        # branch, when it resumes), so the checkout is untouched and a rollout never starts stale.
+        with cut.release_tree(recorder) as tree:
+            return _rollout(tree.root, args, apply, out, tree)
     if recorder is None:
         return _release(root, args, deployed, apply, out, None)
     # Unknown stacks are refused here, before anything is fetched or a work tree made.
@@ -200,6 +213,16 @@ def _run(
             stack_path(root, getattr(args, name), flag)
     with cut.release_tree(recorder) as tree:
         return _release(tree.root, args, deployed, apply, out, tree)
+
+
+def _rollout(
+    root: Path, args: argparse.Namespace, apply: Apply | None, out: TextIO, recorder: Recorder | None
+) -> int:
+    sf = actions.open_stack(root, args.stack)
+    plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
+    applier = None if apply is None else functools.partial(apply, root)
+    with Prometheus(args.prometheus) as prom:
+        return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
 
 
 def _release(

@@ -215,8 +215,8 @@ def test_every_script_step_is_a_repository_command() -> None:
         seen.add(f"{argv[3]} {getattr(args, 'command', '')}".strip())
     assert seen == {
         "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
-        "ci registry-login", "release changed", "release check-base", "image build", "worker validate",
-        "verify",
+        "ci registry-login", "release changed", "release check-base", "release guard", "image build",
+        "worker validate", "verify",
     }  # fmt: skip
 
 
@@ -275,6 +275,26 @@ def test_the_release_base_step_fails_a_stale_release_pull_request(repo: Path) ->
     assert results[first].returncode == 0, results[first].stderr
     assert results[second].returncode == 1
     assert results[second].stderr.splitlines()[0] == "rebase: prod changed since this release was cut"
+
+
+def test_the_up_job_refuses_while_a_rollout_of_its_stack_is_not_in_main(repo: Path) -> None:
+    """main.yml's guard step, run as GitHub runs it, before and after a rollout branch is pushed."""
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    names = [s.get("name") for s in load("main.yml")["jobs"]["up"]["steps"]]
+    guard = "Refuse while a rollout of the stack is not in main"
+    assert names.index(guard) < names.index("pulumi up with the policy pack")
+    script = step("main.yml", "up", guard)["run"].replace("${{ matrix.stack }}", "prod")
+    assert run_step(script, repo, {}).returncode == 0
+    release = [str(REPO / ".venv" / "bin" / "python"), "-m", "infra", "release", "--root", str(repo)]
+    argv = ["canary", "--stack", "prod", "--image", f"ghcr.io/m/w@sha256:{'7' * 64}", "--weight", "10"]
+    done = subprocess.run([*release, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (branch,) = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/prod/").split()
+    git(repo, "push", "-q", "origin", f"{branch}:refs/heads/release/prod/rollout-777777777777")
+    refused = run_step(script, repo, {})
+    assert refused.returncode == 1
+    assert "guard: refusing to deploy prod: rollout release/prod/rollout-777777777777" in refused.stderr
+    assert run_step(script.replace("prod", "staging"), repo, {}).returncode == 0
 
 
 def test_the_kubeconfig_step_writes_a_private_file_and_exports_it(tmp_path: Path) -> None:
