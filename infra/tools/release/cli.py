@@ -23,7 +23,18 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
-from infra.tools.release import actions, branches, changes, cut, engine, guard, history, rollout, stale
+from infra.tools.release import (
+    actions,
+    branches,
+    changes,
+    cut,
+    engine,
+    guard,
+    history,
+    rollout,
+    stale,
+    unrestored,
+)
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
@@ -250,19 +261,28 @@ def _release(
     if recorder is not None:
         recorder.check(stack, branch)
     entry = actions.write(root, sf, pending, out)
+    if args.command == "rollback":
+        print("\n".join(unrestored.lines(root, stack, str(entry.details["restores"]), sf.text)), file=out)
     if recorder is None:
         print("next:", file=out)
         print(f"  pulumi preview --stack {stack} --diff", file=out)
         print(f"  pulumi up --stack {stack}    # or rerun this command with --apply", file=out)
     else:
+        if apply is not None and not recorder.push and recorder.has_remote():
+            # Break-glass: the record reaches the remote before the cluster changes, from any clone.
+            recorder.push = True
+            print("  --apply: pushing the release branch before `pulumi up`", file=out)
         base = cut.blob(recorder, sf.path.name)
         recorder.start(branch)
         recorder.commit(entry, branch, base=base)
         tip = f"{recorder.remote}/{recorder.base}" if recorder.has_remote() else recorder.base
         print(f"  cut from {tip} in a work tree of its own: this checkout is unchanged", file=out)
-        recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
+        if apply is None:
+            recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
         apply(root, stack)
+        if recorder is not None:  # only now does its description ("already applied") hold
+            recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     return 0
 
 
