@@ -206,6 +206,7 @@ def _run(
         print(history.table(history.read(root, args.stack)), file=out)
         return 0
     if args.command == "guard":
+        stack_path(root, args.stack)  # refuses what is not a stack of this repository
         return guard.report(Recorder(root, base=args.base), args.stack, out)
     recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":

@@ -127,3 +127,11 @@ def test_a_refused_guard_names_a_malformed_history_without_a_traceback(
     code, said = guard(clone(origin_of(repo), tmp_path / "c"), capsys)
     assert code == 1 and ":releases/prod.jsonl:1: not a release entry" in said
     assert "Traceback" not in said
+
+
+def test_guard_refuses_what_is_not_a_stack(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, said = guard(repo, capsys, "../etc")
+    assert (code, said) == (
+        1,
+        "release: refused: --stack: '../etc' is not a stack name (lowercase letters, digits, '-', '_')\n",
+    )
