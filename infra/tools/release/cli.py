@@ -23,23 +23,14 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
-from infra.tools.release import (
-    actions,
-    branches,
-    changes,
-    cut,
-    engine,
-    guard,
-    history,
-    rollout,
-    stale,
-    unrestored,
-)
+from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
+from infra.tools.release.guard import report as guard_report
 from infra.tools.release.promapi import Prometheus
 from infra.tools.release.stackfile import StackFile, stack_path
+from infra.tools.release.unrestored import lines as unrestored_lines
 
 #: ``pulumi up`` of a stack in a root (:func:`infra.tools.release.engine.apply`): the root a release
 #: was written in, its own work tree when it is committed.
@@ -207,7 +198,7 @@ def _run(
         return 0
     if args.command == "guard":
         stack_path(root, args.stack)  # refuses what is not a stack of this repository
-        return guard.report(Recorder(root, base=args.base), args.stack, out)
+        return guard_report(Recorder(root, base=args.base), args.stack, out)
     recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":
         if recorder is None:
@@ -263,7 +254,7 @@ def _release(
         recorder.check(stack, branch)
     entry = actions.write(root, sf, pending, out)
     if args.command == "rollback":
-        print("\n".join(unrestored.lines(root, stack, str(entry.details["restores"]), sf.text)), file=out)
+        print("\n".join(unrestored_lines(root, stack, str(entry.details["restores"]), sf.text)), file=out)
     if recorder is None:
         print("next:", file=out)
         print(f"  pulumi preview --stack {stack} --diff", file=out)
