@@ -43,7 +43,7 @@ def open_rollouts(recorder: Recorder, stack: str) -> list[OpenRollout]:
             tips[name] = recorder.git("rev-parse", "FETCH_HEAD").stdout.strip()
     else:
         local = recorder.git(
-            "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}"
+            "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}*"
         )
         tips = dict(line.split(" ", 1) for line in local.stdout.splitlines() if line.strip())
     found = []

@@ -135,3 +135,17 @@ def test_guard_refuses_what_is_not_a_stack(repo: Path, capsys: pytest.CaptureFix
         1,
         "release: refused: --stack: '../etc' is not a stack name (lowercase letters, digits, '-', '_')\n",
     )
+
+
+def test_without_a_remote_the_clone_s_own_rollout_branches_count(
+    repo: Path, run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("canary", "--stack", "prod", "--image", CANARY, "--weight", "10", merged=False).code == 0
+    (made,) = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/prod/").split()
+    git(repo, "remote", "remove", "origin")  # a local demo
+    assert guard(repo, capsys)[0] == 0  # a release branch is not a rollout
+    git(repo, "branch", "-m", made, BRANCH)
+    code, said = guard(repo, capsys)
+    assert code == 1 and f"rollout {BRANCH} is not in main (last commit: canary, release" in said
+    git(repo, "merge", "-q", "--ff-only", BRANCH)
+    assert guard(repo, capsys)[0] == 0
