@@ -5,8 +5,9 @@ interleaved, medians), the levers one by one, enqueue-to-start latency, preview
 throughput against ``vipsthumbnail`` on two cores, Pulumi program evaluation per stack,
 the real engine's ``pulumi preview``/``up`` of the dev stack on a local cluster, backlog to
 scale-out on a local cluster (prometheus-adapter against KEDA), and Redis memory over 20,000
-jobs with the default retention.
-``--quick`` runs every section at small sizes (the smoke test uses it).
+jobs with the default retention. ``--only rollback`` (not in the default run) times a
+break-glass ``release rollback --apply`` until the previous digest is live and Available.
+``--quick`` runs every default section at small sizes (the smoke test uses it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench import (
     queue_suite,
     redis_suite,
     report,
+    rollback_suite,
     run_suite,
     scaling_suite,
 )
@@ -35,8 +37,10 @@ from bench.redis_kit import BenchRedis
 
 SECTIONS = (
     "throughput", "run", "clients", "levers", "latency", "preview", "redis", "failover", "program", "engine",
-    "scaling",
+    "scaling", "rollback",
 )  # fmt: skip
+#: Sections that run only when named in ``--only`` (each starts a local cluster of its own).
+OPT_IN = ("rollback",)
 LEVERS = list(noop.IMPLS)  # every implementation: plain, then fast with each lever off, then fast
 
 
@@ -56,7 +60,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="60,15,6",
         help="JPEG,PNG,PDF file counts (default 60,15,6; the issue's full corpus is 200,50,20)",
     )
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    default = ",".join(s for s in SECTIONS if s not in OPT_IN)
+    p.add_argument(
+        "--only", default=default, help=f"comma-separated sections of {SECTIONS} (default: all but {OPT_IN})"
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.png go")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
@@ -136,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     if "scaling" in args.only:
         print("backlog to scale-out on a local cluster ...", file=sys.stderr)
         results["scaling"] = scaling_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
+    if "rollback" in args.only:
+        print("break-glass rollback --apply to the previous digest Available ...", file=sys.stderr)
+        results["rollback"] = rollback_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
     print(report.table(results))
     json_path, png_path = report.write(results, args.out)
     print(f"wrote {json_path} and {png_path}")

@@ -112,6 +112,13 @@ def table(results: dict[str, Any]) -> str:
             f"(from 0 pods, one job to the first: {med['keda']['wake_s']:.1f})"
         )
         lines.append(f"  keda/adapter {_fmt(sc['ratio_keda_adapter'])} (lower is faster)")
+    rb = results.get("rollback")
+    if rb:
+        verdict = "met" if rb["met"] else "MISSED"
+        lines.append(
+            f"Break-glass rollback --apply to the previous digest Available (s, median of {rb['rounds']})"
+        )
+        lines.append(f"  {rb['median_s']:6.1f}  target < {rb['target_s']:.0f} s: {verdict}")
     return "\n".join(lines)
 
 

@@ -2,8 +2,10 @@
 
 Every step is committed and pushed to the rollout's branch before its ``pulumi up``; the
 run is killed mid-rollout, and the cluster is then at most one step behind the branch.
-A rerun from a fresh clone of ``main`` (a new CI runner) resumes from the branch's last
-commit, finishes, and leaves the cluster exactly as the branch's stack file says.
+A program change merging meanwhile does not undo it: main.yml's ``release guard`` refuses the
+deploy while the rollout is not in ``main``. A rerun from a fresh clone of ``main`` (a new CI
+runner) resumes from the branch's last commit, finishes, and leaves the cluster exactly as the
+branch's stack file says; once its pull request merges, main's deploy is allowed and changes nothing.
 """
 
 from __future__ import annotations
@@ -142,10 +144,22 @@ def test_a_killed_rollout_leaves_the_cluster_one_step_behind_at_most_and_a_rerun
     assert "step 2/2" in _branch_log(origin, environ)  # pushed before its `pulumi up`
     assert live(environ) == expected(branch_file(origin, environ, BRANCH)), log.read_text()
     assert live(environ) != expected(branch_file(origin, environ, f"{BRANCH}~1"))
+    before = expected(branch_file(origin, environ, "main"))  # the pre-rollout image and weight
+    at_step_2 = live(environ)
+
+    # Meanwhile a program change merges, and main.yml's `up` of the stack runs on a fresh clone:
+    # main's file still says 10 %, so the guard refuses and the cluster stays at step 2.
+    merged = clone_main(origin, environ, tmp_path / "program-change")
+    (merged / "Pulumi.yaml").write_text((merged / "Pulumi.yaml").read_text() + "# a program change\n")
+    git(merged, environ, "commit", "-qam", "a program change")
+    git(merged, environ, "push", "-q", "origin", "main")
+    deploy = clone_main(origin, environ, tmp_path / "main-deploy")
+    refused = guard(deploy, environ)
+    assert refused.returncode == 1 and f"refusing to deploy {STACK}: rollout {BRANCH}" in refused.stderr
+    assert live(environ) == at_step_2 != before
 
     # The rerun: a fresh clone of main, as on a new runner.
-    clone = tmp_path / "rerun"
-    git(tmp_path, environ, "clone", "-q", "--branch", "main", str(origin), str(clone))
+    clone = clone_main(origin, environ, tmp_path / "rerun")
     done = subprocess.run(rollout_argv(clone, prometheus), env=environ, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -155,8 +169,31 @@ def test_a_killed_rollout_leaves_the_cluster_one_step_behind_at_most_and_a_rerun
     assert [s.split(" — ")[-1] for s in subjects] == ["step 1/2 at 25%", "step 2/2 at 50%", "complete"]
     final = expected(branch_file(origin, environ, BRANCH))
     assert final == {"preview-worker-stable": (CANARY, REPLICAS[0], REPLICAS[1])}
+    assert live(environ) == final != before
+
+    # Its pull request merges (with the program change): main's deploy is allowed and undoes nothing.
+    merging = clone_main(origin, environ, tmp_path / "merge")
+    git(merging, environ, "fetch", "-q", "origin", f"refs/heads/{BRANCH}")
+    git(merging, environ, "merge", "-q", "--no-ff", "-m", f"Merge {BRANCH}", "FETCH_HEAD")
+    git(merging, environ, "push", "-q", "origin", "main")
+    deploy = clone_main(origin, environ, tmp_path / "main-deploy-2")
+    allowed = guard(deploy, environ)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "# a program change" in (deploy / "Pulumi.yaml").read_text()
+    pulumi_run(["preview", "--stack", STACK, "--expect-no-changes"], environ, deploy)
     assert live(environ) == final
-    pulumi_run(["preview", "--stack", STACK, "--expect-no-changes"], environ, clone)
+
+
+def clone_main(origin: Path, environ: dict[str, str], dest: Path) -> Path:
+    """A fresh clone of origin's main, as a new runner checks it out."""
+    git(dest.parent, environ, "clone", "-q", "--branch", "main", str(origin), str(dest))
+    return dest
+
+
+def guard(root: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """main.yml's step before `pulumi up`: ``release guard --stack`` in the deploy's checkout."""
+    argv = [sys.executable, "-m", "infra", "release", "--root", str(root), "guard", "--stack", STACK]
+    return subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=120)
 
 
 def _branch_log(origin: Path, environ: dict[str, str]) -> str:

@@ -14,7 +14,9 @@ that the tests run too:
 * ``identity``: make the GitHub actor the git author of release commits;
 * ``registry-login``: ``buildah login`` with a token read from the environment;
 * ``dispatch``: turn ``release.yml``'s inputs (environment variables, validated
-  here) into one ``python -m infra release`` command, and run it.
+  here) into one ``python -m infra release`` command, and run it;
+* ``path``: ``path=fast`` for a pull request that changes only stack files and release
+  history, else ``path=full`` (:mod:`infra.tools.ci.path`), for ``$GITHUB_OUTPUT``.
 
 Exit codes: 0 done, 1 a command failed, 2 bad input.
 """
@@ -33,6 +35,7 @@ import yaml
 
 from infra import runner
 from infra.errors import ImageError, InfraError, InputError, ToolchainError
+from infra.tools.ci import path
 from infra.tools.local.toolchain import plugins
 from infra.tools.local.toolchain.versions import ENGINE_TOOLS, GoTool, tool
 
@@ -180,6 +183,13 @@ def _dispatch(_args: argparse.Namespace) -> int:
     return release_cli.main(argv)
 
 
+def _path(args: argparse.Namespace) -> int:
+    decision = path.decide(path.changed(args.root, args.base, args.head))
+    print(f"ci path: {decision.path}: {decision.why}", file=sys.stderr)
+    print(f"path={decision.path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line (the workflow tests parse every invocation with it)."""
     top = argparse.ArgumentParser(prog="python -m infra ci", description=__doc__.split("\n")[0])
@@ -194,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--registry", required=True, metavar="HOST[:PORT]")
     r.add_argument("--token-env", required=True, metavar="NAME", help="the environment variable holding it")
     sub.add_parser("dispatch", help="run release.yml's release from its inputs (ACTION, STACK, REASON, …)")
+    c = sub.add_parser("path", help="path=fast when only stack files and release history changed, else full")
+    c.add_argument("--base", required=True, metavar="REF", help="the pull request's base, e.g. origin/main")
+    c.add_argument("--head", default="HEAD", metavar="REF", help="the pull request's head (default: HEAD)")
+    c.add_argument(
+        "--root", type=Path, default=Path("."), help="the repository (default: the current folder)"
+    )
     return top
 
 
@@ -206,6 +222,7 @@ def main(argv: list[str]) -> int:
         "identity": _identity,
         "registry-login": _registry_login,
         "dispatch": _dispatch,
+        "path": _path,
     }
     try:
         return commands[args.command](args)

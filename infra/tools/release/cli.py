@@ -1,4 +1,4 @@
-"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base``.
+"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base|guard``.
 
 Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
 ``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
@@ -27,8 +27,10 @@ from infra.tools.release import actions, branches, changes, cut, engine, history
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
+from infra.tools.release.guard import report as guard_report
 from infra.tools.release.promapi import Prometheus
 from infra.tools.release.stackfile import StackFile, stack_path
+from infra.tools.release.unrestored import lines as unrestored_lines
 
 #: ``pulumi up`` of a stack in a root (:func:`infra.tools.release.engine.apply`): the root a release
 #: was written in, its own work tree when it is committed.
@@ -119,6 +121,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, metavar="REF", help="the pull request's base, e.g. origin/main")
     p.add_argument("--head", default="HEAD", metavar="REF", help="the release branch (default: HEAD)")
 
+    p = command(
+        "guard",
+        "fail while a rollout of the stack is not in the base branch (main.yml runs it before `up`)",
+        apply=False,
+        reason=False,
+    )
+    stack_flag(p)
+    p.add_argument("--base", default="main", help="the branch deploys come from (default: main)")
+
     # Rollout writes its own reasons (step, abort with the failed check, completion).
     p = command("rollout", "walk the canary through weights, checking Prometheus between steps", reason=False)
     stack_flag(p)
@@ -185,13 +196,18 @@ def _run(
         actions.open_stack(root, args.stack)  # refuses unknown stacks
         print(history.table(history.read(root, args.stack)), file=out)
         return 0
+    if args.command == "guard":
+        stack_path(root, args.stack)  # refuses what is not a stack of this repository
+        return guard_report(Recorder(root, base=args.base), args.stack, out)
     recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":
-        sf = actions.open_stack(root, args.stack)
-        plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
-        applier = None if apply is None else functools.partial(apply, root)
-        with Prometheus(args.prometheus) as prom:
-            return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
+        if recorder is None:
+            return _rollout(root, args, apply, out, None)
+        stack_path(root, args.stack)
+        # Cut like every release: a work tree of the remote's fresh default branch (or the rollout's
+        # branch, when it resumes), so the checkout is untouched and a rollout never starts stale.
+        with cut.release_tree(recorder) as tree:
+            return _rollout(tree.root, args, apply, out, tree)
     if recorder is None:
         return _release(root, args, deployed, apply, out, None)
     # Unknown stacks are refused here, before anything is fetched or a work tree made.
@@ -200,6 +216,16 @@ def _run(
             stack_path(root, getattr(args, name), flag)
     with cut.release_tree(recorder) as tree:
         return _release(tree.root, args, deployed, apply, out, tree)
+
+
+def _rollout(
+    root: Path, args: argparse.Namespace, apply: Apply | None, out: TextIO, recorder: Recorder | None
+) -> int:
+    sf = actions.open_stack(root, args.stack)
+    plan = rollout.RolloutPlan.build(args.stack, load_rollout_config(sf.path), args.steps, args.interval)
+    applier = None if apply is None else functools.partial(apply, root)
+    with Prometheus(args.prometheus) as prom:
+        return 0 if rollout.run(root, plan, prom, applier, out=out, recorder=recorder) else 1
 
 
 def _release(
@@ -227,19 +253,28 @@ def _release(
     if recorder is not None:
         recorder.check(stack, branch)
     entry = actions.write(root, sf, pending, out)
+    if args.command == "rollback":
+        print("\n".join(unrestored_lines(root, stack, str(entry.details["restores"]), sf.text)), file=out)
     if recorder is None:
         print("next:", file=out)
         print(f"  pulumi preview --stack {stack} --diff", file=out)
         print(f"  pulumi up --stack {stack}    # or rerun this command with --apply", file=out)
     else:
+        if apply is not None and not recorder.push and recorder.has_remote():
+            # Break-glass: the record reaches the remote before the cluster changes, from any clone.
+            recorder.push = True
+            print("  --apply: pushing the release branch before `pulumi up`", file=out)
         base = cut.blob(recorder, sf.path.name)
         recorder.start(branch)
         recorder.commit(entry, branch, base=base)
         tip = f"{recorder.remote}/{recorder.base}" if recorder.has_remote() else recorder.base
         print(f"  cut from {tip} in a work tree of its own: this checkout is unchanged", file=out)
-        recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
+        if apply is None:
+            recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     if apply is not None:
         apply(root, stack)
+        if recorder is not None:  # only now does its description ("already applied") hold
+            recorder.open_pull_request(branch, branches.message(entry).splitlines()[0], _body(entry, apply))
     return 0
 
 

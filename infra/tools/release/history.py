@@ -80,17 +80,22 @@ def read(root: Path, stack: str) -> list[Entry]:
     path = history_path(root, stack)
     if not path.exists():
         return []
+    return parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse(text: str, where: str) -> list[Entry]:
+    """The entries of a history file's ``text`` (``where`` names it in errors: a path, or ``ref:path``)."""
     entries: list[Entry] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             entry = Entry.from_json(json.loads(line))
         except (ValueError, KeyError, TypeError) as exc:
-            raise HistoryError(f"{path}:{number}: not a release entry: {exc}") from None
+            raise HistoryError(f"{where}:{number}: not a release entry: {exc}") from None
         if entry.id in seen:
-            raise HistoryError(f"{path}:{number}: duplicate release ID {entry.id!r}")
+            raise HistoryError(f"{where}:{number}: duplicate release ID {entry.id!r}")
         seen.add(entry.id)
         entries.append(entry)
     return entries

@@ -65,12 +65,17 @@ def write(run: ProgramRun, out: Path) -> list[Path]:
     return written
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line (the workflow tests parse pr.yml's invocation with it)."""
+    top = argparse.ArgumentParser(prog="python -m infra snapshot", description=__doc__.splitlines()[0])
+    top.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    top.add_argument("--out", required=True, type=Path, help="directory to write the YAML files into")
+    return top
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``python -m infra snapshot``."""
-    parser = argparse.ArgumentParser(prog="python -m infra snapshot", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--out", required=True, type=Path, help="directory to write the YAML files into")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if not (ROOT / f"Pulumi.{args.stack}.yaml").is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
         print(f"render: no stack file Pulumi.{args.stack}.yaml (stacks: {', '.join(known)})", file=sys.stderr)

@@ -179,12 +179,15 @@ def test_apply_is_recorded_in_the_history_and_the_commit(
     # applier records when it ran, to show the commit exists by then.
     heads: list[str] = []
     applied: list[str] = []
+    remote: list[str] = []
 
     def fake_apply(root: Path, stack: str) -> None:
         heads.append(git(root, "rev-parse", "HEAD"))
         applied.append((root / f"Pulumi.{stack}.yaml").read_text())  # the files `pulumi up` reads
+        remote.append(git(root, "ls-remote", "--heads", "origin"))
 
     monkeypatch.setattr(cli.engine, "apply", fake_apply)
+    monkeypatch.setenv("PATH", without_gh())  # --apply pushes; the pull request is printed, not opened
     result = run("pin", "--stack", "dev", "--image", D_NEW, "--apply", "--reason", "hotfix", merged=False)
     assert result.code == 0, result.err
     entry = release_entry(repo, "dev")
@@ -193,6 +196,7 @@ def test_apply_is_recorded_in_the_history_and_the_commit(
     assert heads == [git(repo, "rev-parse", branch)]
     assert applied == [git(repo, "show", f"{branch}:Pulumi.dev.yaml")]
     assert commit_files(repo, branch) == ["Pulumi.dev.yaml", "releases/dev.jsonl"]
+    assert f"{heads[0].strip()}\trefs/heads/{branch}" in remote[0]  # pushed before `pulumi up`
 
 
 def without_gh() -> str:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from release_promkit import Profile, PromServer, steady
-from release_testkit import Result, Run, digest
+from release_testkit import Result, Run, digest, git, merge
 
 from infra.config.model import load_stack_file
 from infra.errors import ConfigError, PrometheusError
-from infra.tools.release import history, rollout
+from infra.tools.release import branches, history, rollout
 from infra.tools.release.analysis import RolloutConfig, analyze, load_rollout_config
 from infra.tools.release.promapi import Prometheus
 from infra.tools.release.rollout import RolloutPlan
@@ -75,6 +75,9 @@ def test_failing_canary_aborts_and_rolls_back(repo: Path, run: Run, prometheus: 
     )
     assert why is not None, result.out
     assert 0.4 < float(why.group(1)) < 0.6 and float(why.group(2)) < 0.01
+    # An aborted rollout exits 1, so the fixture does not merge it; its pull request merges here.
+    assert git(repo, "branch", "--show-current").strip() == "main"  # the checkout stayed on main
+    merge(repo, branches.rollout_branch("prod", CANARY))
     config = load_stack_file(repo / "Pulumi.prod.yaml")
     assert (config.image, config.canary.weight, config.canary.image) == (stable, 0, None)
     last = history.read(repo, "prod")[-1]

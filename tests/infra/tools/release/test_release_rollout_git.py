@@ -114,6 +114,8 @@ def test_a_cancelled_rollout_resumes_from_its_last_commit(
     assert f"rollout: on {BRANCH}, which an earlier run started" in done.stdout
     assert "rollout: resuming step 2/2 at 50%" in done.stdout
     assert "rollout: COMPLETE" in done.stdout
+    assert git(clone, "branch", "--show-current") == "main\n"  # run in a work tree of its own
+    git(clone, "switch", "-q", BRANCH)
     actions = [e.action for e in history.read(clone, "prod")]
     assert actions == ["canary", "rollout-step", "rollout-step", "rollout-complete"]  # step 2 not repeated
     assert [s.split(" — ")[-1] for s in subjects(origin, BRANCH)] == [

@@ -24,6 +24,7 @@ from infra.tools.ci import cli as ci
 from infra.tools.image import cli as image_cli
 from infra.tools.local.toolchain.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.tools.release import cli as release_cli
+from infra.tools.snapshot import cli as snapshot_cli
 from infra.tools.verify import cli as verify
 
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -192,6 +193,7 @@ def test_every_script_step_is_a_repository_command() -> None:
         "ci": ci.parser(),
         "image": image_cli.parser(),
         "verify": verify.parser(),
+        "snapshot": snapshot_cli.parser(),
     }
     seen: set[str] = set()
     for name, job_name, found in script_steps():
@@ -215,8 +217,8 @@ def test_every_script_step_is_a_repository_command() -> None:
         seen.add(f"{argv[3]} {getattr(args, 'command', '')}".strip())
     assert seen == {
         "dev test", "dev venv", "dev deps", "ci plugins", "ci kubeconfig", "ci identity", "ci dispatch",
-        "ci registry-login", "release changed", "release check-base", "image build", "worker validate",
-        "verify",
+        "ci registry-login", "ci path", "release changed", "release check-base", "release guard",
+        "image build", "worker validate", "verify", "snapshot",
     }  # fmt: skip
 
 
@@ -275,6 +277,63 @@ def test_the_release_base_step_fails_a_stale_release_pull_request(repo: Path) ->
     assert results[first].returncode == 0, results[first].stderr
     assert results[second].returncode == 1
     assert results[second].stderr.splitlines()[0] == "rebase: prod changed since this release was cut"
+
+
+def test_the_fast_path_skips_the_suite_and_still_previews_with_the_policy_pack(repo: Path) -> None:
+    """pr.yml's path job, run as GitHub runs it on a rollback's branch; the jobs it gates."""
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    pr = load("pr.yml")["jobs"]
+    found = step("pr.yml", "path", "Which checks the changed files need")
+    assert pr["path"]["steps"][0]["with"] == {"fetch-depth": 0}
+    assert pr["path"]["outputs"] == {"path": "${{ steps.path.outputs.path }}"}
+    assert (pr["test"]["needs"], pr["test"]["if"]) == ("path", "needs.path.outputs.path == 'full'")
+    assert (pr["config"]["needs"], pr["config"]["if"]) == ("path", "needs.path.outputs.path == 'fast'")
+    assert pr["config"]["strategy"]["matrix"]["stack"] == pr["preview"]["strategy"]["matrix"]["stack"]
+    assert "infra snapshot --stack" in str(pr["config"]["steps"])
+    assert pr["preview"]["needs"] == ["path", "config", "test"]
+    gate = " ".join(pr["preview"]["if"].split())
+    assert gate.startswith(
+        "!cancelled() && (needs.test.result == 'success' || (needs.path.outputs.path == 'fast'"
+    )
+    assert "needs.config.result == 'success'" in gate
+    release = [str(REPO / ".venv" / "bin" / "python"), "-m", "infra", "release", "--root", str(repo)]
+    argv = ["pin", "--stack", "prod", "--image", f"ghcr.io/m/w@sha256:{'5' * 64}"]
+    done = subprocess.run([*release, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (branch,) = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/prod/").split()
+    git(repo, "fetch", "-q", "origin")
+    results = {}
+    for ref, edit in ((branch, None), ("main", "infra.txt")):
+        git(repo, "switch", "-q", "--detach", ref)
+        if edit:
+            (repo / edit).write_text("code\n")
+            git(repo, "add", edit)
+            git(repo, "commit", "-qm", "code")
+        out = repo.parent / f"output-{edit}"
+        done = run_step(found["run"], repo, {"BASE_REF": "main", "GITHUB_OUTPUT": str(out)})
+        assert done.returncode == 0, done.stderr
+        results[ref] = out.read_text()
+    assert results == {branch: "path=fast\n", "main": "path=full\n"}
+
+
+def test_the_up_job_refuses_while_a_rollout_of_its_stack_is_not_in_main(repo: Path) -> None:
+    """main.yml's guard step, run as GitHub runs it, before and after a rollout branch is pushed."""
+    (repo / ".venv").symlink_to(REPO / ".venv")
+    names = [s.get("name") for s in load("main.yml")["jobs"]["up"]["steps"]]
+    guard = "Refuse while a rollout of the stack is not in main"
+    assert names.index(guard) < names.index("pulumi up with the policy pack")
+    script = step("main.yml", "up", guard)["run"].replace("${{ matrix.stack }}", "prod")
+    assert run_step(script, repo, {}).returncode == 0
+    release = [str(REPO / ".venv" / "bin" / "python"), "-m", "infra", "release", "--root", str(repo)]
+    argv = ["canary", "--stack", "prod", "--image", f"ghcr.io/m/w@sha256:{'7' * 64}", "--weight", "10"]
+    done = subprocess.run([*release, *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (branch,) = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/release/prod/").split()
+    git(repo, "push", "-q", "origin", f"{branch}:refs/heads/release/prod/rollout-777777777777")
+    refused = run_step(script, repo, {})
+    assert refused.returncode == 1
+    assert "guard: refusing to deploy prod: rollout release/prod/rollout-777777777777" in refused.stderr
+    assert run_step(script.replace("prod", "staging"), repo, {}).returncode == 0
 
 
 def test_the_kubeconfig_step_writes_a_private_file_and_exports_it(tmp_path: Path) -> None:
