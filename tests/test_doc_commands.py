@@ -28,7 +28,6 @@ from tests.doc_commands import REPO, RUNNERS, Inline, blocks, group, inline_comm
 PLACEHOLDERS: dict[str, str | None] = {
     "S": "staging",
     "DIR": "build/out",
-    "<stack>": "staging",
     "staging|prod": "staging",
     "[--purge]": None,
     "[--only": None,
@@ -36,6 +35,13 @@ PLACEHOLDERS: dict[str, str | None] = {
     "[pytest": None,
     "args]": None,
     "…": None,
+}
+#: What ``<name>`` inside a word stands for (``origin/<base>`` is checked as ``origin/main``).
+NAMED: dict[str, str] = {
+    "stack": "staging",
+    "base": "main",
+    "id": "r-20261206-01-a1b2",
+    "digest": "sha256:" + "0" * 64,
 }
 #: The entry points of this project's own CLIs: a module run with ``python -m``.
 OWN_MODULES = ("infra", "worker", "bench")
@@ -67,6 +73,7 @@ def argv_of(command: str, strict: bool) -> list[str]:
     --delete release/<stack>/<id>`` is checked as ``git push``)."""
     words = []
     for word in shlex.split(command):
+        word = re.sub(r"<(\w+)>", lambda m: NAMED.get(m[1], m[0]), word)
         if word in PLACEHOLDERS:
             value = PLACEHOLDERS[word]
             if value is not None:
