@@ -29,6 +29,7 @@ from typing import Any
 from infra import runner
 from infra.components import outputs as stack_outputs
 from infra.errors import EngineError
+from infra.tools.release import report
 from worker.constants import TRACK_STABLE
 
 #: The policy pack every apply runs with, relative to the project root.
@@ -164,4 +165,5 @@ def apply(root: Path, stack: str) -> None:
                 f"written; fix and rerun `pulumi up --stack {stack}`, "
                 f"or `release rollback --stack {stack}`): {why(exc)}"
             ) from None
+    report.applied(stack, result.summary.result)
     print(f"pulumi up --stack {stack}: {result.summary.result}")
