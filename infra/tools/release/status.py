@@ -88,7 +88,15 @@ def digest_of(image: str | None) -> str | None:
 def read_file(sf: StackFile) -> Part:
     """The release fields as the stack file holds them."""
     state = sf.state()
-    return Part({**state.to_json(), "canaryWeight": state.canary_weight})
+    canary = None if state.canary is None else {"weight": state.canary.weight, "image": state.canary.image}
+    return Part(
+        {
+            "image": state.image,
+            "canary": canary,
+            "releaseId": state.release_id,
+            "canaryWeight": state.canary_weight,
+        }
+    )
 
 
 def read_deployed(root: Path, stack: str) -> Part:

@@ -97,6 +97,7 @@ def test_status_json_has_every_part(run: Run) -> None:
         "warnings",
     ]
     assert doc["file"]["error"] is None and doc["file"]["values"]["releaseId"]
+    assert list(doc["file"]["values"]) == ["image", "canary", "releaseId", "canaryWeight"]
     assert doc["branches"] == {"error": None, "values": []}
     assert isinstance(doc["deployed"]["error"], str) and isinstance(doc["live"]["error"], str)
 
