@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from infra import cluster_identity, runner
 from infra.components import outputs as stack_outputs
@@ -139,8 +140,12 @@ def read_live(sf: StackFile, reader: LiveReader = kubectl_items) -> Part:
     config = (yaml.safe_load(sf.text) or {}).get("config") or {}
     try:
         target = ClusterTarget.model_validate(config.get(f"{CONFIG_NAMESPACE}:cluster"))
-    except ValueError as exc:
-        return Part(error=f"{sf.path.name}: cluster: {str(exc).splitlines()[-1].strip()}")
+    except ValidationError as exc:
+        why = "; ".join(
+            ".".join(["cluster", *map(str, e["loc"])]) + f": {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        return Part(error=f"{sf.path.name}: {why}")
     namespace = str(config.get(f"{CONFIG_NAMESPACE}:namespace") or "preview-worker")
     try:
         items = reader(target, namespace, sf.stack)

@@ -159,7 +159,17 @@ def test_a_bad_cluster_section_is_the_live_rows_reason(repo: Path) -> None:
     prod = repo / "Pulumi.prod.yaml"
     prod.write_text(prod.read_text().replace("identity: ", "identity: not-a-uid  # ", 1))
     part = status.read_live(StackFile(prod), reader=lambda *_: [])
-    assert part.error is not None and part.error.startswith("Pulumi.prod.yaml: cluster: ")
+    assert part.error is not None
+    assert part.error.startswith("Pulumi.prod.yaml: cluster.identity: must be the UID of the cluster's")
+    assert part.error.endswith("got 'not-a-uid'")
+    prod.write_text(
+        prod.read_text().replace("mobius-preview-worker:cluster:", "mobius-preview-worker:elsewhere:")
+    )
+    part = status.read_live(StackFile(prod), reader=lambda *_: [])
+    assert (
+        part.error
+        == "Pulumi.prod.yaml: cluster: Input should be a valid dictionary or instance of ClusterTarget"
+    )
 
 
 def test_open_branches_are_the_remotes_unmerged_release_branches(repo: Path, run: Run) -> None:
