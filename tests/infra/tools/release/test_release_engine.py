@@ -32,6 +32,25 @@ def test_digest_from_outputs() -> None:
     assert engine.digest_from_outputs({"namespace": "x"}) is None
 
 
+def test_the_reads_carry_no_passphrase_and_take_the_source_backend() -> None:
+    environ = {
+        "PULUMI_CONFIG_PASSPHRASE": "p",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": "/f",
+        "PULUMI_BACKEND_URL": "s3://prod-state",
+        "PATH": "/bin",
+    }
+    assert engine.read_env(environ) == {"PULUMI_BACKEND_URL": "s3://prod-state", "PATH": "/bin"}
+    environ[engine.SOURCE_BACKEND_ENV] = "s3://staging-state"
+    assert engine.read_env(environ)["PULUMI_BACKEND_URL"] == "s3://staging-state"
+
+
+def test_a_secret_or_missing_output_is_no_digest() -> None:
+    deploy = engine.Deploy("succeeded", "t", {"digests": "[secret]", "releaseId": "r-1"})
+    assert deploy.output("digests") is None and deploy.output("releaseId") == "r-1"
+    assert engine.digest_from_outputs(deploy.outputs) is None
+    assert not engine.Deploy("failed", None).succeeded
+
+
 @pytest.fixture
 def engine_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file backend of this test's own, with the built CLI first on PATH."""
