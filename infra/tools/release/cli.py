@@ -24,7 +24,18 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
-from infra.tools.release import actions, branches, changes, cut, engine, history, report, rollout, stale
+from infra.tools.release import (
+    actions,
+    branches,
+    changes,
+    cut,
+    engine,
+    history,
+    report,
+    rollout,
+    stale,
+    status_table,
+)
 from infra.tools.release import status as stack_status
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
@@ -206,7 +217,7 @@ def _run(
     if args.command == "status":
         found = stack_status.gather(root, actions.open_stack(root, args.stack))
         report.put(**found.to_json())
-        print(stack_status.render(found), file=out)
+        print(status_table.render(found), file=out)
         return 0
     recorder = None if args.no_git else Recorder(root, push=args.push, base=args.base, out=out)
     if args.command == "rollout":

@@ -13,7 +13,7 @@ import contextlib
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -118,14 +118,3 @@ def run_json(command: str, run: Callable[[], int], out: TextIO | None = None) ->
     error = said[start:].strip() if code != 0 and start >= 0 else None
     print(json.dumps(rep.to_json(code, error), indent=2, ensure_ascii=False), file=out)
     return code
-
-
-@contextlib.contextmanager
-def collecting(command: str) -> Iterator[Report]:
-    """Gather a report without printing it (tests)."""
-    rep = Report(command)
-    _ACTIVE.append(rep)
-    try:
-        yield rep
-    finally:
-        _ACTIVE.pop()

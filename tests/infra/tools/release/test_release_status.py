@@ -12,7 +12,7 @@ from release_testkit import Run, digest, git, origin_of
 from infra.config.fields.image_refs import split_image
 from infra.config.sections.cluster_target import ClusterTarget
 from infra.errors import KubeError
-from infra.tools.release import branches, status
+from infra.tools.release import branches, status, status_table
 from infra.tools.release.stackfile import StackFile
 from infra.tools.release.status import Part, Status
 
@@ -92,7 +92,7 @@ def test_everything_in_step_warns_nothing() -> None:
     items = [deployment("stable", digest("a"), 2), pod("stable", digest("a")), pod("stable", digest("a"))]
     found = build(file_part(digest("a")), deployed_part(A), items)
     assert found.warnings() == []
-    assert "no warnings: the stack file, the last deploy and the cluster agree" in status.render(found)
+    assert "no warnings: the stack file, the last deploy and the cluster agree" in status_table.render(found)
 
 
 def test_a_file_not_deployed_yet_and_pods_on_another_image_are_warned() -> None:
@@ -104,7 +104,7 @@ def test_a_file_not_deployed_yet_and_pods_on_another_image_are_warned() -> None:
         f"live stable: 1 ready pod(s) run {digest('b')}, not {A}",
         f"live stable: 1/2 pods ready on {A}",
     ]
-    table = status.render(found)
+    table = status_table.render(found)
     assert "WARNINGS\n  ! stable image: the stack file says" in table
 
 
@@ -135,7 +135,7 @@ def test_open_branches_are_warned_a_rollout_with_its_step() -> None:
         "release branch release/prod/r-1 is not merged (a pull request is open or stale)",
         "a rollout is under way on release/prod/rollout-abc at step 2/3 at 25%; main's file is not what runs",
     ]
-    table = status.render(found)
+    table = status_table.render(found)
     assert "LIVE\n  unavailable: unreachable\n" in table
     assert "release/prod/rollout-abc  rollout 111111111111, step 2/3 at 25%" in table
 
