@@ -10,6 +10,7 @@ The tests share the two stacks and run in file order.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -185,3 +186,61 @@ def test_rollback_with_apply_restores_the_previous_digest_live(stacks: tuple[Pat
     assert live["preview-worker-stable"][0] != D1
     assert live["preview-worker-stable"][0] in committed  # the digest dev-b ran before the promote
     pulumi_run(["preview", "--stack", "dev-b", "--expect-no-changes"], environ, project)
+
+
+def status(project: Path, environ: dict[str, str], stack: str) -> dict[str, Any]:
+    """``release status --stack S --json``: stdout is one JSON document."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "infra",
+        "release",
+        "--root",
+        str(project),
+        "status",
+        "--stack",
+        stack,
+        "--json",
+    ]
+    found: dict[str, Any] = json.loads(run(cmd, environ, timeout=120))
+    return found
+
+
+def test_status_shows_the_file_the_last_up_and_the_cluster_side_by_side(
+    stacks: tuple[Path, dict[str, str]],
+) -> None:
+    """dev-b after the rollback: in step; then a release cut and not merged; then merged, not deployed."""
+    project, environ = stacks
+    image = StackFile(project / "Pulumi.dev-b.yaml").state().image
+    assert image is not None
+    digest = image.split("@")[1]
+    doc = status(project, environ, "dev-b")
+    assert doc["warnings"] == [] and doc["exitCode"] == 0
+    assert doc["file"]["values"]["image"] == image
+    deployed = doc["deployed"]["values"]
+    assert deployed["result"] == "succeeded" and deployed["digests"] == {"stable": digest}
+    assert deployed["releaseId"] == doc["file"]["values"]["releaseId"]
+    live = doc["live"]["values"]
+    assert live["namespace"] == STACKS["dev-b"]
+    stable = live["tracks"]["stable"]
+    assert stable["image"] == image and stable["readyPods"] == {image: stable["replicas"]}
+    assert stable["replicas"] >= REPLICAS[0] and doc["branches"] == {"error": None, "values": []}
+
+    # Cut, not merged: the checkout's file is unchanged, the branch is open.
+    before = set(release_branches(project, environ))
+    pin = ["pin", "--stack", "dev-b", "--image", D3, "--reason", "e2e"]
+    run([sys.executable, "-m", "infra", "release", "--root", str(project), *pin], environ, timeout=120)
+    (branch,) = set(release_branches(project, environ)) - before
+    doc = status(project, environ, "dev-b")
+    assert doc["warnings"] == [f"release branch {branch} is not merged (a pull request is open or stale)"]
+
+    # Merged, not deployed: the file and the last `pulumi up` disagree.
+    run(["git", "merge", "-q", "--ff-only", branch], environ, cwd=project)
+    doc = status(project, environ, "dev-b")
+    assert doc["warnings"][0] == (
+        f"stable image: the stack file says sha256:{'3' * 64}, the last `pulumi up` deployed {digest}"
+    )
+    assert doc["live"]["values"]["tracks"]["stable"]["readyPods"] == {image: stable["replicas"]}
+    assert doc["branches"]["values"] == []  # merged
+    run(["git", "reset", "-q", "--hard", "HEAD~1"], environ, cwd=project)  # main back to what dev-b runs
+    run(["git", "branch", "-q", "-D", branch], environ, cwd=project)

@@ -34,10 +34,11 @@ from pathlib import Path
 import yaml
 
 from infra import runner
-from infra.errors import ImageError, InfraError, InputError, ToolchainError
+from infra.errors import ImageError, InfraError, InputError, ReleaseError, ToolchainError
 from infra.tools.ci import path
 from infra.tools.local.toolchain import plugins
 from infra.tools.local.toolchain.versions import ENGINE_TOOLS, GoTool, tool
+from infra.tools.release import stacks
 
 
 def needed_plugins() -> list[GoTool]:
@@ -164,7 +165,11 @@ def dispatch_argv(env: Mapping[str, str]) -> list[str]:
     if action == "rollback":
         to = ("--to", env["RELEASE_ID"]) if env.get("RELEASE_ID", "").strip() else ()
         return ["rollback", "--stack", stack, *reason, *to, "--push"]
-    argv = ["promote", "--from", "staging", "--to", stack, *reason, "--push"]
+    try:
+        source = stacks.source_of(stack)
+    except ReleaseError as exc:
+        raise InputError(f"STACK: {exc}") from None
+    argv = ["promote", "--from", source, "--to", stack, *reason, "--push"]
     if action == "promote-canary":
         weight = need("CANARY_WEIGHT")
         if not weight.isdigit():

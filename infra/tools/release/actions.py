@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from infra.config.fields.canary_weight import check_weight
 from infra.config.fields.image_refs import split_image, validate_image_ref
 from infra.errors import ReleaseError
-from infra.tools.release import gitinfo, history
+from infra.tools.release import gitinfo, history, report
 from infra.tools.release.history import Entry
 from infra.tools.release.stackfile import CanaryState, ReleaseState, StackFile, stack_path
 
@@ -201,6 +201,7 @@ def write(root: Path, sf: StackFile, pending: Pending, out: TextIO | None = None
     except OSError:
         sf.write(pending.old_text)  # keep the file and its history in step
         raise
+    report.release(pending.entry.to_json())
     print_change(sf, pending.old_text, pending.new_text, pending.entry, out or sys.stdout)
     return pending.entry
 

@@ -25,7 +25,7 @@ from typing import TextIO
 from infra import runner
 from infra.config.fields.image_refs import split_image
 from infra.errors import ReleaseError
-from infra.tools.release import history
+from infra.tools.release import history, report
 from infra.tools.release.history import Entry
 
 PREFIX = "release"
@@ -183,6 +183,7 @@ class Recorder:
         sha = self.git("rev-parse", "HEAD").stdout.strip()
         if self.push:
             self.push_branch(branch)
+        report.committed(entry.id, branch, sha, self.push)
         self._print(f"committed {entry.id} on {branch} ({sha[:12]}){' and pushed' if self.push else ''}")
         return sha
 
@@ -231,6 +232,7 @@ class Recorder:
         if self.push and shutil.which("gh"):
             pushed = f"the branch {branch} is pushed; open the pull request by hand"
             done = run_tool([*create, "--body-file", "-"], self.root, body, why=pushed)
+            report.pull_request(done.stdout.strip())
             self._print(f"pull request: {done.stdout.strip()}")
             return
         self._print("next: open the pull request; merging it deploys")
@@ -241,3 +243,37 @@ class Recorder:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
+
+
+def open_branches(root: Path, stack: str, remote: str = "origin", base: str = "main") -> list[dict[str, str]]:
+    """The ``release/<stack>/*`` branches not merged into ``base``, on the remote (or here, without one).
+
+    Each is ``{"branch", "kind": "release"|"rollout", "commit", "step"}``; ``step`` is the last
+    commit's ``Rollout-Step`` trailer (where a rollout stands), ``""`` for others. The remote's
+    branches and its ``base`` are fetched (into ``FETCH_HEAD`` only) to tell merged from open.
+    """
+    rec = Recorder(root, remote=remote, base=base)
+    rec.require_work_tree()
+    prefix = f"refs/heads/{PREFIX}/{stack}/"
+    if rec.has_remote():
+        listed = rec.git("ls-remote", "--heads", remote, f"refs/heads/{base}", f"{prefix}*").stdout
+        heads = {ref: sha for sha, ref in (line.split("\t", 1) for line in listed.splitlines())}
+        if f"refs/heads/{base}" not in heads:
+            raise ReleaseError(f"{remote} has no branch {base}")
+        rec.git("fetch", "--quiet", remote, *heads)
+    else:
+        fmt = "--format=%(objectname) %(refname)"
+        listed = rec.git("for-each-ref", fmt, f"refs/heads/{base}", prefix).stdout
+        heads = {ref: sha for sha, ref in (line.split(" ", 1) for line in listed.splitlines())}
+        if f"refs/heads/{base}" not in heads:
+            raise ReleaseError(f"no branch {base} in {root}")
+    tip = heads.pop(f"refs/heads/{base}")
+    found = []
+    for ref, sha in sorted(heads.items()):
+        if rec.git("merge-base", "--is-ancestor", sha, tip, check=False).returncode == 0:
+            continue  # merged, the branch just not deleted
+        step = rec.git("log", "-1", f"--format=%(trailers:key={TRAILER_STEP},valueonly)", sha).stdout.strip()
+        name = ref.removeprefix("refs/heads/")
+        kind = "rollout" if name.removeprefix(f"{PREFIX}/{stack}/").startswith("rollout-") else "release"
+        found.append({"branch": name, "kind": kind, "commit": sha, "step": step})
+    return found

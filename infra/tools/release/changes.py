@@ -1,7 +1,7 @@
 """What a merge deploys: ``python -m infra release changed --base SHA --head SHA``.
 
 ``main.yml`` runs ``pulumi up`` for exactly these stacks of the promotion path
-(:data:`PROMOTION_PATH`), so merging a release's pull request deploys that stack
+(:data:`~infra.tools.release.stacks.PROMOTION_PATH`), so merging a release's pull request deploys that stack
 and nothing else:
 
 * a stack whose ``Pulumi.<stack>.yaml`` changed;
@@ -25,12 +25,7 @@ from pathlib import Path
 
 from infra.errors import ReleaseError
 from infra.tools.release.branches import run_tool
-
-#: The stacks CI deploys, in promotion order (dev is the local cluster's, never deployed by CI).
-PROMOTION_PATH = ("staging", "prod")
-
-#: Where a change to the program or a new image reaches first; later stacks get it by release.
-FIRST_STACK = PROMOTION_PATH[0]
+from infra.tools.release.stacks import FIRST_STACK, PROMOTION_PATH
 
 #: What the Pulumi program is made of (globs over repository paths).
 PROGRAM = (

@@ -1,4 +1,4 @@
-"""``python -m infra release pin|canary|promote|rollback|history|rollout|changed|check-base|guard``.
+"""``python -m infra release pin|canary|promote|rollback|history|status|rollout|changed|check-base|guard``.
 
 Every command edits ``Pulumi.<stack>.yaml`` (or only reads it), appends to
 ``releases/<stack>.jsonl``, prints the diff, and commits both files on a branch
@@ -7,7 +7,8 @@ request, and merging it deploys. ``--push`` pushes the branch and opens the
 pull request; ``--apply`` also runs ``pulumi up`` (local and break-glass use;
 the history line and the commit say so); ``--no-git`` only edits the files.
 Exit codes: 0 done (or nothing to do), 1 refused (nothing written) or rollout
-aborted, 2 usage error (a stack file that is not YAML too).
+aborted, 2 usage error (a stack file that is not YAML too). ``--json`` prints one JSON
+document on stdout instead (:mod:`infra.tools.release.report`; the human output goes to stderr).
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.errors import ConfigError, EngineError, InfraError, ReleaseError, StackFileError
-from infra.tools.release import actions, branches, changes, cut, engine, history, rollout, stale
+from infra.tools.release import (
+    actions,
+    branches,
+    changes,
+    cut,
+    engine,
+    history,
+    report,
+    rollout,
+    stale,
+    status_table,
+)
+from infra.tools.release import status as stack_status
 from infra.tools.release.actions import DeployedDigest
 from infra.tools.release.analysis import load_rollout_config
 from infra.tools.release.branches import Recorder
@@ -63,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_: str, apply: bool = True, reason: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--json", action="store_true", help="print one JSON document (docs/releases.md#json)")
         if reason:
             p.add_argument("--reason", help="why; recorded in the history")
         if apply:
@@ -106,6 +120,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="release_id", metavar="ID", help="release ID to restore (see `history`)")
 
     p = command("history", "a stack's releases as a table", apply=False, reason=False)
+    stack_flag(p)
+
+    p = command(
+        "status",
+        "the stack file, the last `pulumi up`, the live cluster and open release branches, side by side",
+        apply=False,
+        reason=False,
+    )
     stack_flag(p)
 
     p = command("changed", "what a merge deploys: stacks=[…] and image=true|false", apply=False, reason=False)
@@ -164,6 +186,9 @@ def execute(argv: list[str], deployed: DeployedDigest | None = None, out: TextIO
 
 def main(argv: list[str], deployed: DeployedDigest | None = None) -> int:
     """Run one release command; ``deployed`` replaces the engine lookup of the promote gate."""
+    if "--json" in argv and getattr(parser().parse_args(argv), "json", False):
+        plain = [a for a in argv if a != "--json"]
+        return report.run_json(parser().parse_args(argv).command, lambda: main(plain, deployed))
     try:
         return execute(argv, deployed)
     except ConfigError as exc:
@@ -188,13 +213,22 @@ def _run(
     root: Path, args: argparse.Namespace, deployed: DeployedDigest, apply: Apply | None, out: TextIO
 ) -> int:
     if args.command == "changed":
-        print(changes.outputs(changes.changed_paths(root, args.base, args.head)), end="", file=out)
+        paths = changes.changed_paths(root, args.base, args.head)
+        report.put(stacks=changes.stacks_to_deploy(paths), image=changes.image_changed(paths))
+        print(changes.outputs(paths), end="", file=out)
         return 0
     if args.command == "check-base":
         return stale.report(root, args.base, args.head, out)
     if args.command == "history":
         actions.open_stack(root, args.stack)  # refuses unknown stacks
-        print(history.table(history.read(root, args.stack)), file=out)
+        entries = history.read(root, args.stack)
+        report.put(stack=args.stack, releases=[e.to_json() for e in entries])
+        print(history.table(entries), file=out)
+        return 0
+    if args.command == "status":
+        found = stack_status.gather(root, actions.open_stack(root, args.stack))
+        report.put(**found.to_json())
+        print(status_table.render(found), file=out)
         return 0
     if args.command == "guard":
         stack_path(root, args.stack)  # refuses what is not a stack of this repository

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from infra.tools.release import branches
+from infra.tools.release import report as json_report
 from infra.tools.release.branches import run_tool
 
 _FIELD, _RECORD = "\x1f", "\x1e"
@@ -46,6 +47,7 @@ def changed_since_cut(root: Path, base: str, head: str = "HEAD") -> tuple[list[s
 def report(root: Path, base: str, head: str, out: TextIO) -> int:
     """1 with ``rebase: <stack> changed since this release was cut`` for each stale stack, else 0."""
     stale_stacks, checked = changed_since_cut(root, base, head)
+    json_report.put(stale=stale_stacks, checked=checked)
     for stack in stale_stacks:
         print(f"rebase: {stack} changed since this release was cut", file=sys.stderr)
     if stale_stacks:

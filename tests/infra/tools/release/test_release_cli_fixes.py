@@ -42,6 +42,7 @@ ARGVS = [
     ["promote", "--from", "staging", "--to", "prod"],
     ["rollback", "--stack", "prod"],
     ["history", "--stack", "prod"],
+    ["status", "--stack", "prod"],
     ["rollout", "--stack", "prod", "--prometheus", "http://127.0.0.1:9"],
 ]
 

@@ -24,6 +24,7 @@ from infra.tools.ci import cli as ci
 from infra.tools.image import cli as image_cli
 from infra.tools.local.toolchain.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.tools.release import cli as release_cli
+from infra.tools.release.stacks import PROMOTION_PATH
 from infra.tools.snapshot import cli as snapshot_cli
 from infra.tools.verify import cli as verify
 
@@ -135,7 +136,7 @@ def test_pr_previews_each_stack_with_the_policy_pack_in_one_edited_comment() -> 
     ] == ("./dev test")
     assert "exec ./dev test" in (REPO / ".ci" / "run").read_text()
     preview = pr["jobs"]["preview"]
-    assert preview["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    assert preview["strategy"]["matrix"]["stack"] == list(PROMOTION_PATH)
     found = step("pr.yml", "preview", "pulumi preview with the policy pack, commented on the pull request")
     assert found["with"]["command"] == "preview" and found["with"]["stack-name"] == "${{ matrix.stack }}"
     assert found["with"]["policyPacks"] == "policy" and (REPO / "policy" / "PulumiPolicy.yaml").is_file()
