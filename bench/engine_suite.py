@@ -10,17 +10,13 @@ Targets (issue 12): preview under 10 s, up under 60 s on this machine.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from infra.tools.local.cluster import control_plane, shell_env
-from infra.tools.local.layout import StateDir
-from infra.tools.local.project import project_copy
+from bench.local_engine import local_engine
 
 STACK = "dev"
 TARGETS_S = {"preview": 10.0, "up": 60.0}
@@ -37,27 +33,19 @@ def _timed(cmd: list[str], environ: dict[str, str], cwd: Path) -> float:
 
 def run(rounds: int) -> dict[str, Any]:
     """Median wall seconds of preview, up, no-change preview and destroy over ``rounds`` rounds."""
-    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        root = Path(tmp)
-        state = StateDir(root / "cluster")
-        try:
-            control_plane.up(state, log=lambda _: None)
-            (root / "backend").mkdir()
-            environ = {**os.environ, **shell_env.variables(state, backend=root / "backend")}
-            project = project_copy(root / "project")
-            pulumi = ["pulumi", "--non-interactive"]
-            _timed([*pulumi, "stack", "init", STACK], environ, project)
-            times: dict[str, list[float]] = {"preview": [], "up": [], "preview_no_changes": [], "destroy": []}
-            for _ in range(rounds):
-                times["preview"].append(_timed([*pulumi, "preview", "--stack", STACK], environ, project))
-                up = [*pulumi, "up", "--stack", STACK, "--yes", "--skip-preview"]
-                times["up"].append(_timed(up, environ, project))
-                no_change = [*pulumi, "preview", "--stack", STACK, "--expect-no-changes"]
-                times["preview_no_changes"].append(_timed(no_change, environ, project))
-                destroy = [*pulumi, "destroy", "--stack", STACK, "--yes"]
-                times["destroy"].append(_timed(destroy, environ, project))
-        finally:
-            control_plane.down(state, log=lambda _: None)
+    with local_engine("bench-engine-") as ws:
+        environ, project = ws.environ, ws.project
+        pulumi = ["pulumi", "--non-interactive"]
+        _timed([*pulumi, "stack", "init", STACK], environ, project)
+        times: dict[str, list[float]] = {"preview": [], "up": [], "preview_no_changes": [], "destroy": []}
+        for _ in range(rounds):
+            times["preview"].append(_timed([*pulumi, "preview", "--stack", STACK], environ, project))
+            up = [*pulumi, "up", "--stack", STACK, "--yes", "--skip-preview"]
+            times["up"].append(_timed(up, environ, project))
+            no_change = [*pulumi, "preview", "--stack", STACK, "--expect-no-changes"]
+            times["preview_no_changes"].append(_timed(no_change, environ, project))
+            destroy = [*pulumi, "destroy", "--stack", STACK, "--yes"]
+            times["destroy"].append(_timed(destroy, environ, project))
     medians = {name: statistics.median(values) for name, values in times.items()}
     return {
         "rounds": rounds,

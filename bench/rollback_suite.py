@@ -18,14 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from infra.tools.local.cluster import control_plane, shell_env
-from infra.tools.local.layout import StateDir
-from infra.tools.local.project import project_copy
+from bench.local_engine import local_engine
 
 STACK, NAMESPACE, DEPLOYMENT = "dev", "preview-dev", "preview-worker-stable"
 REPO = "127.0.0.1:5000/mobius/preview-worker"
@@ -78,55 +75,48 @@ def _live(environ: dict[str, str], cwd: Path) -> tuple[str, bool]:
 
 def run(rounds: int) -> dict[str, Any]:
     """Wall seconds from the command to D1 live and Available, per round; their median."""
-    with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
-        root = Path(tmp)
-        state = StateDir(root / "cluster")
-        try:
-            control_plane.up(state, log=lambda _: None)
-            (root / "backend").mkdir()
-            environ = {**os.environ, **shell_env.variables(state, backend=root / "backend"), **IDENTITY}
-            # No `gh`: its pull request would need GitHub; the command prints how to open it instead.
-            environ["PATH"] = os.pathsep.join(
-                d for d in environ["PATH"].split(os.pathsep) if d and not (Path(d) / "gh").exists()
+    with local_engine("bench-rollback-") as ws:
+        root, environ = ws.root, {**ws.environ, **IDENTITY}
+        # No `gh`: its pull request would need GitHub; the command prints how to open it instead.
+        environ["PATH"] = os.pathsep.join(
+            d for d in environ["PATH"].split(os.pathsep) if d and not (Path(d) / "gh").exists()
+        )
+        work = ws.project
+        stack_file = work / f"Pulumi.{STACK}.yaml"
+        key = "  mobius-preview-worker:worker:\n"
+        stack_file.write_text(stack_file.read_text().replace(key, f"{key}    drainSeconds: 1\n", 1))
+        for cmd in (["init", "-q", "-b", "main"], ["add", "--all"], ["commit", "-qm", "bench"]):
+            _run(["git", *cmd], environ, work)
+        _run(["git", "init", "-q", "--bare", "-b", "main", str(root / "origin.git")], environ, root)
+        _run(["git", "remote", "add", "origin", str(root / "origin.git")], environ, work)
+        _run(["git", "push", "-q", "origin", "main"], environ, work)
+        _run(["pulumi", "--non-interactive", "stack", "init", STACK], environ, work)
+        for image in (D1, D2):
+            before = _remote_branches(work, environ)
+            _release(work, environ, "pin", "--stack", STACK, "--image", image, "--apply")
+            _merge_new_branch(work, environ, before)
+        times: list[float] = []
+        for number in range(rounds):
+            clone = root / f"on-call-{number}"
+            _run(
+                ["git", "clone", "-q", "--branch", "main", str(root / "origin.git"), str(clone)],
+                environ,
+                root,
             )
-            work = project_copy(root / "project")
-            stack_file = work / f"Pulumi.{STACK}.yaml"
-            key = "  mobius-preview-worker:worker:\n"
-            stack_file.write_text(stack_file.read_text().replace(key, f"{key}    drainSeconds: 1\n", 1))
-            for cmd in (["init", "-q", "-b", "main"], ["add", "--all"], ["commit", "-qm", "bench"]):
-                _run(["git", *cmd], environ, work)
-            _run(["git", "init", "-q", "--bare", "-b", "main", str(root / "origin.git")], environ, root)
-            _run(["git", "remote", "add", "origin", str(root / "origin.git")], environ, work)
-            _run(["git", "push", "-q", "origin", "main"], environ, work)
-            _run(["pulumi", "--non-interactive", "stack", "init", STACK], environ, work)
-            for image in (D1, D2):
+            before = _remote_branches(work, environ)
+            started = time.perf_counter()
+            _release(clone, environ, "rollback", "--stack", STACK, "--apply")
+            while _live(environ, work) != (D1, True):
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError(f"{DEPLOYMENT} never ran {D1} Available: {_live(environ, work)}")
+                time.sleep(0.2)
+            times.append(time.perf_counter() - started)
+            _merge_new_branch(work, environ, before)  # the rollback's pull request merges
+            if number + 1 < rounds:
                 before = _remote_branches(work, environ)
-                _release(work, environ, "pin", "--stack", STACK, "--image", image, "--apply")
+                _release(work, environ, "pin", "--stack", STACK, "--image", D2, "--apply")
                 _merge_new_branch(work, environ, before)
-            times: list[float] = []
-            for number in range(rounds):
-                clone = root / f"on-call-{number}"
-                _run(
-                    ["git", "clone", "-q", "--branch", "main", str(root / "origin.git"), str(clone)],
-                    environ,
-                    root,
-                )
-                before = _remote_branches(work, environ)
-                started = time.perf_counter()
-                _release(clone, environ, "rollback", "--stack", STACK, "--apply")
-                while _live(environ, work) != (D1, True):
-                    if time.perf_counter() - started > 600:
-                        raise RuntimeError(f"{DEPLOYMENT} never ran {D1} Available: {_live(environ, work)}")
-                    time.sleep(0.2)
-                times.append(time.perf_counter() - started)
-                _merge_new_branch(work, environ, before)  # the rollback's pull request merges
-                if number + 1 < rounds:
-                    before = _remote_branches(work, environ)
-                    _release(work, environ, "pin", "--stack", STACK, "--image", D2, "--apply")
-                    _merge_new_branch(work, environ, before)
-            _run(["pulumi", "--non-interactive", "destroy", "--stack", STACK, "--yes"], environ, work)
-        finally:
-            control_plane.down(state, log=lambda _: None)
+        _run(["pulumi", "--non-interactive", "destroy", "--stack", STACK, "--yes"], environ, work)
     median = statistics.median(times)
     return {
         "rounds": rounds,
