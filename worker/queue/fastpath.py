@@ -51,7 +51,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
 from worker import logs
-from worker.queue import connections
+from worker.queue import connections, intake
 from worker.queue.pipe import PipelinedConnection, PipelinedScript, UnsupportedUrl
 
 log = logs.get("fastpath")
@@ -141,7 +141,10 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         pooled: bool = True,
         hiredis_pack: bool = True,
         pipelined: bool = True,
+        max_data_bytes: int | None = None,
     ) -> None:
+        #: The JSON gate's size bound for a job's data (worker.queue.intake); None: unbounded.
+        self.max_data_bytes = max_data_bytes
         autorun = opts.get("autorun", True)
         url = opts["connection"]
         sentinel = connections.parse_sentinel(url) is not None
@@ -316,6 +319,34 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             return None
         job: Job | None = await super().moveToActive(token)
         return job
+
+    async def nextJobFromJobData(
+        self,
+        job_data: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        limit_until: int = 0,
+        delay_until: int = 0,
+        token: str | None = None,
+    ) -> Job | None:
+        """bullmq's, with the job read through the one JSON gate (:func:`worker.queue.intake.from_raw`):
+        a job that fails it comes back with ``job.poison`` set instead of failing the fetch, which
+        left it active until it stalled, again and again."""
+        if not job_data:
+            none: Job | None = await super().nextJobFromJobData(job_data, job_id, limit_until, delay_until)
+            return none
+        self.limitUntil = max(limit_until or 0, 0)
+        if delay_until:
+            self.blockUntil = max(int(delay_until), 0)
+        self.drained = False
+        found = intake.from_raw(self, job_data, job_id, self.max_data_bytes)
+        found.token = token
+        if found.repeatJobKey and found.poison is None:  # a job scheduler's: bullmq's own next step
+            try:
+                delay = {"delay_in_ms": self.opts.get("runRetryDelay")}
+                await self.retryIfFailed(lambda: self._scheduleNextIteration(found), delay)
+            except Exception as err:
+                self.emit("error", RuntimeError(f"Failed to add repeatable job for next iteration: {err}"))
+        return found
 
     async def _fetch(self, token: str) -> Job | None:
         try:
