@@ -22,6 +22,9 @@ workers interoperate unchanged) and changes only the client side:
 * **commands packed by hiredis** (C) instead of redis-py's pure-Python ``pack_command``,
   which the profile shows as the largest remaining cost (a ``moveToFinished`` call has
   22 arguments); redis-py does this for its sync client, not its asyncio one;
+* **every job read through the one JSON gate** (:mod:`worker.queue.intake`): a job whose data or
+  options a raw producer wrote as something the API would refuse comes back marked as poison, to
+  be failed and dead-lettered, instead of failing the fetch and stalling for ever;
 * **Redis version detection** at start, so bullmq knows the server takes sub-second
   ``BZPOPMIN`` timeouts and delayed jobs / backoff retries start on time instead of
   up to a second late.

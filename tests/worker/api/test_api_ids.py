@@ -69,3 +69,18 @@ async def test_a_trailing_slash_is_a_404_with_no_location_before_auth(settings: 
             resp = await client.get(path, headers={"Host": "evil.example", "Authorization": ""})
             assert resp.status_code == 404, (path, resp.status_code)
             assert "location" not in resp.headers
+
+
+@pytest.mark.parametrize("value", [b'"\\ud800"', b"NaN", b"1e400"], ids=repr)
+async def test_a_manifest_written_before_the_json_gate_is_no_set_not_a_500(
+    settings: Settings, value: bytes
+) -> None:
+    """Older workers stored raw jobs' metadata as it came; such a manifest is now no usable set."""
+    folder = settings.data_dir / "old-set"
+    folder.mkdir(parents=True)
+    stored = b'{"jobId": "old-set", "renditions": [], "metadata": {"a": ' + value + b"}}"
+    (folder / "manifest.json").write_bytes(stored)
+    async with api(settings) as client:
+        for route in ("artifact", "artifact/thumb"):
+            resp = await client.get(f"/api/preview/job/old-set/{route}")
+            assert resp.status_code == 404, (route, resp.text)
