@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from worker import constants as c
     from worker.process.health import probe as check
 
-    return 0 if check(settings.metrics_port, c.LIVENESS_PATH if args.live else c.READINESS_PATH) else 1
+    path = c.LIVENESS_PATH if args.live else c.READINESS_PATH
+    return 0 if check(settings.metrics_port, path, host=settings.metrics_host) else 1
 
 
 async def serve_api(app: Any, settings: Any) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from worker.contract import validation
+from worker.contract import jobid, validation
 from worker.errors import PreviewError
 from worker.queue import queues
 from worker.settings import Settings
@@ -101,7 +101,11 @@ class PreviewClient:
         return Enqueued(new_id, True, await self.queues.state(new_id))
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
-        """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown."""
+        """The job's status document (as ``GET …/job/{id}/status``) plus ``result``; None if unknown.
+
+        Every id goes through :func:`worker.contract.jobid.safe` (in ``Queues.state``/``get``):
+        ``meta``, ``events`` or ``<job>:lock`` name the queue's own keys, never a job, and are unknown.
+        """
         found = await self.queues.with_state(job_id)
         if found is None:
             return None
@@ -114,7 +118,7 @@ class PreviewClient:
         while True:
             found = await self.status(job_id)
             if found is None:
-                raise KeyError(f"unknown job {job_id!r}")
+                raise KeyError(f"unknown job {jobid.shown(job_id)}")
             if found["state"] in FINAL_STATES:
                 return found
             if time.monotonic() >= deadline:

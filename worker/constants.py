@@ -56,6 +56,11 @@ KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
 KEEP_COUNT_MAX: Final = 1_000_000
 #: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
 SWEEP_FAILED_WINDOW: Final = 1_000
+#: A job read back from Redis that fails the JSON gate is dead-lettered with at most this many of
+#: its raw bytes per field (``data``, ``opts``), base64; the failed job's hash keeps them all.
+DLQ_RAW_KEEP_BYTES: Final = 16 * 2**10
+#: A job's ``opts`` as stored JSON: BullMQ's own options are a few hundred bytes.
+JOB_OPTS_MAX_BYTES: Final = 64 * 2**10
 ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"  # worker/queue/budget.py; `redisBudget`
 REDIS_BUDGET_BYTES_DEFAULT: Final = 2 * 2**30
 REDIS_BUDGET_BYTES_MIN: Final = 16 * 2**20
@@ -142,6 +147,12 @@ API_HEALTH_PATH: Final = "/api/preview/worker/health"
 # --- Observability: logs, tracks and metric names (declared in worker/metrics.py) -----------
 ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"
 ENV_METRICS_PORT: Final = "PREVIEW_METRICS_PORT"
+ENV_METRICS_HOST: Final = "PREVIEW_METRICS_HOST"
+#: Where the worker's /healthz, /readyz and /metrics listen: an IPv4 address, ``::`` or ``::1``.
+#: A pod needs every address (the kubelet probes and Prometheus scrapes the pod IP).
+METRICS_HOST_DEFAULT: Final = "0.0.0.0"
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+METRICS_HOST_PATTERN: Final = rf"^(?:{_OCTET}(?:\.{_OCTET}){{3}}|::|::1)$"
 ENV_PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name
 ENV_TRACK: Final = "PREVIEW_TRACK"
 #: Tracks (canary vs stable), exported as the `track` label on every series.
@@ -156,11 +167,18 @@ METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
 METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, labels `queue` and `state`
 METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
 METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
+#: Housekeeping (sweep, DLQ trim, depth gauges): errors by step, and 1 once rounds keep failing.
+METRIC_HOUSEKEEPING_ERRORS: Final = "preview_worker_housekeeping_errors_total"  # label `step`
+METRIC_HOUSEKEEPING_FAILING: Final = "preview_worker_housekeeping_failing"
+HOUSEKEEPING_STEPS: Final = ("sweep", "trim", "depth")
+#: Consecutive housekeeping rounds with an error before METRIC_HOUSEKEEPING_FAILING turns 1.
+HOUSEKEEPING_FAILING_ROUNDS: Final = 3
 METRIC_API_REQUESTS: Final = "preview_api_requests_total"
 METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
 LABEL_TRACK: Final = "track"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_STATE: Final = "state"
+LABEL_STEP: Final = "step"  # a housekeeping step, one of HOUSEKEEPING_STEPS
 LABEL_QUEUE: Final = "queue"  # the BullMQ queue a depth is of: what an HPA's selector picks
 #: Set on every series by the scrape (prometheus-operator's ServiceMonitor does), never by the worker.
 LABEL_NAMESPACE: Final = "namespace"

@@ -22,7 +22,7 @@ from worker import constants as c
 from worker import logs, pipeline
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.metrics import Metrics
-from worker.queue import queues
+from worker.queue import intake, queues
 from worker.queue.fastpath import FastWorker
 from worker.settings import Settings
 
@@ -45,6 +45,7 @@ class Consumer:
         self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
+        self._round_errors = 0
 
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
@@ -63,7 +64,7 @@ class Consumer:
             "removeOnComplete": {"age": s.keep_completed_seconds, "count": s.keep_completed_count},
             "removeOnFail": {"age": s.keep_failed_seconds, "count": s.keep_failed_count},
         }
-        self.worker = FastWorker(s.queue_name, self.process, opts)
+        self.worker = FastWorker(s.queue_name, self.process, opts, max_data_bytes=self.queues.max_data_bytes)
         self.worker.on("error", self._on_error)
         self.worker.on("stalled", lambda job_id, *_: log.warning("job stalled", extra={"jobId": job_id}))
         self._housekeeping = asyncio.create_task(self._housekeep())
@@ -132,9 +133,13 @@ class Consumer:
     async def process(self, job: Job, token: str) -> dict[str, Any]:
         """The BullMQ processor: run the pipeline for one job and map its outcome."""
         job_id, attempt = str(job.id), job.attemptsMade + 1
-        queues.apply_retry_policy(job, self.settings)
         started = time.monotonic()
         self.metrics.jobs_taken.inc()
+        poison: intake.Poison | None = getattr(job, "poison", None)
+        if poison is not None:  # failed the JSON gate: dead-lettered with its raw bytes, never retried
+            await self._give_up(job, poison.reason, "invalid", started)
+            raise UnrecoverableError(poison.reason)
+        queues.apply_retry_policy(job, self.settings)
         active = self.metrics.jobs_active
         active.inc()
         try:
@@ -189,18 +194,45 @@ class Consumer:
     async def _housekeep(self) -> None:
         interval = max(0.5, self.settings.stalled_interval_ms / 1000)
         while True:
+            await self.housekeeping_round()
+            await asyncio.sleep(interval)
+
+    async def housekeeping_round(self) -> bool:
+        """Sweep, trim the DLQ and refresh the depth gauges, each step on its own; True if all worked.
+
+        A step that fails (or a job the sweep cannot dead-letter) is logged and counted, and the
+        other steps still run; after ``HOUSEKEEPING_FAILING_ROUNDS`` rounds in a row with an error
+        the failing gauge turns 1 (alert ``PreviewHousekeepingFailing``).
+        """
+        s = self.settings
+        steps = {
+            "sweep": self.sweep_failed,
+            "trim": lambda: self.monitor.trim_dlq(s.keep_dlq_seconds, s.keep_dlq_count),
+            "depth": self._refresh_depth,
+        }
+        self._round_errors = 0
+        for step, run in steps.items():
             try:
-                await self.sweep_failed()
-                await self.monitor.trim_dlq(self.settings.keep_dlq_seconds, self.settings.keep_dlq_count)
-                self.metrics.set_depth(await self.monitor.counts())
+                await run()
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                log.warning("housekeeping failed", extra={"error": f"{type(err).__name__}: {err}"})
-            await asyncio.sleep(interval)
+                self._housekeeping_error(step, "housekeeping step failed", err)
+        return self.metrics.housekeeping_round(ok=self._round_errors == 0)
+
+    async def _refresh_depth(self) -> None:
+        self.metrics.set_depth(await self.monitor.counts())
+
+    def _housekeeping_error(self, step: str, message: str, err: BaseException, **extra: Any) -> None:
+        self._round_errors += 1
+        self.metrics.housekeeping_error(step)
+        log.warning(message, extra={"step": step, "error": f"{type(err).__name__}: {err}"[:500], **extra})
 
     async def sweep_failed(self) -> int:
-        """Dead-letter failed jobs that have no DLQ entry (failed by BullMQ itself); returns how many."""
+        """Dead-letter failed jobs that have no DLQ entry (failed by BullMQ itself); returns how many.
+
+        Each job on its own: one that cannot be read or dead-lettered is logged, counted and skipped.
+        """
         q = self.monitor
         # The newest failures only: older ones were swept in earlier rounds (and the set is capped).
         newest = await q.client.zrange(q.main.toKey("failed"), 0, c.SWEEP_FAILED_WINDOW - 1, desc=True)
@@ -213,10 +245,24 @@ class Consumer:
             present = await pipe.execute()
         swept = 0
         for job_id, exists in zip(failed_ids, present, strict=True):
-            job = None if exists else await q.get(job_id)
-            if job is not None:
-                await q.dead_letter(job, job.failedReason or "failed by the queue", job.attemptsMade)
-                self.metrics.outcome("dlq")
-                log.info("job dead-lettered by sweep", extra={"jobId": job_id, "reason": job.failedReason})
-                swept += 1
+            if exists:
+                continue
+            try:
+                swept += await self._sweep_one(job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self._housekeeping_error("sweep", "failed job not dead-lettered", err, jobId=job_id[:128])
         return swept
+
+    async def _sweep_one(self, job_id: str) -> int:
+        job = await self.monitor.get(job_id)
+        if job is None:
+            return 0
+        reason = job.failedReason or "failed by the queue"
+        if job.poison is not None:
+            reason = f"{reason}; {job.poison.reason}"
+        await self.monitor.dead_letter(job, reason, job.attemptsMade)
+        self.metrics.outcome("dlq")
+        log.info("job dead-lettered by sweep", extra={"jobId": job_id, "reason": reason})
+        return 1

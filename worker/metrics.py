@@ -78,6 +78,17 @@ class Metrics:
             c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded.", [t],
             registry=self.registry, multiprocess_mode="livemin",
         )  # fmt: skip
+        self.housekeeping_errors = Counter(
+            c.METRIC_HOUSEKEEPING_ERRORS.removesuffix("_total"),
+            "Housekeeping errors by step: a step that failed, or one job the sweep could not dead-letter.",
+            [t, c.LABEL_STEP],
+            registry=self.registry,
+        )
+        self.housekeeping_failing = Gauge(
+            c.METRIC_HOUSEKEEPING_FAILING,
+            f"1 after {c.HOUSEKEEPING_FAILING_ROUNDS} housekeeping rounds in a row had an error.",
+            [t], registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
         # Every bounded series is made here, so dashboards and rate() see zeros, not gaps, and
         # the per-job path uses these children instead of looking labels up on each job.
         self._outcomes = {outcome: self.outcomes.labels(track, outcome) for outcome in c.OUTCOMES}
@@ -87,6 +98,11 @@ class Metrics:
         self.jobs_active = self.active_consumers.labels(track)
         self._failures = self.failures.labels(track)
         self._dryrun = self.dryrun.labels(track)
+        errors = self.housekeeping_errors
+        self._housekeeping_errors = {s: errors.labels(track, s) for s in c.HOUSEKEEPING_STEPS}
+        self._failing = self.housekeeping_failing.labels(track)
+        self._failed_rounds = 0
+        self._failing.set(0)
 
     def outcome(self, outcome: str) -> None:
         """Count one job outcome; ``outcome`` must be one of ``constants.OUTCOMES``."""
@@ -102,6 +118,16 @@ class Metrics:
     def set_fetching(self, fetching: bool) -> None:
         """Record whether the consumer's newest fetch succeeded (the readiness signal)."""
         self.fetching.labels(self.track).set(1 if fetching else 0)
+
+    def housekeeping_error(self, step: str) -> None:
+        """Count one housekeeping error in ``step`` (one of ``constants.HOUSEKEEPING_STEPS``)."""
+        self._housekeeping_errors[step].inc()
+
+    def housekeeping_round(self, ok: bool) -> bool:
+        """Record one finished housekeeping round; the failing gauge follows the run of failed ones."""
+        self._failed_rounds = 0 if ok else self._failed_rounds + 1
+        self._failing.set(1 if self._failed_rounds >= c.HOUSEKEEPING_FAILING_ROUNDS else 0)
+        return ok
 
     def set_depth(self, counts: dict[str, int]) -> None:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""

@@ -207,6 +207,10 @@ async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
                         url = urljoin(url, resp.headers["location"])
                         continue
                     return await _read_body(resp, url, limits.max_source_bytes)
+            # A control character in a redirect's Location, say: retrying cannot mend a URL.
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
+                invalid = f"cannot fetch {_safe(url)}: {type(err).__name__} (not retried)"
+                raise PermanentJobError(invalid) from None
             except httpx.TimeoutException:
                 raise TransientJobError(f"timed out fetching {_safe(url)}") from None
             except httpx.TransportError as err:

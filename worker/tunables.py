@@ -148,6 +148,12 @@ class Tunables(BaseModel):
         c.ENV_RETENTION_DAYS, 0, "artifact sets older than this are swept; 0 keeps them", ge=0, le=36_500
     )
 
+    metrics_host: str = tunable(
+        c.ENV_METRICS_HOST, c.METRICS_HOST_DEFAULT,
+        "address the worker's health and metrics server binds (`127.0.0.1`: this host only)",
+        pattern=c.METRICS_HOST_PATTERN,
+    )  # fmt: skip
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = tunable(
         c.ENV_LOG_LEVEL, "INFO", "JSON log lines at this level and above"
     )

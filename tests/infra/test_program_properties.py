@@ -233,6 +233,7 @@ def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: 
         "PreviewWorkerDown",
         "PreviewNoActiveConsumers",
         "PreviewDLQGrowing",
+        "PreviewHousekeepingFailing",
         "PreviewCanaryFailureRateWorse",
         "PreviewJobDurationP95High",
         "PreviewApiUnavailable",

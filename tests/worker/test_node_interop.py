@@ -15,13 +15,15 @@ from worker_kit import OUTPUTS, consumer, queues, wait_state
 from worker.settings import Settings
 
 
-async def produce(script: Path, settings: Settings, jobs: list[dict[str, Any]]) -> list[str]:
+async def produce(script: Path, settings: Settings, jobs: list[dict[str, Any]], deep: int = 0) -> list[str]:
+    """Add ``jobs`` with the Node.js producer; ``deep`` nests each ``"DEEP"`` that many arrays down."""
+    text = json.dumps(jobs).replace('"DEEP"', "[" * deep + "1" + "]" * deep)
     proc = await asyncio.create_subprocess_exec(
         "node",
         str(script),
         settings.redis_url,
         settings.queue_name,
-        json.dumps(jobs),
+        text,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -105,3 +107,27 @@ async def test_a_node_job_added_with_no_options_gets_the_workers_retry_policy(
         assert (down_job.attemptsMade, source_server.routes["/node/no-opts-down.jpg"].hits) == (3, 3)
         (entry,) = await q.dlq_entries()
         assert (entry.id, entry.data["attemptsMade"], entry.data["opts"]["attempts"]) == ("bare-down", 3, 3)
+
+
+async def test_node_jobs_the_api_would_refuse_are_dead_lettered_once(
+    settings: Settings, node_producer: Path
+) -> None:
+    """Node's JSON.stringify writes a lone surrogate as ``\\ud800`` and nests as deep as asked."""
+    good = {"source": {"inline": base64.b64encode(media.jpeg(40, 30)).decode()}, "outputs": OUTPUTS}
+    jobs = [
+        {"data": {**good, "metadata": {"note": "\ud800"}}, "opts": {"jobId": "node-surrogate"}},
+        {"data": {**good, "metadata": {"deep": "DEEP"}}, "opts": {"jobId": "node-deep"}},
+        {"data": {**good, "dryRun": True}, "opts": {"jobId": "node-fine"}},
+    ]
+    await produce(node_producer, settings, jobs, deep=3000)
+    async with queues(settings) as q, consumer(settings):
+        await wait_state(q, "node-fine", "completed")
+        await wait_state(q, "node-surrogate", "failed")
+        await wait_state(q, "node-deep", "failed")
+        await asyncio.sleep(1.5)  # a housekeeping round or more: nothing is dead-lettered twice
+        entries = {e.data["jobId"]: e.data for e in await q.dlq_entries()}
+    assert sorted(entries) == ["node-deep", "node-surrogate"]
+    assert entries["node-surrogate"]["reason"].startswith("cannot be read: data is not valid UTF-8 text")
+    assert entries["node-deep"]["reason"] == "cannot be read: data is nested too deeply"
+    kept = base64.b64decode(entries["node-surrogate"]["raw"]["data"]["base64"])
+    assert b'"note":"\\ud800"' in kept

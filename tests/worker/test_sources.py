@@ -169,3 +169,16 @@ async def test_a_non_http_answer_leaks_none_of_its_bytes_into_the_reason(tmp_pat
     finally:
         server.close()
         await server.wait_closed()
+
+
+CONTROL = ["\t/ok.bin", "/ok\t.bin", "/ok.bin\r\nX-Injected: 1", "/ok\x7f.bin"]
+
+
+@pytest.mark.parametrize("path", CONTROL, ids=repr)
+async def test_a_url_httpx_refuses_fails_for_good_not_as_transient(
+    tmp_path: Path, source_server: SourceServer, path: str
+) -> None:
+    # The schema refuses these first; a job that reaches the fetch anyway is not retried three times.
+    url = source_server.url(path)
+    with pytest.raises(PermanentJobError, match=r"InvalidURL \(not retried\)"):
+        await sources.fetch_url(url, limits(tmp_path, frozenset({source_server.host})))

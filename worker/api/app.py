@@ -77,6 +77,9 @@ def create_app(settings: Settings) -> Starlette:
     on_error[store.StoreUnavailableError] = _store_down
     counting = Middleware(RequestMetrics, metrics=metrics, routes=routes)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=on_error, middleware=[counting])
+    # No 307 to the path with(out) a trailing slash: its absolute Location came from the Host
+    # header, answered before any token was looked at. A path with a stray slash is a 404.
+    app.router.redirect_slashes = False
     app.state.api = api
     app.state.queues = api.queues  # so an embedding test or server can close the Redis client
     app.state.metrics = metrics

@@ -110,9 +110,9 @@ async def _enqueue(request: Request, api: ApiState) -> Response:
 async def status(request: Request) -> Response:
     """``GET /job/{job_id}/status``: the job's state, progress and result."""
     job_id = request.path_params["job_id"]
-    found = await state(request).queues.with_state(job_id)
+    found = await state(request).queues.with_state(job_id)  # None for an unsafe id too (jobid.safe)
     if found is None:
-        return error(404, f"unknown job {job_id!r}")
+        return error(404, f"unknown job {jobid.shown(job_id)}")
     return JSONResponse(job_status(*found))
 
 
@@ -122,7 +122,7 @@ async def manifest(request: Request) -> Response:
     api, job_id = state(request), request.path_params["job_id"]
     found = await run_in_threadpool(api.store.load_manifest, job_id) if jobid.safe(job_id) else None
     if found is None:
-        return error(404, f"no artifacts for job {job_id!r}")
+        return error(404, f"no artifacts for job {jobid.shown(job_id)}")
     for entry in found["renditions"]:
         url = api.store.download(job_id, entry).url
         entry["url"] = url or str(request.url_for("rendition", job_id=job_id, name=entry["name"]))
@@ -138,7 +138,7 @@ async def rendition(request: Request) -> Response:
     job_id, name = request.path_params["job_id"], request.path_params["name"]
     found = await run_in_threadpool(api.store.find, job_id, name) if jobid.safe(job_id) else None
     if found is None:
-        return error(404, f"no rendition {name!r} for job {job_id!r}")
+        return error(404, f"no rendition {jobid.shown(name)} for job {jobid.shown(job_id)}")
     if found.url is not None:
         return RedirectResponse(found.url, status_code=307)
     return FileResponse(str(found.path), media_type=found.content_type)

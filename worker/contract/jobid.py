@@ -10,7 +10,8 @@ Node.js producers validating with the schema refuse the same ids. It refuses:
 * the suffixes of the queue's own keys (``wait``, ``meta``, …): the job's hash is
   ``bull:<queue>:<jobId>``, so ``wait`` would overwrite the wait list and wedge the queue.
 
-:func:`safe` is the weaker check for ids read back from Redis or a URL (auto ids are integers).
+:func:`safe` is the weaker check for ids read back from Redis or a URL (auto ids are integers),
+the one every route and client method that takes an id applies.
 """
 
 from __future__ import annotations
@@ -26,16 +27,25 @@ QUEUE_KEY_SUFFIXES = frozenset(name for name in QueueKeys().getKeys("queue") if 
 
 
 def safe(job_id: str) -> bool:
-    """Whether ``job_id`` may name a folder and a Redis key (any id BullMQ or a producer made)."""
-    return SAFE_ID.fullmatch(job_id) is not None
+    """Whether ``job_id`` may name a folder and a Redis key (any id BullMQ or a producer made).
+
+    The one id check of every route and client method that takes an id: ``meta`` or ``events``
+    would read one of the queue's own keys as a job, and ``<job>:lock`` a job's lock.
+    """
+    return SAFE_ID.fullmatch(job_id) is not None and job_id not in QUEUE_KEY_SUFFIXES
 
 
 def problem(job_id: str) -> str | None:
     """Why a producer may not choose ``job_id``, or None when it may (the schema's rule, in words)."""
+    if job_id in QUEUE_KEY_SUFFIXES:
+        return f"is the name of one of the queue's own Redis keys (bull:<queue>:{job_id})"
     if not safe(job_id):
         return "must be 1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit, with no trailing newline"
     if job_id.isascii() and job_id.isdigit() and str(int(job_id)) == job_id:
         return "must not be an integer: BullMQ numbers its own jobs (Node.js BullMQ refuses these too)"
-    if job_id in QUEUE_KEY_SUFFIXES:
-        return f"is the name of one of the queue's own Redis keys (bull:<queue>:{job_id})"
     return None
+
+
+def shown(job_id: str, limit: int = 80) -> str:
+    """``job_id`` fit to echo in an error: quoted, and cut to ``limit`` characters."""
+    return repr(job_id[:limit]) + ("…" if len(job_id) > limit else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,6 +24,8 @@ from worker.errors import InvalidJobError, Violation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+#: A JSON escape of a UTF-16 surrogate (``\\ud800``): a lone one decodes to a string no UTF-8 holds.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @functools.cache
@@ -164,16 +167,41 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse(body: bytes) -> Any:
-    """Decode a request body as strict JSON, or raise :class:`InvalidJobError` saying why.
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400, -1e999999999: valid grammar, but no double holds them
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
 
-    Refused: invalid UTF-8 or JSON, ``NaN``/``Infinity`` (not JSON, and not storable as such),
-    nesting deeper than the decoder's recursion limit, integers beyond Python's digit limit,
-    and lone surrogates (``"\\ud800"``), which no UTF-8 encoder can write back out.
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def parse(body: bytes | str, max_bytes: int | None = None) -> Any:
+    """Decode ``body`` as strict JSON (RFC 8259), or raise :class:`InvalidJobError` saying why.
+
+    The one JSON gate: the API's bodies (bytes) and every job the worker reads back from Redis
+    (text decoded with ``surrogateescape``, whoever wrote it) pass through it. Refused: anything
+    but UTF-8 (UTF-16/32, a byte-order mark, undecodable bytes), invalid JSON, ``NaN``/``Infinity``
+    and literals that overflow a double (``-1e400``), nesting deeper than the decoder's recursion
+    limit, integers beyond Python's digit limit, lone surrogates (``"\\ud800"``), which no UTF-8
+    encoder can write back out, and with ``max_bytes`` a body longer than that.
     """
     try:
-        payload = json.loads(body, parse_constant=_no_constant)
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if isinstance(body, bytes):
+            size, text = len(body), ""
+            if max_bytes is None or size <= max_bytes:
+                text = body.decode("utf-8")
+        else:  # ASCII is UTF-8 as it stands; else encoding finds surrogate-escaped bytes
+            text = body
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if max_bytes is not None and size > max_bytes:
+            raise InvalidJobError([Violation("$", f"is {size} bytes, over the {max_bytes}-byte limit")])
+        if text.startswith("\ufeff"):
+            raise InvalidJobError([Violation("$", "is not valid JSON: starts with a byte-order mark")])
+        payload = _DECODER.decode(text)
+        if _SURROGATE_ESCAPE.search(text):  # the only way a lone surrogate gets in: check them all
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise InvalidJobError([Violation("$", "is nested too deeply")]) from None
     except UnicodeError as err:  # invalid UTF-8 in the body, or a lone surrogate in a string

@@ -77,10 +77,16 @@ class HealthServer:
         return 404, "text/plain", b"not found\n"
 
 
-def probe(port: int, path: str = c.READINESS_PATH, timeout: float = 3.0) -> bool:
-    """True if the worker on ``port`` answers 200 on ``path`` (for ``python -m worker health``)."""
+def probe(port: int, path: str = c.READINESS_PATH, timeout: float = 3.0, host: str = "0.0.0.0") -> bool:
+    """True if the worker on ``port`` answers 200 on ``path`` (for ``python -m worker health``).
+
+    ``host`` is the address the server binds (``PREVIEW_METRICS_HOST``): a wildcard is asked on
+    its family's loopback (asyncio binds ``::`` to IPv6 only).
+    """
+    address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    named = f"[{address}]" if ":" in address else address
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"http://{named}:{port}{path}", timeout=timeout) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False

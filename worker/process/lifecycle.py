@@ -74,10 +74,10 @@ async def _serve_health(
         except queues.REDIS_DOWN:
             return False
 
-    health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
+    health = HealthServer(metrics, ready, settings.metrics_host, settings.metrics_port)
     port = await health.start()
     cleanup.push_async_callback(health.close)
-    return {"metricsPort": port, "track": settings.track}
+    return {"metricsHost": settings.metrics_host, "metricsPort": port, "track": settings.track}
 
 
 def _kill(pids: list[int]) -> None:

@@ -119,7 +119,7 @@ async def supervise(settings: Settings) -> int:
         except queues.REDIS_DOWN:
             return False
 
-    health = HealthServer(metrics, ready, "0.0.0.0", settings.metrics_port)
+    health = HealthServer(metrics, ready, settings.metrics_host, settings.metrics_port)
     port = await health.start()
     stop = StopSignals(on_force=sup.kill).install()
     try:

@@ -38,6 +38,9 @@ SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
 #: The URL option naming a CA file to check the server's TLS certificate against (redis-py's name).
 CA_OPTION = "ssl_ca_certs"
 SENTINEL_PORT = 26379
+#: How every decoding client (and the pipelined socket) decodes replies: a job hash holding bytes
+#: that are not UTF-8 reads as text with escapes instead of an error for the whole reply.
+DECODE_ERRORS = "surrogateescape"
 #: How long a sentinel may take to answer where the master is, per sentinel asked.
 SENTINEL_TIMEOUT_SECONDS = 2.0
 
@@ -169,6 +172,10 @@ def client(url: str, **options: Any) -> aioredis.Redis:
     For a Sentinel URL the client's pool asks the sentinels for the master on every new
     connection, and drops a connection whose server was demoted (redis-py's SentinelConnectionPool).
     """
+    if options.get("decode_responses"):
+        # Bytes that are not UTF-8 (a raw producer's) decode losslessly instead of failing the
+        # whole reply; worker.queue.intake turns them back into bytes and refuses the job.
+        options.setdefault("encoding_errors", DECODE_ERRORS)
     target = parse_sentinel(url)
     if target is None:
         plain: aioredis.Redis = aioredis.Redis.from_url(url, **options)

@@ -22,6 +22,9 @@ workers interoperate unchanged) and changes only the client side:
 * **commands packed by hiredis** (C) instead of redis-py's pure-Python ``pack_command``,
   which the profile shows as the largest remaining cost (a ``moveToFinished`` call has
   22 arguments); redis-py does this for its sync client, not its asyncio one;
+* **every job read through the one JSON gate** (:mod:`worker.queue.intake`): a job whose data or
+  options a raw producer wrote as something the API would refuse comes back marked as poison, to
+  be failed and dead-lettered, instead of failing the fetch and stalling for ever;
 * **Redis version detection** at start, so bullmq knows the server takes sub-second
   ``BZPOPMIN`` timeouts and delayed jobs / backoff retries start on time instead of
   up to a second late.
@@ -51,7 +54,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
 from worker import logs
-from worker.queue import connections
+from worker.queue import connections, intake
 from worker.queue.pipe import PipelinedConnection, PipelinedScript, UnsupportedUrl
 
 log = logs.get("fastpath")
@@ -141,7 +144,10 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         pooled: bool = True,
         hiredis_pack: bool = True,
         pipelined: bool = True,
+        max_data_bytes: int | None = None,
     ) -> None:
+        #: The JSON gate's size bound for a job's data (worker.queue.intake); None: unbounded.
+        self.max_data_bytes = max_data_bytes
         autorun = opts.get("autorun", True)
         url = opts["connection"]
         sentinel = connections.parse_sentinel(url) is not None
@@ -316,6 +322,34 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             return None
         job: Job | None = await super().moveToActive(token)
         return job
+
+    async def nextJobFromJobData(
+        self,
+        job_data: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        limit_until: int = 0,
+        delay_until: int = 0,
+        token: str | None = None,
+    ) -> Job | None:
+        """bullmq's, with the job read through the one JSON gate (:func:`worker.queue.intake.from_raw`):
+        a job that fails it comes back with ``job.poison`` set instead of failing the fetch, which
+        left it active until it stalled, again and again."""
+        if not job_data:
+            none: Job | None = await super().nextJobFromJobData(job_data, job_id, limit_until, delay_until)
+            return none
+        self.limitUntil = max(limit_until or 0, 0)
+        if delay_until:
+            self.blockUntil = max(int(delay_until), 0)
+        self.drained = False
+        found = intake.from_raw(self, job_data, job_id, self.max_data_bytes)
+        found.token = token
+        if found.repeatJobKey and found.poison is None:  # a job scheduler's: bullmq's own next step
+            try:
+                delay = {"delay_in_ms": self.opts.get("runRetryDelay")}
+                await self.retryIfFailed(lambda: self._scheduleNextIteration(found), delay)
+            except Exception as err:
+                self.emit("error", RuntimeError(f"Failed to add repeatable job for next iteration: {err}"))
+        return found
 
     async def _fetch(self, token: str) -> Job | None:
         try:

@@ -96,7 +96,7 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.reader = hiredis.Reader(encoding="utf-8")
+        self.reader = hiredis.Reader(encoding="utf-8", errors=connections.DECODE_ERRORS)
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.outbox: list[bytes] = []
         self.flush_handle: asyncio.Handle | None = None

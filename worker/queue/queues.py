@@ -19,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker import constants as c
-from worker.queue import connections
+from worker.contract import jobid, validation
+from worker.queue import connections, intake
 from worker.queue.budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
 
@@ -96,11 +97,27 @@ class Queues:
         return bool(await self.client.ping())
 
     async def get(self, job_id: str) -> Job | None:
-        """The main-queue job, or None."""
-        return await Job.fromId(self.main, job_id)
+        """The main-queue job, or None (also for an id that is no job's: ``meta``, ``<job>:lock``).
+
+        Read through the one JSON gate: a job that fails it has ``job.poison`` set
+        (:mod:`worker.queue.intake`); every other job has ``job.poison`` None.
+        """
+        if not jobid.safe(job_id):
+            return None
+        raw = await self.main.backend.getJobData(job_id)
+        if not raw:
+            return None
+        return intake.from_raw(self.main, raw, job_id, self.max_data_bytes)
+
+    @property
+    def max_data_bytes(self) -> int:
+        """The largest job data worth reading (the JSON gate's bound)."""
+        return validation.max_payload_bytes(self.settings.inline_bytes)
 
     async def state(self, job_id: str) -> str:
         """The job's state in one script call, without reading its data; ``unknown`` if there is none."""
+        if not jobid.safe(job_id):
+            return "unknown"
         return str(await self.main.backend.getState(job_id))
 
     async def with_state(self, job_id: str) -> tuple[Job, str] | None:
@@ -146,6 +163,7 @@ class Queues:
 
     async def dead_letter(self, job: Job, reason: str, attempts_made: int) -> None:
         """Record ``job`` in the DLQ with its data, options and ``reason`` (idempotent by job id)."""
+        poison: intake.Poison | None = getattr(job, "poison", None)
         entry = {
             "jobId": str(job.id),
             "data": job.data,
@@ -154,6 +172,8 @@ class Queues:
             "failedAt": int(time.time() * 1000),
             "opts": {"priority": job.opts.get("priority", 0), "attempts": job.opts.get("attempts", 1)},
         }
+        if poison is not None:  # data and opts as Redis held them (bounded): nothing is lost
+            entry |= {"data": None, "raw": poison.raw, "opts": {"priority": 0, "attempts": 1}}
         await self.dlq.add(c.JOB_NAME, entry, {"jobId": str(job.id)})
         # Trimmed here as well as by housekeeping, so a burst of failures cannot outgrow the count.
         keep = self.settings.keep_dlq_count
@@ -163,9 +183,10 @@ class Queues:
     async def trim_dlq(self, max_age_seconds: int, max_count: int) -> int:
         """Remove DLQ entries older than ``max_age_seconds`` and beyond the newest ``max_count``."""
         removed = len(await self.dlq.clean(max_age_seconds * 1000, 0, "wait"))
-        extra = await self.dlq.getJobs(list(WAITING_STATES), start=max_count, end=max_count + 999, asc=False)
-        for entry in extra:
-            await self.dlq.remove(entry.id)
+        # By id, never parsed: an entry a raw producer wrote into the DLQ cannot stop the trim.
+        extra = await self.dlq.backend.getRanges(list(WAITING_STATES), max_count, max_count + 999, False)
+        for entry_id in extra:
+            await self.dlq.remove(entry_id)
         return removed + len(extra)
 
     async def dlq_entries(self) -> list[Job]:
@@ -176,6 +197,8 @@ class Queues:
         """Move every DLQ entry back to the main queue with its original id and options; returns the ids."""
         moved = []
         for entry in await self.dlq_entries():
+            if entry.data.get("data") is None and "raw" in entry.data:
+                continue  # a job that failed the JSON gate: nothing to send back; it stays for a person
             job_id = str(entry.data["jobId"])
             current = await self.get(job_id)
             if current is not None:

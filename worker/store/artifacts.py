@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from worker import constants as c
+from worker.contract import validation
+from worker.errors import InvalidJobError
 from worker.render.registry import FORMAT_MEDIA_TYPES, Rendition
 
 TMP_PREFIX = ".tmp-"
@@ -119,5 +121,17 @@ def load_manifest(data_dir: Path, job_id: str) -> dict[str, Any] | None:
         text = (job_dir(data_dir, job_id) / c.MANIFEST_FILE).read_text()
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
-    manifest: dict[str, Any] = json.loads(text)
-    return manifest
+    return read_manifest(text)
+
+
+def read_manifest(text: str | bytes) -> dict[str, Any] | None:
+    """A stored manifest through the one JSON gate; None (no usable set) if it does not pass.
+
+    A set written before the gate held every job (metadata with NaN or a lone surrogate) made the
+    manifest route answer 500; now it is no set, and the job's next run writes a good one.
+    """
+    try:
+        manifest = validation.parse(text)
+    except InvalidJobError:
+        return None
+    return manifest if isinstance(manifest, dict) else None

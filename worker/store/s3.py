@@ -172,8 +172,8 @@ class S3Store(ArtifactStore):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            manifest: dict[str, Any] = json.loads(got["Body"].read())
-        return manifest
+            body = got["Body"].read()
+        return artifacts.read_manifest(body)
 
     def download(self, job_id: str, entry: dict[str, Any]) -> Download:
         """A presigned GET URL valid for ``PREVIEW_S3_URL_TTL_SECONDS`` (signing needs no request)."""

@@ -98,6 +98,15 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "The dead-letter queue grew by {{ $value }} jobs in 15m; inspect and redrive them.",
         ),
         Alert(
+            "PreviewHousekeepingFailing",
+            f"max by (track) ({c.METRIC_HOUSEKEEPING_FAILING}{{{ns}}}) >= 1",
+            "warning",
+            "Worker housekeeping keeps failing ({{ $labels.track }})",
+            f"{c.HOUSEKEEPING_FAILING_ROUNDS} or more housekeeping rounds in a row had an error: the DLQ "
+            "may not be trimmed, failed jobs not dead-lettered, or the depth gauges the autoscalers "
+            "read not refreshed. The worker log's `step` and `jobId` say which.",
+        ),
+        Alert(
             "PreviewCanaryFailureRateWorse",
             f"({failure_ratio(canary)}) - ({failure_ratio(stable)}) > {m.canary_failure_margin:g}",
             "critical",

@@ -18,6 +18,7 @@ from worker.settings import Settings
 INLINE = base64.b64encode(media.jpeg(40, 30)).decode()
 PREFIX = b'{"source": {"inline": "' + INLINE.encode() + b'"}, "outputs": [{"name": "t", "format": "webp", '
 GOOD_OUTPUT = b'"width": 8, "height": 8}]'
+JOB_OUTPUTS = {"outputs": [{"name": "t", "format": "webp", "width": 8, "height": 8}]}
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 BAD = {
@@ -28,6 +29,12 @@ BAD = {
     "a lone surrogate": PREFIX + GOOD_OUTPUT + b', "metadata": {"note": "\\ud800"}}',
     "invalid UTF-8": PREFIX + GOOD_OUTPUT + b', "metadata": {"note": "\xff"}}',
     "not JSON": b"{not json",
+    "-1e400": PREFIX + b'"width": -1e400, "height": 8}]}',
+    "1e999999999": PREFIX + GOOD_OUTPUT + b', "metadata": {"n": 1e999999999}}',
+    "UTF-16": (PREFIX + GOOD_OUTPUT + b"}").decode().encode("utf-16"),
+    "UTF-16-LE, no byte-order mark": (PREFIX + GOOD_OUTPUT + b"}").decode().encode("utf-16-le"),
+    "UTF-32": (PREFIX + GOOD_OUTPUT + b"}").decode().encode("utf-32"),
+    "a UTF-8 byte-order mark": b"\xef\xbb\xbf" + PREFIX + GOOD_OUTPUT + b"}",
 }
 REASONS = {
     "nested 10,000 deep": "is nested too deeply",
@@ -37,6 +44,12 @@ REASONS = {
     "a lone surrogate": "is not valid UTF-8 text: surrogates not allowed",
     "invalid UTF-8": "is not valid UTF-8 text: invalid start byte",
     "not JSON": "is not valid JSON: Expecting property name",
+    "-1e400": "is not valid JSON: number -1e400 is out of range",
+    "1e999999999": "is not valid JSON: number 1e999999999 is out of range",
+    "UTF-16": "is not valid UTF-8 text: invalid start byte",
+    "UTF-16-LE, no byte-order mark": "is not valid JSON: Expecting property name",
+    "UTF-32": "is not valid UTF-8 text: invalid start byte",
+    "a UTF-8 byte-order mark": "is not valid JSON: starts with a byte-order mark",
 }
 
 
@@ -69,3 +82,15 @@ async def test_a_body_that_is_not_strict_json_is_400_and_reaches_no_redis(
         queue = (await client.get("/api/preview/queue/metrics")).json()
         assert queue["waiting"] == 0
         assert server_errors((await client.get("/metrics")).text) == 0
+
+
+CONTROL_URLS = ["https://h.example/a\tb", "https://h.example\t/a", "https://h.example/a\r\nX: y",
+                "https://h.example/a\n", "https://h.example/\x7f"]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", CONTROL_URLS, ids=repr)
+async def test_a_url_with_a_control_character_is_400(url: str, settings: Settings) -> None:
+    async with api(settings) as client:
+        resp = await client.post("/api/preview/job", json={**JOB_OUTPUTS, "source": {"url": url}})
+        assert resp.status_code == 400, resp.text
+        assert [v["path"] for v in resp.json()["violations"]] == ["$.source.url"]

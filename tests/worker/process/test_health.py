@@ -68,3 +68,20 @@ async def test_health_command_against_a_real_worker(spawn_worker: Any, worker_en
     assert re.search(rf'{c.METRIC_QUEUE_DEPTH}{{queue="[^"]+",state="waiting",track="stable"}}', scrape.text)
     nobody = {**worker_env, c.ENV_METRICS_PORT: str(free_port())}
     assert await asyncio.to_thread(run_probe, nobody) == 1
+
+
+async def test_the_bind_address_is_a_setting(spawn_worker: Any, worker_env: dict[str, str]) -> None:
+    """``PREVIEW_METRICS_HOST=::1``: the worker answers on IPv6 loopback only, and the probe finds it."""
+    worker = spawn_worker(**{c.ENV_METRICS_HOST: "::1"})
+    (ready,) = [e for e in worker.events() if e.get("msg") == "worker ready"]
+    assert ready["metricsHost"] == "::1"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://[::1]:{worker.port}{c.LIVENESS_PATH}")).status_code == 200
+        try:
+            await client.get(f"http://127.0.0.1:{worker.port}{c.LIVENESS_PATH}")
+        except httpx.ConnectError:
+            pass
+        else:
+            raise AssertionError("the health server answered on 127.0.0.1 while bound to ::1")
+    env = {**worker_env, c.ENV_METRICS_PORT: str(worker.port), c.ENV_METRICS_HOST: "::1"}
+    assert await asyncio.to_thread(run_probe, env, "--live") == 0

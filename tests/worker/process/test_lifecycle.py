@@ -133,7 +133,7 @@ async def test_worker_without_redis_stays_up_not_ready_and_never_logs_the_passwo
     assert await wait_proc(worker, 15) == 0
     text = worker.logfile.read_text()
     assert "hunter2" not in text
-    warnings = [e for e in worker.events() if e["msg"] == "housekeeping failed"]
+    warnings = [e for e in worker.events() if e["msg"] == "housekeeping step failed"]
     assert warnings and warnings[0]["error"].startswith("ConnectionError: Error 111 connecting to 127.0.0.1")
 
 
