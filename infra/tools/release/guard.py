@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from infra.tools.release import branches, history
+from infra.tools.release import report as report_json
 from infra.tools.release.branches import Recorder
 
 
@@ -67,6 +68,10 @@ def report(recorder: Recorder, stack: str, out: TextIO) -> int:
     recorder.require_work_tree()
     found = open_rollouts(recorder, stack)
     base = f"{recorder.remote}/{recorder.base}" if recorder.has_remote() else recorder.base
+    report_json.put(
+        stack=stack, base=base,
+        openRollouts=[{"branch": r.branch, "releaseId": r.release_id, "step": r.where} for r in found],
+    )  # fmt: skip
     if not found:
         print(
             f"guard: no rollout of {stack} outside {base}; deploying its Pulumi.{stack}.yaml undoes nothing",

@@ -7,6 +7,7 @@ for the rollout's analysis; the engine half is in tests/e2e/test_engine_rollout.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -84,6 +85,12 @@ def test_main_deploys_are_refused_until_the_rollout_is_in_main(
         f"step 1/1 at 25%, release {step.id}); origin/main's Pulumi.prod.yaml would undo what it applied"
     )
     assert guard(clone(origin, tmp_path / "c3"), capsys, "staging")[0] == 0  # other stacks deploy
+    capsys.readouterr()
+    fresh = clone(origin, tmp_path / "c3j")
+    assert cli.main(["--root", str(fresh), "guard", "--stack", "prod", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["command"], doc["stack"], doc["base"]) == ("guard", "prod", "origin/main")
+    assert doc["openRollouts"] == [{"branch": BRANCH, "releaseId": step.id, "step": "step 1/1 at 25%"}]
 
     # The rollout is resumed and ends; until its pull request merges, main is still behind it.
     resumed = clone(origin, tmp_path / "c4")

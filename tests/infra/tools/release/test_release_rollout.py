@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -84,6 +85,20 @@ def test_failing_canary_aborts_and_rolls_back(repo: Path, run: Run, prometheus: 
     assert last.action == "rollout-abort" and last.reason is not None
     assert last.reason.startswith("rollout aborted at 25%: canary failure ratio 0.")
     assert "50%" not in "".join(e.action + str(e.after.canary_weight) for e in history.read(repo, "prod"))
+
+
+def test_rollout_json_is_one_document_with_each_step_it_wrote(run: Run, prometheus: PromServer) -> None:
+    """``rollout --json`` (docs/releases.md#json): stdout is exactly one document; the steps go to stderr."""
+    start_canary(run)
+    switch(prometheus, BAD_CANARY)
+    steps = ("--steps", "25,50,100", "--interval", WINDOW)
+    result = run("rollout", "--stack", "prod", *steps, "--prometheus", prometheus.url, "--json")
+    assert result.code == 1
+    doc = json.loads(result.out)
+    assert (doc["schema"], doc["command"], doc["exitCode"]) == (1, "rollout", 1)
+    assert [r["action"] for r in doc["releases"]] == ["rollout-step", "rollout-abort"]
+    assert all(r["stack"] == "prod" and r["branch"] for r in doc["releases"])
+    assert "rollout: ABORTED at 25%" in result.err
 
 
 def test_each_rollout_change_is_applied(repo: Path, run: Run, prometheus: PromServer) -> None:
