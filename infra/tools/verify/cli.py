@@ -16,7 +16,7 @@ Checks, in order (each a row of the printed table; exit 1 if any fails, 2 on bad
 
 A check that needs a failed one is reported as not run. Every failure is a row with its reason
 (an unreachable backend too), never a traceback; ``--json`` prints the rows as one JSON document
-(its shape is in docs/deployment.md). No pod is reached directly: the job API at ``--api`` and
+(its shape is in docs/verify.md). No pod is reached directly: the job API at ``--api`` and
 Prometheus at ``--prometheus`` (an ingress, a Gateway route, or a runner inside the network);
 the bearer token comes from ``$PREVIEW_API_TOKEN`` (or the variable ``--token-env`` names); the
 stack's outputs through the Automation API, with the backend and passphrase the environment selects.
@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds the dry-run job, then its count in Prometheus, may take (default 60)",
     )
-    p.add_argument("--json", action="store_true", help="print the rows as JSON (docs/deployment.md)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON (docs/verify.md)")
     p.add_argument("--root", type=Path, default=None, help="the project root (default: found from cwd)")
     return p
 

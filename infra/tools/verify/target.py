@@ -25,7 +25,7 @@ class Row:
         return self.status == "ok"
 
     def as_json(self) -> dict[str, str]:
-        """The row as ``--json`` prints it (docs/deployment.md)."""
+        """The row as ``--json`` prints it (docs/verify.md)."""
         return asdict(self)
 
 
