@@ -31,8 +31,8 @@ HEALTH_SHAPE: dict[str, type | tuple[type, ...]] = {
 }
 QUEUE_SHAPE = ("name", "waiting", "active", "completed", "failed", "delayed", "total")
 #: What ``GET /api/preview/queue/metrics`` answers: the queue's name, its DLQ's, a count per state.
-QUEUE_METRICS_PATH = "/api/preview/queue/metrics"
-JOB_PATH = "/api/preview/job"
+QUEUE_METRICS_PATH = f"{c.API_PATH_PREFIX}/queue/metrics"
+JOB_PATH = f"{c.API_PATH_PREFIX}/job"
 #: A 1x1 PNG: the dry-run job's inline source (a dry run validates, never decodes it).
 _PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
