@@ -24,6 +24,7 @@ import httpx
 import pytest
 from e2e_kit import ScratchProject, pulumi_run, run
 
+from infra.manifests.common import API_NAME as API
 from infra.manifests.common import APP_NAME
 from infra.tools.local.addons.prometheus import Prometheus, Target
 from tests.servers import RedisServer, free_port
@@ -45,6 +46,12 @@ CHECKS = [
     "metrics",
 ]
 WORKERS = ("run-a", "run-b")
+HOST = "preview-api.dev.example.com"
+INGRESS = f"    exposure: {{kind: ingress, host: {HOST}, tlsSecret: preview-api-tls, className: nginx}}\n"
+ROUTE = (
+    f"    exposure: {{kind: httproute, host: {HOST}, "
+    "parentRef: {name: public, namespace: gateways, sectionName: https}}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +61,9 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
         (project / "Pulumi.dev.yaml").read_text().replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
     )
     key = "  mobius-preview-worker:worker:\n"
-    (project / f"Pulumi.{STACK}.yaml").write_text(text.replace(key, f"{key}    drainSeconds: 1\n"))
+    text = text.replace(key, f"{key}    drainSeconds: 1\n")
+    api = "  mobius-preview-worker:api:\n"  # the job API reached through an Ingress (api.exposure)
+    (project / f"Pulumi.{STACK}.yaml").write_text(text.replace(api, f"{api}{INGRESS}"))
     pulumi_run(["stack", "init", STACK], environ, project)
     pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
     for name in ("preview-worker-stable", "preview-worker-api"):
@@ -279,6 +288,32 @@ def test_a_wrong_token_fails_the_api_checks_that_need_it(
     assert (found["api health"], found["queue"], found["dry run"]) == ("ok", "FAIL", "FAIL"), done.stdout
     assert "answered 401" in done.stdout and "one of the stack's API tokens" in done.stdout
     assert secret not in done.stdout + done.stderr
+
+
+def test_the_api_route_is_live_an_ingress_then_an_httproute(deployed: tuple[Path, dict[str, str]]) -> None:
+    """``api.exposure`` through the real engine: the Ingress the stack declared, then the same stack
+    switched to an HTTPRoute (the Gateway API CRD installed from infra/crds/): one replaces the other."""
+    project, environ = deployed
+    get = ["kubectl", "-n", NAMESPACE, "get", "-o", "json"]
+    ingress = json.loads(run([*get, "ingress", API], environ))["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert ingress["tls"] == [{"hosts": [HOST], "secretName": "preview-api-tls"}]
+    (rule,) = ingress["rules"]
+    assert rule["host"] == HOST and rule["http"]["paths"] == [
+        {"path": c.API_PATH_PREFIX, "pathType": "Prefix",
+         "backend": {"service": {"name": API, "port": {"name": c.API_PORT_NAME}}}}
+    ]  # fmt: skip
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(stack_file.read_text().replace(INGRESS, ROUTE))
+    pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
+    route = json.loads(run([*get, "httproute.gateway.networking.k8s.io", API], environ))["spec"]
+    assert route["hostnames"] == [HOST]
+    assert route["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public",
+                                    "namespace": "gateways", "sectionName": "https"}]  # fmt: skip
+    assert route["rules"][0]["backendRefs"][0]["name"] == API
+    assert route["rules"][0]["backendRefs"][0]["port"] == c.API_PORT
+    gone = subprocess.run([*get, "ingress", API], env=environ, capture_output=True, text=True, timeout=60)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
 @pytest.mark.parametrize(
