@@ -47,6 +47,7 @@ CHECKS = [
 ]
 WORKERS = ("run-a", "run-b")
 HOST = "preview-api.dev.example.com"
+OTHER_CLUSTER = "00000000-0000-4000-8000-000000000000"
 INGRESS = f"    exposure: {{kind: ingress, host: {HOST}, tlsSecret: preview-api-tls, className: nginx}}\n"
 ROUTE = (
     f"    exposure: {{kind: httproute, host: {HOST}, "
@@ -236,6 +237,24 @@ def test_unreachable_backends_are_rows_with_reasons(
     assert doc["failed"] == ["cluster", "deployments", "objects", "api health", "queue", "targets",
                              "dry run", "metrics"]  # fmt: skip
     assert f"verify --stack {STACK}: FAILED: cluster, deployments" in done.stderr
+
+
+def test_another_cluster_than_the_stacks_fails_the_cluster_check(
+    deployed: tuple[Path, dict[str, str]], host: tuple[HostProcesses, Prometheus]
+) -> None:
+    (project, environ), (processes, prometheus) = deployed, host
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    text = stack_file.read_text()
+    stack_file.write_text(text.replace("identity: local", f"identity: {OTHER_CLUSTER}"))
+    try:
+        done = verify(project, environ, processes.api, prometheus.url)
+    finally:
+        stack_file.write_text(text)
+    assert done.returncode == 1
+    found = rows(done.stdout)
+    assert (found["cluster"], found["deployments"], found["objects"]) == ("FAIL", "FAIL", "FAIL"), done.stdout
+    assert f"stack {STACK} is bound to another cluster: expected cluster {OTHER_CLUSTER}" in done.stdout
+    assert "not run: cluster failed" in done.stdout and found["dry run"] == "ok"
 
 
 def test_a_worker_target_down_fails_the_targets_check(

@@ -30,7 +30,10 @@ def kubectl(t: Target, *args: str) -> Any:
 def check_cluster(t: Target) -> str:
     """The stack file's ``cluster`` binding reaches the cluster it names (as ``pulumi up`` checks)."""
     cfg = load_stack_file(t.root / f"Pulumi.{t.stack}.yaml")
-    seen = cluster_identity.check(cfg.cluster, t.stack)
+    seen = cluster_identity.read_cluster(cfg.cluster)
+    why = cluster_identity.mismatch(cfg.cluster, seen)
+    if why:
+        raise VerifyError(f"stack {t.stack} is bound to another cluster: {why}")
     t.cluster = cfg.cluster
     return f"kube-system {seen.uid} at {seen.server}"
 
