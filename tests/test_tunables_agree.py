@@ -39,6 +39,7 @@ def minimal(**extra: Any) -> dict[str, Any]:
         "artifacts": {"bucket": "previews"},
         "secrets": {"keys": STORE_KEYS},
         "network": {"s3Cidrs": ["192.0.2.0/24"]},
+        "monitoring": {"runbookBaseUrl": "https://runbooks.example.com"},
         **extra,
     }
 

@@ -63,6 +63,7 @@ def test_s3_names_with_a_trailing_newline_are_refused(section: str, key: str, va
     raw: dict[str, Any] = {
         "image": IMAGE, "redisUrl": {"secure": "x"}, "network": {"s3Cidrs": ["192.0.2.0/24"]},
         "secrets": {"keys": keys}, "artifacts": {"bucket": "previews"}, "cluster": {"identity": "local"},
+        "monitoring": {"runbookBaseUrl": "https://runbooks.example.com"},
     }  # fmt: skip
     parse_config({**raw, section: {**raw.get(section, {}), key: value.rstrip()}})  # valid without it
     with pytest.raises(ConfigError) as info:

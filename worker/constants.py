@@ -142,7 +142,9 @@ API_PORT_NAME: Final = "http"
 LIVENESS_PATH: Final = "/healthz"
 READINESS_PATH: Final = "/readyz"
 METRICS_PATH: Final = "/metrics"
-API_HEALTH_PATH: Final = "/api/preview/worker/health"
+#: Every job API route is under it; an Ingress or HTTPRoute exposes this prefix only (not /metrics).
+API_PATH_PREFIX: Final = "/api/preview"
+API_HEALTH_PATH: Final = f"{API_PATH_PREFIX}/worker/health"
 
 # --- Observability: logs, tracks and metric names (declared in worker/metrics.py) -----------
 ENV_LOG_LEVEL: Final = "PREVIEW_LOG_LEVEL"

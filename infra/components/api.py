@@ -1,4 +1,5 @@
-"""The job API as a component: wires :mod:`infra.manifests.job_api`'s objects and the Deployment.
+"""The job API as a component: wires :mod:`infra.manifests.job_api`'s objects, the Deployment and
+the optional route from outside the cluster (:mod:`infra.manifests.api_route`).
 
 The API always runs the stable image (see :mod:`infra.manifests.job_api` for why).
 """
@@ -12,6 +13,7 @@ import pulumi
 
 from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
+from infra.manifests.api_route import api_route
 from infra.manifests.common import API_NAME, Manifest, config_checksum
 from infra.manifests.job_api import api_config_data, api_deployment, api_objects
 from infra.manifests.pod import SecretFiles
@@ -51,4 +53,7 @@ class JobApi(pulumi.ComponentResource):
             secret_checksum=args.secret_checksum,
         )
         declare(f"{name}-deployment", deployment, child)
+        route = api_route(cfg, args.instance)  # api.exposure: an Ingress or an HTTPRoute, if any
+        if route is not None:
+            declare(f"{name}-route", route, child)
         self.register_outputs({"deploymentName": API_NAME, "image": cfg.image})

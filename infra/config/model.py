@@ -97,7 +97,8 @@ class StackConfig(Model):
     canary: Canary = Canary()
     autoscaling: Autoscaling = Autoscaling()
     secrets: Secrets = Secrets()
-    monitoring: MonitoringConfig = MonitoringConfig()
+    # No usable default (runbookBaseUrl is the stack's own), so a stack without it is told why.
+    monitoring: MonitoringConfig = Field(default_factory=dict, validate_default=True)
     network: Network = Network()
     api: Api = Api()
     # No usable default (a bucket is required), so a stack without the section is told why.

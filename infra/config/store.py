@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 
 from infra.config.base_model import Model, check_range, cross_field
+from infra.config.sections.api_exposure import ApiExposure
 from infra.config.sections.workload import CpuMemory, Replicas, Resources
 from worker import constants as c
 from worker.tunables import check_endpoint_url
@@ -35,6 +36,8 @@ class Api(Model):
         requests=CpuMemory(cpu="100m", memory="128Mi"), limits=CpuMemory(cpu="500m", memory="256Mi")
     )
     cpu_target: int = 70
+    # How the API is reached from outside the cluster (an Ingress or an HTTPRoute); none by default.
+    exposure: ApiExposure | None = None
 
     _cpu = field_validator("cpu_target")(check_range(1, 100))
 

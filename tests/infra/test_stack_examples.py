@@ -13,8 +13,10 @@ from infra.tools.release.stackfile import KEY_CANARY, KEY_IMAGE
 REPO = Path(__file__).resolve().parents[2]
 #: RFC 5737's documentation ranges: they route nowhere, so a stack holding one is an example.
 DOCUMENTATION = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
-#: Keys whose values name things of one organisation's (a bucket, a host, a Vault path).
-PER_ORGANISATION = re.compile(r"^\s+(- host|bucket|region|path|s3Cidrs|cidrs): ")
+#: Keys whose values name things of one organisation's (a bucket, a host, a Vault path, a URL).
+PER_ORGANISATION = re.compile(
+    r"^\s+(- host|host|tlsSecret|bucket|region|path|s3Cidrs|cidrs|runbookBaseUrl): "
+)
 
 
 def lines(stack: str) -> list[str]:

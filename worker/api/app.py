@@ -34,7 +34,7 @@ from worker.queue.queues import REDIS_DOWN
 from worker.settings import Settings
 
 log = logs.get("api")
-PREFIX = "/api/preview"
+PREFIX = c.API_PATH_PREFIX
 
 
 class AuthNotConfiguredError(PreviewError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
 from infra.config.base_model import Model, check_range
@@ -23,7 +25,9 @@ class MonitoringConfig(Model):
     api_error_ratio: float = 0.05
     api_enqueue_p95_seconds: float = 0.5
     alert_for: str = "10m"
-    runbook_base_url: str = "https://github.com/mobius/preview-worker/blob/main/docs/runbooks"
+    # Where each alert's runbook_url points (<base>/<AlertName>.md). No default: a stack names its
+    # own copy of docs/runbooks (the committed stacks' value is marked `# example`).
+    runbook_base_url: str
 
     _ns = field_validator("namespace")(check_dns_label)
     _durations = field_validator("scrape_interval", "alert_for")(check_duration)
@@ -35,6 +39,6 @@ class MonitoringConfig(Model):
     @field_validator("runbook_base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("https://", "http://")):
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError(f"must be an http(s) URL, got {v[:80]!r}")
         return v.rstrip("/")

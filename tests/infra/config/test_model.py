@@ -35,6 +35,9 @@ STORE_KEYS = {
 QUEUE_RULE = f"must match {QUEUE_NAME_PATTERN}"  # the worker's own pattern (worker/tunables.py)
 
 
+RUNBOOKS = "https://runbooks.example.com"
+
+
 def minimal(**extra: Any) -> dict[str, Any]:
     """The smallest valid config (an S3 store needs a bucket, its credentials' keys and a peer)."""
     return {
@@ -45,6 +48,7 @@ def minimal(**extra: Any) -> dict[str, Any]:
         "secrets": {"keys": STORE_KEYS},
         "network": {"s3Cidrs": ["192.0.2.0/24"]},
         **extra,
+        "monitoring": {"runbookBaseUrl": RUNBOOKS, **extra.get("monitoring", {})},
     }
 
 
@@ -125,7 +129,10 @@ def problems(raw: dict[str, Any]) -> list[str]:
             {"monitoring": {"runbookBaseUrl": "wiki/runbooks"}},
             "monitoring.runbookBaseUrl: must be an http(s) URL, got 'wiki/runbooks'",
         ),
-        ({"monitoring": {"failureRatio": 5}}, "monitoring.failureRatio: must be between 0 and 1, got 5.0"),
+        (
+            {"monitoring": {"failureRatio": 5, "runbookBaseUrl": "https://r.example.com"}},
+            "monitoring.failureRatio: must be between 0 and 1, got 5.0",
+        ),
         (
             {"network": {"redisNamespace": None}},
             "network.redisNamespace: set redisNamespace or redisCidrs so pods can reach Redis",
@@ -207,6 +214,7 @@ def test_every_problem_is_listed_at_once() -> None:
         "image: must be pinned by digest (repository@sha256:<64 hex>), got tag 'x:latest'",
         "worker.concurrency: must be at least 1, got 0",
         "canary.weight: must be between 0 and 100, got 150",
+        "monitoring.runbookBaseUrl: required",
         "artifacts.bucket: required when artifacts.store is s3",
         "bogus: unknown key",
         "redisUrl: required unless secrets.keys.REDIS_URL names a Vault property",
@@ -275,6 +283,7 @@ def test_stack_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
         "  mobius-preview-worker:artifacts: {bucket: previews}\n"
         "  mobius-preview-worker:secrets: {keys: {AWS_ACCESS_KEY_ID: a, AWS_SECRET_ACCESS_KEY: b}}\n"
         "  mobius-preview-worker:network: {s3Cidrs: [192.0.2.0/24]}\n"
+        "  mobius-preview-worker:monitoring: {runbookBaseUrl: https://runbooks.example.com}\n"
         "  kubernetes:context: other   # a provider's key is not ours to check\n"
     )
     with pytest.raises(ConfigError) as info:
@@ -415,3 +424,15 @@ def test_one_effective_canary_rule_for_the_program_and_the_release_tool(tmp_path
     assert parse_config(minimal(canary={"weight": 0, "image": None})).effective_canary_weight == 0
     assert ReleaseState(IMAGE, CanaryState(30, None), None).canary_weight == 0  # as the program deploys
     assert ReleaseState(IMAGE, CanaryState(30, IMAGE), None).canary_weight == 30
+
+
+def test_every_stack_names_its_own_runbook_base_url() -> None:
+    """No placeholder hides in a default: a stack without ``monitoring.runbookBaseUrl`` is refused."""
+    raw = minimal()
+    del raw["monitoring"]
+    assert problems(raw) == ["monitoring.runbookBaseUrl: required"]
+    raw["monitoring"] = {"failureRatio": 0.1}
+    assert problems(raw) == ["monitoring.runbookBaseUrl: required"]
+    assert problems(minimal(monitoring={"runbookBaseUrl": "https://x.example\n"})) == [
+        "monitoring.runbookBaseUrl: must be an http(s) URL, got 'https://x.example\\n'"
+    ]

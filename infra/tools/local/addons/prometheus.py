@@ -22,10 +22,19 @@ SCRAPE_SECONDS = 1
 
 @dataclass(frozen=True)
 class Target:
-    """One ``/metrics`` endpoint on loopback and the namespace its series are labelled with."""
+    """One ``/metrics`` endpoint on loopback and the namespace its series are labelled with.
+
+    ``job``: the ``job`` label, as prometheus-operator sets it (the scraped Service's name);
+    by default each target is a job of its own.
+    """
 
     port: int
     namespace: str
+    job: str | None = None
+
+
+def _labels(target: Target) -> dict[str, str]:
+    return {"namespace": target.namespace, **({"job": target.job} if target.job else {})}
 
 
 def prometheus_config(targets: list[Target], scrape_seconds: int = SCRAPE_SECONDS) -> str:
@@ -33,7 +42,7 @@ def prometheus_config(targets: list[Target], scrape_seconds: int = SCRAPE_SECOND
     jobs = [
         {
             "job_name": f"preview-worker-{t.port}",
-            "static_configs": [{"targets": [f"127.0.0.1:{t.port}"], "labels": {"namespace": t.namespace}}],
+            "static_configs": [{"targets": [f"127.0.0.1:{t.port}"], "labels": _labels(t)}],
         }
         for t in targets
     ]

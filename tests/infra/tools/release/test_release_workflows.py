@@ -211,7 +211,7 @@ def test_every_script_step_is_a_repository_command() -> None:
             seen.add("worker validate")
             continue
         assert argv[:3] == [".venv/bin/python", "-m", "infra"], script
-        values = {"$PREVIEW_API_URL": "http://127.0.0.1:1", "$PREVIEW_WORKER_URL": "http://127.0.0.1:2"}
+        values = {"$PREVIEW_API_URL": "http://127.0.0.1:1", "$PROMETHEUS_URL": "http://127.0.0.1:2"}
         args = parsers[argv[3]].parse_args(
             [values.get(a, a.replace("$RUNNER_TEMP", "/tmp")) for a in argv[4:]]
         )
