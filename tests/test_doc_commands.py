@@ -28,6 +28,7 @@ from tests.doc_commands import REPO, RUNNERS, Inline, blocks, group, inline_comm
 PLACEHOLDERS: dict[str, str | None] = {
     "S": "staging",
     "DIR": "build/out",
+    "URL": "http://127.0.0.1:9090",
     "staging|prod": "staging",
     "[--purge]": None,
     "[--only": None,
@@ -40,6 +41,7 @@ PLACEHOLDERS: dict[str, str | None] = {
 NAMED: dict[str, str] = {
     "stack": "staging",
     "base": "main",
+    "host": "preview.example.com",
     "id": "r-20261206-01-a1b2",
     "digest": "sha256:" + "0" * 64,
 }
