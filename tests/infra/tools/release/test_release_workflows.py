@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 
 from infra.tools.ci import cli as ci
 from infra.tools.image import cli as image_cli
+from infra.tools.local import pythons
 from infra.tools.local.toolchain.versions import PULUMI_VERSION, PYTHON_PULUMI_KUBERNETES_VERSION
 from infra.tools.release import cli as release_cli
 from infra.tools.release.stacks import PROMOTION_PATH
@@ -438,3 +439,15 @@ def test_every_up_on_merge_is_verified_right_after() -> None:
         "Verify the deploy (objects, health, a dry-run job, metrics)",
     ]
     # tests/e2e/test_verify.py runs the command against the local cluster and host-run processes.
+
+
+def test_the_test_job_installs_every_supported_python_with_the_lowest_as_default() -> None:
+    """pr.yml's suite covers every version requires-python claims: the list is pythons.supported(),
+    and the last (the default, the .venv's) is the lowest, the image's."""
+    steps = load("pr.yml")["jobs"]["test"]["steps"]
+    (setup,) = [s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@")]
+    listed = str(setup["with"]["python-version"]).split()
+    supported = pythons.supported()
+    assert sorted(listed) == supported
+    assert listed[-1] == supported[0]
+    assert "python-version-file" not in setup["with"]
