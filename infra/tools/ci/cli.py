@@ -17,6 +17,11 @@ that the tests run too:
   here) into one ``python -m infra release`` command, and run it;
 * ``path``: ``path=fast`` for a pull request that changes only stack files and release
   history, else ``path=full`` (:mod:`infra.tools.ci.path`), for ``$GITHUB_OUTPUT``.
+* ``backend``: check that ``PULUMI_BACKEND`` (a repository variable: url, cloud, s3, gcs,
+  azblob) and the job's backend secrets agree (:mod:`infra.tools.ci.backend`);
+* ``preview-access``: print the preview account, its RBAC and its dry-run-only admission
+  policy for one stack, for a cluster admin's ``kubectl apply -f -``
+  (:mod:`infra.manifests.preview_access`).
 
 Exit codes: 0 done, 1 a command failed, 2 bad input.
 """
@@ -34,8 +39,10 @@ from pathlib import Path
 import yaml
 
 from infra import runner
-from infra.errors import ImageError, InfraError, InputError, ReleaseError, ToolchainError
-from infra.tools.ci import path
+from infra.config.model import load_stack_file
+from infra.errors import ConfigError, ImageError, InfraError, InputError, ReleaseError, ToolchainError
+from infra.manifests.preview_access import preview_access
+from infra.tools.ci import backend, path
 from infra.tools.local.toolchain import plugins
 from infra.tools.local.toolchain.versions import ENGINE_TOOLS, GoTool, tool
 from infra.tools.release import stacks
@@ -195,6 +202,24 @@ def _path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend(_args: argparse.Namespace) -> int:
+    found = backend.check(os.environ)
+    login = f", logged in by {found.oidc_action} through OIDC" if found.oidc_action else ""
+    print(f"state backend: {found.name}: {found.what}{login}")
+    return 0
+
+
+def _preview_access(args: argparse.Namespace) -> int:
+    stack_file = args.root / f"Pulumi.{args.stack}.yaml"
+    if not stack_file.is_file():
+        raise InputError(f"--stack: no stack file {stack_file}")
+    cfg = load_stack_file(stack_file)
+    objects = preview_access(cfg.namespace, own_namespace=not cfg.existing_namespace)
+    print(f"# The pulumi-preview account for stack {args.stack} (namespace {cfg.namespace}); docs/ci.md")
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line (the workflow tests parse every invocation with it)."""
     top = argparse.ArgumentParser(prog="python -m infra ci", description=__doc__.split("\n")[0])
@@ -215,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--root", type=Path, default=Path("."), help="the repository (default: the current folder)"
     )
+    sub.add_parser(
+        "backend", help="check PULUMI_BACKEND against the job's backend secrets (exit 2 naming one)"
+    )
+    a = sub.add_parser("preview-access", help="print a stack's preview account, RBAC and dry-run-only policy")
+    a.add_argument("--stack", required=True, help="the stack whose Namespace the account previews")
+    a.add_argument("--root", type=Path, default=Path("."), help="the project folder (default: .)")
     return top
 
 
@@ -228,10 +259,12 @@ def main(argv: list[str]) -> int:
         "registry-login": _registry_login,
         "dispatch": _dispatch,
         "path": _path,
+        "backend": _backend,
+        "preview-access": _preview_access,
     }
     try:
         return commands[args.command](args)
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:
         print(f"ci {args.command}: {exc}", file=sys.stderr)
         return 2
     except InfraError as exc:  # a tool failed; its message names the command, never a secret

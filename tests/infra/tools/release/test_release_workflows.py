@@ -100,6 +100,8 @@ def test_every_action_is_pinned_by_commit_sha_with_its_version_named() -> None:
         uses = re.findall(r"^\s*(?:- )?uses: (.+)$", (WORKFLOWS / name).read_text(), re.M)
         assert uses, name
         for ref in uses:
+            if ref.startswith("./.github/actions/"):  # the repository's own (its uses: pinned alike)
+                continue
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", ref), f"{name}: {ref}"
 
 
@@ -143,7 +145,8 @@ def test_pr_previews_each_stack_with_the_policy_pack_in_one_edited_comment() -> 
     assert found["with"]["policyPacks"] == "policy" and (REPO / "policy" / "PulumiPolicy.yaml").is_file()
     # One comment per stack (the action finds its own by stack and command), edited on each push.
     assert (found["with"]["comment-on-pr"], found["with"]["edit-pr-comment"]) == (True, True)
-    assert preview["permissions"] == {"contents": "read", "pull-requests": "write"}
+    # id-token: the OIDC backends' login (tests/infra/tools/ci/test_workflow_logins.py)
+    assert preview["permissions"] == {"contents": "read", "pull-requests": "write", "id-token": "write"}
 
 
 def test_pull_requests_never_hold_deploy_credentials() -> None:
