@@ -28,6 +28,7 @@ from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
 
 from infra.manifests import preview_access as pa
 from infra.manifests.secret_sources import ENV_SECRET_NAME, VAULT_SECRET_NAME
+from tests.doc_commands import group
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -53,14 +54,18 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     """The three stacks deployed by the admin, the preview account applied for each, then every
     stack file changed. Yields the project, the admin's and the preview account's environments."""
     project, admin = scratch_project("preview-access")
+    # docs/ci.md's block, as a cluster admin runs it: per stack (its `--stack staging` is each
+    # stack here), with `python` the .venv's.
+    (block,) = group("preview-access")
+    apply_line, token_line = block.commands()
+    assert "--stack staging" in apply_line
+    shell = {**admin, "PATH": f"{Path(sys.executable).parent}:{admin['PATH']}"}
     for stack in NAMESPACES:
         pulumi_run(["stack", "init", stack], admin, project)
         pulumi_run(["up", "--stack", stack, "--yes", "--skip-preview"], admin, project)
-        shipped = run([sys.executable, "-m", "infra", "ci", "preview-access", "--stack", stack, "--root",
-                       str(project)], admin)  # fmt: skip
-        run(["kubectl", "apply", "--server-side", "-f", "-"], admin, stdin=shipped)
-    token = run(["kubectl", "create", "token", pa.ACCOUNT_NAME, "-n", pa.ACCOUNT_NAMESPACE,
-                 "--duration=1h"], admin).strip()  # fmt: skip
+        run(["bash", "-c", "set -o pipefail; " + apply_line.replace("--stack staging", f"--stack {stack}")],
+            shell, cwd=project)  # fmt: skip
+    token = run(["bash", "-c", token_line], shell).strip()
     config = yaml.safe_load(Path(admin["KUBECONFIG"]).read_text())
     for user in config["users"]:
         user["user"] = {"token": token}
