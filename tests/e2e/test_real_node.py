@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from infra.tools.image import buildah
+from infra.tools.image.registry_server import Registry, serve
 from infra.tools.local.cluster import control_plane, kube
-from infra.tools.local.realnode import netns, node
+from infra.tools.local.realnode import netns, node, pause
 from infra.tools.local.realnode.layout import (
     NETNS,
     NODE_ADDRESS,
@@ -33,11 +35,27 @@ NAMESPACE = "real-node-test"
 
 
 @pytest.fixture(scope="module")
-def real_node(local_cluster: control_plane.Cluster) -> Iterator[node.RealNode]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A loopback registry (plain HTTP, a free port), as the demo's and the image tests' are."""
+    with serve(tmp_path_factory.mktemp("real-node-registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def pushed_image(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The busybox image pushed to the loopback registry, as a digest-pinned reference."""
+    archive = tmp_path_factory.mktemp("real-node-image") / "busybox.tar"
+    pause.write_archive(archive, "mobius/busybox:test")
+    digest = buildah.copy(f"docker-archive:{archive}", f"{registry.host}/mobius/busybox:test")
+    return f"{registry.host}/mobius/busybox@{digest}"
+
+
+@pytest.fixture(scope="module")
+def real_node(local_cluster: control_plane.Cluster, registry: Registry) -> Iterator[node.RealNode]:
     """The real node, Ready; on teardown stopped, and nothing of it left (processes, mounts, netns)."""
     lines: list[str] = []
     try:
-        started = node.up(local_cluster, log=lines.append)
+        started = node.up(local_cluster, registries=(registry.host,), log=lines.append)
     except BaseException:
         node.down(local_cluster, log=lambda _: None)
         raise
@@ -59,7 +77,7 @@ def _get(cluster: control_plane.Cluster, *args: str) -> Any:
     return json.loads(kube.kubectl(cluster.state.kubeconfig, "get", *args, "-o", "json"))
 
 
-def _pod(name: str, probe_port: int, real: bool = True) -> dict[str, Any]:
+def _pod(name: str, probe_port: int, real: bool = True, image: str = PAUSE_IMAGE) -> dict[str, Any]:
     """A busybox pod serving HTTP on 8080, whose readiness probe asks ``probe_port``."""
     key, value, effect = NODE_TAINT
     serve = "mkdir -p /www && echo ok > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"
@@ -67,8 +85,8 @@ def _pod(name: str, probe_port: int, real: bool = True) -> dict[str, Any]:
         "containers": [
             {
                 "name": "web",
-                "image": PAUSE_IMAGE,
-                "imagePullPolicy": "Never",
+                "image": image,
+                "imagePullPolicy": "Never" if image == PAUSE_IMAGE else "Always",
                 "command": ["/bin/busybox", "sh", "-c", serve],
                 "readinessProbe": {
                     "httpGet": {"path": "/", "port": probe_port},
@@ -106,10 +124,12 @@ def test_node_registers_ready_with_its_label_taint_and_address(real_node: node.R
 
 
 def test_pods_run_there_only_when_they_ask_and_ready_means_the_probe_answered(
-    real_node: node.RealNode,
+    real_node: node.RealNode, pushed_image: str
 ) -> None:
     cluster = real_node.cluster
-    pods = [_pod("answers", 8080), _pod("never-answers", 9999), _pod("plain", 8080, real=False)]
+    # "answers" is pulled by digest from the loopback registry, over plain HTTP, through the relay.
+    answers_pod = _pod("answers", 8080, image=pushed_image)
+    pods = [answers_pod, _pod("never-answers", 9999), _pod("plain", 8080, real=False)]
     kube.kubectl(
         cluster.state.kubeconfig,
         "apply",
@@ -135,6 +155,7 @@ def test_pods_run_there_only_when_they_ask_and_ready_means_the_probe_answered(
     plain = _get(cluster, "pod", "-n", NAMESPACE, "plain")
     assert answers["spec"]["nodeName"] == never["spec"]["nodeName"] == NODE_NAME
     assert answers["status"]["hostIP"] == NODE_ADDRESS
+    assert answers["status"]["containerStatuses"][0]["imageID"].endswith(pushed_image.split("@")[1])
     assert ipaddress.ip_address(answers["status"]["podIP"]) in ipaddress.ip_network(POD_SUBNET)
     assert _condition(never, "Ready") == "False", never["status"]
     assert plain["spec"]["nodeName"] == kube.FAKE_NODE  # no toleration: the KWOK node, as before

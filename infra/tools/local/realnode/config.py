@@ -46,6 +46,8 @@ def containerd_toml(node: NodeDir) -> str:
         f"[{_CRI}.cni]",
         f"  bin_dir = {json.dumps(str(CNI_BIN_DIR))}",
         f"  conf_dir = {json.dumps(str(node.cni_conf_dir))}",
+        f"[{_CRI}.registry]",
+        f"  config_path = {json.dumps(str(node.registry_config))}",
         f"[{_CRI}.containerd]",
         '  snapshotter = "overlayfs"',
         '  default_runtime_name = "runc"',
@@ -114,3 +116,13 @@ def kubelet_config(node: NodeDir, ca_cert: str) -> dict[str, Any]:
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
     }
+
+
+def registry_hosts_toml(registry: str) -> str:
+    """containerd's ``hosts.toml`` for a loopback registry (``127.0.0.1:<port>``): plain HTTP.
+
+    Inside the node's namespace ``127.0.0.1:<port>`` is the relay to the host's registry (see
+    :mod:`.forward`), so the image name is the same one the build pushed and pinned.
+    """
+    url = f"http://{registry}"
+    return f'server = "{url}"\n\n[host."{url}"]\n  capabilities = ["pull", "resolve"]\n'

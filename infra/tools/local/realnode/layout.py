@@ -79,6 +79,11 @@ class NodeDir:
         return self.root / "containerd.toml"
 
     @property
+    def registry_config(self) -> Path:
+        """containerd's ``config_path``: one ``<host:port>/hosts.toml`` per loopback registry."""
+        return self.root / "registries"
+
+    @property
     def cni_conf_dir(self) -> Path:
         """The CNI network config containerd reads."""
         return self.root / "cni"

@@ -46,13 +46,21 @@ Log = Callable[[str], None]
 NEEDS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc",
          "containerd-shim-runc-v2": "containerd"}  # fmt: skip
 NODE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+LOOPBACK = "127.0.0.1"
+#: The registry the demo pushes to (``infra/tools/demo``), relayed when no other is named.
+DEFAULT_REGISTRIES = ("127.0.0.1:5000",)
 
 
 @dataclass(frozen=True)
 class RealNode:
-    """The processes and files of the real node of one local cluster."""
+    """The processes and files of the real node of one local cluster.
+
+    ``registries`` are loopback registries (``127.0.0.1:<port>``) its containerd pulls from over
+    plain HTTP, through the relay; the demo's (``DEFAULT_REGISTRIES``) unless told otherwise.
+    """
 
     cluster: Cluster
+    registries: tuple[str, ...] = ()
 
     @property
     def files(self) -> NodeDir:
@@ -66,7 +74,8 @@ class RealNode:
     def relay(self) -> procs.Proc:
         """The API server's port, relayed into the namespace's loopback."""
         module = "infra.tools.local.realnode.forward"
-        return self._proc("real-node-relay", [sys.executable, "-m", module, NETNS, str(APISERVER_PORT)])
+        ports = [str(APISERVER_PORT), *(_loopback_port(r) for r in self.registries)]
+        return self._proc("real-node-relay", [sys.executable, "-m", module, NETNS, *ports])
 
     def containerd(self) -> procs.Proc:
         """containerd with its own root, state, socket and CRI config."""
@@ -98,6 +107,15 @@ class RealNode:
         return runner.run(argv, error=ProcessError, timeout=120, check=check)
 
 
+def _loopback_port(registry: str) -> str:
+    host, _, port = registry.partition(":")
+    if host != LOOPBACK or not port.isdigit():
+        raise ProcessError(
+            f"the real node pulls only from loopback registries (127.0.0.1:<port>), not {registry!r}"
+        )
+    return port
+
+
 def _check_host() -> None:
     """Fail with the package to install when a binary the node needs is missing."""
     missing = {pkg for binary, pkg in NEEDS.items() if shutil.which(binary, path=NODE_PATH) is None}
@@ -117,20 +135,24 @@ def _write_files(node: RealNode) -> None:
     f.containerd_config.write_text(config.containerd_toml(f))
     (f.cni_conf_dir / "10-mobius.conflist").write_text(json.dumps(config.cni_conflist(f), indent=2))
     f.kubelet_config.write_text(yaml.safe_dump(config.kubelet_config(f, str(pki.ca_cert)), sort_keys=False))
+    shutil.rmtree(f.registry_config, ignore_errors=True)
+    for registry in node.registries:
+        (f.registry_config / registry).mkdir(parents=True)
+        (f.registry_config / registry / "hosts.toml").write_text(config.registry_hosts_toml(registry))
     cert, key = pki.client_cert("kubelet-real-node", f"system:node:{NODE_NAME}", "system:nodes")
     kubeconfig.write(f.kubelet_kubeconfig, API_URL, pki, client=(cert, key))
 
 
-def up(cluster: Cluster, log: Log = print) -> RealNode:
+def up(cluster: Cluster, registries: tuple[str, ...] = DEFAULT_REGISTRIES, log: Log = print) -> RealNode:
     """Start the real node beside the running control plane; return once its Node is Ready."""
     _check_host()
     build.build(tool("kubelet"), log)  # cached after the first time
-    node = RealNode(cluster)
+    node = RealNode(cluster, registries)
+    relay, containerd, kubelet = node.all()  # the relay's argv checks every registry first
     started = time.monotonic()
     _write_files(node)
     netns.create()
     env = {"PATH": NODE_PATH, "PYTHONPATH": str(REPO_ROOT), "HOME": str(node.files.root)}
-    relay, containerd, kubelet = node.all()
     procs.start(relay, env=env)
     with netns.entered():
         procs.start(containerd, env=env)
