@@ -22,6 +22,7 @@ from infra.tools.image.registry_server import Registry, serve
 from infra.tools.local.cluster import control_plane, kube
 from infra.tools.local.realnode import netns, node, pause
 from infra.tools.local.realnode.layout import (
+    HOST_ADDRESS,
     NETNS,
     NODE_ADDRESS,
     NODE_LABEL,
@@ -55,7 +56,8 @@ def real_node(local_cluster: control_plane.Cluster, registry: Registry) -> Itera
     """The real node, Ready; on teardown stopped, and nothing of it left (processes, mounts, netns)."""
     lines: list[str] = []
     try:
-        started = node.up(local_cluster, registries=(registry.host,), log=lines.append)
+        port = int(registry.host.rsplit(":", 1)[1])
+        started = node.up(local_cluster, registries=(registry.host,), host_ports=(port,), log=lines.append)
     except BaseException:
         node.down(local_cluster, log=lambda _: None)
         raise
@@ -129,7 +131,15 @@ def test_pods_run_there_only_when_they_ask_and_ready_means_the_probe_answered(
     cluster = real_node.cluster
     # "answers" is pulled by digest from the loopback registry, over plain HTTP, through the relay.
     answers_pod = _pod("answers", 8080, image=pushed_image)
-    pods = [answers_pod, _pod("never-answers", 9999), _pod("plain", 8080, real=False)]
+    # "reaches-host" is Ready only once it reaches a service on the host's loopback (the registry)
+    # at the host's veth address, through the bridge, the node's namespace and the relay.
+    reaches = _pod("reaches-host", 8080)
+    host_url = f"http://{HOST_ADDRESS}:{real_node.host_ports[0]}/v2/"
+    reaches["spec"]["containers"][0]["readinessProbe"] = {
+        "exec": {"command": ["/bin/busybox", "wget", "-q", "-O", "/dev/null", host_url]},
+        "periodSeconds": 1,
+    }
+    pods = [answers_pod, _pod("never-answers", 9999), _pod("plain", 8080, real=False), reaches]
     kube.kubectl(
         cluster.state.kubeconfig,
         "apply",
@@ -144,8 +154,10 @@ def test_pods_run_there_only_when_they_ask_and_ready_means_the_probe_answered(
         return pod if "running" in states[0].get("state", {}) else {}
 
     def both_running() -> bool:
-        return bool(running("answers")) and bool(running("never-answers")) and _condition(
-            _get(cluster, "pod", "-n", NAMESPACE, "answers"), "Ready") == "True"  # fmt: skip
+        ready = [
+            _condition(_get(cluster, "pod", "-n", NAMESPACE, p), "Ready") for p in ("answers", "reaches-host")
+        ]
+        return bool(running("never-answers")) and ready == ["True", "True"]
 
     describe = lambda: kube.kubectl(cluster.state.kubeconfig, "describe", "pods", "-n", NAMESPACE)  # noqa: E731
     kube.wait_until(both_running, "pods on the real node", 90, describe)

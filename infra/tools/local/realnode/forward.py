@@ -1,9 +1,11 @@
-"""``python -m infra.tools.local.realnode.forward NETNS PORT...``: loopback ports into a namespace.
+"""``python -m infra.tools.local.realnode.forward NETNS PORT... [--pods PORT...]``: loopback relays.
 
 The kubelet in the node's namespace reaches the API server at ``127.0.0.1:<port>``, the address
 its certificate names. That loopback is the namespace's own, so this process listens there and
 relays each connection to the host's ``127.0.0.1:<port>``: the listeners are opened inside the
-namespace, then the process returns to the host's namespace, where it connects.
+namespace, then the process returns to the host's namespace, where it connects. Pods reach
+host services (Redis, say) the same way, at the host's veth address: the services themselves
+keep listening on loopback only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import threading
 
 from infra.tools.local.realnode import netns
+from infra.tools.local.realnode.layout import HOST_ADDRESS
 
 LOOPBACK = "127.0.0.1"
 
@@ -44,17 +47,27 @@ def _serve(listener: socket.socket, port: int) -> None:
             threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 
 
+def _listen(address: str, port: int) -> socket.socket:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address, port))
+    listener.listen(64)
+    return listener
+
+
 def main(argv: list[str]) -> None:
-    """Listen on each port in namespace ``argv[0]``, relay to the host's loopback until SIGTERM."""
-    name, ports = argv[0], [int(p) for p in argv[1:]]
-    listeners: list[tuple[socket.socket, int]] = []
+    """``NETNS PORT... [--pods PORT...]``: relay to the host's loopback until SIGTERM.
+
+    Ports before ``--pods`` listen on the namespace's loopback (for the kubelet and containerd);
+    ports after it on the host's end of the veth pair, ``HOST_ADDRESS`` (for pods, which reach
+    it through the bridge and the node's namespace).
+    """
+    name, rest = argv[0], argv[1:]
+    split = rest.index("--pods") if "--pods" in rest else len(rest)
+    node_ports, pod_ports = [int(p) for p in rest[:split]], [int(p) for p in rest[split + 1 :]]
     with netns.entered(name):
-        for port in ports:
-            listener = socket.socket()
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((LOOPBACK, port))
-            listener.listen(64)
-            listeners.append((listener, port))
+        listeners = [(_listen(LOOPBACK, port), port) for port in node_ports]
+    listeners += [(_listen(HOST_ADDRESS, port), port) for port in pod_ports]
     for listener, port in listeners:
         threading.Thread(target=_serve, args=(listener, port), daemon=True).start()
     while True:  # until SIGTERM, whose default action ends the process

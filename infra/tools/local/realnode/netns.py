@@ -22,6 +22,7 @@ from infra.tools.local.realnode.layout import (
     NETNS,
     NODE_ADDRESS,
     NODE_VETH,
+    POD_SUBNET,
     VETH_PREFIX,
 )
 
@@ -78,6 +79,12 @@ def create(name: str = NETNS) -> None:
         _ip("-n", name, "addr", "add", f"{NODE_ADDRESS}/{VETH_PREFIX}", "dev", NODE_VETH)
         _ip("-n", name, "link", "set", NODE_VETH, "up")
         _ip("-n", name, "link", "set", "lo", "up")
+        # Pods reach the host through the node's namespace: it forwards between the pods' bridge
+        # and the veth pair, and the host routes the pods' replies back through it. Both settings
+        # are the namespace's own, and the host's route goes with the veth pair.
+        _ip("netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        _ip("-n", name, "route", "add", "default", "via", HOST_ADDRESS)
+        _ip("route", "add", POD_SUBNET, "via", NODE_ADDRESS, "dev", HOST_VETH)
     except ProcessError:
         delete(name)
         raise

@@ -61,6 +61,7 @@ class RealNode:
 
     cluster: Cluster
     registries: tuple[str, ...] = ()
+    host_ports: tuple[int, ...] = ()  # host loopback ports pods reach at HOST_ADDRESS
 
     @property
     def files(self) -> NodeDir:
@@ -75,6 +76,8 @@ class RealNode:
         """The API server's port, relayed into the namespace's loopback."""
         module = "infra.tools.local.realnode.forward"
         ports = [str(APISERVER_PORT), *(_loopback_port(r) for r in self.registries)]
+        if self.host_ports:
+            ports += ["--pods", *map(str, self.host_ports)]
         return self._proc("real-node-relay", [sys.executable, "-m", module, NETNS, *ports])
 
     def containerd(self) -> procs.Proc:
@@ -143,11 +146,19 @@ def _write_files(node: RealNode) -> None:
     kubeconfig.write(f.kubelet_kubeconfig, API_URL, pki, client=(cert, key))
 
 
-def up(cluster: Cluster, registries: tuple[str, ...] = DEFAULT_REGISTRIES, log: Log = print) -> RealNode:
-    """Start the real node beside the running control plane; return once its Node is Ready."""
+def up(
+    cluster: Cluster,
+    registries: tuple[str, ...] = DEFAULT_REGISTRIES,
+    host_ports: tuple[int, ...] = (),
+    log: Log = print,
+) -> RealNode:
+    """Start the real node beside the running control plane; return once its Node is Ready.
+
+    Pods reach each of ``host_ports`` (a service on the host's loopback) at ``HOST_ADDRESS``.
+    """
     _check_host()
     build.build(tool("kubelet"), log)  # cached after the first time
-    node = RealNode(cluster, registries)
+    node = RealNode(cluster, registries, host_ports)
     relay, containerd, kubelet = node.all()  # the relay's argv checks every registry first
     started = time.monotonic()
     _write_files(node)

@@ -121,3 +121,8 @@ def test_a_loopback_registry_is_pulled_over_plain_http_and_nothing_else_is_relay
             RealNode(Cluster(DEEP), (bad,)).relay()
     relay = RealNode(Cluster(DEEP), ("127.0.0.1:5000",)).relay()
     assert relay.argv[-3:] == (layout.NETNS, str(APISERVER_PORT), "5000")
+
+
+def test_host_ports_are_relayed_for_pods_after_the_node_s_own() -> None:
+    relay = RealNode(Cluster(DEEP), ("127.0.0.1:5000",), (16379,)).relay()
+    assert relay.argv[-5:] == (layout.NETNS, str(APISERVER_PORT), "5000", "--pods", "16379")
