@@ -56,7 +56,11 @@ def main(argv: list[str]) -> int:
         elif args.command == "up":
             cluster = control_plane.up(state)
             if args.real_node:
-                node.up(cluster)
+                try:
+                    node.up(cluster)
+                except InfraError:
+                    node.down(cluster)  # no half-started node: the cluster stays up, the error is shown
+                    raise
         elif args.command == "down":
             node.down(control_plane.Cluster(state))  # first: it asks the API server to forget the node
             control_plane.down(state, purge=args.purge)
