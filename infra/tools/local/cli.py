@@ -9,6 +9,7 @@ from infra.errors import InfraError
 from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.shell_env import exports
 from infra.tools.local.layout import StateDir
+from infra.tools.local.realnode import node
 from infra.tools.local.toolchain import build, plugins
 from infra.tools.local.toolchain.versions import TOOLS
 
@@ -19,8 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     boot = sub.add_parser("bootstrap", help="build the pinned Go toolchain (cached by version)")
     boot.add_argument("--only", nargs="+", metavar="TOOL", choices=[t.name for t in TOOLS],
                       help="build only these tools")  # fmt: skip
-    sub.add_parser("up", help="start etcd, kube-apiserver, controllers, KWOK; install CRDs")
-    down = sub.add_parser("down", help="stop every local cluster process")
+    up = sub.add_parser("up", help="start etcd, kube-apiserver, controllers, KWOK; install CRDs")
+    up.add_argument("--real-node", action="store_true",
+                    help="also start a real node: containerd and a kubelet (docs/real-node.md)")  # fmt: skip
+    down = sub.add_parser("down", help="stop every local cluster process (and the real node)")
     down.add_argument("--purge", action="store_true", help="also delete certs, etcd data, logs, Pulumi state")
     sub.add_parser("env", help='print shell exports: eval "$(python -m infra local env)"')
     sub.add_parser("status", help="show which tools are built and which processes run")
@@ -37,7 +40,8 @@ def _status(state: StateDir) -> int:
         if tool.install == "plugin" and path.exists() and not plugins.installed(tool):
             built += ", not yet installed as a plugin"
         print(f"{tool.name:<28} {tool.version:<10} {built if path.exists() else 'MISSING'}")
-    for name, pid in control_plane.Cluster(state).status().items():
+    cluster = control_plane.Cluster(state)
+    for name, pid in {**cluster.status(), **node.RealNode(cluster).status()}.items():
         print(f"{name:<28} {'running pid ' + str(pid) if pid else 'stopped'}")
     return 0
 
@@ -50,8 +54,15 @@ def main(argv: list[str]) -> int:
         if args.command == "bootstrap":
             build.bootstrap(only=args.only)
         elif args.command == "up":
-            control_plane.up(state)
+            cluster = control_plane.up(state)
+            if args.real_node:
+                try:
+                    node.up(cluster)
+                except InfraError:
+                    node.down(cluster)  # no half-started node: the cluster stays up, the error is shown
+                    raise
         elif args.command == "down":
+            node.down(control_plane.Cluster(state))  # first: it asks the API server to forget the node
             control_plane.down(state, purge=args.purge)
         elif args.command == "env":
             state.pulumi_backend.mkdir(parents=True, exist_ok=True)  # `pulumi login file://` needs it

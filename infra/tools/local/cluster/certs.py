@@ -96,6 +96,15 @@ class Pki:
                        f"extendedKeyUsage={usage}\nsubjectAltName={sans}\n")  # fmt: skip
         return cert, key
 
+    def client_cert(self, name: str, user: str, group: str) -> tuple[Path, Path]:
+        """A client cert (and key) for ``user`` in ``group``, signed by the cluster CA; made once."""
+        cert, key = self.root / f"{name}.crt", self.root / f"{name}.key"
+        if not (cert.exists() and key.exists()):
+            _make_leaf(self.ca_cert, self.ca_key, cert, key, f"/O={group}/CN={user}",
+                       "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                       "extendedKeyUsage=clientAuth\n")  # fmt: skip
+        return cert, key
+
 
 def _openssl(*args: str) -> None:
     runner.run(["openssl", *args], error=CertError)

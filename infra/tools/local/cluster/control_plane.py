@@ -89,6 +89,9 @@ class Cluster:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
             f"--proxy-client-key-file={pki.front_proxy_client_key}",
+            # A real kubelet (issue 31) asks the API server who calls it (logs, exec, port-forward).
+            f"--kubelet-client-certificate={pki.admin_cert}", f"--kubelet-client-key={pki.admin_key}",
+            "--kubelet-preferred-address-types=InternalIP",
         ])  # fmt: skip
 
     def controller_manager(self) -> procs.Proc:

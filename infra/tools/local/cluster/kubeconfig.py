@@ -13,8 +13,9 @@ from infra.tools.local.cluster.certs import Pki
 CONTEXT = "mobius-local"
 
 
-def render(server: str, pki: Pki) -> dict[str, Any]:
-    """The kubeconfig mapping: one cluster, one admin user, one current context."""
+def render(server: str, pki: Pki, client: tuple[Path, Path] | None = None) -> dict[str, Any]:
+    """The kubeconfig mapping: one cluster, one user (admin, or ``client``'s cert and key), one context."""
+    cert, key = client or (pki.admin_cert, pki.admin_key)
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -24,7 +25,7 @@ def render(server: str, pki: Pki) -> dict[str, Any]:
         "users": [
             {
                 "name": CONTEXT,
-                "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)},
+                "user": {"client-certificate": str(cert), "client-key": str(key)},
             }
         ],
         "contexts": [
@@ -35,10 +36,10 @@ def render(server: str, pki: Pki) -> dict[str, Any]:
     }
 
 
-def write(path: Path, server: str, pki: Pki) -> Path:
-    """Write the kubeconfig to ``path`` with mode 0600 (it names the admin key)."""
+def write(path: Path, server: str, pki: Pki, client: tuple[Path, Path] | None = None) -> Path:
+    """Write the kubeconfig to ``path`` with mode 0600 (it names a private key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(render(server, pki), sort_keys=False)
+    text = yaml.safe_dump(render(server, pki, client), sort_keys=False)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)

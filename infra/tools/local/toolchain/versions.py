@@ -129,7 +129,7 @@ def _k8s_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _k8s(name: str) -> GoTool:
+def _k8s(name: str, addon: bool = False) -> GoTool:
     return GoTool(
         name=name,
         group="kubernetes",
@@ -137,6 +137,7 @@ def _k8s(name: str) -> GoTool:
         source=WrapperModule("kubernetes"),
         package=f"k8s.io/kubernetes/cmd/{name}",
         ldflags=_k8s_ldflags(KUBERNETES_VERSION),
+        addon=addon,
     )
 
 
@@ -186,6 +187,8 @@ TOOLS: tuple[GoTool, ...] = (
     _k8s("kube-controller-manager"),
     _k8s("kube-scheduler"),
     _k8s("kubectl"),
+    # The real node's kubelet (issue 31): built only for the tests and commands that start it.
+    _k8s("kubelet", addon=True),
     GoTool(
         name="kwok",
         group="kwok",
