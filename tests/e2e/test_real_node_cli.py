@@ -1,7 +1,6 @@
 """`python -m infra local up --real-node` then `down`, as a user runs them: the node comes and goes whole."""
 
 import os
-import sys
 from pathlib import Path
 
 from e2e_kit import process_gone, run
@@ -12,22 +11,30 @@ from infra.tools.local.layout import StateDir
 from infra.tools.local.realnode import netns
 from infra.tools.local.realnode.layout import NETNS, NODE_NAME
 from infra.tools.local.realnode.node import RealNode
+from tests.doc_commands import group
 
 RUN_BEFORE_SESSION_CLUSTER = True  # it starts its own cluster on the same ports (see conftest.py)
 
 
 def test_up_real_node_then_down_leaves_nothing(built_toolchain: None, tmp_path: Path) -> None:
+    """docs/real-node.md's block, line by line as written (the state folder is this test's own)."""
     environ = {**os.environ, layout.ENV_LOCAL_STATE: str(tmp_path)}
-    local = [sys.executable, "-m", "infra", "local"]
+    (block,) = group("real-node")
+    up, status_line, down = block.commands()
+    assert (up.split()[-1], status_line.split()[-1], down.split()[-1]) == ("--real-node", "status", "down")
+
+    def shell(line: str, timeout: float = 180) -> str:
+        return run(["bash", "-c", line], environ, timeout=timeout)
+
     try:
-        out = run([*local, "up", "--real-node"], environ, timeout=300)
+        out = shell(up, timeout=300)
         assert f"real node {NODE_NAME} Ready in" in out
         pids = RealNode(Cluster(StateDir(tmp_path))).status()
         assert all(pid is not None for pid in pids.values()), pids
-        status = run([*local, "status"], environ)
+        status = shell(status_line)
         assert f"{'kubelet':<28} running pid {pids['kubelet']}" in status
     finally:
-        out = run([*local, "down"], environ)
+        out = shell(down)
     assert "real node stopped: kubelet, containerd, real-node-relay" in out
     assert out.strip().endswith(
         "stopped: kwok, kube-scheduler, kube-controller-manager, kube-apiserver, etcd"
