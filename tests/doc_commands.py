@@ -29,7 +29,7 @@ RUNNERS = {
     "local-cluster": "tests/e2e/test_doc_blocks.py",
     "demo": "tests/e2e/test_demo.py",
     "real-cluster": "tests/e2e/test_readme_recipe.py",
-    "preview-access": "tests/e2e/test_preview_access.py",
+    "preview-access": "tests/e2e/test_engine_preview_access.py",
     "real-node": "tests/e2e/test_real_node_cli.py",
 }
 COMMAND_WORDS = ("./dev", "python -m", ".venv/bin/python -m", "pulumi", "kubectl", "curl", "git", "npm", "uv")

@@ -1,5 +1,5 @@
 """The preview account's objects (infra/manifests/preview_access.py): complete for what the program
-declares, and nothing more. tests/e2e/test_preview_access.py applies them to an RBAC API server."""
+declares, and nothing more. tests/e2e/test_engine_preview_access.py applies them to an RBAC API server."""
 
 from __future__ import annotations
 
