@@ -109,13 +109,20 @@ async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended() -> N
 
 async def test_a_pdf_whose_drawing_exhausts_the_budget_names_the_budget() -> None:
     """300,000 strokes: PDFium aborts (SIGABRT) when its allocation fails under a 32 MiB budget (it
-    renders, in 16 s, under 128 MiB). The reason names the budget and the setting, not a crash."""
-    pool = RenderPool(1, 32 * 2**20, 60)
-    try:
-        with pytest.raises(PermanentJobError) as err:
-            await pool.render(media.slow_pdf(300_000), [OutputSpec("p", "png", 600, 600)], PIXELS)
-    finally:
-        await pool.close()
+    renders, in 16 s, under 128 MiB). The reason names the budget and the setting, not a crash.
+
+    asyncio sometimes loses a child's exit status in the full suite and reports 255 (see the test
+    above); then nobody can know how it ended, so the render is tried again, at most three times."""
+    data, page = media.slow_pdf(300_000), [OutputSpec("p", "png", 600, 600)]
+    for _ in range(3):
+        pool = RenderPool(1, 32 * 2**20, 60)
+        try:
+            with pytest.raises(PermanentJobError) as err:
+                await pool.render(data, page, PIXELS)
+        finally:
+            await pool.close()
+        if str(err.value) != "the render process failed: it exited with status 255":
+            break
     assert str(err.value).startswith("the render process failed: it aborted (SIGABRT)")
     assert str(err.value).endswith(f"the render memory budget of 32 MiB ({c.ENV_RENDER_MEMORY_BYTES})")
 
