@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from infra import runner
 from infra.tools.local.layout import REPO_ROOT
 
 #: The tests whose behaviour depends on the interpreter (the contract's JSON and base64 rules, the
@@ -67,7 +67,7 @@ def _pyenv_root() -> Path | None:
     if os.environ.get("PYENV_ROOT"):
         return Path(os.environ["PYENV_ROOT"])
     if shutil.which("pyenv"):
-        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
+        out = runner.run(["pyenv", "root"], check=False, timeout=30).strip()
         if out:
             return Path(out)
     default = Path.home() / ".pyenv"

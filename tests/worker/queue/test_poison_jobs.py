@@ -16,8 +16,6 @@ import asyncio
 import base64
 import itertools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -28,10 +26,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from worker_kit import AUTH, consumer, eventually, queues
+from test_api import api
+from worker_kit import consumer, eventually, queues
 
 from worker import constants as c
-from worker.api.app import create_app
 from worker.settings import Settings
 
 INLINE = base64.b64encode(media.jpeg(40, 30)).decode()
@@ -89,17 +87,6 @@ def outcomes(text: str) -> dict[str, float]:
         if family.name == c.METRIC_JOB_OUTCOMES.removesuffix("_total"):
             return {s.labels[c.LABEL_OUTCOME]: s.value for s in family.samples if s.name.endswith("_total")}
     return {}
-
-
-@asynccontextmanager
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as client:
-            yield client
-    finally:
-        await app.state.queues.close()
 
 
 async def test_poison_jobs_are_dead_lettered_once_and_wedge_nothing(
