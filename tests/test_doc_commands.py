@@ -123,19 +123,23 @@ def check_dev(args: list[str], where: str) -> None:
 
 
 def check_tool(words: list[str], where: str) -> None:
-    """Another tool's subcommand exists: ``tool sub … --help`` answers (git: ``-h``, exit 129)."""
+    """Another tool's subcommand exists: ``tool sub … --help`` (git: ``-h``, exit 129) prints that
+    subcommand's usage. Only the usage line proves it: pulumi and kubectl answer an unknown
+    subcommand's ``--help`` with their own top-level help and exit 0. curl has no subcommands."""
     tool = shutil.which(words[0], path=f"{bin_dir()}:{os.environ['PATH']}")
     assert tool, f"{where}: {words[0]} is not installed here"
     sub = [w for w in words[1:] if not w.startswith("-")][: 1 if words[0] in {"git", "npm", "uv"} else 3]
+    if words[0] == "curl":
+        sub = []
     flag = "-h" if words[0] == "git" else "--help"
-    while sub:
-        proc = subprocess.run([tool, *sub, flag], capture_output=True, text=True, timeout=60)
-        if proc.returncode == 0 or (
-            words[0] == "git" and proc.returncode == 129 and "usage: git" in proc.stdout
-        ):
+    # The trailing words may be arguments, not subcommands: drop them one at a time, but the first
+    # word after the tool (its subcommand) must be accepted.
+    for n in range(len(sub), 0, -1) if sub else [0]:
+        proc = subprocess.run([tool, *sub[:n], flag], capture_output=True, text=True, timeout=60)
+        usage, answered = " ".join([words[0], *sub[:n]]), proc.stdout + proc.stderr
+        if proc.returncode in ((0, 129) if words[0] == "git" else (0,)) and usage in answered:
             return
-        sub = sub[:-1]  # the trailing words were arguments, not subcommands
-    assert words[0] in {"curl", "pulumi", "kubectl", "npm", "uv", "git"}, where
+    pytest.fail(f"{where}: `{shlex.join(words)}`: {words[0]} does not know `{' '.join(sub[:1])}`")
 
 
 def test_every_shell_block_is_run_by_a_test_or_says_why_not() -> None:
@@ -206,6 +210,9 @@ def test_the_checks_catch_drift(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="is not a command"):
         check_own_cli("infra", ["relase"], "here")
     check_own_cli("infra", ["release", "history", "--stack", "prod"], "here")  # the right spelling parses
+    with pytest.raises(pytest.fail.Exception, match="does not know `stak`"):
+        check_tool(["pulumi", "stak", "select"], "here")
+    check_tool(["pulumi", "stack", "select"], "here")
     doc = tmp_path / "x.md"
     doc.write_text("text\n\n```sh\npulumi up\n```\n\n<!-- doc-run: cli -->\n```console\n$ echo hi\nhi\n```\n")
     first, second = blocks([doc])
