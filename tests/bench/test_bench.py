@@ -17,6 +17,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Its engine and scaling sections start a local cluster of their own on the fixed loopback ports:
+# it runs with the end-to-end half, before that half's shared cluster starts (tests/e2e/conftest.py).
+pytestmark = pytest.mark.e2e
+RUN_BEFORE_SESSION_CLUSTER = True
+
 
 @pytest.mark.timeout(900)  # a full (if tiny) benchmark run on a loaded 2-core machine
 def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> None:

@@ -66,10 +66,17 @@ class _Child:
         return not self.killed and self.proc.returncode is None
 
     def kill(self) -> None:
+        """SIGKILL the process, if asyncio has not seen it end.
+
+        Not ``self.proc.kill()``: that polls first (``waitpid(WNOHANG)``), which reaps a child that
+        has just ended (an abort, a crash) before asyncio's child watcher does; the watcher then
+        reports status 255 and how the render ended is lost. Only the watcher reaps the pid, and
+        ``returncode`` is set one loop turn after it does, so a reuse of the pid in between would need
+        the kernel to cycle through every pid in that moment."""
         self.killed = True
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                os.kill(self.proc.pid, signal.SIGKILL)
 
 
 class RenderPool:

@@ -58,15 +58,19 @@ async def test_renders_run_in_child_processes_that_are_reused() -> None:
 
 
 async def test_a_render_over_the_time_limit_is_killed_and_fails_permanently() -> None:
-    pool = RenderPool(1, 256 * 2**20, 0.5)
+    # A new process's first render includes its interpreter's start, which a busy machine can
+    # stretch past 0.5 s: those renders get a long limit, the one under test the short one.
+    pool = RenderPool(1, 256 * 2**20, 60)
     try:
         await pool.render(media.png(10, 10), THUMB, PIXELS)  # start the process
         [pid] = pool.pids()
+        pool.timeout_seconds = 0.5
         with pytest.raises(PermanentJobError) as err:
             await pool.render(media.slow_pdf(), BIG, PIXELS)  # seconds of PDFium work
         assert str(err.value) == f"rendering took over 0.5s ({c.ENV_RENDER_TIMEOUT_SECONDS})"
         await asyncio.sleep(0.1)
         assert gone(pid)
+        pool.timeout_seconds = 60
         _, (r,) = await pool.render(media.png(100, 80), THUMB, PIXELS)  # a fresh process takes over
         assert (r.width, r.height) == (100, 80) and pool.pids() != [pid]
     finally:
@@ -96,10 +100,7 @@ async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended() -> N
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         os.kill(pool.pids()[0], 9)  # as a decoder crash, or the kernel's OOM killer, would
-        # asyncio reports status 255 when another waiter in the process collected the status first
-        # (seen once in the full suite); either way the job fails permanently with how it ended.
-        failed = r"^the render process failed: it (was killed by SIGKILL|exited with status 255)"
-        with pytest.raises(PermanentJobError, match=failed):
+        with pytest.raises(PermanentJobError, match=r"^the render process failed: it was killed by SIGKILL"):
             await render
         _, (r,) = await pool.render(media.png(50, 40), THUMB, PIXELS)
         assert (r.width, r.height) == (50, 40)
@@ -107,36 +108,22 @@ async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended() -> N
         await pool.close()
 
 
-ABORT = """
-import asyncio, sys
-sys.path[:0] = [{repo!r}, {tests!r}]
-import worker_media as media
-from worker.render import OutputSpec
-from worker.render.sandbox import RenderPool
-
-async def main():
-    pool = RenderPool(1, 32 * 2**20, 60)
-    try:
-        await pool.render(media.slow_pdf(300_000), [OutputSpec("p", "png", 600, 600)], 50_000_000)
-    except Exception as err:
-        print(err)
-    finally:
-        await pool.close()
-
-asyncio.run(main())
-"""
-
-
-def test_a_pdf_whose_drawing_exhausts_the_budget_names_the_budget() -> None:
+async def test_a_pdf_whose_drawing_exhausts_the_budget_names_the_budget() -> None:
     """300,000 strokes: PDFium aborts (SIGABRT) when its allocation fails under a 32 MiB budget (it
     renders, in 16 s, under 128 MiB). The reason names the budget and the setting, not a crash.
 
-    Run in a process of its own: in the full suite's process asyncio loses render children's exit
-    statuses and reports 255 (see the test above), so how the child ended could not be seen."""
-    script = ABORT.format(repo=str(REPO), tests=str(REPO / "tests" / "worker"))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
-    assert out.startswith("the render process failed: it aborted (SIGABRT)"), out
-    assert out.strip().endswith(f"the render memory budget of 32 MiB ({c.ENV_RENDER_MEMORY_BYTES})")
+    Three tries in a row reported "exited with status 255" before the pool's kill stopped reaping
+    the aborted child ahead of asyncio (see ``_Child.kill``); each render here must see the abort."""
+    for _ in range(2):
+        pool = RenderPool(1, 32 * 2**20, 60)
+        try:
+            with pytest.raises(PermanentJobError) as err:
+                await pool.render(media.slow_pdf(300_000), [OutputSpec("p", "png", 600, 600)], PIXELS)
+        finally:
+            await pool.close()
+        reason = str(err.value)
+        assert reason.startswith("the render process failed: it aborted (SIGABRT)"), reason
+        assert reason.endswith(f"the render memory budget of 32 MiB ({c.ENV_RENDER_MEMORY_BYTES})")
 
 
 async def test_job_errors_from_the_child_keep_their_reason() -> None:
