@@ -5,6 +5,7 @@ import type { JobResult } from "./generated/documents.js";
 import type { PreviewJob } from "./generated/job.js";
 import { assertPreviewJob } from "./validate.js";
 
+export type * from "./generated/answers.js";
 export * from "./generated/defaults.js";
 export type * from "./generated/documents.js";
 export type * from "./generated/job.js";

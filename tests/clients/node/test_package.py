@@ -118,8 +118,10 @@ def test_types_refuse_what_they_can_and_the_validator_the_rest(scratch: Path) ->
     producer.write_text((REPO / "docs" / "examples" / "node-producer.ts").read_text())
     documents = folder / "documents.ts"
     documents.write_text(
-        f'import type {{ JobResult, JobStatus }} from "{NAME}";\n'
+        f'import type {{ ApiAnswers, JobResult, JobStatus }} from "{NAME}";\n'
         'export const state: JobStatus["state"] = "completed";\n'
+        'type Status = ApiAnswers["GET /api/preview/job/{job_id}/status"];\n'
+        'export const answered: Status[200]["state"] | Status[404]["error"] = "failed";\n'
         'export const result: JobResult = { outcome: "dryrun", renditions: 0 };\n'
         'export const wrong: JobStatus["state"] = "unknown";\n'  # not a state the API reports
     )
