@@ -13,7 +13,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import standaloneCode from "ajv/dist/standalone/index.js";
 import { _, str } from "ajv";
 import { compile } from "json-schema-to-typescript";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +27,8 @@ const capital = (word) => word[0].toUpperCase() + word.slice(1);
 
 const job = read("preview-job.schema.json");
 const api = read("openapi.json");
+// From scratch each time: nothing a schema no longer makes may linger in the tarball.
+for (const stale of [out, join(here, "dist")]) rmSync(stale, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
 // --- Types of a job -------------------------------------------------------------------------------
