@@ -1,9 +1,10 @@
 """The documents the worker and the job API write, declared once as typed dicts.
 
-Whoever builds one annotates it with its type here (mypy checks every key and value), and
-:mod:`worker.api.openapi` turns the same types into the OpenAPI description's schemas, from which
-the npm package's TypeScript types are generated. A key added to a document but not here is a
-type error; one documented here but not sent fails ``tests/worker/api/test_api_openapi.py``.
+:mod:`worker.api.openapi` turns these types into the OpenAPI description's schemas, from which
+the npm package's TypeScript types are generated. The status document and the result are
+annotated with them where they are built, so mypy checks every key and value there; every
+document the API sends (the manifest and health answers too) is checked against the description
+by ``tests/worker/api/test_api_openapi.py``, which refuses a key missing or undeclared.
 """
 
 from __future__ import annotations
