@@ -20,6 +20,7 @@ from bullmq.custom_errors import DelayedError
 
 from worker import constants as c
 from worker import logs, pipeline
+from worker.contract.documents import JobResult
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.metrics import Metrics
 from worker.queue import intake, queues
@@ -130,7 +131,7 @@ class Consumer:
             await asyncio.sleep(0.02)
         return True
 
-    async def process(self, job: Job, token: str) -> dict[str, Any]:
+    async def process(self, job: Job, token: str) -> JobResult:
         """The BullMQ processor: run the pipeline for one job and map its outcome."""
         job_id, attempt = str(job.id), job.attemptsMade + 1
         started = time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from worker import sources, store
 from worker.contract import jobid, validation
@@ -24,7 +24,7 @@ from worker.settings import Settings
 class Result:
     """Outcome of a successful run: ``dryrun`` or ``completed`` with the manifest."""
 
-    outcome: str
+    outcome: Literal["completed", "dryrun"]
     manifest: dict[str, Any] | None = None
 
 

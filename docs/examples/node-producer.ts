@@ -1,21 +1,21 @@
-// A Node.js producer for the preview worker, typed by the job contract (schemas/preview-job.d.ts,
-// generated from the JSON Schema). tests/worker/test_node_types.py compiles it with tsc.
+// A Node.js producer for the preview worker, typed by the job contract through the npm package
+// clients/node (@mobius/preview-jobs, generated from the JSON Schema). tests/clients/node/
+// test_package.py installs the packed tarball into a scratch project and compiles this with tsc --strict.
 import { Queue } from "bullmq";
-import type { PreviewJob } from "../../schemas/preview-job.js";
+import { addPreviewJob, DEFAULT_QUEUE, type JobResult, type PreviewJob } from "@mobius/preview-jobs";
 
-// The worker's defaults (PREVIEW_JOB_ATTEMPTS, PREVIEW_BACKOFF_MS): what PreviewClient uses too.
-const ATTEMPTS = 3;
-const BACKOFF_MS = 1000;
-
+// Validates first (InvalidJobError lists every violation), then adds the job the way the job API
+// does: jobId and priority from the job, the worker's default attempts and exponential backoff.
 export async function enqueuePreview(queue: Queue, job: PreviewJob): Promise<string> {
-  const added = await queue.add("preview", job, {
-    jobId: job.jobId, // idempotent: the same jobId twice is one job
-    priority: job.priority,
-    attempts: ATTEMPTS,
-    backoff: { type: "exponential", delay: BACKOFF_MS },
-  });
+  const added = await addPreviewJob(queue, job);
   return added.id ?? "";
 }
+
+export function rendered(result: JobResult): number {
+  return result.outcome === "completed" ? result.renditions : 0;
+}
+
+export const queueName: string = DEFAULT_QUEUE;
 
 export const example: PreviewJob = {
   jobId: "upload-42",

@@ -1,8 +1,9 @@
 """The job API: one small Starlette app (served by uvicorn via ``python -m worker api``).
 
-Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics,
-health and Prometheus ``/metrics`` (request counts by route template, enqueue
-latency; see :mod:`worker.api.instrumentation`). Redis errors and an unreachable artifact
+Routes (declared in :mod:`worker.api.openapi`, which describes them): enqueue, status, artifact
+manifest, rendition bytes, queue metrics, health, the OpenAPI description and Prometheus
+``/metrics`` (request counts by route template, enqueue latency; see
+:mod:`worker.api.instrumentation`). Redis errors and an unreachable artifact
 store become 503; invalid jobs 400 with every violation and its JSON path; a full
 queue 429. The handlers are in :mod:`worker.api.handlers`. Artifacts come from
 the configured store: the ``filesystem`` store's bytes are served here, the
@@ -23,10 +24,10 @@ from starlette.routing import Route
 
 from worker import constants as c
 from worker import logs, store
-from worker.api import handlers as h
 from worker.api.auth import Policy, parse_tokens
 from worker.api.handlers import ApiState, error
 from worker.api.instrumentation import DepthSampler, RequestMetrics, endpoint
+from worker.api.openapi import OPERATIONS
 from worker.client import PreviewClient
 from worker.errors import PreviewError
 from worker.metrics import ApiMetrics
@@ -65,14 +66,9 @@ def create_app(settings: Settings) -> Starlette:
         await api.queues.close()
 
     routes = [
-        Route(f"{PREFIX}/job", h.enqueue, methods=["POST"]),
-        Route(f"{PREFIX}/job/{{job_id}}/status", h.status, methods=["GET"]),
-        Route(f"{PREFIX}/job/{{job_id}}/artifact", h.manifest, methods=["GET"]),
-        Route(f"{PREFIX}/job/{{job_id}}/artifact/{{name}}", h.rendition, methods=["GET"], name="rendition"),
-        Route(f"{PREFIX}/queue/metrics", h.queue_metrics, methods=["GET"]),
-        Route(c.API_HEALTH_PATH, h.health, methods=["GET"]),
-        endpoint(metrics, DepthSampler(metrics, api.queues.counts)),
+        Route(op.path, op.handler, methods=[op.method], name=op.name) for op in OPERATIONS if op.handler
     ]
+    routes.append(endpoint(metrics, DepthSampler(metrics, api.queues.counts)))
     on_error: dict[Any, Any] = {exc: _redis_down for exc in REDIS_DOWN}
     on_error[store.StoreUnavailableError] = _store_down
     counting = Middleware(RequestMetrics, metrics=metrics, routes=routes)

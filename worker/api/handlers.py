@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,9 +18,11 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from worker import constants as c
 from worker import logs
+from worker.api.answers import AlreadyEnqueued, Enqueued, QueueMetrics
 from worker.api.auth import SCOPE_ENQUEUE, SCOPE_READ, Policy
 from worker.client import PreviewClient, QueueFullError
 from worker.contract import jobid, validation
+from worker.contract.documents import JobState
 from worker.errors import InvalidJobError
 from worker.metrics import ApiMetrics
 from worker.queue.queues import REDIS_DOWN, Queues
@@ -52,6 +54,10 @@ def state(request: Request) -> ApiState:
     return found
 
 
+#: The scope each guarded handler needs, as :func:`requires` declared it (read by the OpenAPI description).
+_SCOPES: dict[Handler, str] = {}
+
+
 def requires(scope: str) -> Callable[[Handler], Handler]:
     """Run the handler only for a bearer token granting ``scope``; else 401 (no valid token) or 403."""
 
@@ -64,13 +70,19 @@ def requires(scope: str) -> Callable[[Handler], Handler]:
             status, message = refused
             return error(status, message, headers={"WWW-Authenticate": CHALLENGE} if status == 401 else None)
 
+        _SCOPES[guarded] = scope
         return guarded
 
     return wrap
 
 
+def scope_of(handler: Handler) -> str | None:
+    """The scope ``handler`` requires, or None for an open route."""
+    return _SCOPES.get(handler)
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    """The API's error answer: ``{"error": message, ...extra}``."""
+    """The API's error answer: ``{"error": message, ...extra}`` (:class:`ApiError`, :class:`InvalidJob`)."""
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
@@ -101,9 +113,11 @@ async def _enqueue(request: Request, api: ApiState) -> Response:
     except QueueFullError as err:
         return error(429, str(err), headers={"Retry-After": "5"})
     if not job.created:
-        return JSONResponse({"jobId": job.job_id, "created": False, "state": job.state}, status_code=200)
+        known: AlreadyEnqueued = {"jobId": job.job_id, "created": False, "state": cast(JobState, job.state)}
+        return JSONResponse(known, status_code=200)
     log.info("job enqueued", extra={"jobId": job.job_id, "new": True})
-    return JSONResponse({"jobId": job.job_id, "created": True}, status_code=201)
+    new: Enqueued = {"jobId": job.job_id, "created": True}
+    return JSONResponse(new, status_code=201)
 
 
 @requires(SCOPE_READ)
@@ -149,7 +163,9 @@ async def queue_metrics(request: Request) -> Response:
     """``GET /queue/metrics``: the queue's job counts by state, the DLQ's included."""
     api = state(request)
     counts = await api.queues.counts()
-    return JSONResponse({"queue": api.settings.queue_name, "dlqName": api.settings.dlq_name, **counts})
+    # counts has a key per constants.QUEUE_STATES, which QueueMetrics lists: mypy cannot see it in a dict.
+    answer: QueueMetrics = {"queue": api.settings.queue_name, "dlqName": api.settings.dlq_name, **counts}  # type: ignore[typeddict-item]
+    return JSONResponse(answer)
 
 
 async def health(request: Request) -> Response:

@@ -1,5 +1,9 @@
 """The job contract: JSON Schema 2020-12 from ``schemas/`` plus the checks a schema cannot express.
 
+One of those the schema still declares, as ``uniqueItemProperties`` (ajv-keywords' name, which
+JSON Schema validators ignore): the output properties no two outputs may share; it is enforced
+here and by the npm package's validator.
+
 Used by the API at enqueue and again by the worker before it renders, so a job
 written straight into Redis by any producer is held to the same contract.
 """
@@ -118,14 +122,15 @@ def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list
     found: list[Violation] = []
     outputs = payload.get("outputs")
     if isinstance(outputs, list):
-        seen: set[str] = set()
-        for i, out in enumerate(outputs):
-            name = out.get("name") if isinstance(out, dict) else None
-            if isinstance(name, str):
-                if name in seen:
-                    where = json_path(["outputs", i, "name"])
-                    found.append(Violation(where, f"duplicate output name {name!r}"))
-                seen.add(name)
+        for key in schema()["properties"]["outputs"]["uniqueItemProperties"]:  # the schema's own rule
+            seen: set[str] = set()
+            for i, out in enumerate(outputs):
+                value = out.get(key) if isinstance(out, dict) else None
+                if isinstance(value, str):
+                    if value in seen:
+                        where = json_path(["outputs", i, key])
+                        found.append(Violation(where, f"duplicate output {key} {value!r}"))
+                    seen.add(value)
     source = payload.get("source")
     inline = source.get("inline") if isinstance(source, dict) else None
     if isinstance(inline, str) and _BASE64_CHARS.fullmatch(inline):  # else the schema already said so

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from bullmq import Job, Queue
@@ -20,9 +20,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker import constants as c
 from worker.contract import jobid, validation
+from worker.contract.documents import JobState, JobStatus
 from worker.queue import connections, intake
 from worker.queue.budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
+from worker.tunables import Tunables
 
 # What counts as "Redis is unreachable" for the API's 503 and the health probes.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError)
@@ -43,7 +45,7 @@ def redis_client(url: str, patient: bool = False) -> aioredis.Redis:
     return client
 
 
-def retry_policy(settings: Settings) -> dict[str, Any]:
+def retry_policy(settings: Tunables) -> dict[str, Any]:
     """The worker's retry policy as BullMQ options: ``PREVIEW_JOB_ATTEMPTS``, exponential backoff."""
     return {
         "attempts": settings.job_attempts,
@@ -217,11 +219,11 @@ class Queues:
         return moved
 
 
-def status(job: Job, state: str) -> dict[str, Any]:
-    """The API's status document for one job."""
+def status(job: Job, state: str) -> JobStatus:
+    """The API's status document for one job (``state`` as ``getState`` answered it)."""
     return {
         "jobId": str(job.id),
-        "state": state,
+        "state": cast(JobState, state),
         "attemptsMade": job.attemptsMade,
         "attempts": job.opts.get("attempts", 1),
         "progress": job.progress,
