@@ -25,6 +25,7 @@ from worker import constants as c
 from worker import logs, store
 from worker.api import handlers as h
 from worker.api.auth import Policy, parse_tokens
+from worker.api.bodies import BodyBudget
 from worker.api.handlers import ApiState, error
 from worker.api.instrumentation import DepthSampler, RequestMetrics, endpoint
 from worker.client import PreviewClient
@@ -57,7 +58,8 @@ def create_app(settings: Settings) -> Starlette:
         log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
     client = PreviewClient(settings)  # enqueue goes through the same client producers use
     metrics = ApiMetrics(settings.track, queue=settings.queue_name)
-    api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics)
+    budget = BodyBudget(settings.api_bodies_bytes)
+    api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics, budget)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
