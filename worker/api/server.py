@@ -79,7 +79,7 @@ class GuardedH11(H11Protocol):
         if len(self.connections) > self.max_connections:
             idle = [p for p in self.connections if isinstance(p, GuardedH11) and p is not self and p.idle]
             if idle:
-                min(idle, key=lambda p: p._since)._expire_head()
+                min(idle, key=lambda p: p._since)._evict()
             else:
                 self.transport.write(_raw(503, "Service Unavailable", "too many connections; retry shortly"))
                 self.transport.close()
@@ -127,6 +127,12 @@ class GuardedH11(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def _evict(self) -> None:
+        if self.phase == HEAD:
+            self._expire_head()  # 408 if part of a head came
+        else:
+            self.transport.close()  # its answer was sent: the rest of its body is not wanted
 
     def _expire_head(self) -> None:
         if self._partial and not self.transport.is_closing():
