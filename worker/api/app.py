@@ -4,7 +4,9 @@ Routes: enqueue, status, artifact manifest, rendition bytes, queue metrics,
 health and Prometheus ``/metrics`` (request counts by route template, enqueue
 latency; see :mod:`worker.api.instrumentation`). Redis errors and an unreachable artifact
 store become 503; invalid jobs 400 with every violation and its JSON path; a full
-queue 429. The handlers are in :mod:`worker.api.handlers`. Artifacts come from
+queue 429. Request bodies are bounded one by one, in total and in shape
+(:mod:`worker.api.bodies`), connections and their deadlines by the server
+(:mod:`worker.api.server`). The handlers are in :mod:`worker.api.handlers`. Artifacts come from
 the configured store: the ``filesystem`` store's bytes are served here, the
 ``s3`` store's through presigned, expiring URLs.
 """
