@@ -67,8 +67,9 @@ def memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         ))  # fmt: skip
     bodies, api_memory = cfg.worker.api_bodies_bytes, cfg.api.resources.limits.memory
     if bodies * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+        key = "apiBodyBudgetBytes" if cfg.worker.api_body_budget_bytes else "apiMaxBodyBytes"  # 0: one body
         problems.append((
-            "worker.apiBodyBudgetBytes",
+            f"worker.{key}",
             f"{bodies} times {c.API_BODY_MEMORY_FACTOR} (what the request bodies in flight may cost "
             f"the API) is over api.resources.limits.memory {api_memory}",
         ))  # fmt: skip
