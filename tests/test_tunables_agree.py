@@ -155,7 +155,10 @@ def test_every_tunable_value_the_worker_accepts_the_stack_accepts(case: tuple[st
 #: refuses a value the worker takes: those rules span keys the worker does not know.
 _ROOMY = {
     "api": {
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "4Gi"}}
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "1", "memory": "20Gi"},  # 8 times the largest body budget
+        }
     }
 }
 

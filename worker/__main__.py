@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
 
 import uvloop
 
@@ -52,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return status
     if args.command == "api":
         from worker.api.app import AuthNotConfiguredError, create_app
+        from worker.api.server import serve
 
         try:
             app = create_app(settings)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         watcher = secret_files.start_watcher(from_files)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve_api(app, settings))
+            runner.run(serve(app, settings))
         if secret_files.rotated(watcher):  # requests in flight finished
             secret_files.reexec()
         return 0
@@ -88,28 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 
     path = c.LIVENESS_PATH if args.live else c.READINESS_PATH
     return 0 if check(settings.metrics_port, path, host=settings.metrics_host) else 1
-
-
-async def serve_api(app: Any, settings: Any) -> None:
-    """Serve the job API with uvicorn until a stop signal (uvicorn's own handlers replaced by ours)."""
-    import contextlib
-    from collections.abc import Iterator
-
-    import uvicorn
-
-    from worker.process.signals import StopSignals
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # StopSignals has them: finish the requests in flight, exit at a second signal
-
-    config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
-    )
-    server = Server(config)
-    StopSignals(on_stop=lambda: setattr(server, "should_exit", True)).install()
-    await server.serve()
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from worker.contract import jobid, validation
 from worker.errors import PreviewError
@@ -34,6 +35,34 @@ from worker.settings import Settings
 
 #: Job states after which nothing more happens to a job.
 FINAL_STATES = frozenset({"completed", "failed"})
+T = TypeVar("T")
+
+
+class Checks:
+    """Runs the contract's checks (parse, validate) in a thread, ``at_once`` at a time.
+
+    The largest job (a 16 MiB inline source) takes a few hundred milliseconds of regular
+    expressions and JSON decoding. In a thread the event loop gets the GIL back between those
+    calls (and at least every ``sys.getswitchinterval()`` in Python code), so it keeps answering
+    health and other requests meanwhile. One at a time: the GIL runs one anyway, and a queue of
+    waiting checks holds only bodies the API's body budget already admitted.
+    """
+
+    def __init__(self, at_once: int = 1) -> None:
+        self._slots = asyncio.Semaphore(at_once)
+
+    async def run(self, check: Callable[..., T], *args: Any) -> T:
+        """``check(*args)`` in a thread; its slot is freed when the thread ends, even if the caller
+        is cancelled first (so the bound holds)."""
+        await self._slots.acquire()
+        future = asyncio.get_running_loop().run_in_executor(None, check, *args)
+        future.add_done_callback(self._done)
+        return await asyncio.shield(future)
+
+    def _done(self, future: asyncio.Future[Any]) -> None:
+        self._slots.release()
+        if not future.cancelled():
+            future.exception()  # retrieved: a caller that was cancelled no longer will
 
 
 class QueueFullError(PreviewError):
@@ -60,6 +89,7 @@ class PreviewClient:
 
     def __init__(self, settings: Settings, patient: bool = False) -> None:
         self.settings = settings
+        self.checks = Checks()
         self.queues = queues.Queues(settings, queues.redis_client(settings.redis_url, patient=patient))
 
     @classmethod
@@ -89,7 +119,8 @@ class PreviewClient:
         Raises :class:`~worker.errors.InvalidJobError` (every violation) or :class:`QueueFullError`;
         Redis errors (``worker.queue.queues.REDIS_DOWN``) pass through. Nothing is written when it raises.
         """
-        job = validation.validate(payload, self.settings.inline_bytes, self.settings.path_sources == "on")
+        on = self.settings.path_sources == "on"
+        job = await self.checks.run(validation.validate, payload, self.settings.inline_bytes, on)
         job_id = job.get("jobId")
         if job_id and (state := await self.queues.state(job_id)) != "unknown":
             return Enqueued(str(job_id), False, state)

@@ -130,9 +130,17 @@ API_MAX_BODY_BYTES_DEFAULT: Final = 16 * 2**20  # a 10 MiB inline source as base
 API_MAX_BODY_BYTES_MIN: Final = 4 * 2**10
 API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
 #: An accepted body costs the API up to this many times its size at once (the bytes, the decoded
-#: JSON, the validation and Redis copies); the stack keeps `apiMaxBodyBytes` times it under the
-#: API's memory limit.
+#: JSON, the validation and Redis copies); the stack keeps `apiBodyBudgetBytes` (every body in
+#: flight at once) times it under the API's memory limit.
 API_BODY_MEMORY_FACTOR: Final = 8
+ENV_API_BODY_BUDGET_BYTES: Final = "PREVIEW_API_BODY_BUDGET_BYTES"
+API_BODY_BUDGET_BYTES_MAX: Final = 2 * 2**30
+ENV_API_HEADER_TIMEOUT_SECONDS: Final = "PREVIEW_API_HEADER_TIMEOUT_SECONDS"
+ENV_API_BODY_TIMEOUT_SECONDS: Final = "PREVIEW_API_BODY_TIMEOUT_SECONDS"
+ENV_API_KEEP_ALIVE_SECONDS: Final = "PREVIEW_API_KEEP_ALIVE_SECONDS"
+ENV_API_MAX_CONNECTIONS: Final = "PREVIEW_API_MAX_CONNECTIONS"
+#: The most bytes of one request head (request line and headers): h11's own default, said here.
+API_MAX_HEAD_BYTES: Final = 16 * 2**10
 
 # --- Ports and HTTP paths -------------------------------------------------------------------
 API_PORT: Final = 3000

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from worker import constants as c
@@ -129,6 +129,29 @@ class Tunables(BaseModel):
         c.ENV_API_MAX_BODY_BYTES, c.API_MAX_BODY_BYTES_DEFAULT, "job API request bodies above this get 413",
         ge=c.API_MAX_BODY_BYTES_MIN, le=c.API_MAX_BODY_BYTES_MAX,
     )  # fmt: skip
+    api_body_budget_bytes: int = tunable(
+        c.ENV_API_BODY_BUDGET_BYTES, 0,
+        "request body bytes one job API process holds at once, beyond which it answers 503; "
+        "0: one body of `apiMaxBodyBytes`",
+        ge=0, le=c.API_BODY_BUDGET_BYTES_MAX,
+    )  # fmt: skip
+    api_header_timeout_seconds: float = tunable(
+        c.ENV_API_HEADER_TIMEOUT_SECONDS, 10.0,
+        "a job API request's head must arrive within this (from the connection, or the last answer)",
+        gt=0, le=300,
+    )  # fmt: skip
+    api_body_timeout_seconds: float = tunable(
+        c.ENV_API_BODY_TIMEOUT_SECONDS, 30.0, "a job API request's body must arrive within this; else 408",
+        gt=0, le=3600,
+    )  # fmt: skip
+    api_keep_alive_seconds: int = tunable(
+        c.ENV_API_KEEP_ALIVE_SECONDS, 5, "an idle job API connection is closed after this", ge=1, le=3600
+    )
+    api_max_connections: int = tunable(
+        c.ENV_API_MAX_CONNECTIONS, 256,
+        "open connections per job API process; beyond, an idle one is closed, or the new one gets 503",
+        ge=2, le=65_536,
+    )  # fmt: skip
 
     # The artifact store's behaviour (its bucket and endpoints are the stack's `artifacts`).
     s3_prefix: str = tunable(
@@ -157,6 +180,22 @@ class Tunables(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = tunable(
         c.ENV_LOG_LEVEL, "INFO", "JSON log lines at this level and above"
     )
+
+    @model_validator(mode="after")
+    def _body_fits_budget(self) -> Tunables:
+        if 0 < self.api_body_budget_bytes < self.api_max_body_bytes:
+            raise ValueError(
+                f"{to_camel('api_body_budget_bytes')} ({c.ENV_API_BODY_BUDGET_BYTES}) "
+                f"{self.api_body_budget_bytes} is under {to_camel('api_max_body_bytes')} "
+                f"({c.ENV_API_MAX_BODY_BYTES}) {self.api_max_body_bytes}: "
+                "a body that large could never be read"
+            )
+        return self
+
+    @property
+    def api_bodies_bytes(self) -> int:
+        """The body budget in force: the setting, or one body of ``api_max_body_bytes``."""
+        return self.api_body_budget_bytes or self.api_max_body_bytes
 
 
 def env_name(field: str) -> str:

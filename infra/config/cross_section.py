@@ -65,12 +65,13 @@ def memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             f"bytes, under the worker's minimum render budget ({c.RENDER_MEMORY_BYTES_MIN}); "
             f"give at least {math.ceil(need / 2**20)}Mi or fewer CPUs",
         ))  # fmt: skip
-    body, api_memory = cfg.worker.api_max_body_bytes, cfg.api.resources.limits.memory
-    if body * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+    bodies, api_memory = cfg.worker.api_bodies_bytes, cfg.api.resources.limits.memory
+    if bodies * c.API_BODY_MEMORY_FACTOR > quantity(api_memory, "memory"):
+        key = "apiBodyBudgetBytes" if cfg.worker.api_body_budget_bytes else "apiMaxBodyBytes"  # 0: one body
         problems.append((
-            "worker.apiMaxBodyBytes",
-            f"{body} times {c.API_BODY_MEMORY_FACTOR} (what one request may cost the API) is over "
-            f"api.resources.limits.memory {api_memory}",
+            f"worker.{key}",
+            f"{bodies} times {c.API_BODY_MEMORY_FACTOR} (what the request bodies in flight may cost "
+            f"the API) is over api.resources.limits.memory {api_memory}",
         ))  # fmt: skip
     try:
         cfg.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget

@@ -5,7 +5,9 @@ manifest, rendition bytes, queue metrics, health, the OpenAPI description and Pr
 ``/metrics`` (request counts by route template, enqueue latency; see
 :mod:`worker.api.instrumentation`). Redis errors and an unreachable artifact
 store become 503; invalid jobs 400 with every violation and its JSON path; a full
-queue 429. The handlers are in :mod:`worker.api.handlers`. Artifacts come from
+queue 429. Request bodies are bounded one by one, in total and in shape
+(:mod:`worker.api.bodies`), connections and their deadlines by the server
+(:mod:`worker.api.server`). The handlers are in :mod:`worker.api.handlers`. Artifacts come from
 the configured store: the ``filesystem`` store's bytes are served here, the
 ``s3`` store's through presigned, expiring URLs.
 """
@@ -25,6 +27,7 @@ from starlette.routing import Route
 from worker import constants as c
 from worker import logs, store
 from worker.api.auth import Policy, parse_tokens
+from worker.api.bodies import BodyBudget
 from worker.api.handlers import ApiState, error
 from worker.api.instrumentation import DepthSampler, RequestMetrics, endpoint
 from worker.api.openapi import OPERATIONS
@@ -58,7 +61,8 @@ def create_app(settings: Settings) -> Starlette:
         log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
     client = PreviewClient(settings)  # enqueue goes through the same client producers use
     metrics = ApiMetrics(settings.track, queue=settings.queue_name)
-    api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics)
+    budget = BodyBudget(settings.api_bodies_bytes)
+    api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics, budget)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from worker import constants as c
 from worker import logs
+from worker.api import bodies
 from worker.api.answers import AlreadyEnqueued, Enqueued, QueueMetrics
 from worker.api.auth import SCOPE_ENQUEUE, SCOPE_READ, Policy
 from worker.client import PreviewClient, QueueFullError
@@ -46,6 +47,14 @@ class ApiState:
     queues: Queues
     store: ArtifactStore
     metrics: ApiMetrics
+    body_budget: bodies.BodyBudget
+
+    @property
+    def body_limit(self) -> int:
+        """The largest body worth reading: ``PREVIEW_API_MAX_BODY_BYTES``, or the largest job the
+        inline cap allows if that is smaller (``validation.max_payload_bytes``, as ``validate`` uses)."""
+        s = self.settings
+        return min(s.api_max_body_bytes, validation.max_payload_bytes(s.inline_bytes))
 
 
 def state(request: Request) -> ApiState:
@@ -98,12 +107,21 @@ async def _enqueue(request: Request, api: ApiState) -> Response:
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/json":  # also refuses a browser's cross-site form POST
         return error(415, "Content-Type must be application/json")
-    limit = api.settings.api_max_body_bytes
-    body = await _bounded_body(request, limit)
-    if body is None:
-        return error(413, f"request body over {limit} bytes", headers={"Connection": "close"})
     try:
-        payload = validation.parse(body)
+        async with bodies.read(request, api.body_limit, api.body_budget) as body:
+            return await _add(body, api)
+    except bodies.Refused as refused:
+        headers = {"Connection": "close"}  # the rest of the body, if any, is not read
+        if refused.retry_after:
+            headers["Retry-After"] = refused.retry_after
+        where = refused.violation
+        extra = {"violations": [{"path": where.path, "message": where.message}]} if where else {}
+        return error(refused.status, refused.message, headers=headers, **extra)
+
+
+async def _add(body: bytes, api: ApiState) -> Response:
+    try:
+        payload = await api.client.checks.run(validation.parse, body)
     except InvalidJobError as err:
         return error(400, "body is not valid JSON", violations=_violations(err))
     try:
@@ -188,20 +206,6 @@ async def health(request: Request) -> Response:
     counts.pop("dlq")
     body["queue"] = {"name": s.queue_name, **counts, "total": sum(counts.values())}
     return JSONResponse(body)
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` (by its length, or while reading)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None  # refused before a byte of it is read
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _violations(err: InvalidJobError) -> list[dict[str, str]]:

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from worker import constants as c
-from worker.contract import jobid
+from worker.contract import jobid, shape
 from worker.errors import InvalidJobError, Violation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,11 @@ def violations(
     """Every violation of the contract in ``payload`` (empty list when valid), in path order.
 
     ``path_sources=False`` (``PREVIEW_PATH_SOURCES=off``, the stacks' default) refuses ``source.path``.
+    A payload over one of the schema's bounds (too long, too many) gets only those violations
+    (:func:`worker.contract.shape.over_bounds`): checking the rest of it could take minutes.
     """
+    if too_much := shape.over_bounds(payload):
+        return too_much
     found = [] if _accepted(payload) else [
         Violation(json_path(e.absolute_path), _message(e))
         for e in _validator().iter_errors(payload)

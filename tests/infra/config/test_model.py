@@ -153,9 +153,19 @@ def problems(raw: dict[str, Any]) -> list[str]:
         ),
         ({"worker": {"apiMaxBodyBytes": 100}}, "worker.apiMaxBodyBytes: must be at least 4096, got 100"),
         (
-            {"worker": {"apiMaxBodyBytes": 64 * 2**20}},
-            "worker.apiMaxBodyBytes: 67108864 times 8 (what one request may cost the API) is over "
-            "api.resources.limits.memory 256Mi",
+            {"worker": {"apiMaxBodyBytes": 64 * 2**20, "apiBodyBudgetBytes": 64 * 2**20}},
+            "worker.apiBodyBudgetBytes: 67108864 times 8 (what the request bodies in flight may cost "
+            "the API) is over api.resources.limits.memory 256Mi",
+        ),
+        (
+            {"worker": {"apiMaxBodyBytes": 64 * 2**20}},  # the budget is then one such body
+            "worker.apiMaxBodyBytes: 67108864 times 8 (what the request bodies in flight may cost "
+            "the API) is over api.resources.limits.memory 256Mi",
+        ),
+        (
+            {"worker": {"apiMaxBodyBytes": 8 * 2**20, "apiBodyBudgetBytes": 4 * 2**20}},
+            "worker: apiBodyBudgetBytes (PREVIEW_API_BODY_BUDGET_BYTES) 4194304 is under apiMaxBodyBytes "
+            "(PREVIEW_API_MAX_BODY_BYTES) 8388608: a body that large could never be read",
         ),
         (
             {"imagePullSecrets": ["Ghcr"]},
