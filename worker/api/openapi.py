@@ -85,10 +85,12 @@ OPERATIONS: tuple[Operation, ...] = (
         201: Answer("Enqueued.", a.Enqueued),
         200: Answer("A job with this jobId exists already: nothing was added.", a.AlreadyEnqueued),
         400: Answer("Not JSON, or not a valid job: every violation with its JSON path.", a.InvalidJob),
-        413: Answer("The body is over PREVIEW_API_MAX_BODY_BYTES.", a.ApiError),
+        413: Answer("The body is over PREVIEW_API_MAX_BODY_BYTES, or over the largest job the inline "
+                    "cap allows.", a.ApiError),
         415: Answer("The Content-Type is not application/json.", a.ApiError),
         429: Answer("The queue holds PREVIEW_QUEUE_MAX unfinished jobs.", a.ApiError, headers=RETRY),
-        503: REDIS_DOWN,
+        503: Answer("Redis is unreachable, or this process holds PREVIEW_API_BODY_BUDGET_BYTES of "
+                    "request bodies already.", a.ApiError, headers=RETRY),
     }, body=True),
     Operation("GET", f"{PREFIX}/job/{{job_id}}/status", h.status, "A job's state, attempts and progress", {
         200: Answer("The job's status.", d.JobStatus),
