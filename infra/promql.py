@@ -36,3 +36,36 @@ def queue_depth(namespace: str, state: str, queue: str | None = None) -> str:
 def waiting_jobs(namespace: str, queue: str | None = None) -> str:
     """The jobs a stack's workers have still to take: one number, ``max`` over the pods reporting it."""
     return f"max({queue_depth(namespace, c.STATE_WAITING, queue)})"
+
+
+def _rate(metric: str, matchers: str, window: str, by: str) -> str:
+    return f"sum{by}(rate({metric}{{{matchers}}}[{window}]))"
+
+
+def availability_events(sel: str, window: str, by: str = "") -> tuple[str, str]:
+    """The availability SLI's (bad, total) job rates over ``window``: failed jobs over finished
+    jobs, both without the jobs the producer sent invalid (counted as failed *and* invalid)."""
+    out, label = c.METRIC_JOB_OUTCOMES, c.LABEL_OUTCOME
+    invalid = _rate(out, f'{sel},{label}="{c.INVALID_OUTCOME}"', window, by)
+    failed = _rate(out, f'{sel},{label}="{c.FAILED_OUTCOME}"', window, by)
+    bad = f"{failed} - {invalid}"
+    total = f"{_rate(out, f'{sel},{FINISHED}', window, by)} - {invalid}"
+    return bad, total
+
+
+def latency_events(sel: str, window: str, threshold_seconds: float, by: str = "") -> tuple[str, str]:
+    """The latency SLI's (bad, total) job rates over ``window``: jobs that ended well later than
+    ``threshold_seconds`` after their enqueue, over all that ended well (the turnaround histogram).
+
+    ``le`` is matched as prometheus_client writes it (``60.0``) and as Prometheus 3 stores it (``60``).
+    """
+    name, le = c.METRIC_JOB_TURNAROUND, f"{threshold_seconds:g}"
+    total = _rate(f"{name}_count", sel, window, by)
+    within = _rate(f"{name}_bucket", f'{sel},le=~"{le}|{le}\\\\.0"', window, by)
+    return f"{total} - {within}", total
+
+
+def error_ratio(events: tuple[str, str]) -> str:
+    """Bad over total, written as Sloth writes an events SLI (``(bad) / (total)``)."""
+    bad, total = events
+    return f"({bad})\n/\n({total})"
