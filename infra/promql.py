@@ -1,4 +1,4 @@
-"""PromQL shared by the alert rules (``infra/manifests/observability/alerts.py``), KEDA's trigger
+"""PromQL shared by the alert and SLO rules (``infra/manifests/observability/``), KEDA's trigger
 (``infra/manifests/scaling/scaled_object.py``) and the rollout analysis
 (``infra/config/sections/rollout_policy.py``, ``infra/tools/release/analysis.py``): one expression of
 each ratio and each queue depth."""
@@ -15,8 +15,8 @@ FINISHED = f'{c.LABEL_OUTCOME}=~"{"|".join(c.FINISHED_OUTCOMES)}"'
 
 
 def failure_ratio(sel: str, window: str = RATE_WINDOW, by: str = "") -> str:
-    """Failed jobs over finished jobs matching ``sel``: the one PromQL of the failure alerts and of
-    the release tool's rollout analysis (``infra/tools/release/analysis.py``)."""
+    """Failed jobs over finished jobs matching ``sel`` (invalid input included): the failure-ratio
+    threshold of a stack without an availability SLO; everything else compares :func:`availability_ratio`."""
     outcomes = c.METRIC_JOB_OUTCOMES
     return (
         f'sum{by}(rate({outcomes}{{{sel},{c.LABEL_OUTCOME}="{c.FAILED_OUTCOME}"}}[{window}]))'
@@ -69,3 +69,9 @@ def error_ratio(events: tuple[str, str]) -> str:
     """Bad over total, written as Sloth writes an events SLI (``(bad) / (total)``)."""
     bad, total = events
     return f"({bad})\n/\n({total})"
+
+
+def availability_ratio(sel: str, window: str, by: str = "") -> str:
+    """The availability SLI's error ratio: what the SLO's recording rules, the canary alert and
+    ``release rollout``'s analysis (``infra/config/sections/rollout_policy.py``) all compare."""
+    return error_ratio(availability_events(sel, window, by))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from infra.manifests.common import APP_NAME, Manifest
 from infra.manifests.observability import panels
-from infra.promql import availability_events, error_ratio, latency_events
+from infra.promql import availability_events, availability_ratio, error_ratio, latency_events
 from worker import constants as c
 
 if TYPE_CHECKING:
@@ -143,8 +143,7 @@ def _selector(labels: dict[str, str]) -> str:
 def availability_by_track(cfg: StackConfig, window: str) -> str:
     """The availability SLI's error ratio per track over ``window``: the per-track recording rule's
     expression, which ``release rollout``'s analysis evaluates over its own step interval."""
-    sel = f'{c.LABEL_NAMESPACE}="{cfg.namespace}"'
-    return error_ratio(availability_events(sel, window, f" by ({c.LABEL_TRACK})"))
+    return availability_ratio(f'{c.LABEL_NAMESPACE}="{cfg.namespace}"', window, f" by ({c.LABEL_TRACK})")
 
 
 def recording_rules(cfg: StackConfig) -> list[Manifest]:

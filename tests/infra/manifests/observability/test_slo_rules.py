@@ -240,3 +240,19 @@ def test_each_runbook_opens_a_panel_and_each_threshold_says_why() -> None:
         assert f'**Open first**: dashboard panel "{panel}"' in text, rule["alert"]
         burn = rule["alert"] in (AVAILABILITY, LATENCY)
         assert ("**Why a threshold, not a burn rate**" in text) is not burn, rule["alert"]
+
+
+def test_the_rollout_analysis_compares_the_recorded_sli() -> None:
+    """``release rollout``'s default canary query is the per-track recording rule's expression, for
+    one track, over the step interval: the canary alert and the rollout judge the same SLI."""
+    from string import Template
+
+    from infra.config.sections.rollout_policy import Queries
+
+    (rule,) = [
+        r for g in rule_groups(CFG) for r in g["rules"] if r.get("record") == slo_rules.track_sli_record()
+    ]
+    for track in c.TRACKS:
+        query = getattr(Queries(), f"{track}_failure_ratio")
+        as_recorded = rule["expr"].replace(f'namespace="{NS}"', f'track="{track}"').replace(" by (track)", "")
+        assert Template(query).substitute(window=slo_rules.TRACK_SLI_WINDOW) == as_recorded
