@@ -43,9 +43,15 @@ def duration_seconds(window: str) -> int:
     return int(window[:-1]) * _UNIT_SECONDS[window[-1]]
 
 
+def prometheus_duration(window: str) -> str:
+    """``window`` as Prometheus prints a duration (and Sloth names its series): ``28d`` is ``4w``."""
+    days, unit = window[:-1], window[-1]
+    return f"{int(days) // 7}w" if unit == "d" and int(days) % 7 == 0 else window
+
+
 def sli_record(window: str) -> str:
     """The recorded error ratio of an SLI over ``window``."""
-    return f"slo:sli_error:ratio_rate{window}"
+    return f"slo:sli_error:ratio_rate{prometheus_duration(window)}"
 
 
 def track_sli_record(window: str = TRACK_SLI_WINDOW) -> str:
@@ -165,10 +171,11 @@ def recording_rules(cfg: StackConfig) -> list[Manifest]:
         # The period's ratio as Sloth records it: the mean of the 5m ratios (a ratio of means would
         # need 30 days of raw samples in every evaluation).
         short = f"{sli_record(SLI_WINDOWS[0])}{_selector(labels)}"
+        period = prometheus_duration(slo.period)
         rules.append(
             {
                 "record": sli_record(slo.period),
-                "expr": f"sum_over_time({short}[{slo.period}])\n/\ncount_over_time({short}[{slo.period}])",
+                "expr": f"sum_over_time({short}[{period}])\n/\ncount_over_time({short}[{period}])",
                 "labels": labels,
             }
         )

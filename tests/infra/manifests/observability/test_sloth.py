@@ -14,6 +14,7 @@ import yaml
 from test_alerts import promtool
 from test_slo_rules import BASE, CFG, outcome_series, steady, turnaround_series
 
+from infra.config.model import StackConfig
 from infra.manifests.common import APP_NAME
 from infra.manifests.observability import slo_rules
 from infra.manifests.observability.alerts import rule_groups
@@ -24,11 +25,11 @@ SEVERITIES = {"page": slo_rules.SEVERITY_PAGE, "ticket": slo_rules.SEVERITY_TICK
 BURN = re.compile(r"slo:sli_error:ratio_rate(\w+)\{[^}]*\}\s*>\s*\(([0-9.e+-]+)\s*\*\s*([0-9.e+-]+)\)")
 
 
-def sloth_spec() -> dict[str, Any]:
-    """The prod stack's SLOs as a Sloth ``prometheus/v1`` spec, from the same SLI queries."""
-    sel = f'namespace="{CFG.namespace}"'
+def sloth_spec(cfg: StackConfig) -> dict[str, Any]:
+    """A stack's SLOs as a Sloth ``prometheus/v1`` spec, from the same SLI queries."""
+    sel = f'namespace="{cfg.namespace}"'
     slos = []
-    for slo in slo_rules.declared(CFG):
+    for slo in slo_rules.declared(cfg):
         bad, total = slo.events(sel, "{{.window}}")
         slos.append(
             {
@@ -45,31 +46,28 @@ def sloth_spec() -> dict[str, Any]:
     return {"version": "prometheus/v1", "service": APP_NAME, "slos": slos}
 
 
-@pytest.fixture(scope="module")
-def sloth_groups(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    work = tmp_path_factory.mktemp("sloth")
-    (work / "slos.yaml").write_text(yaml.safe_dump(sloth_spec(), sort_keys=False))
-    argv = [
-        addon_binary("sloth"),
-        "generate",
-        "--no-log",
-        "-i",
-        str(work / "slos.yaml"),
-        "-o",
-        str(work / "rules.yaml"),
-    ]
+def generate(cfg: StackConfig, work: Path, period: str = "30d") -> list[dict[str, Any]]:
+    """``sloth generate`` of ``cfg``'s SLOs over ``period``: its rule groups."""
+    (work / "slos.yaml").write_text(yaml.safe_dump(sloth_spec(cfg), sort_keys=False))
+    argv = [addon_binary("sloth"), "generate", "--no-log", f"--default-slo-period={period}"]
+    argv += ["-i", str(work / "slos.yaml"), "-o", str(work / "rules.yaml")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     groups: list[dict[str, Any]] = yaml.safe_load((work / "rules.yaml").read_text())["groups"]
     return groups
 
 
+@pytest.fixture(scope="module")
+def sloth_groups(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return generate(CFG, tmp_path_factory.mktemp("sloth"))
+
+
 def flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def ours() -> list[dict[str, Any]]:
-    return [r for g in rule_groups(CFG) for r in g["rules"]]
+def ours(cfg: StackConfig = CFG) -> list[dict[str, Any]]:
+    return [r for g in rule_groups(cfg) for r in g["rules"]]
 
 
 def sloth_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -127,6 +125,23 @@ def test_same_windows_and_factors(sloth_groups: list[dict[str, Any]], slo: slo_r
             assert f1 == pytest.approx(f2) and b1 == pytest.approx(b2, rel=1e-9), kind
     assert [w for w, _, _ in mine["page"]] == ["5m", "1h", "30m", "6h"]
     assert [f for _, f, _ in mine["page"] + mine["ticket"]][::2] == [14.4, 6, 3, 1]
+
+
+def test_a_28_day_window_gets_sloths_28_day_factors(tmp_path: Path) -> None:
+    slos = CFG.slos.model_validate({"availability": {"window": "28d"}, "latency": {"window": "28d"}})
+    cfg = CFG.model_copy(update={"slos": slos})
+    theirs = sloth_rules(generate(cfg, tmp_path, "28d"))
+    for slo in slo_rules.declared(cfg):
+        mine, sloth = burns(ours(cfg), slo.alert), burns(theirs, f"Sloth{slo.alert}")
+        assert {k: [(w, pytest.approx(f)) for w, f, _ in v] for k, v in mine.items()} == {
+            k: [(w, f) for w, f, _ in v] for k, v in sloth.items()
+        }
+        # Both name the period as Prometheus prints it: 28d is 4w.
+        assert slo_rules.sli_record("28d") == "slo:sli_error:ratio_rate4w"
+        mine_period = recorded(ours(cfg), slo.name, slo_rules.LABEL_SLO)["slo:sli_error:ratio_rate4w"]
+        assert "[4w]" in mine_period and "slo:sli_error:ratio_rate4w" in recorded(
+            theirs, slo.name, "sloth_slo"
+        )
 
 
 def test_same_values_on_the_same_series(sloth_groups: list[dict[str, Any]], tmp_path: Path) -> None:
