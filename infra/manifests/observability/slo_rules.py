@@ -33,8 +33,8 @@ RECORDING_GROUP: Final = "preview-worker.slo-recordings"
 META_GROUP: Final = "preview-worker.slo-meta"
 SEVERITY_PAGE: Final = "critical"
 SEVERITY_TICKET: Final = "warning"
-
-
+#: What the dashboard's "Error budget remaining" reads: 1 a whole budget left, 0 none, below 0 overspent.
+ERROR_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
 _UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -57,9 +57,6 @@ def sli_record(window: str) -> str:
 def track_sli_record(window: str = TRACK_SLI_WINDOW) -> str:
     """The recorded error ratio of an SLI per track (``track`` label kept)."""
     return f"slo:sli_error_by_track:ratio_rate{window}"
-
-
-ERROR_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
 
 
 @dataclass(frozen=True)
