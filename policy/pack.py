@@ -23,6 +23,7 @@ from policy.rules import (
     check_non_root,
     check_production,
     check_protection,
+    check_slos,
 )
 
 
@@ -38,6 +39,13 @@ def _validate_production(args: StackValidationArgs, report: ReportViolation) -> 
     instances = args.get_config().get("productionInstances", DEFAULT_PRODUCTION_INSTANCES)
     by_props: list[PolicyResource] = [r for r in args.resources if r.resource_type.startswith("kubernetes:")]
     for problem in check_production([r.props for r in by_props], instances):
+        report(problem, None)
+
+
+def _validate_slos(args: StackValidationArgs, report: ReportViolation) -> None:
+    instances = args.get_config().get("productionInstances", DEFAULT_PRODUCTION_INSTANCES)
+    kube = [r.props for r in args.resources if r.resource_type.startswith("kubernetes:")]
+    for problem in check_slos(kube, instances):
         report(problem, None)
 
 
@@ -77,6 +85,12 @@ POLICIES = [
         name="production-sizing",
         description="Production: at least 2 replicas, a PodDisruptionBudget, canary weight at most 50.",
         validate=_validate_production,
+        config_schema=_INSTANCES_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="production-slos",
+        description="Production: burn-rate pages and tickets for the availability and latency SLOs.",
+        validate=_validate_slos,
         config_schema=_INSTANCES_SCHEMA,
     ),
     StackValidationPolicy(

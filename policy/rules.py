@@ -13,6 +13,13 @@ from typing import Any
 
 from infra.config.fields.image_refs import IMAGE_RE
 from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, HOLDS_STATE, LABEL_INSTANCE, LABEL_NAME
+from infra.manifests.observability.slo_rules import (
+    LABEL_SLO,
+    SEVERITY_PAGE,
+    SEVERITY_TICKET,
+    SLO_AVAILABILITY,
+    SLO_LATENCY,
+)
 from worker.constants import SECRET_ENV_VARS, TRACK_CANARY
 
 PACK_NAME = "mobius-preview-worker"
@@ -170,3 +177,30 @@ def check_protection(
                 f"{kind} {name}: not protected in production (set protect: true in the stack config)"
             )
     return sorted(problems)
+
+
+#: What a production stack must alert on: each SLO's page and ticket burn-rate alert.
+PROD_SLOS = (SLO_AVAILABILITY, SLO_LATENCY)
+
+
+def check_slos(resources: Iterable[Mapping[str, Any]], instances: Iterable[str]) -> list[str]:
+    """In a production instance, the PrometheusRules page and open tickets on the burn rate of both
+    SLOs (availability and latency): a stack without ``slos`` in its config has neither."""
+    prod = set(instances)
+    objs = [r for r in resources if _labels(r).get(LABEL_INSTANCE) in prod]
+    if not any(r.get("kind") == "Deployment" for r in objs):
+        return []
+    found = {
+        (str((rule.get("labels") or {}).get(LABEL_SLO)), str((rule.get("labels") or {}).get("severity")))
+        for r in objs
+        if r.get("kind") == "PrometheusRule"
+        for group in ((r.get("spec") or {}).get("groups") or [])
+        for rule in (group.get("rules") or [])
+        if "alert" in rule
+    }
+    return [
+        f"production has no {kind} burn-rate alert for the {slo} SLO (declare slos.{slo} in the stack config)"
+        for slo in PROD_SLOS
+        for severity, kind in ((SEVERITY_PAGE, "page"), (SEVERITY_TICKET, "ticket"))
+        if (slo, severity) not in found
+    ]

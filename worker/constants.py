@@ -171,6 +171,11 @@ TRACK_CANARY: Final = "canary"
 TRACKS: Final = (TRACK_STABLE, TRACK_CANARY)
 METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"
 METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
+#: Seconds from a job's enqueue (its BullMQ ``timestamp``) to its completion: the latency SLI.
+METRIC_JOB_TURNAROUND: Final = "preview_worker_job_turnaround_seconds"
+#: The turnaround histogram's buckets; a latency SLO's threshold must be one of them (the stack's
+#: ``slos.latency.thresholdSeconds``), so the SLI counts jobs under it exactly, never interpolated.
+JOB_TURNAROUND_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 METRIC_REQUESTS: Final = "preview_requests_total"
 METRIC_FAILURES: Final = "preview_failures_total"
 METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
@@ -203,6 +208,11 @@ OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
 # failure ratios divide FAILED_OUTCOME by these and count each job once.
 FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
 FAILED_OUTCOME: Final = "failed"
+#: A job refused as the producer sent it (counted besides FAILED_OUTCOME): not the service's failure,
+#: so the availability SLI leaves it out (infra/promql.py).
+INVALID_OUTCOME: Final = "invalid"
+#: Outcomes of a job that finished well; each is timed from enqueue (METRIC_JOB_TURNAROUND).
+GOOD_OUTCOMES: Final = ("completed", "dryrun")
 #: Queue states reported as ``preview_queue_jobs{state=…}``; the autoscalers and alerts read these two.
 STATE_WAITING: Final = "waiting"  # plain, prioritised and paused jobs: what scaling acts on
 STATE_DLQ: Final = "dlq"

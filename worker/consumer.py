@@ -179,6 +179,9 @@ class Consumer:
         duration = time.monotonic() - started
         self.metrics.outcome(outcome)
         self.metrics.job_duration.observe(duration)
+        if outcome in c.GOOD_OUTCOMES and job.timestamp:
+            # From the producer's clock to ours: a skew never makes a negative time.
+            self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
         extra: dict[str, Any] = {
             "jobId": str(job.id),
             "attempt": job.attemptsMade + 1,

@@ -48,6 +48,13 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.turnaround = Histogram(
+            c.METRIC_JOB_TURNAROUND,
+            "Seconds from a job's enqueue to its completion (jobs that ended well).",
+            [t],
+            buckets=c.JOB_TURNAROUND_BUCKETS,
+            registry=self.registry,
+        )
         self.requests = Counter(
             c.METRIC_REQUESTS.removesuffix("_total"), "Jobs taken.", [t], registry=self.registry
         )
@@ -94,6 +101,7 @@ class Metrics:
         self._outcomes = {outcome: self.outcomes.labels(track, outcome) for outcome in c.OUTCOMES}
         self._depth = {state: self.queue_depth.labels(track, queue, state) for state in c.QUEUE_STATES}
         self.job_duration = self.duration.labels(track)
+        self.job_turnaround = self.turnaround.labels(track)
         self.jobs_taken = self.requests.labels(track)
         self.jobs_active = self.active_consumers.labels(track)
         self._failures = self.failures.labels(track)

@@ -60,5 +60,8 @@ class Monitoring(pulumi.ComponentResource):
         if adapter is not None:
             declare(f"{name}-adapter-config", adapter, child)
             outputs["adapterConfig"] = f"{adapter['metadata']['namespace']}/{adapter['metadata']['name']}"
-        alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        # Each alert once (an SLO's page and ticket share a name), recording rules left out.
+        alerts = list(
+            dict.fromkeys(r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r)
+        )
         self.register_outputs({**outputs, "alerts": alerts})

@@ -36,6 +36,7 @@ from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
 from infra.config.sections.secrets_config import RedisCa, Secrets
+from infra.config.sections.slo_config import Slos
 from infra.config.sections.workload import Canary, CpuMemory, Replicas, Resources
 from infra.config.store import Api, Artifacts
 from infra.errors import ConfigError
@@ -63,6 +64,7 @@ __all__ = [
     "Resources",
     "Secret",
     "Secrets",
+    "Slos",
     "SourceHost",
     "StackConfig",
     "Tunables",
@@ -99,6 +101,8 @@ class StackConfig(Model):
     secrets: Secrets = Secrets()
     # No usable default (runbookBaseUrl is the stack's own), so a stack without it is told why.
     monitoring: MonitoringConfig = Field(default_factory=dict, validate_default=True)
+    # The availability and latency SLOs and their burn-rate alerts (infra/config/sections/slo_config.py).
+    slos: Slos = Slos()
     network: Network = Network()
     api: Api = Api()
     # No usable default (a bucket is required), so a stack without the section is told why.

@@ -60,8 +60,10 @@ def run_resource_policy(name: str, props: dict[str, Any]) -> list[str]:
     return found
 
 
-def run_stack_policy(objects: list[dict[str, Any]], config: dict[str, Any] | None = None) -> list[str]:
-    policy = BY_NAME["production-sizing"]
+def run_stack_policy(
+    objects: list[dict[str, Any]], config: dict[str, Any] | None = None, name: str = "production-sizing"
+) -> list[str]:
+    policy = BY_NAME[name]
     assert isinstance(policy, StackValidationPolicy)
     resources = [
         PolicyResource(
@@ -211,6 +213,25 @@ def test_committed_stacks_pass_every_policy(stack_runs: dict[str, ProgramRun], s
             for obj in objects:
                 assert run_resource_policy(name, obj) == [], (name, obj["kind"])
     assert run_stack_policy(objects) == []
+    assert run_stack_policy(objects, name="production-slos") == []
+
+
+def test_the_policy_pack_refuses_prod_without_slos() -> None:
+    from infra.tools.snapshot.harness import run_program
+
+    def refused(run: ProgramRun, config: dict[str, Any] | None = None) -> list[str]:
+        return run_stack_policy(prod_objects(run), config, name="production-slos")
+
+    no_latency = run_program("prod", overrides={"slos": {"availability": {"target": 0.995}}})
+    assert refused(no_latency) == [
+        f"production has no {kind} burn-rate alert for the latency SLO "
+        "(declare slos.latency in the stack config)"
+        for kind in ("page", "ticket")
+    ]
+    none = run_program("prod", overrides={"slos": {}})
+    assert len(refused(none)) == 4
+    # Outside production (staging) a stack may declare no SLO.
+    assert refused(none, {"productionInstances": ["live"]}) == []
 
 
 def test_production_counts_a_scaled_objects_floor() -> None:

@@ -316,3 +316,22 @@ async def test_dlq_entry_is_written_before_the_job_is_marked_failed(settings: Se
         (entry,) = await q.dlq_entries()
         reason = "source path 'uploads/missing.jpg' does not exist"
         assert (entry.id, entry.data["reason"]) == ("order-1", reason)
+
+
+async def test_turnaround_is_timed_from_enqueue_for_jobs_that_end_well(settings: Settings) -> None:
+    """The latency SLI's histogram: a job counts its wait in the queue; a failed one is not timed."""
+    async with queues(settings) as q:
+        await q.enqueue(payload({"inline": b64(media.jpeg(200, 100))}, "waited-1"))
+        await q.enqueue(payload({"path": "uploads/absent.jpg"}, "fails-1"))
+        await asyncio.sleep(1.2)  # no consumer yet: both wait more than the first bucket
+        async with consumer(settings) as cons:
+            await wait_state(q, "waited-1", "completed")
+            await wait_state(q, "fails-1", "failed")
+
+            def bucket(le: str) -> float:
+                labels = {c.LABEL_TRACK: "stable", "le": le}
+                value = cons.metrics.registry.get_sample_value(f"{c.METRIC_JOB_TURNAROUND}_bucket", labels)
+                return float(value or 0)
+
+            assert (bucket("1.0"), bucket("5.0"), bucket("+Inf")) == (0, 1, 1)
+            assert outcome_count(cons, "failed") == 1

@@ -34,6 +34,7 @@ def test_names_come_from_constants() -> None:
         c.METRIC_QUEUE_DEPTH,
         c.METRIC_ACTIVE_CONSUMERS,
         c.METRIC_JOB_DURATION + "_bucket",
+        c.METRIC_JOB_TURNAROUND + "_bucket",
     ):
         assert metric in names
 
@@ -64,3 +65,6 @@ def test_queue_depth_and_buckets() -> None:
     }
     buckets = [labels["le"] for n, labels, _ in samples(m) if n == c.METRIC_JOB_DURATION + "_bucket"]
     assert buckets == [str(b) for b in DURATION_BUCKETS] + ["+Inf"]
+    # The latency SLO's threshold is one of these (infra/config/sections/slo_config.py), so its SLI is exact.
+    turnaround = [labels["le"] for n, labels, _ in samples(m) if n == c.METRIC_JOB_TURNAROUND + "_bucket"]
+    assert turnaround == [str(b) for b in c.JOB_TURNAROUND_BUCKETS] + ["+Inf"]

@@ -17,6 +17,7 @@ class MonitoringConfig(Model):
     namespace: str = "monitoring"
     service_monitor_labels: dict[str, str] = Field(default_factory=lambda: {"release": "prometheus"})
     scrape_interval: str = "30s"
+    # The failure-ratio page of a stack without an availability SLO (with one, its burn rate pages).
     failure_ratio: float = 0.05
     canary_failure_margin: float = 0.02
     backlog_jobs: int = 100

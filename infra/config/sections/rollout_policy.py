@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from infra.config.base_model import Model, check_range
 from infra.config.fields.durations import duration_seconds
-from infra.promql import FINISHED, failure_ratio
+from infra.promql import FINISHED, availability_ratio
 from worker.constants import (
     LABEL_STATE,
     LABEL_TRACK,
@@ -29,7 +29,9 @@ from worker.constants import (
 
 
 def _ratio(track: str) -> str:
-    return failure_ratio(f'{LABEL_TRACK}="{track}"', "$window")
+    # The availability SLI of the SLO rules and the canary alert (slo:sli_error_by_track:ratio_rate5m's
+    # expression) over the step interval: "the canary is worse" means the same in all three.
+    return availability_ratio(f'{LABEL_TRACK}="{track}"', "$window")
 
 
 class Queries(Model):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from infra.manifests.common import APP_NAME, Manifest
+from infra.manifests.observability import panels, slo_rules
 from infra.promql import RATE_WINDOW, failure_ratio, queue_depth, waiting_jobs
 from worker import constants as c
 
@@ -36,6 +37,7 @@ class Alert:
     severity: str
     summary: str
     description: str
+    panel: str  # the dashboard panel to open first (panels.py)
 
 
 def _api_requests(sel: str) -> str:
@@ -48,26 +50,39 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     waiting = waiting_jobs(cfg.namespace)
     dlq = queue_depth(cfg.namespace, c.STATE_DLQ)
     up = f'up{{{ns},job="{APP_NAME}"}}'
-    canary = f'{ns},{c.LABEL_TRACK}="{c.TRACK_CANARY}"'
-    stable = f'{ns},{c.LABEL_TRACK}="{c.TRACK_STABLE}"'
     bucket = f"{c.METRIC_JOB_DURATION}_bucket{{{ns}}}"
     api_available = f'{KSM_AVAILABLE}{{{ns},deployment="{APP_NAME}-api"}}'
     server_errors = f'{ns},{c.LABEL_STATUS}=~"5.."'
     api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
     enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
     worker_down = f"sum({up}) == 0 or absent({up})"
+    sli = slo_rules.track_sli_record()
+    labels = f'{slo_rules.LABEL_SLO}="{slo_rules.SLO_AVAILABILITY}",{ns}'
+
+    def per_track(track: str) -> str:
+        return f'{sli}{{{labels},{c.LABEL_TRACK}="{track}"}}'
+
     keda = cfg.autoscaling.keda
     if keda is not None and keda.scale_to_zero:  # no worker while nothing waits is KEDA's doing
         worker_down = f"({worker_down}) and on() {waiting} > {keda.activation_threshold}"
+    # A stack with an availability SLO pages on its burn rate (slo_rules.py) instead.
+    failure_threshold = (
+        []
+        if cfg.slos.availability is not None
+        else [
+            Alert(
+                "PreviewWorkerHighFailureRate",
+                f"{failure_ratio(ns, by=' by (track)')} > {m.failure_ratio:g}",
+                "critical",
+                "Preview jobs are failing ({{ $labels.track }})",
+                f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
+                "on track {{ $labels.track }} (now {{ $value | humanizePercentage }}).",
+                panels.FAILURE_RATIO,
+            ),
+        ]
+    )
     return [
-        Alert(
-            "PreviewWorkerHighFailureRate",
-            f"{failure_ratio(ns, by=' by (track)')} > {m.failure_ratio:g}",
-            "critical",
-            "Preview jobs are failing ({{ $labels.track }})",
-            f"More than {m.failure_ratio:.0%} of finished preview jobs failed over {RATE_WINDOW} "
-            "on track {{ $labels.track }} (now {{ $value | humanizePercentage }}).",
-        ),
+        *failure_threshold,
         Alert(
             "PreviewQueueBacklogGrowing",
             f"{waiting} > {m.backlog_jobs} and deriv({waiting}[15m:1m]) > 0",
@@ -75,6 +90,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "Preview queue backlog is growing",
             f"More than {m.backlog_jobs} jobs are waiting and the backlog keeps growing "
             "(now {{ $value }}); the workers cannot keep up.",
+            panels.QUEUE_DEPTH,
         ),
         Alert(
             "PreviewWorkerDown",
@@ -82,6 +98,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "critical",
             "No preview worker is up",
             f"Prometheus scrapes no healthy preview worker in namespace {cfg.namespace}.",
+            panels.PODS,
         ),
         Alert(
             "PreviewNoActiveConsumers",
@@ -89,6 +106,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "critical",
             "Jobs are waiting but no worker is processing",
             "{{ $value }} jobs are waiting and no worker has an active job.",
+            panels.JOBS_BY_OUTCOME,
         ),
         Alert(
             "PreviewDLQGrowing",
@@ -96,6 +114,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "warning",
             "Jobs are landing in the dead-letter queue",
             "The dead-letter queue grew by {{ $value }} jobs in 15m; inspect and redrive them.",
+            panels.DLQ,
         ),
         Alert(
             "PreviewHousekeepingFailing",
@@ -105,14 +124,17 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             f"{c.HOUSEKEEPING_FAILING_ROUNDS} or more housekeeping rounds in a row had an error: the DLQ "
             "may not be trimmed, failed jobs not dead-lettered, or the depth gauges the autoscalers "
             "read not refreshed. The worker log's `step` and `jobId` say which.",
+            panels.DLQ,
         ),
         Alert(
             "PreviewCanaryFailureRateWorse",
-            f"({failure_ratio(canary)}) - ({failure_ratio(stable)}) > {m.canary_failure_margin:g}",
+            f"{per_track(c.TRACK_CANARY)}\n- ignoring({c.LABEL_TRACK})\n{per_track(c.TRACK_STABLE)}"
+            f"\n> {m.canary_failure_margin:g}",
             "critical",
             "The canary fails more jobs than stable",
-            f"The canary's failure ratio exceeds stable's by more than {m.canary_failure_margin:.0%} "
-            "(by {{ $value | humanizePercentage }}); abort the canary.",
+            f"The canary's availability SLI error ratio exceeds stable's by more than "
+            f"{m.canary_failure_margin:.0%} (by {{{{ $value | humanizePercentage }}}}); abort the canary.",
+            panels.FAILURE_RATIO,
         ),
         Alert(
             "PreviewJobDurationP95High",
@@ -122,6 +144,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "Preview jobs are slow ({{ $labels.track }})",
             f"p95 job duration is above {m.duration_p95_seconds:g}s on track {{{{ $labels.track }}}} "
             "(now {{ $value | humanizeDuration }}).",
+            panels.JOB_DURATION,
         ),
         Alert(
             "PreviewApiUnavailable",
@@ -130,6 +153,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "The job API has no available pod",
             f"No pod of Deployment {APP_NAME}-api in namespace {cfg.namespace} is ready: producers "
             "cannot enqueue jobs. Its readiness fails while Redis is unreachable.",
+            panels.PODS,
         ),
         Alert(
             "PreviewApiHighErrorRate",
@@ -139,6 +163,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             f"More than {m.api_error_ratio:.0%} of job API requests got a 5xx over {RATE_WINDOW} "
             "(now {{ $value | humanizePercentage }}); 503s mean Redis or the artifact store "
             "is unreachable.",
+            panels.API_REQUESTS,
         ),
         Alert(
             "PreviewApiSlowEnqueue",
@@ -148,6 +173,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "Enqueueing preview jobs is slow",
             f"p95 of POST /api/preview/job is above {m.api_enqueue_p95_seconds:g}s "
             "(now {{ $value | humanizeDuration }}); check Redis latency.",
+            panels.API_REQUESTS,
         ),
     ]
 
@@ -164,9 +190,10 @@ def rule_groups(cfg: StackConfig) -> list[Manifest]:
             "annotations": {
                 "summary": a.summary,
                 "description": a.description,
+                "dashboard_panel": a.panel,
                 "runbook_url": f"{base}/{a.name}.md",
             },
         }
         for a in alert_list(cfg)
     ]
-    return [{"name": GROUP_NAME, "rules": rules}]
+    return [*slo_rules.slo_groups(cfg), {"name": GROUP_NAME, "rules": rules + slo_rules.burn_rules(cfg)}]

@@ -32,6 +32,9 @@ KWOK_VERSION = "0.7.0"
 PROMETHEUS_ADAPTER_VERSION = "0.12.0"
 EXTERNAL_SECRETS_VERSION = "0.16.2"
 KEDA_VERSION = "2.18.0"
+# Sloth, the SLO rule generator the project's own rules are compared with (docs/slo.md): built
+# only for that test, like an add-on.
+SLOTH_VERSION = "0.16.0"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -246,6 +249,15 @@ TOOLS: tuple[GoTool, ...] = (
             addon=True,
         )
         for name, folder in (("keda-operator", "operator"), ("keda-metrics-apiserver", "adapter"))
+    ),
+    GoTool(
+        name="sloth",
+        group="sloth",
+        version=SLOTH_VERSION,
+        source=ProxyModule("github.com/slok/sloth", f"v{SLOTH_VERSION}"),
+        package="./cmd/sloth",
+        ldflags=(f"github.com/slok/sloth/internal/info.Version=v{SLOTH_VERSION}",),
+        addon=True,
     ),
 )
 

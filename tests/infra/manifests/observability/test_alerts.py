@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config.model import load_stack_file
+from infra.config.model import Slos, load_stack_file
 from infra.manifests.observability.alerts import rule_groups
 from infra.tools.snapshot.harness import ROOT, ProgramRun
 from worker import constants as c
 
-CFG = load_stack_file(ROOT / "Pulumi.staging.yaml")  # failureRatio .05, backlog 200, p95 20 s, for 10m
+# Staging's thresholds (backlog 200, p95 20 s, for 10m) without its SLOs: a stack without an
+# availability SLO keeps the failure-ratio threshold (the SLOs' own tests: test_slo_rules.py).
+CFG = load_stack_file(ROOT / "Pulumi.staging.yaml").model_copy(update={"slos": Slos()})
 NS = f'namespace="{CFG.namespace}"'
 BASE = {"service": "preview-worker"}
 
@@ -119,15 +121,25 @@ CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]
         [
             outcomes("canary", "completed", 50),
             outcomes("canary", "failed", 10),
+            outcomes("canary", "invalid", 0),
             outcomes("stable", "completed", 100),
             outcomes("stable", "failed", 1),
+            outcomes("stable", "invalid", 0),
         ],
-        {"severity": "critical"},
+        {
+            "severity": "critical",
+            "namespace": CFG.namespace,
+            "service": "preview-worker",
+            "slo": "availability",
+        },
+        # The canary's producers send more invalid jobs: the availability SLI leaves them out.
         [
-            outcomes("canary", "completed", 99),
-            outcomes("canary", "failed", 1),
+            outcomes("canary", "completed", 90),
+            outcomes("canary", "failed", 11),
+            outcomes("canary", "invalid", 10),
             outcomes("stable", "completed", 100),
             outcomes("stable", "failed", 1),
+            outcomes("stable", "invalid", 0),
         ],
     ),
     "PreviewApiUnavailable": (
@@ -178,11 +190,15 @@ def test_check_rules_on_rendered_prometheus_rule(
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     result = run_promtool("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(CASES)} rules found" in result.stdout
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+    alerts = {r["alert"] for r in rules if "alert" in r}
+    burn = {"PreviewAvailabilityBudgetBurn", "PreviewLatencyBudgetBurn"}  # every stack declares both SLOs
+    assert alerts == (set(CASES) - {"PreviewWorkerHighFailureRate"}) | burn
 
 
 def annotations(alert: str, labels: dict[str, str], value: str) -> dict[str, str]:
-    (rule,) = [r for r in rule_groups(CFG)[0]["rules"] if r["alert"] == alert]
+    (rule,) = [r for g in rule_groups(CFG) for r in g["rules"] if r.get("alert") == alert]
     out: dict[str, str] = {}
     for key, text in rule["annotations"].items():
         for template, replacement in (

@@ -129,6 +129,17 @@ def test_idle_canary_fails_the_processed_jobs_check(prometheus: PromServer) -> N
     assert analysis(prometheus) == [f"canary processed 0.0 jobs in {WINDOW}, fewer than 20"]
 
 
+def test_invalid_input_is_not_the_canarys_failure(prometheus: PromServer) -> None:
+    """The analysis compares the availability SLI (as the SLO rules and the canary alert do): the
+    jobs the canary's producers sent invalid (counted failed and invalid) do not count against it."""
+    rates = {**steady(0, 0).rates, ("canary", "completed"): 20.0, ("canary", "failed"): 10.0}
+    switch(prometheus, Profile({**rates, ("canary", "invalid"): 10.0}))
+    assert analysis(prometheus) == []
+    switch(prometheus, Profile(rates))  # the same failures, now the canary's own
+    (reason,) = analysis(prometheus)
+    assert reason.startswith("canary failure ratio 0.3") and "worse than stable" in reason
+
+
 def test_dlq_growth_fails_the_analysis(prometheus: PromServer) -> None:
     switch(prometheus, Profile(HEALTHY.rates, dlq_per_second=4.0))
     (reason,) = analysis(prometheus)
