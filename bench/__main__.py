@@ -59,7 +59,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--corpus",
         type=int,
-        help="preview files per kind (default 12: camera and phone JPEGs, screenshots, transparent PNGs, "
+        help="preview files per kind (default 8: camera and phone JPEGs, screenshots, transparent PNGs, "
         "animated GIF and WebP, three PDF kinds; quick 1)",
     )
     default = ",".join(s for s in SECTIONS if s not in OPT_IN)
@@ -71,7 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.jobs = args.jobs or (100 if args.quick else 10000)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    args.corpus = args.corpus or (1 if args.quick else 12)
+    args.corpus = args.corpus or (1 if args.quick else 8)
     args.only = [s.strip() for s in args.only.split(",")]
     unknown = set(args.only) - set(SECTIONS)
     if unknown or args.corpus < 1 or args.rounds < 1 or args.jobs < 1:

@@ -107,5 +107,5 @@ def comparable(worker: Quality, reference: Quality) -> tuple[bool, str]:
         )
     if worker.bytes > reference.bytes * (1 + BYTES_TOLERANCE):
         more = worker.bytes / reference.bytes - 1
-        return False, f"{more:.0%} more bytes than the reference (tolerance {BYTES_TOLERANCE:.0%})"
+        return False, f"{more:.1%} more bytes than the reference (tolerance {BYTES_TOLERANCE:.0%})"
     return True, ""

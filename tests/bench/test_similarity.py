@@ -82,8 +82,8 @@ def test_score_resizes_the_reference_to_the_rendition_and_counts_its_bytes() -> 
         (Quality(0.950 - SSIM_TOLERANCE + 1e-9, 1000), True, ""),  # at the SSIM edge
         (Quality(0.950 - SSIM_TOLERANCE - 1e-4, 1000), False, "SSIM 0.9449 is below"),
         (Quality(0.950, round(1000 * (1 + BYTES_TOLERANCE))), True, ""),  # at the bytes edge
-        (Quality(0.950, 1101), False, "10% more bytes"),
-        (Quality(0.990, 1500), False, "50% more bytes"),  # better quality bought with bytes
+        (Quality(0.950, 1101), False, "10.1% more bytes"),
+        (Quality(0.990, 1500), False, "50.0% more bytes"),  # better quality bought with bytes
         (Quality(0.990, 600), True, ""),  # smaller and better: not worse output
     ],
 )
