@@ -52,7 +52,7 @@ def test_every_kind_of_upload_is_what_it_claims(root: Path) -> None:
         assert cutout.mode == "RGBA" and cutout.getchannel("A").getextrema() == (0, 255)
     for kind, fmt in (("anim-gif", "GIF"), ("anim-webp", "WEBP")):
         with Image.open(one(root, kind)) as anim:
-            assert anim.format == fmt and anim.n_frames > 1
+            assert anim.format == fmt and getattr(anim, "n_frames", 1) > 1
     text = pdfium.PdfDocument(one(root, "pdf-text"))
     assert len(text) == 3 and len(text[0].get_textpage().get_text_range().split()) > 500
     vector = pdfium.PdfDocument(one(root, "pdf-vector"))
