@@ -71,7 +71,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.jobs = args.jobs or (100 if args.quick else 10000)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    args.corpus = args.corpus or (1 if args.quick else 8)
+    if args.corpus is None:
+        args.corpus = 1 if args.quick else 8
     args.only = [s.strip() for s in args.only.split(",")]
     unknown = set(args.only) - set(SECTIONS)
     if unknown or args.corpus < 1 or args.rounds < 1 or args.jobs < 1:
