@@ -31,6 +31,7 @@ from bench.preview_corpus import KINDS, PDF_KINDS, corpus, distinct, files
 from bench.preview_refs import REPO, peak_rss_kb, run_service, run_vipsthumbnail
 from bench.redis_kit import BenchRedis
 from bench.vips_service import BOXES, WEBP
+from worker import constants as c
 
 __all__ = ["compare", "corpus"]
 RASTER_REFS = ("pyvips", "vipsthumbnail")
@@ -56,14 +57,14 @@ class WorkerRun:
         self.queue = f"preview-{uuid.uuid4().hex[:8]}"
         env = {
             **os.environ,
-            "REDIS_URL": redis.url,
-            "PREVIEW_QUEUE_NAME": self.queue,
-            "DATA_DIR": str(data_dir),
-            "PREVIEW_INPUT_ROOT": str(root),
-            "PREVIEW_WORKER_CONCURRENCY": str(concurrency),
-            "PREVIEW_RENDER_PROCESSES": str(renders),
-            "PREVIEW_METRICS_PORT": "0",
-            "PREVIEW_MAX_SOURCE_BYTES": str(200 * 2**20),
+            c.ENV_REDIS_URL: redis.url,
+            c.ENV_QUEUE_NAME: self.queue,
+            c.ENV_DATA_DIR: str(data_dir),
+            c.ENV_INPUT_ROOT: str(root),
+            c.ENV_CONCURRENCY: str(concurrency),
+            c.ENV_RENDER_PROCESSES: str(renders),
+            c.ENV_METRICS_PORT: "0",
+            c.ENV_MAX_SOURCE_BYTES: str(200 * 2**20),
         }
         self.settings = {"concurrency": concurrency, "render_processes": renders}
         self.proc = subprocess.Popen(
@@ -201,8 +202,6 @@ def _drain_stdout(proc: subprocess.Popen[str]) -> threading.Thread:
 
 def _enqueue(url: str, queue: str, jobs: list[tuple[str, str]]) -> None:
     from bullmq import Queue
-
-    from worker import constants as c
 
     outputs = [
         {"name": f"w{b}", "format": "webp", "width": b, "height": b, "fit": "contain", "quality": WEBP["Q"]}
