@@ -22,7 +22,12 @@ def rows(pv: dict[str, Any]) -> list[str]:
         speeds = "  ".join(f"{impl} {fps:6.2f}" for impl, fps in k["files_per_s"].items())
         lines.append(f"  {kind:>14} ({k['files']} files)  {speeds}")
         for name, r in k["ratios"].items():
-            verdict = f"{r['ratio']:.2f}x" if r["comparable"] else f"not comparable ({r['why']})"
+            met = "met" if r["met"] else "MISSED"
+            verdict = (
+                f"{r['ratio']:.2f}x (target >= {r['target']}x: {met})"
+                if r["comparable"]
+                else f"not comparable ({r['why']})"
+            )
             lines.append(f"  {'':>14}  {name}: {verdict}")
         for impl, q in k["quality"].items():
             cells = "  ".join(

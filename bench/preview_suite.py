@@ -36,6 +36,8 @@ from worker import constants as c
 __all__ = ["compare", "corpus"]
 RASTER_REFS = ("pyvips", "vipsthumbnail")
 PDF_REFS = ("pdftoppm",)
+#: Issue 34's targets: the worker's files/s over each reference's, same run, at equal output.
+TARGETS = {"pyvips": 1.3, "vipsthumbnail": 1.5, "pdftoppm": 1.2}
 #: What each side's encoder is told (the worker: Pillow; the references: libvips).
 ENCODER = {
     "format": "webp",
@@ -165,10 +167,14 @@ def _summary(
         per_round = [
             w["files_per_s"] / r["files_per_s"] for w, r in zip(runs["worker"], runs[ref], strict=True)
         ]
+        verdict = preview_quality.verdict(quality, "worker", ref)
+        ratio = median["worker"] / median[ref]
         ratios[f"worker/{ref}"] = {
-            "ratio": median["worker"] / median[ref],
+            "ratio": ratio,
             "per_round": per_round,
-            **preview_quality.verdict(quality, "worker", ref),
+            **verdict,
+            "target": TARGETS[ref],
+            "met": verdict["comparable"] and ratio >= TARGETS[ref],
         }
     rss = {impl: max(max(r["rss_peak_kb"]) for r in rs) for impl, rs in runs.items() if impl != "worker"}
     if pdftoppm_kb is not None:

@@ -87,6 +87,7 @@ def test_one_round_runs_the_worker_and_every_reference_and_scores_them(root: Pat
         assert all(v > 0 for v in kind["files_per_s"].values())
         for r in kind["ratios"].values():
             assert r["ratio"] > 0 and r["comparable"] is (r["why"] == "")
+            assert r["met"] is (r["comparable"] and r["ratio"] >= r["target"])
         for impl, boxes in kind["quality"].items():
             assert list(boxes) == [str(b) for b in BOXES], impl
             for box, q in boxes.items():
