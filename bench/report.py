@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import preview_report
+
 
 def ratio(a: float | None, b: float | None) -> float | None:
     """``a / b``, or None when either is missing or ``b`` is zero."""
@@ -55,16 +57,7 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"  {impl:>14}  p50 {lat['p50_ms'][impl]:>7.1f}  p99 {lat['p99_ms'][impl]:>7.1f}")
     pv = results.get("preview")
     if pv:
-        w, v = pv["worker"], pv["vipsthumbnail"]
-        lines.append(
-            f"Preview throughput, {w['files']} files x 3 WebP renditions, 2 cores (median of {pv['rounds']})"
-        )
-        lines.append(
-            f"  worker (concurrency {w['concurrency']}, {w['render_processes']} render processes) "
-            f"{w['files_per_s']:.2f} files/s, "
-            f"vipsthumbnail {v['files_per_s']:.2f} files/s, ratio {_fmt(pv['ratio'])}; "
-            f"worker peak RSS {w['rss_peak_kb']} KiB"
-        )
+        lines += preview_report.rows(pv)
     rd = results.get("redis")
     if rd:
         lines += _redis_rows(rd)
@@ -205,10 +198,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         axes[1].legend()
     pv = results.get("preview")
     if pv:
-        axes[2].bar(
-            ["worker", "vipsthumbnail"], [pv["worker"]["files_per_s"], pv["vipsthumbnail"]["files_per_s"]]
-        )
-        axes[2].set_title("preview files/s (3 renditions, 2 cores)")
+        preview_report.chart(axes[2], pv)
     pg = results.get("program")
     if pg:
         ok = {s: r for s, r in pg.items() if "error" not in r}

@@ -1,7 +1,7 @@
 """Smoke test: ``python -m bench --quick`` runs every section end to end and reports ratios.
 
 Not a timed test: it checks that the benchmark command works (real redis-server, Node.js
-BullMQ, vipsthumbnail, the real worker and the Pulumi program) and that its outputs are
+BullMQ, vipsthumbnail, pdftoppm, pyvips, the real worker and the Pulumi program) and that its outputs are
 complete, not what the numbers are.
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.preview_corpus import KINDS
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Its engine and scaling sections start a local cluster of their own on the fixed loopback ports:
@@ -25,7 +27,7 @@ RUN_BEFORE_SESSION_CLUSTER = True
 
 @pytest.mark.timeout(900)  # a full (if tiny) benchmark run on a loaded 2-core machine
 def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> None:
-    for tool in ("redis-server", "node", "vipsthumbnail"):
+    for tool in ("redis-server", "node", "vipsthumbnail", "pdftoppm"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed; the benchmark needs it (deps/apt-*.txt)")
     if not (REPO / "bench" / "node" / "node_modules" / "bullmq").is_dir():
@@ -72,8 +74,9 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert set(results["levers"]["median"]) >= {"plain", "fast", "fast-nofetch", "fast-nopool"}
     assert set(results["latency"]["p99_ms"]) == {"plain", "fast", "node"}
     preview = results["preview"]
-    assert preview["worker"]["files"] == preview["vipsthumbnail"]["files"] == 4
-    assert preview["ratio"] > 0 and preview["worker"]["rss_peak_kb"] > 10_000
+    assert set(preview["kinds"]) == set(KINDS) and all(k["files"] == 1 for k in preview["kinds"].values())
+    assert all(r["ratio"] > 0 for k in preview["kinds"].values() for r in k["ratios"].values())
+    assert preview["worker"]["rss_peak_kb"] > 10_000 and preview["worker"]["render_rss_peak_kb"] > 10_000
     redis = results["redis"]
     assert [s["jobs"] for s in redis["samples"]] == [100, 200, 300, 400]
     assert redis["kept"] == {"completed": 200, "failed": 200, "dlq": 200}  # under the caps: all kept
