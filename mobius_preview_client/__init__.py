@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from mobius_preview_client.model import Output, PreviewJob
     from mobius_preview_client.sync import PreviewClient
 
+#: The wheel's version (``clients/python/pyproject.toml`` reads it from here).
+__version__ = "0.1.0"
 #: Each public name and the module that defines it.
 _WHERE = {
     "AsyncPreviewClient": "client",
@@ -58,6 +60,7 @@ __all__ = [
     "PreviewJob",
     "QueueFullError",
     "Violation",
+    "__version__",
     "validate",
     "violations",
 ]

@@ -19,6 +19,7 @@ Every option is an argument (:class:`~mobius_preview_client.config.ClientConfig`
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -75,7 +76,7 @@ class AsyncPreviewClient:
         return client
 
     @classmethod
-    def from_env(cls, environ: Any = None, **overrides: Any) -> AsyncPreviewClient:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncPreviewClient:
         """A client configured from the worker's variables (:meth:`ClientConfig.from_env`)."""
         return cls.from_config(ClientConfig.from_env(environ, **overrides))
 

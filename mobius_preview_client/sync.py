@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ class PreviewClient:
         return client
 
     @classmethod
-    def from_env(cls, environ: Any = None, **overrides: Any) -> PreviewClient:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> PreviewClient:
         """A client configured from the worker's variables (:meth:`ClientConfig.from_env`)."""
         return cls.from_config(ClientConfig.from_env(environ, **overrides))
 
