@@ -161,3 +161,20 @@ def test_bad_arguments_are_refused_naming_the_option() -> None:
         ClientConfig("redis://h", prefix="a:b")
     with pytest.raises(ConfigError, match=r"^queue_max: must be an integer"):
         ClientConfig("redis://h", queue_max=True)
+
+
+def test_the_sync_client_enqueues_times_out_and_closes_its_thread(settings: Settings) -> None:
+    with PreviewClient.from_config(settings.client_config()) as client:
+        job = client.enqueue(dry_payload("sync-1"))
+        assert (job.job_id, job.created, job.state) == ("sync-1", True, "waiting")
+        assert client.enqueue(dry_payload("sync-1")).created is False
+        with pytest.raises(TimeoutError, match=r"'sync-1' is still waiting after 0\.3s"):
+            client.wait("sync-1", timeout=0.3)
+        with pytest.raises(KeyError):
+            client.wait("no-such-job", timeout=1)
+        with pytest.raises(InvalidJobError):
+            client.enqueue({"source": {}, "outputs": []})
+        found = client.status("sync-1")
+        assert found is not None and found["state"] == "waiting"
+    assert not client._thread.is_alive()
+    client.close()  # a second close does nothing
