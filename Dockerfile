@@ -37,6 +37,7 @@ RUN python3 -m venv --without-pip /opt/venv \
     && /opt/tools/bin/pip --python /opt/venv/bin/python install --quiet --no-index --no-deps \
         --no-compile --find-links /wheels --requirement requirements.txt
 COPY worker/ /app/worker/
+COPY mobius_preview_client/ /app/mobius_preview_client/
 COPY schemas/ /app/schemas/
 # Same modes whatever the umask of the checkout: root-owned, read-only for the worker user.
 RUN chmod -R u=rwX,go=rX /app /opt/venv \

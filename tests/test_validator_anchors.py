@@ -20,8 +20,8 @@ from infra.config.fields.quantities import quantity
 from infra.config.model import parse_config
 from infra.errors import ConfigError, ReleaseError
 from infra.tools.release.stackfile import stack_path
+from mobius_preview_client.contract import validation
 from policy.rules import check_images_pinned
-from worker.contract import validation
 
 IMAGE = "ghcr.io/mobius/preview-worker@sha256:" + "a" * 64
 INLINE = base64.b64encode(b"\x89PNG").decode()

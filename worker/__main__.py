@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from_files = secret_files.overlay_environ()  # PREVIEW_SECRETS_DIR's files, before settings are read
     settings = load_or_exit()
     if args.command == "validate":
-        from worker.contract.files import validate_files
+        from mobius_preview_client.contract.files import validate_files
 
         return validate_files(args.files, settings.inline_bytes)
     logs.setup(settings.log_level)

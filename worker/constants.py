@@ -3,18 +3,40 @@
 This module is the single definition of every name that crosses the boundary between the
 worker process and the Pulumi program (``infra/``): env vars, ports, paths, queue and metric
 names, and the bounds both halves check. Tunable defaults are not here: they live once, in
-``worker/tunables.py``. It imports nothing outside the standard library.
+``worker/tunables.py``. It imports nothing outside the standard library but the names a producer
+shares with the worker, declared in ``mobius_preview_client/names.py`` (which the client wheel ships)
+and re-exported here, so ``c.BULL_PREFIX`` is the client's own.
 """
 
 from typing import Final
 
+# Re-exported (``X as X``): declared once, in the client's names, and read here as ``c.X``.
+# isort: off
+from mobius_preview_client.names import (
+    BULL_PREFIX as BULL_PREFIX,
+    DLQ_RAW_KEEP_BYTES as DLQ_RAW_KEEP_BYTES,
+    ENV_BACKOFF_MS as ENV_BACKOFF_MS,
+    ENV_JOB_ATTEMPTS as ENV_JOB_ATTEMPTS,
+    ENV_MAX_INLINE_BYTES as ENV_MAX_INLINE_BYTES,
+    ENV_PATH_SOURCES as ENV_PATH_SOURCES,
+    ENV_QUEUE_MAX as ENV_QUEUE_MAX,
+    ENV_QUEUE_NAME as ENV_QUEUE_NAME,
+    ENV_REDIS_URL as ENV_REDIS_URL,
+    INLINE_BYTES_MAX_DEFAULT as INLINE_BYTES_MAX_DEFAULT,
+    JOB_NAME as JOB_NAME,
+    JOB_OPTS_MAX_BYTES as JOB_OPTS_MAX_BYTES,
+    METADATA_MAX_BYTES as METADATA_MAX_BYTES,
+    QUEUE_NAME_PATTERN as QUEUE_NAME_PATTERN,
+    SCHEMA_FILE as SCHEMA_FILE,
+)
+# isort: on
+
 # --- Connection and secrets -----------------------------------------------------------------
-ENV_REDIS_URL: Final = "REDIS_URL"
 ENV_API_TOKENS: Final = "PREVIEW_API_TOKENS"  # the job API's bearer tokens (a secret)
 #: A folder of secret env vars as files (a mounted Secret), watched for rotation (process/secret_files.py).
 ENV_SECRETS_DIR: Final = "PREVIEW_SECRETS_DIR"
 #: Where a stack's ``redisCa`` (a ConfigMap's CA certificate) is mounted: name it in REDIS_URL
-#: as ``?ssl_ca_certs=<this>`` for a Redis with TLS from a private CA (worker/queue/connections.py).
+#: as ``?ssl_ca_certs=<this>`` for a Redis with TLS from a private CA (mobius_preview_client/connections.py).
 REDIS_CA_PATH: Final = "/etc/mobius-preview/redis-ca/ca.crt"
 # S3 credentials are read by botocore's standard chain (these env vars, or a mounted
 # AWS_SHARED_CREDENTIALS_FILE, or workload identity), never by the settings model.
@@ -28,22 +50,14 @@ STORE_SECRET_ENV_VARS: Final = frozenset({ENV_S3_ACCESS_KEY_ID, ENV_S3_SECRET_AC
 SECRET_ENV_VARS: Final = frozenset({ENV_REDIS_URL, ENV_API_TOKENS}) | STORE_SECRET_ENV_VARS
 
 # --- The queue (BullMQ) and its jobs --------------------------------------------------------
-ENV_QUEUE_NAME: Final = "PREVIEW_QUEUE_NAME"
 ENV_CONCURRENCY: Final = "PREVIEW_WORKER_CONCURRENCY"
-ENV_QUEUE_MAX: Final = "PREVIEW_QUEUE_MAX"
-ENV_JOB_ATTEMPTS: Final = "PREVIEW_JOB_ATTEMPTS"
-ENV_BACKOFF_MS: Final = "PREVIEW_BACKOFF_MS"
 ENV_DRAIN_SECONDS: Final = "PREVIEW_DRAIN_SECONDS"
 ENV_LOCK_MS: Final = "PREVIEW_LOCK_MS"
 ENV_STALLED_INTERVAL_MS: Final = "PREVIEW_STALLED_INTERVAL_MS"
 ENV_MAX_STALLED_COUNT: Final = "PREVIEW_MAX_STALLED_COUNT"
 ENV_RUN_RETRY_DELAY_MS: Final = "PREVIEW_RUN_RETRY_DELAY_MS"
 ENV_WORKER_PROCESSES: Final = "PREVIEW_WORKER_PROCESSES"
-#: A queue name both halves accept (the worker's PREVIEW_QUEUE_NAME, the stack's worker.queueName).
-QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-BULL_PREFIX: Final = "bull"  # BullMQ's default, so Node.js producers need no option
 DLQ_SUFFIX: Final = "-dlq"
-JOB_NAME: Final = "preview"  # BullMQ job name used by the API and by redrive
 
 # --- How long Redis keeps finished jobs, and the Redis memory they may hold ------------------
 ENV_KEEP_COMPLETED_SECONDS: Final = "PREVIEW_KEEP_COMPLETED_SECONDS"
@@ -56,25 +70,13 @@ KEEP_SECONDS_MAX: Final = 365 * 24 * 3600
 KEEP_COUNT_MAX: Final = 1_000_000
 #: The failed jobs the housekeeping sweep looks at each round (the newest; older ones were swept).
 SWEEP_FAILED_WINDOW: Final = 1_000
-#: A job read back from Redis that fails the JSON gate is dead-lettered with at most this many of
-#: its raw bytes per field (``data``, ``opts``), base64; the failed job's hash keeps them all.
-DLQ_RAW_KEEP_BYTES: Final = 16 * 2**10
-#: A job's ``opts`` as stored JSON: BullMQ's own options are a few hundred bytes.
-JOB_OPTS_MAX_BYTES: Final = 64 * 2**10
 ENV_REDIS_BUDGET_BYTES: Final = "PREVIEW_REDIS_BUDGET_BYTES"  # worker/queue/budget.py; `redisBudget`
 REDIS_BUDGET_BYTES_DEFAULT: Final = 2 * 2**30
 REDIS_BUDGET_BYTES_MIN: Final = 16 * 2**20
 REDIS_BUDGET_BYTES_MAX: Final = 2**40
-ENV_MAX_INLINE_BYTES: Final = "PREVIEW_MAX_INLINE_BYTES"
-#: PREVIEW_MAX_INLINE_BYTES=0 (the default) picks the largest inline cap the budget allows, up to this.
-INLINE_BYTES_MAX_DEFAULT: Final = 10 * 2**20
-#: A job's metadata as stored JSON (non-ASCII escaped, as BullMQ writes it) is at most this long:
-#: room for the schema's 32 entries of 1 KiB of ASCII, not for six-byte escapes of all of them.
-METADATA_MAX_BYTES: Final = 40 * 2**10
 
 # --- Sources: files, URLs and their limits --------------------------------------------------
 ENV_INPUT_ROOT: Final = "PREVIEW_INPUT_ROOT"
-ENV_PATH_SOURCES: Final = "PREVIEW_PATH_SOURCES"  # "on" (default) or "off": jobs naming a file are refused
 ENV_SOURCE_HOSTS: Final = "PREVIEW_SOURCE_HOSTS"
 ENV_SOURCE_PRIVATE_ADDRESSES: Final = "PREVIEW_SOURCE_PRIVATE_ADDRESSES"  # "allow" lets URLs reach them
 #: A host of PREVIEW_SOURCE_HOSTS and of the stack's sourceHosts: a DNS name or IPv4 address,
@@ -219,5 +221,4 @@ STATE_DLQ: Final = "dlq"
 QUEUE_STATES: Final = (STATE_WAITING, "active", "completed", "failed", "delayed", STATE_DLQ)
 
 # --- Files ----------------------------------------------------------------------------------
-SCHEMA_FILE: Final = "schemas/preview-job.schema.json"
 MANIFEST_FILE: Final = "manifest.json"

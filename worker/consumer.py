@@ -18,12 +18,13 @@ from typing import Any
 from bullmq import Job, UnrecoverableError
 from bullmq.custom_errors import DelayedError
 
+from mobius_preview_client import intake
+from mobius_preview_client.contract.documents import JobResult
 from worker import constants as c
 from worker import logs, pipeline
-from worker.contract.documents import JobResult
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.metrics import Metrics
-from worker.queue import intake, queues
+from worker.queue import queues
 from worker.queue.fastpath import FastWorker
 from worker.settings import Settings
 

@@ -6,30 +6,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+# The tree's root and the contract's errors are the client's (mobius_preview_client/errors.py):
+# a producer catches the same classes the worker and the API raise.
+from mobius_preview_client.errors import InvalidJobError, PreviewError, QueueFullError, Violation
 
-
-class PreviewError(Exception):
-    """Base of every error the worker raises on purpose."""
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One contract violation: where (a JSON path such as ``$.outputs[0].width``) and what."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class InvalidJobError(PreviewError):
-    """The payload breaks the job contract; carries every violation, not just the first."""
-
-    def __init__(self, violations: list[Violation]) -> None:
-        self.violations = violations
-        super().__init__("invalid job: " + "; ".join(str(v) for v in violations))
+__all__ = [
+    "InvalidJobError",
+    "PermanentJobError",
+    "PreviewError",
+    "QueueFullError",
+    "RenderCancelled",
+    "TransientJobError",
+    "Violation",
+]
 
 
 class PermanentJobError(PreviewError):

@@ -12,8 +12,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mobius_preview_client.contract import jobid, validation
 from worker import sources, store
-from worker.contract import jobid, validation
 from worker.errors import PermanentJobError
 from worker.render.registry import OutputSpec
 from worker.render.sandbox import RenderPool

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasGenerator,
@@ -29,8 +28,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mobius_preview_client.config import ClientConfig, redis_url_problem
 from worker import constants as c
-from worker.queue import budget, connections
+from worker.queue import budget
 from worker.tunables import Tunables, check_endpoint_url, env_name
 
 EXIT_BAD_SETTINGS = 2
@@ -107,13 +107,8 @@ class Settings(Tunables, BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if connections.parse_sentinel(value) is None:  # ValueError says what is malformed
-            parts = urlsplit(value)
-            if parts.scheme not in ("redis", "rediss", "unix"):
-                raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
-            if parts.scheme != "unix" and not parts.hostname:
-                raise ValueError("has no host")
-        connections.check_ca_file(value)
+        if problem := redis_url_problem(value):  # says what is malformed, never the URL
+            raise ValueError(problem)
         return value
 
     @field_validator("api_tokens")
@@ -177,6 +172,18 @@ class Settings(Tunables, BaseSettings):
         """Render processes of this consumer: the setting, or one per usable core; never over concurrency."""
         size = self.render_processes or len(os.sched_getaffinity(0))
         return max(1, min(size, self.concurrency))
+
+    def client_config(self) -> ClientConfig:
+        """The producer client's options that make it enqueue as this worker expects."""
+        return ClientConfig(
+            self.redis_url,
+            queue_name=self.queue_name,
+            queue_max=self.queue_max,
+            job_attempts=self.job_attempts,
+            backoff_ms=self.backoff_ms,
+            max_inline_bytes=self.inline_bytes,
+            path_sources=self.path_sources == "on",
+        )
 
     @property
     def dlq_name(self) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from mobius_preview_client import names
 from worker import constants as c
 
 
@@ -52,21 +53,26 @@ class Tunables(BaseModel):
 
     # The queue and its jobs.
     queue_name: str = tunable(
-        c.ENV_QUEUE_NAME, "preview-jobs", "BullMQ queue name (its DLQ is `<name>-dlq`)",
+        c.ENV_QUEUE_NAME, names.QUEUE_NAME_DEFAULT, "BullMQ queue name (its DLQ is `<name>-dlq`)",
         pattern=c.QUEUE_NAME_PATTERN,
     )  # fmt: skip
     concurrency: int = tunable(c.ENV_CONCURRENCY, 2, "jobs one worker process runs at once", ge=1, le=256)
+    # The client (mobius_preview_client) checks these three with the same defaults and bounds.
     queue_max: int = tunable(
         c.ENV_QUEUE_MAX,
-        20,
+        names.QUEUE_MAX_DEFAULT,
         "unfinished jobs (waiting, delayed or active) above which the API answers 429",
         ge=1,
-        le=10_000_000,
+        le=names.QUEUE_MAX_MAX,
     )
-    job_attempts: int = tunable(c.ENV_JOB_ATTEMPTS, 3, "attempts per job before the DLQ", ge=1, le=100)
+    job_attempts: int = tunable(
+        c.ENV_JOB_ATTEMPTS, names.JOB_ATTEMPTS_DEFAULT, "attempts per job before the DLQ",
+        ge=1, le=names.JOB_ATTEMPTS_MAX,
+    )  # fmt: skip
     backoff_ms: int = tunable(
-        c.ENV_BACKOFF_MS, 1000, "first retry delay (exponential backoff)", ge=0, le=3_600_000
-    )
+        c.ENV_BACKOFF_MS, names.BACKOFF_MS_DEFAULT, "first retry delay (exponential backoff)",
+        ge=0, le=names.BACKOFF_MS_MAX,
+    )  # fmt: skip
     drain_seconds: float = tunable(
         c.ENV_DRAIN_SECONDS, 25.0, "on SIGTERM, how long running jobs may finish", ge=0, le=3600
     )
@@ -109,7 +115,11 @@ class Tunables(BaseModel):
 
     # What one job may cost.
     max_inline_bytes: int = tunable(
-        c.ENV_MAX_INLINE_BYTES, 0, "inline source cap; 0: the largest the Redis budget allows", ge=0, le=2**30
+        c.ENV_MAX_INLINE_BYTES,
+        0,
+        "inline source cap; 0: the largest the Redis budget allows",
+        ge=0,
+        le=names.INLINE_BYTES_MAX,
     )
     max_source_bytes: int = tunable(
         c.ENV_MAX_SOURCE_BYTES, 50 * 2**20, "largest path or URL source, in bytes", ge=1, le=2**32

@@ -19,6 +19,8 @@ FORBIDDEN = {
     "infra/manifests": ("infra.tools", "infra.components"),
     "infra/components": ("infra.tools",),
     "policy": ("infra.tools", "infra.components"),
+    # The producer client is a wheel of its own: nothing of the worker or the deployment.
+    "mobius_preview_client": ("worker", "infra", "policy", "tests"),
 }
 
 

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from worker_kit import queues
 
+from mobius_preview_client.contract import validation
+from mobius_preview_client.jobs import status
 from worker import constants as c
 from worker.consumer import Consumer
-from worker.contract import validation
 from worker.errors import InvalidJobError
 from worker.metrics import Metrics
-from worker.queue.queues import status
 from worker.settings import Settings
 
 GOOD = {"source": {"inline": "AAAA"}, "outputs": [{"name": "t", "format": "webp", "width": 8, "height": 8}]}

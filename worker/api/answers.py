@@ -1,4 +1,4 @@
-"""The job API's own answer documents (the job's documents are in :mod:`worker.contract.documents`).
+"""The job API's own answer documents (the job's are in :mod:`mobius_preview_client.contract.documents`).
 
 Handlers annotate what they send with these types; :mod:`worker.api.openapi` describes the API
 from the same types.
@@ -10,7 +10,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict
 
-from worker.contract.documents import JobState
+from mobius_preview_client.contract.documents import JobState
 
 
 class ApiError(TypedDict):

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mobius_preview_client.client import AsyncPreviewClient
 from worker import constants as c
 from worker import logs, store
 from worker.api.auth import Policy, parse_tokens
@@ -31,10 +32,9 @@ from worker.api.bodies import BodyBudget
 from worker.api.handlers import ApiState, error
 from worker.api.instrumentation import DepthSampler, RequestMetrics, endpoint
 from worker.api.openapi import OPERATIONS
-from worker.client import PreviewClient
 from worker.errors import PreviewError
 from worker.metrics import ApiMetrics
-from worker.queue.queues import REDIS_DOWN
+from worker.queue.queues import REDIS_DOWN, Queues, redis_client
 from worker.settings import Settings
 
 log = logs.get("api")
@@ -59,10 +59,12 @@ def create_app(settings: Settings) -> Starlette:
         )
     if not policy.enabled:
         log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
-    client = PreviewClient(settings)  # enqueue goes through the same client producers use
+    queues = Queues(settings, redis_client(settings.redis_url))
+    # Enqueue goes through the client producers install, on the same Redis client.
+    client = AsyncPreviewClient.from_config(settings.client_config(), redis=queues.client)
     metrics = ApiMetrics(settings.track, queue=settings.queue_name)
     budget = BodyBudget(settings.api_bodies_bytes)
-    api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics, budget)
+    api = ApiState(settings, policy, client, queues, store.from_settings(settings), metrics, budget)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

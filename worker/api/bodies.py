@@ -8,8 +8,8 @@ Three bounds, each refused before the bytes past it are read (the answer carries
 - every body in flight in this process together: ``PREVIEW_API_BODY_BUDGET_BYTES``, taken by the
   declared length before a byte is read (else as the bytes arrive) and held until the request is
   answered, since the parsed and validated copies live that long: 503 with ``Retry-After``;
-- the JSON's shape: more tokens or nesting than any job has (:class:`worker.contract.shape.Scanner`),
-  found while the body streams in: 400.
+- the JSON's shape: more tokens or nesting than any job has
+  (:class:`mobius_preview_client.contract.shape.Scanner`), found while the body streams in: 400.
 
 A body that stops arriving is the server's to time out (``worker/api/server.py``); the reader
 then sees the client gone, and answers 408 to no one.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
 
+from mobius_preview_client.contract.shape import Scanner, ShapeError
 from worker import constants as c
-from worker.contract.shape import Scanner, ShapeError
 from worker.errors import Violation
 
 #: Seconds a client is told to wait when the budget is spent: bodies in flight last about that.

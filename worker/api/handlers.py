@@ -16,18 +16,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from mobius_preview_client.client import AsyncPreviewClient
+from mobius_preview_client.contract import jobid, validation
+from mobius_preview_client.contract.documents import JobState
+from mobius_preview_client.jobs import status as job_status
 from worker import constants as c
 from worker import logs
 from worker.api import bodies
 from worker.api.answers import AlreadyEnqueued, Enqueued, QueueMetrics
 from worker.api.auth import SCOPE_ENQUEUE, SCOPE_READ, Policy
-from worker.client import PreviewClient, QueueFullError
-from worker.contract import jobid, validation
-from worker.contract.documents import JobState
-from worker.errors import InvalidJobError
+from worker.errors import InvalidJobError, QueueFullError
 from worker.metrics import ApiMetrics
 from worker.queue.queues import REDIS_DOWN, Queues
-from worker.queue.queues import status as job_status
 from worker.settings import Settings
 from worker.store import ArtifactStore
 
@@ -43,7 +43,7 @@ class ApiState:
 
     settings: Settings
     auth: Policy
-    client: PreviewClient
+    client: AsyncPreviewClient
     queues: Queues
     store: ArtifactStore
     metrics: ApiMetrics

@@ -1,7 +1,7 @@
 """The job API's routes, declared once: the app serves them and the OpenAPI 3.1 description is made from them.
 
 Each :class:`Operation` names its handler and every answer it may give, each with the typed
-document (:mod:`worker.api.answers`, :mod:`worker.contract.documents`) its body is. The request
+document (:mod:`worker.api.answers`, :mod:`mobius_preview_client.contract.documents`) its body is. The request
 body of ``POST /job`` is the job schema itself (``schemas/preview-job.schema.json``). A guarded
 handler's scope comes from its :func:`~worker.api.handlers.requires`, and brings the 401 and
 403 answers with it. ``GET /api/preview/openapi.json`` serves the description, and
@@ -19,17 +19,18 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mobius_preview_client.contract import documents as d
+from mobius_preview_client.contract import validation
 from worker import constants as c
 from worker.api import answers as a
 from worker.api import handlers as h
-from worker.contract import documents as d
-from worker.contract import validation
 from worker.queue.queues import retry_policy
 from worker.tunables import Tunables
 
@@ -38,6 +39,8 @@ PREFIX = c.API_PATH_PREFIX
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 #: Where the description is committed, for the npm package's generator.
 OPENAPI_FILE = "schemas/openapi.json"
+#: The repository (the committed description's folder is ``schemas/``, beside the job schema).
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The version of the API described (bumped when an answer changes incompatibly).
 API_VERSION = "1.0.0"
 JSON = "application/json"
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"rewrite {OPENAPI_FILE}")
     args = parser.parse_args(argv)
     if args.write:
-        (validation.REPO_ROOT / OPENAPI_FILE).write_text(text(), encoding="utf-8")
+        (REPO_ROOT / OPENAPI_FILE).write_text(text(), encoding="utf-8")
     else:
         sys.stdout.write(text())
     return 0

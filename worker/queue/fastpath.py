@@ -22,7 +22,7 @@ workers interoperate unchanged) and changes only the client side:
 * **commands packed by hiredis** (C) instead of redis-py's pure-Python ``pack_command``,
   which the profile shows as the largest remaining cost (a ``moveToFinished`` call has
   22 arguments); redis-py does this for its sync client, not its asyncio one;
-* **every job read through the one JSON gate** (:mod:`worker.queue.intake`): a job whose data or
+* **every job read through the one JSON gate** (:mod:`mobius_preview_client.intake`): a job whose data or
   options a raw producer wrote as something the API would refuse comes back marked as poison, to
   be failed and dead-lettered, instead of failing the fetch and stalling for ever;
 * **Redis version detection** at start, so bullmq knows the server takes sub-second
@@ -53,8 +53,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
+from mobius_preview_client import connections, intake
 from worker import logs
-from worker.queue import connections, intake
 from worker.queue.pipe import PipelinedConnection, PipelinedScript, UnsupportedUrl
 
 log = logs.get("fastpath")
@@ -146,7 +146,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         pipelined: bool = True,
         max_data_bytes: int | None = None,
     ) -> None:
-        #: The JSON gate's size bound for a job's data (worker.queue.intake); None: unbounded.
+        #: The JSON gate's size bound for a job's data (mobius_preview_client.intake); None: unbounded.
         self.max_data_bytes = max_data_bytes
         autorun = opts.get("autorun", True)
         url = opts["connection"]
@@ -331,7 +331,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         delay_until: int = 0,
         token: str | None = None,
     ) -> Job | None:
-        """bullmq's, with the job read through the one JSON gate (:func:`worker.queue.intake.from_raw`):
+        """bullmq's, with the job read through the one JSON gate (``intake.from_raw``):
         a job that fails it comes back with ``job.poison`` set instead of failing the fetch, which
         left it active until it stalled, again and again."""
         if not job_data:

@@ -36,8 +36,8 @@ from redis._parsers.base import BaseParser
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError, NoScriptError, ReadOnlyError, RedisError
 
+from mobius_preview_client import connections
 from worker import logs
-from worker.queue import connections
 
 log = logs.get("redis_pipe")
 CONNECT_TIMEOUT_SECONDS = 5.0

@@ -9,48 +9,31 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from bullmq import Job, Queue
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from mobius_preview_client import intake, jobs
+
+# The one way the worker connects too (re-exported for the worker's processes).
+from mobius_preview_client.client import redis_client as redis_client
+from mobius_preview_client.contract import validation
 from worker import constants as c
-from worker.contract import jobid, validation
-from worker.contract.documents import JobState, JobStatus
-from worker.queue import connections, intake
 from worker.queue.budget import DLQ_TRIM_SLACK
 from worker.settings import Settings
 from worker.tunables import Tunables
 
 # What counts as "Redis is unreachable" for the API's 503 and the health probes.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError)
-WAITING_STATES = ("wait", "paused", "prioritized")
-
-
-def redis_client(url: str, patient: bool = False) -> aioredis.Redis:
-    """A redis-py client: ``patient`` rides out a Redis restart; otherwise it fails fast (for HTTP)."""
-    retry = Retry(ExponentialBackoff(cap=2, base=0.1), 30) if patient else Retry(NoBackoff(), 0)
-    client: aioredis.Redis = connections.client(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=None if patient else 5,
-        retry=retry,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    return client
+WAITING_STATES = jobs.WAITING_STATES
 
 
 def retry_policy(settings: Tunables) -> dict[str, Any]:
     """The worker's retry policy as BullMQ options: ``PREVIEW_JOB_ATTEMPTS``, exponential backoff."""
-    return {
-        "attempts": settings.job_attempts,
-        "backoff": {"type": "exponential", "delay": settings.backoff_ms},
-    }
+    return jobs.retry_policy(settings.job_attempts, settings.backoff_ms)
 
 
 def apply_retry_policy(job: Job, settings: Settings) -> None:
@@ -67,15 +50,8 @@ def apply_retry_policy(job: Job, settings: Settings) -> None:
 def job_options(
     settings: Settings, job_id: str | None, priority: int, attempts: int | None = None
 ) -> dict[str, Any]:
-    """BullMQ options for a preview job: idempotent id, priority, the retry policy."""
-    opts = retry_policy(settings)
-    if attempts:
-        opts["attempts"] = attempts
-    if job_id:
-        opts["jobId"] = job_id
-    if priority:
-        opts["priority"] = priority
-    return opts
+    """BullMQ options for a preview job: idempotent id, priority, the retry policy (or ``attempts``)."""
+    return jobs.options(attempts or settings.job_attempts, settings.backoff_ms, job_id, priority)
 
 
 @dataclass
@@ -99,17 +75,8 @@ class Queues:
         return bool(await self.client.ping())
 
     async def get(self, job_id: str) -> Job | None:
-        """The main-queue job, or None (also for an id that is no job's: ``meta``, ``<job>:lock``).
-
-        Read through the one JSON gate: a job that fails it has ``job.poison`` set
-        (:mod:`worker.queue.intake`); every other job has ``job.poison`` None.
-        """
-        if not jobid.safe(job_id):
-            return None
-        raw = await self.main.backend.getJobData(job_id)
-        if not raw:
-            return None
-        return intake.from_raw(self.main, raw, job_id, self.max_data_bytes)
+        """The main-queue job, or None (:func:`mobius_preview_client.jobs.get`: through the JSON gate)."""
+        return await jobs.get(self.main, job_id, self.max_data_bytes)
 
     @property
     def max_data_bytes(self) -> int:
@@ -117,18 +84,12 @@ class Queues:
         return validation.max_payload_bytes(self.settings.inline_bytes)
 
     async def state(self, job_id: str) -> str:
-        """The job's state in one script call, without reading its data; ``unknown`` if there is none."""
-        if not jobid.safe(job_id):
-            return "unknown"
-        return str(await self.main.backend.getState(job_id))
+        """The job's state, ``unknown`` if there is none (:func:`mobius_preview_client.jobs.state`)."""
+        return await jobs.state(self.main, job_id)
 
     async def with_state(self, job_id: str) -> tuple[Job, str] | None:
-        """The job and its state, or None. The state is read first: BullMQ writes a job's final
-        fields and moves it in one script, so a final state always comes with its result (read the
-        other way round, a job finishing between the reads showed ``completed`` with no result)."""
-        found = await self.state(job_id)
-        job = await self.get(job_id) if found != "unknown" else None
-        return (job, found) if job is not None else None
+        """The job and its state, or None (:func:`mobius_preview_client.jobs.with_state`)."""
+        return await jobs.with_state(self.main, job_id, self.max_data_bytes)
 
     async def enqueue(self, payload: dict[str, Any]) -> tuple[str, bool]:
         """Add a job; returns (job id, created). A repeated ``jobId`` returns the existing job."""
@@ -144,11 +105,10 @@ class Queues:
         return str(job.id)
 
     async def unfinished(self) -> int:
-        """Jobs not finished yet: waiting (plain, paused, prioritised), delayed (a retry's backoff)
-        or active. What ``PREVIEW_QUEUE_MAX`` caps: with the retention counts it bounds every job
-        Redis holds (:mod:`worker.queue.budget`)."""
-        counts = await self.main.getJobCounts(*WAITING_STATES, "delayed", "active")
-        return sum(counts.values())
+        """Jobs not finished yet (:func:`mobius_preview_client.jobs.unfinished`): what
+        ``PREVIEW_QUEUE_MAX`` caps; with the retention counts it bounds every job Redis holds
+        (:mod:`worker.queue.budget`)."""
+        return await jobs.unfinished(self.main)
 
     async def counts(self) -> dict[str, int]:
         """Counts for every state in ``constants.QUEUE_STATES`` (``waiting`` includes prioritised)."""
@@ -217,18 +177,3 @@ class Queues:
             await self.dlq.remove(entry.id)
             moved.append(job_id)
         return moved
-
-
-def status(job: Job, state: str) -> JobStatus:
-    """The API's status document for one job (``state`` as ``getState`` answered it)."""
-    return {
-        "jobId": str(job.id),
-        "state": cast(JobState, state),
-        "attemptsMade": job.attemptsMade,
-        "attempts": job.opts.get("attempts", 1),
-        "progress": job.progress,
-        "failedReason": job.failedReason,
-        "timestamp": job.timestamp,
-        "processedOn": job.processedOn or None,
-        "finishedOn": job.finishedOn or None,
-    }

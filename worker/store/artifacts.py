@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mobius_preview_client.contract import validation
 from worker import constants as c
-from worker.contract import validation
 from worker.errors import InvalidJobError
 from worker.render.registry import FORMAT_MEDIA_TYPES, Rendition
 

@@ -17,7 +17,7 @@ class Network(Model):
     and the namespace the job API's ingress traffic comes from."""
 
     redis_port: int = 6379
-    # The sentinels' port, when REDIS_URL is redis+sentinel:// (worker/queue/connections.py): egress
+    # The sentinels' port, when REDIS_URL is redis+sentinel:// (mobius_preview_client/connections.py): egress
     # then opens it too, to the same peers, since the workers ask the sentinels for the master.
     redis_sentinel_port: int | None = None
     redis_namespace: str | None = "redis"

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
 from worker_kit import AUTH, OUTPUTS, consumer, decode_image, eventually, free_port, queues, wait_state
 
+from mobius_preview_client.contract import jobid
 from worker import constants as c
 from worker.api.app import create_app
-from worker.contract import jobid
 from worker.settings import Settings
 
 JSON_TYPE = {"Content-Type": "application/json"}

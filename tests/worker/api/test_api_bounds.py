@@ -24,10 +24,10 @@ import httpx
 from test_api_signals import Api, running_api
 from worker_kit import AUTH, OUTPUTS
 
+from mobius_preview_client.contract import validation
 from worker import constants as c
 from worker.api import bodies
 from worker.api.app import create_app
-from worker.contract import validation
 from worker.settings import Settings
 
 HEALTH = f"GET {c.API_HEALTH_PATH} HTTP/1.1\r\nHost: api\r\n\r\n".encode()

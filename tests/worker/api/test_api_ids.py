@@ -12,8 +12,8 @@ import pytest
 from test_api import JOB, api
 from worker_kit import consumer, eventually, queues
 
-from worker.client import PreviewClient
-from worker.contract import jobid
+from mobius_preview_client import AsyncPreviewClient
+from mobius_preview_client.contract import jobid
 from worker.settings import Settings
 
 ROUTES = ("status", "artifact", "artifact/thumb")
@@ -44,12 +44,12 @@ async def test_every_route_refuses_every_queue_key_as_an_id(settings: Settings) 
 
 
 async def test_every_client_method_that_takes_an_id_refuses_queue_keys(settings: Settings) -> None:
-    async with PreviewClient(settings) as client:
+    async with AsyncPreviewClient.from_config(settings.client_config()) as client, queues(settings) as q:
         assert (await client.enqueue({**JOB, "jobId": "ids-2"})).created
         for job_id in IDS:
             assert await client.status(job_id) is None, job_id
-            assert await client.queues.get(job_id) is None, job_id
-            assert await client.queues.state(job_id) == "unknown", job_id
+            assert await q.get(job_id) is None, job_id
+            assert await q.state(job_id) == "unknown", job_id
             with pytest.raises(KeyError):
                 await client.wait(job_id, timeout=0.1)
 

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from test_api import JOB, api
 
-from worker.contract import jobid, validation
+from mobius_preview_client.contract import jobid, validation
 from worker.settings import Settings
 
 REFUSED = ["wait", "meta", "id", "stalled-check", "metrics", "0", "42", "9007199254740993", "abc\n", "a\n",

@@ -1,5 +1,5 @@
-"""The most a job can be (``worker/contract/shape.py``): derived from the schema, never refusing a
-valid job, and cheap on what would cost the full validation minutes."""
+"""The most a job can be (``mobius_preview_client/contract/shape.py``): derived from the schema,
+never refusing a valid job, and cheap on what would cost the full validation minutes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_validation import OUT, VALID, _mutate
 
-from worker.contract import shape, validation
+from mobius_preview_client.contract import shape, validation
 
 #: The largest job the schema allows: every property, 8 outputs with every option, 32 metadata keys.
 LARGEST = {

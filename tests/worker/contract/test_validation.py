@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from worker.contract import validation
-from worker.contract.validation import REPO_ROOT
+from mobius_preview_client.contract import validation
 from worker.errors import InvalidJobError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 OUT = {"name": "thumb", "format": "webp", "width": 320, "height": 320}
 

@@ -22,8 +22,9 @@ import redis
 import worker_media as media
 from worker_kit import b64, eventually, payload
 
+from mobius_preview_client import connections
 from tests.servers import SentinelGroup
-from worker.queue import connections, queues
+from worker.queue import queues
 from worker.settings import Settings, redact_url
 
 PASSWORD = "failover-pw"

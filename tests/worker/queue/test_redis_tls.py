@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from worker_kit import b64, eventually, payload
 
 from infra.tools.local.cluster.certs import ensure_pki
+from mobius_preview_client import connections
 from tests.servers import SentinelGroup, TlsFiles
-from worker.queue import connections, queues
+from worker.queue import queues
 from worker.queue.pipe import PipelinedConnection
 from worker.settings import Settings, describe
 

@@ -14,8 +14,8 @@ import pytest
 import worker_media as media
 from PIL import Image
 
+from mobius_preview_client.contract import validation
 from worker import pipeline, render
-from worker.contract import validation
 from worker.render import OutputSpec, RenderLimits, child
 from worker.settings import Settings
 

@@ -18,7 +18,9 @@ from infra.tools.image.buildah import Storage
 REPO = Path(__file__).resolve().parents[4]
 # What the Dockerfile's build context holds (the .dockerignore allowlist), copied once per
 # session so that edits other people make to the work tree mid-run cannot change the inputs.
-CONTEXT_ITEMS = ("Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "worker", "schemas")
+CONTEXT_ITEMS = (
+    "Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "worker", "mobius_preview_client", "schemas",
+)  # fmt: skip
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 TIMESTAMP = 1_700_000_000  # 2023-11-14T22:13:20Z
 REPOSITORY = "mobius/preview-worker"

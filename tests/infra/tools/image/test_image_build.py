@@ -104,9 +104,10 @@ def test_layers_hold_only_runtime_files_with_fixed_times_and_owners(
     ours = _ours(local_registry, built)
     entries = [e for layer in ours.values() for e in layer]
     names = {e.name.rstrip("/") for e in entries}
-    # Only the worker's runtime files under /app: the package and the schema, no examples or tests.
+    # Only the worker's runtime files under /app: its packages and the schema, no examples or tests.
     app = {n for n in names if n.startswith("app/")}
-    assert app and all(n.startswith(("app/worker", "app/schemas")) for n in app)
+    assert app and all(n.startswith(("app/worker", "app/mobius_preview_client", "app/schemas")) for n in app)
+    assert "app/mobius_preview_client/names.py" in names  # the worker imports the client's modules
     assert f"app/{c.SCHEMA_FILE}" in names
     assert not any(n.startswith(("app/schemas/examples", "app/tests")) for n in names)
     # No bytecode (mtimes in .pyc headers would break reproducibility), no pip in the runtime venv.

@@ -1,14 +1,14 @@
 """Every job read back from Redis, whoever wrote it, passes the one JSON gate here.
 
-The API and :class:`~worker.client.PreviewClient` only write jobs that passed
-:func:`worker.contract.validation.parse`; a Node.js producer or a raw ``HSET`` may write
+The API and the client (:mod:`mobius_preview_client.client`) only write jobs that passed
+:func:`mobius_preview_client.contract.validation.parse`; a Node.js producer or a raw ``HSET`` may write
 anything. :func:`from_raw` reads a job hash as bullmq's ``Job.fromJSON`` does, but its ``data``
 and ``opts`` through that same gate (UTF-8 only, finite numbers, no lone surrogates, bounded
 size and depth). A job that fails it, or whose other fields bullmq cannot read, still becomes a
 ``Job`` (so it can be failed and dead-lettered like any other) with :class:`Poison` attached:
 why, and its raw bytes, bounded, for the DLQ entry.
 
-Replies are decoded with ``surrogateescape`` (:mod:`worker.queue.connections`), so bytes that
+Replies are decoded with ``surrogateescape`` (:mod:`mobius_preview_client.connections`), so bytes that
 are not UTF-8 reach this module intact and :func:`raw_bytes` gives them back exactly.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 
 from bullmq import Job
 
-from worker import constants as c
-from worker.contract import validation
-from worker.errors import InvalidJobError
+from mobius_preview_client import names as c
+from mobius_preview_client.contract import validation
+from mobius_preview_client.errors import InvalidJobError
 
 
 @dataclass(frozen=True)

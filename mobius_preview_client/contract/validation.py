@@ -4,7 +4,7 @@ One of those the schema still declares, as ``uniqueItemProperties`` (ajv-keyword
 JSON Schema validators ignore): the output properties no two outputs may share; it is enforced
 here and by the npm package's validator.
 
-Used by the API at enqueue and again by the worker before it renders, so a job
+Used by the client and the API at enqueue and again by the worker before it renders, so a job
 written straight into Redis by any producer is held to the same contract.
 """
 
@@ -22,20 +22,28 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from worker import constants as c
-from worker.contract import jobid, shape
-from worker.errors import InvalidJobError, Violation
+from mobius_preview_client import names as c
+from mobius_preview_client.contract import jobid, shape
+from mobius_preview_client.errors import InvalidJobError, Violation
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parents[1]
 _BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 #: A JSON escape of a UTF-16 surrogate (``\\ud800``): a lone one decodes to a string no UTF-8 holds.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+def schema_path() -> Path:
+    """``schemas/preview-job.schema.json``: the wheel ships it in the package (``SCHEMA_PACKAGED``,
+    put there at build time by ``clients/python/pyproject.toml``); in the repository it is read
+    where it is declared."""
+    packaged = PACKAGE / c.SCHEMA_PACKAGED
+    return packaged if packaged.is_file() else PACKAGE.parent / c.SCHEMA_FILE
+
+
 @functools.cache
 def schema() -> dict[str, Any]:
-    """The job schema, loaded once from ``schemas/preview-job.schema.json``."""
-    loaded: dict[str, Any] = json.loads((REPO_ROOT / c.SCHEMA_FILE).read_text())
+    """The job schema, loaded once from :func:`schema_path`."""
+    loaded: dict[str, Any] = json.loads(schema_path().read_text())
     Draft202012Validator.check_schema(loaded)
     return loaded
 
@@ -105,7 +113,7 @@ def violations(
 
     ``path_sources=False`` (``PREVIEW_PATH_SOURCES=off``, the stacks' default) refuses ``source.path``.
     A payload over one of the schema's bounds (too long, too many) gets only those violations
-    (:func:`worker.contract.shape.over_bounds`): checking the rest of it could take minutes.
+    (:func:`mobius_preview_client.contract.shape.over_bounds`): checking the rest of it could take minutes.
     """
     if too_much := shape.over_bounds(payload):
         return too_much

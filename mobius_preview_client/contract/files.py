@@ -1,4 +1,5 @@
-"""``python -m worker validate FILE…``: the job contract as a command, for producers and CI.
+"""``python -m worker validate FILE…`` (and the wheel's ``python -m mobius_preview_client validate``):
+the job contract as a command, for producers and CI.
 
 Each file (``-`` is stdin) is read up to the payload size limit, parsed as strict JSON and
 checked exactly as the API and the worker check a job. Every violation is printed as
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from worker.contract.validation import check_file, max_payload_bytes
+from mobius_preview_client.contract.validation import check_file, max_payload_bytes
 
 
 def _read(name: str, limit: int) -> bytes:

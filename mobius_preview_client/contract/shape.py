@@ -9,7 +9,7 @@ exceeds them can be refused before any of that work:
   expression, and refuses it as soon as it holds more JSON tokens, or nests deeper, than any job
   can (:func:`limits`): the API stops reading there;
 - :func:`over_bounds` walks a parsed payload along the schema, only as far as the bounds allow,
-  and lists what is too long or too many; :func:`worker.contract.validation.violations` runs it
+  and lists what is too long or too many; :func:`mobius_preview_client.contract.validation.violations` runs it
   first and validates fully only a payload within every bound.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from worker.errors import Violation
+from mobius_preview_client.errors import Violation
 
 #: Every byte but JSON's structure, deleted by ``bytes.translate`` to leave the structure alone.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{},:")
@@ -71,7 +71,7 @@ def _most(schema: dict[str, Any], node: dict[str, Any]) -> tuple[int, int, int]:
 def limits() -> Limits:
     """The job schema's :class:`Limits`: a value is at most three tokens (open, close, the comma
     before it) and a key two (its string and colon), so no valid job's text has more."""
-    from worker.contract.validation import schema
+    from mobius_preview_client.contract.validation import schema
 
     values, keys, depth = _most(schema(), schema())
     return Limits(tokens=3 * values + 2 * keys, depth=depth)
@@ -135,7 +135,7 @@ def over_bounds(payload: Any) -> list[Violation]:
     Walks only as far as the bounds allow (an array over ``maxItems`` is reported, not entered),
     so its cost is bounded by the schema whatever the payload holds.
     """
-    from worker.contract.validation import schema
+    from mobius_preview_client.contract.validation import schema
 
     return list(_walk(schema(), schema(), payload, []))
 
@@ -143,7 +143,7 @@ def over_bounds(payload: Any) -> list[Violation]:
 def _walk(
     schema: dict[str, Any], node: dict[str, Any], value: Any, path: list[str | int]
 ) -> Iterator[Violation]:
-    from worker.contract.validation import json_path
+    from mobius_preview_client.contract.validation import json_path
 
     node = _resolve(schema, node)
     where = json_path(path)

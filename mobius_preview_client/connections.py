@@ -15,8 +15,9 @@ into the pod). The sentinels themselves are spoken to in plain text.
 
 BullMQ's maintainers recommend a replicated Redis with failover over Cluster (a queue's keys must
 live on one node); Sentinel, and managed services that fail over the same way, are that.
-Every connection of the worker and the API comes from :func:`client` or, for the fast path's
-pipelined socket, from :func:`master_address`, so all of them follow the same master.
+Every connection of the worker, the API and the producer client comes from :func:`client` or,
+for the fast path's pipelined socket, from :func:`master_address`, so all of them follow the
+same master.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def client(url: str, **options: Any) -> aioredis.Redis:
     """
     if options.get("decode_responses"):
         # Bytes that are not UTF-8 (a raw producer's) decode losslessly instead of failing the
-        # whole reply; worker.queue.intake turns them back into bytes and refuses the job.
+        # whole reply; mobius_preview_client.intake turns them back into bytes and refuses the job.
         options.setdefault("encoding_errors", DECODE_ERRORS)
     target = parse_sentinel(url)
     if target is None:

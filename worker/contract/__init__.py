@@ -1,2 +1,0 @@
-"""The job contract shared with producers: the payload's validation (against
-``schemas/preview-job.schema.json``), the job-id rule, and ``python -m worker validate``."""
