@@ -136,7 +136,9 @@ async def test_three_100_mb_bodies_at_once_leave_the_api_process_small(
         declared = await asyncio.gather(*(send_big(port, 100 * 2**20, chunked=False) for _ in range(3)))
         assert declared == [413, 413, 413]
         streamed = await asyncio.gather(*(send_big(port, 100 * 2**20, chunked=True) for _ in range(3)))
-        assert set(streamed) <= {413, 0}, streamed
+        # 413 once a body passes the cap; 503 while the others' bytes fill the process's body budget
+        # (chunked bodies are counted as they arrive); 0: closed before the answer could be read.
+        assert set(streamed) <= {413, 503, 0}, streamed
         assert httpx.get(f"http://127.0.0.1:{port}{c.API_HEALTH_PATH}", timeout=5).status_code == 200
         grown_mib = (rss_kib(proc.pid) - before) / 1024
         # Three bodies read up to the 16 MiB limit at most; 100 MB each would be hundreds of MiB.
