@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> Starlette:
     if not policy.enabled:
         log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
     client = PreviewClient(settings)  # enqueue goes through the same client producers use
-    metrics = ApiMetrics(settings.track, queue=settings.queue_name)
+    metrics = ApiMetrics(settings.track, queue=settings.queue_name, release=settings.release)
     api = ApiState(settings, policy, client, client.queues, store.from_settings(settings), metrics)
 
     @asynccontextmanager

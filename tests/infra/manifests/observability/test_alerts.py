@@ -96,12 +96,12 @@ CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]
     "PreviewNoActiveConsumers": (
         [
             gauge(c.METRIC_QUEUE_DEPTH, "5x60", state="waiting", pod="a"),
-            gauge(c.METRIC_ACTIVE_CONSUMERS, "0x60", track="stable", pod="a"),
+            gauge(c.METRIC_JOBS_IN_FLIGHT, "0x60", track="stable", pod="a"),
         ],
         {"severity": "critical"},
         [
             gauge(c.METRIC_QUEUE_DEPTH, "5x60", state="waiting", pod="a"),
-            gauge(c.METRIC_ACTIVE_CONSUMERS, "2x60", track="stable", pod="a"),
+            gauge(c.METRIC_JOBS_IN_FLIGHT, "2x60", track="stable", pod="a"),
         ],
     ),
     "PreviewDLQGrowing": (
