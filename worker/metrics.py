@@ -1,8 +1,9 @@
 """Every Prometheus metric the worker exports, declared in one place.
 
-Each series carries the ``track`` label (stable/canary) and only bounded label
-values (outcomes and queue states from ``worker.constants``), so alert rules
-can compare a canary with stable.
+Each series carries the ``track`` (stable/canary) and ``release`` labels and only bounded label
+values (outcomes and queue states from ``worker.constants``), so alert rules and panels can compare
+a canary with stable. ``docs/metrics.md`` is generated from these declarations
+(:mod:`worker.metrics_doc`).
 """
 
 from __future__ import annotations
@@ -110,7 +111,6 @@ class Metrics:
         self.job_duration = self.duration.labels(*own)
         self.jobs_taken = self.jobs_taken_total.labels(*own)
         self.jobs_in_flight = self.in_flight.labels(*own)
-        self._fetching = self.fetching.labels(*own)
         errors = self.housekeeping_errors
         self._housekeeping_errors = {s: errors.labels(*own, s) for s in c.HOUSEKEEPING_STEPS}
         self._failing = self.housekeeping_failing.labels(*own)
@@ -131,7 +131,8 @@ class Metrics:
 
     def set_fetching(self, fetching: bool) -> None:
         """Record whether the consumer's newest fetch succeeded (the readiness signal)."""
-        self._fetching.set(1 if fetching else 0)
+        # Made on the first report, never before: a process that has not tried yet is not counted.
+        self.fetching.labels(self.track, self.release).set(1 if fetching else 0)
 
     def housekeeping_error(self, step: str) -> None:
         """Count one housekeeping error in ``step`` (one of ``constants.HOUSEKEEPING_STEPS``)."""

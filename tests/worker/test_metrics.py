@@ -31,7 +31,10 @@ def test_every_series_has_the_track_and_release_labels() -> None:
 
 
 def test_names_come_from_constants() -> None:
-    names = {name for name, _, _ in samples(Metrics("stable"))}
+    m = Metrics("stable")
+    assert c.METRIC_FETCHING not in {name for name, _, _ in samples(m)}  # only once a fetch was tried
+    m.set_fetching(True)
+    names = {name for name, _, _ in samples(m)}
     for metric in (
         c.METRIC_JOBS_TAKEN,
         c.METRIC_JOB_OUTCOMES,
