@@ -2,10 +2,12 @@
 and every tunable value the worker accepts is one the stack accepts.
 
 Both directions are generated (hypothesis) over every field of ``worker.tunables.Tunables`` and the
-settings the stack derives (source hosts, the Redis budget, the render share, the release id). The
-forward direction renders the env with the functions the program itself calls for the ConfigMaps
-(``infra.manifests.env.config_data``, ``infra.manifests.job_api.api_config_data``); one test runs the
-whole program under mocks, as ``python -m infra snapshot`` does, and reads the ConfigMaps it declared.
+settings the stack derives (source hosts, the Redis budget, the render share, the release id, the
+``release`` label from the image). The forward direction renders the env with the functions the
+program itself calls for the ConfigMaps (``infra.manifests.env.config_data``,
+``infra.manifests.job_api.api_config_data``) and the containers (``infra.manifests.pod.identity_env``);
+one test runs the whole program under mocks, as ``python -m infra snapshot`` does, and reads the
+ConfigMaps it declared.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from infra.config.model import ConfigError, StackConfig, parse_config
 from infra.manifests.env import config_data
 from infra.manifests.job_api import api_config_data
+from infra.manifests.pod import identity_env, version_label
 from infra.tools.snapshot.harness import run_program
 from worker import constants as c
 from worker.settings import Settings
@@ -102,6 +105,7 @@ stack_extra = st.fixed_dictionaries(
         "pathSources": st.booleans(),
         "resources": resources,
         "releaseId": st.from_regex(r"\A[a-z0-9.-]{0,70}\Z") | st.text(max_size=10),
+        "image": st.from_regex(r"\Aghcr\.io/[a-z]{1,8}/w@sha256:[0-9a-f]{64}\Z") | st.text(max_size=10),
     },
 )
 
@@ -112,7 +116,10 @@ def worker_settings(env: dict[str, str]) -> Settings:
 
 
 def rendered_env(cfg: StackConfig) -> list[dict[str, str]]:
-    return [config_data(cfg), api_config_data(cfg)]
+    """Each process's env: its ConfigMap's, and its container's track and release (the metric labels)."""
+    own = {track: {e["name"]: e["value"] for e in identity_env(track, cfg.image)} for track in c.TRACKS}
+    workers = [{**config_data(cfg), **own[track]} for track in c.TRACKS]
+    return [*workers, {**api_config_data(cfg), **own[c.TRACK_STABLE]}]
 
 
 @settings(max_examples=400, deadline=None)
@@ -129,6 +136,7 @@ def test_every_config_the_stack_accepts_the_worker_accepts(
         got = worker_settings(env)  # raises ValidationError if the worker would exit 2
         for name in Tunables.model_fields:
             assert getattr(got, name) == getattr(cfg.worker, name), name
+        assert got.release == version_label(cfg.image)
     assert got.inline_bytes == cfg.inline_bytes and got.redis_budget_bytes == cfg.redis_budget_bytes
 
 

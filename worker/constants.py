@@ -171,18 +171,27 @@ ENV_TRACK: Final = "PREVIEW_TRACK"
 TRACK_STABLE: Final = "stable"
 TRACK_CANARY: Final = "canary"
 TRACKS: Final = (TRACK_STABLE, TRACK_CANARY)
-METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"
+#: The release a process runs, exported as the `release` label on every series: the stack sets the
+#: image digest's short form (``sha256-<12 hex>``, the pods' ``app.kubernetes.io/version``), which
+#: changes with the pod template anyway, so the label adds no restart and no extra series churn.
+ENV_RELEASE: Final = "PREVIEW_RELEASE"
+RELEASE_LOCAL: Final = "local"  # a process started without a release (a laptop, a test)
+#: A release id or digest short form: a Kubernetes label value, not empty (use with re.fullmatch).
+RELEASE_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+RELEASE_RULE: Final = "must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+# Metric names: one prefix per subject, units in names, `_total` on counters (docs/metrics.md
+# lists every series, generated from worker/metrics.py). `preview_worker_` is what a worker process
+# does, `preview_api_` what a job API process does, and `preview_queue_` the shared queue's state,
+# which both kinds read from Redis and export under one name (aggregate it with `max`, never `sum`).
+METRIC_JOBS_TAKEN: Final = "preview_worker_jobs_taken_total"  # every job fetched, once per attempt
+METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"  # label `outcome`, one of OUTCOMES
 METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
 #: Seconds from a job's enqueue (its BullMQ ``timestamp``) to its completion: the latency SLI.
 METRIC_JOB_TURNAROUND: Final = "preview_worker_job_turnaround_seconds"
 #: The turnaround histogram's buckets; a latency SLO's threshold must be one of them (the stack's
 #: ``slos.latency.thresholdSeconds``), so the SLI counts jobs under it exactly, never interpolated.
 JOB_TURNAROUND_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-METRIC_REQUESTS: Final = "preview_requests_total"
-METRIC_FAILURES: Final = "preview_failures_total"
-METRIC_DRYRUN: Final = "preview_jobs_dryrun_total"
-METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, labels `queue` and `state`
-METRIC_ACTIVE_CONSUMERS: Final = "preview_worker_active_consumers"
+METRIC_JOBS_IN_FLIGHT: Final = "preview_worker_jobs_in_flight"
 METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
 #: Housekeeping (sweep, DLQ trim, depth gauges): errors by step, and 1 once rounds keep failing.
 METRIC_HOUSEKEEPING_ERRORS: Final = "preview_worker_housekeeping_errors_total"  # label `step`
@@ -190,9 +199,11 @@ METRIC_HOUSEKEEPING_FAILING: Final = "preview_worker_housekeeping_failing"
 HOUSEKEEPING_STEPS: Final = ("sweep", "trim", "depth")
 #: Consecutive housekeeping rounds with an error before METRIC_HOUSEKEEPING_FAILING turns 1.
 HOUSEKEEPING_FAILING_ROUNDS: Final = 3
+METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, labels `queue` and `state`
 METRIC_API_REQUESTS: Final = "preview_api_requests_total"
 METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
 LABEL_TRACK: Final = "track"
+LABEL_RELEASE: Final = "release"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_STATE: Final = "state"
 LABEL_STEP: Final = "step"  # a housekeeping step, one of HOUSEKEEPING_STEPS

@@ -142,7 +142,7 @@ class Consumer:
             await self._give_up(job, poison.reason, "invalid", started)
             raise UnrecoverableError(poison.reason)
         queues.apply_retry_policy(job, self.settings)
-        active = self.metrics.jobs_active
+        active = self.metrics.jobs_in_flight
         active.inc()
         try:
             result = await pipeline.run(job_id, job.data, self.settings, self.renders)

@@ -1,18 +1,24 @@
 """Every Prometheus metric the worker exports, declared in one place.
 
-Each series carries the ``track`` label (stable/canary) and only bounded label
-values (outcomes and queue states from ``worker.constants``), so alert rules
-can compare a canary with stable.
+Each series carries the ``track`` (stable/canary) and ``release`` labels and only bounded label
+values (outcomes and queue states from ``worker.constants``), so alert rules and panels can compare
+a canary with stable. ``docs/metrics.md`` is generated from these declarations
+(:mod:`worker.metrics_doc`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 from worker import constants as c
 from worker.tunables import Tunables
 
 DEFAULT_QUEUE: str = Tunables.model_fields["queue_name"].default
+
+# No `_created` series beside each counter and histogram: they would double the series count and
+# nothing here reads them (rate() handles restarts; the scrape's `pod` label tells processes apart).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: An enqueue is a validation plus a few Redis round trips: milliseconds, seconds when Redis struggles.
@@ -20,97 +26,109 @@ ENQUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: Methods the API's routes accept; any other method is counted as ``OTHER``.
 API_METHODS = frozenset({"GET", "HEAD", "POST"})
 OTHER = "other"
+#: The labels every series of every process carries: constant per process, so they add no series.
+PROCESS_LABELS = (c.LABEL_TRACK, c.LABEL_RELEASE)
+QUEUE_DEPTH_HELP = (
+    "Jobs in the queue by state, read from Redis (every reporter sees the same queue: use max)."
+)
 
 
 class Metrics:
-    """The worker's metrics, bound to one ``track``, one queue and one registry.
+    """The worker's metrics, bound to one ``track``, one ``release``, one queue and one registry.
 
-    The queue-depth gauge carries the ``queue`` label too: an HPA's External metric
-    selects its own queue with it, and the scrape adds the ``namespace``.
+    ``track`` and ``release`` are on every series (:data:`PROCESS_LABELS`), so every query can
+    compare a canary with stable. The queue-depth gauge carries the ``queue`` label too: an HPA's
+    External metric selects its own queue with it, and the scrape adds the ``namespace``.
     """
 
     def __init__(
-        self, track: str, registry: CollectorRegistry | None = None, *, queue: str = DEFAULT_QUEUE
+        self,
+        track: str,
+        registry: CollectorRegistry | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        release: str = c.RELEASE_LOCAL,
     ) -> None:
-        self.track = track
+        self.track, self.release = track, release
         self.registry = registry or CollectorRegistry()
-        t = c.LABEL_TRACK
+        own = (track, release)
+        self.jobs_taken_total = Counter(
+            c.METRIC_JOBS_TAKEN.removesuffix("_total"),
+            "Jobs this process took from the queue, once per attempt (a retried job again).",
+            PROCESS_LABELS,
+            registry=self.registry,
+        )
         self.outcomes = Counter(
             c.METRIC_JOB_OUTCOMES.removesuffix("_total"),
-            "Job outcomes by kind.",
-            [t, c.LABEL_OUTCOME],
+            "Job outcomes: each finished job once as completed, dryrun or failed; retried once per "
+            "failed attempt that is retried; dlq and invalid in addition to failed.",
+            [*PROCESS_LABELS, c.LABEL_OUTCOME],
             registry=self.registry,
         )
         self.duration = Histogram(
             c.METRIC_JOB_DURATION,
-            "Wall time of one processing attempt.",
-            [t],
+            "Wall time of one processing attempt, in seconds.",
+            PROCESS_LABELS,
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.turnaround = Histogram(
             c.METRIC_JOB_TURNAROUND,
             "Seconds from a job's enqueue to its completion (jobs that ended well).",
-            [t],
+            PROCESS_LABELS,
             buckets=c.JOB_TURNAROUND_BUCKETS,
             registry=self.registry,
-        )
-        self.requests = Counter(
-            c.METRIC_REQUESTS.removesuffix("_total"), "Jobs taken.", [t], registry=self.registry
-        )
-        self.failures = Counter(
-            c.METRIC_FAILURES.removesuffix("_total"), "Failed attempts.", [t], registry=self.registry
-        )
-        self.dryrun = Counter(
-            c.METRIC_DRYRUN.removesuffix("_total"), "Dry-run jobs validated.", [t], registry=self.registry
         )
         # multiprocess_mode only matters under the per-core supervisor (worker.process.supervisor), where the
         # pod must report one series: every process reads the same depth, and in-flight jobs add up.
         self.queue_depth = Gauge(
             c.METRIC_QUEUE_DEPTH,
-            "Jobs in the queue by state.",
-            [t, c.LABEL_QUEUE, c.LABEL_STATE],
+            QUEUE_DEPTH_HELP,
+            [*PROCESS_LABELS, c.LABEL_QUEUE, c.LABEL_STATE],
             registry=self.registry,
             multiprocess_mode="livemax",
         )
-        self.active_consumers = Gauge(
-            c.METRIC_ACTIVE_CONSUMERS,
-            "Jobs in flight in this process.",
-            [t],
+        self.in_flight = Gauge(
+            c.METRIC_JOBS_IN_FLIGHT,
+            "Jobs being processed now (taken, not yet finished).",
+            PROCESS_LABELS,
             registry=self.registry,
             multiprocess_mode="livesum",
         )
         # Under the supervisor the pod is ready only while every process can fetch: the lowest wins.
         self.fetching = Gauge(
-            c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded.", [t],
-            registry=self.registry, multiprocess_mode="livemin",
+            c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded, else 0.",
+            PROCESS_LABELS, registry=self.registry, multiprocess_mode="livemin",
         )  # fmt: skip
         self.housekeeping_errors = Counter(
             c.METRIC_HOUSEKEEPING_ERRORS.removesuffix("_total"),
             "Housekeeping errors by step: a step that failed, or one job the sweep could not dead-letter.",
-            [t, c.LABEL_STEP],
+            [*PROCESS_LABELS, c.LABEL_STEP],
             registry=self.registry,
         )
         self.housekeeping_failing = Gauge(
             c.METRIC_HOUSEKEEPING_FAILING,
-            f"1 after {c.HOUSEKEEPING_FAILING_ROUNDS} housekeeping rounds in a row had an error.",
-            [t], registry=self.registry, multiprocess_mode="livemax",
+            f"1 after {c.HOUSEKEEPING_FAILING_ROUNDS} housekeeping rounds in a row had an error, else 0.",
+            PROCESS_LABELS, registry=self.registry, multiprocess_mode="livemax",
         )  # fmt: skip
         # Every bounded series is made here, so dashboards and rate() see zeros, not gaps, and
         # the per-job path uses these children instead of looking labels up on each job.
-        self._outcomes = {outcome: self.outcomes.labels(track, outcome) for outcome in c.OUTCOMES}
-        self._depth = {state: self.queue_depth.labels(track, queue, state) for state in c.QUEUE_STATES}
-        self.job_duration = self.duration.labels(track)
-        self.job_turnaround = self.turnaround.labels(track)
-        self.jobs_taken = self.requests.labels(track)
-        self.jobs_active = self.active_consumers.labels(track)
-        self._failures = self.failures.labels(track)
-        self._dryrun = self.dryrun.labels(track)
+        self._outcomes = {outcome: self.outcomes.labels(*own, outcome) for outcome in c.OUTCOMES}
+        self._depth = {state: self.queue_depth.labels(*own, queue, state) for state in c.QUEUE_STATES}
+        self.job_duration = self.duration.labels(*own)
+        self.job_turnaround = self.turnaround.labels(*own)
+        self.jobs_taken = self.jobs_taken_total.labels(*own)
+        self.jobs_in_flight = self.in_flight.labels(*own)
         errors = self.housekeeping_errors
-        self._housekeeping_errors = {s: errors.labels(track, s) for s in c.HOUSEKEEPING_STEPS}
-        self._failing = self.housekeeping_failing.labels(track)
+        self._housekeeping_errors = {s: errors.labels(*own, s) for s in c.HOUSEKEEPING_STEPS}
+        self._failing = self.housekeeping_failing.labels(*own)
         self._failed_rounds = 0
         self._failing.set(0)
+        #: Every family, in the order docs/metrics.md lists them.
+        self.declared: tuple[MetricWrapperBase, ...] = (
+            self.jobs_taken_total, self.outcomes, self.duration, self.in_flight, self.fetching,
+            self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
+        )  # fmt: skip
 
     def outcome(self, outcome: str) -> None:
         """Count one job outcome; ``outcome`` must be one of ``constants.OUTCOMES``."""
@@ -118,14 +136,11 @@ class Metrics:
         if child is None:
             raise ValueError(f"unknown outcome {outcome!r}")
         child.inc()
-        if outcome == "dryrun":
-            self._dryrun.inc()
-        elif outcome in ("failed", "retried"):
-            self._failures.inc()
 
     def set_fetching(self, fetching: bool) -> None:
         """Record whether the consumer's newest fetch succeeded (the readiness signal)."""
-        self.fetching.labels(self.track).set(1 if fetching else 0)
+        # Made on the first report, never before: a process that has not tried yet is not counted.
+        self.fetching.labels(self.track, self.release).set(1 if fetching else 0)
 
     def housekeeping_error(self, step: str) -> None:
         """Count one housekeeping error in ``step`` (one of ``constants.HOUSEKEEPING_STEPS``)."""
@@ -144,42 +159,56 @@ class Metrics:
 
 
 class ApiMetrics:
-    """The job API's metrics (``python -m worker api``), bound to one ``track`` and their own registry.
+    """The job API's metrics (``python -m worker api``), bound to one ``track``, one ``release`` and
+    their own registry.
 
     ``route`` is a route template or ``constants.ROUTE_UNMATCHED``, ``method`` one of
     ``API_METHODS`` or ``OTHER``, ``status`` the numeric HTTP status: every label is bounded.
     """
 
     def __init__(
-        self, track: str, registry: CollectorRegistry | None = None, queue: str = DEFAULT_QUEUE
+        self,
+        track: str,
+        registry: CollectorRegistry | None = None,
+        queue: str = DEFAULT_QUEUE,
+        *,
+        release: str = c.RELEASE_LOCAL,
     ) -> None:
-        self.track, self.queue = track, queue
+        self.track, self.release, self.queue = track, release, queue
         self.registry = registry or CollectorRegistry()
-        # The same series the workers export: the API's pods always run, so the depth is known
-        # while KEDA has scaled every worker to zero (infra/manifests/scaling/scaled_object.py).
-        depth_labels = [c.LABEL_TRACK, c.LABEL_QUEUE, c.LABEL_STATE]
-        self.queue_depth = Gauge(
-            c.METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", depth_labels, registry=self.registry
-        )
         self.requests = Counter(
             c.METRIC_API_REQUESTS.removesuffix("_total"),
-            "API requests by route template, method and status.",
-            [c.LABEL_TRACK, c.LABEL_ROUTE, c.LABEL_METHOD, c.LABEL_STATUS],
+            "API requests answered, by route template, method and HTTP status (401s and 5xx included).",
+            [*PROCESS_LABELS, c.LABEL_ROUTE, c.LABEL_METHOD, c.LABEL_STATUS],
             registry=self.registry,
         )
         self.enqueue_duration = Histogram(
             c.METRIC_API_ENQUEUE_DURATION,
-            "Wall time of one POST /api/preview/job, Redis round trips included.",
-            [c.LABEL_TRACK],
+            "Wall time of one POST /api/preview/job, Redis round trips included, in seconds.",
+            PROCESS_LABELS,
             buckets=ENQUEUE_BUCKETS,
             registry=self.registry,
         )
-        self.enqueue_duration.labels(track)
+        self.enqueue = self.enqueue_duration.labels(track, release)
+        # The same series the workers export: the API's pods always run, so the depth is known
+        # while KEDA has scaled every worker to zero (infra/manifests/scaling/scaled_object.py).
+        self.queue_depth = Gauge(
+            c.METRIC_QUEUE_DEPTH,
+            QUEUE_DEPTH_HELP,
+            [*PROCESS_LABELS, c.LABEL_QUEUE, c.LABEL_STATE],
+            registry=self.registry,
+        )
+        #: Every family, in the order docs/metrics.md lists them.
+        self.declared: tuple[MetricWrapperBase, ...] = (
+            self.requests,
+            self.enqueue_duration,
+            self.queue_depth,
+        )
 
     def set_depth(self, counts: dict[str, int]) -> None:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""
         for state in c.QUEUE_STATES:
-            self.queue_depth.labels(self.track, self.queue, state).set(counts.get(state, 0))
+            self.queue_depth.labels(self.track, self.release, self.queue, state).set(counts.get(state, 0))
 
     def clear_depth(self) -> None:
         """Drop the depth series (Redis unreachable): no series is an error to a scaler, never 0 waiting."""
@@ -188,4 +217,4 @@ class ApiMetrics:
     def request(self, route: str, method: str, status: int) -> None:
         """Count one answered request."""
         method = method if method in API_METHODS else OTHER
-        self.requests.labels(self.track, route, method, str(status)).inc()
+        self.requests.labels(self.track, self.release, route, method, str(status)).inc()

@@ -46,6 +46,7 @@ _OWN_ENV = {
     "api_auth": c.ENV_API_AUTH,
     "metrics_port": c.ENV_METRICS_PORT,
     "track": c.ENV_TRACK,
+    "release": c.ENV_RELEASE,
     "input_root": c.ENV_INPUT_ROOT,
     "path_sources": c.ENV_PATH_SOURCES,
     "source_hosts": c.ENV_SOURCE_HOSTS,
@@ -86,6 +87,8 @@ class Settings(Tunables, BaseSettings):
     api_auth: Literal["tokens", "off"] = "tokens"
     metrics_port: int = Field(default=c.METRICS_PORT, ge=0, le=65535)
     track: Literal["stable", "canary"] = c.TRACK_STABLE
+    # The `release` label of every series; the stack sets the image digest's short form.
+    release: str = c.RELEASE_LOCAL
     input_root: Path = Path("./data/inputs")
     path_sources: Literal["on", "off"] = "on"
     source_hosts: str = ""
@@ -109,6 +112,15 @@ class Settings(Tunables, BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if problem := redis_url_problem(value):  # says what is malformed, never the URL
             raise ValueError(problem)
+        return value
+
+    @field_validator("release")
+    @classmethod
+    def _release(cls, value: str) -> str:
+        if not re.fullmatch(c.RELEASE_PATTERN, value):
+            raise ValueError(
+                f"must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {value[:80]!r}"
+            )
         return value
 
     @field_validator("api_tokens")

@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 #: A release id (``r-20261120-01``): short enough for a label value, as the release tool writes them.
-RELEASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+RELEASE_ID_RE = re.compile(c.RELEASE_PATTERN)
 
 #: Passphrase of the ``dev`` stack's secrets (the embedded local cluster only; not a secret).
 LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
@@ -148,9 +148,7 @@ class StackConfig(Model):
     @classmethod
     def _release(cls, v: str | None) -> str | None:
         if v is not None and not RELEASE_ID_RE.fullmatch(v):
-            raise ValueError(
-                f"must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit, got {v[:80]!r}"
-            )
+            raise ValueError(f"{c.RELEASE_RULE}, got {v[:80]!r}")
         return v
 
     @field_validator("redis_url", mode="before")

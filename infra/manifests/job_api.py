@@ -32,6 +32,7 @@ from infra.manifests.pod import (
     SecretFiles,
     hardened_container,
     hardened_pod_spec,
+    identity_env,
     resources,
     spread,
 )
@@ -69,7 +70,7 @@ def _tcp_probe(period: int, failures: int) -> Manifest:
 
 def api_container(cfg: StackConfig, env_sources: list[Manifest], files: SecretFiles) -> Manifest:
     """The API container: the stable image with the worker's hardening, ``args: [api]``."""
-    env = [{"name": c.ENV_TRACK, "value": c.TRACK_STABLE}, *files.env]  # the release id: the Deployment's
+    env = [*identity_env(c.TRACK_STABLE, cfg.image), *files.env]  # the release id: the Deployment's
     return hardened_container(
         CONTAINER_NAME,
         cfg.image,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.config.fields.quantities import quantity
-from infra.config.model import Resources, StackConfig
+from infra.config.model import Resources, StackConfig, split_image
 from infra.manifests.common import Manifest, selector_labels
 from worker import constants as c
 
@@ -131,13 +131,28 @@ def hardened_pod_spec(
     }
 
 
+def version_label(image: str) -> str:
+    """A label-safe version: the first 12 hex digits of the digest (``sha256-0123456789ab``)."""
+    return "sha256-" + split_image(image)[1].removeprefix("sha256:")[:12]
+
+
+def identity_env(track: str, image: str) -> list[Manifest]:
+    """What a process exports as the ``track`` and ``release`` labels of every series.
+
+    The release is the image's :func:`version_label`: it changes only with the image, which
+    restarts the pods anyway, so a release that changes no pod (a canary weight step) still
+    restarts none.
+    """
+    return [{"name": c.ENV_TRACK, "value": track}, {"name": c.ENV_RELEASE, "value": version_label(image)}]
+
+
 def container(
     cfg: StackConfig, track: str, image: str, env_sources: list[Manifest], files: SecretFiles
 ) -> Manifest:
     """The worker container: pinned image, limits, probes, no privileges, read-only root."""
     # Only what changes the pod goes into the template: the release id lives on the Deployment,
     # so a release that changes no pod (a canary weight step) restarts none.
-    env = [{"name": c.ENV_TRACK, "value": track}, *files.env]
+    env = [*identity_env(track, image), *files.env]
     return hardened_container(
         CONTAINER_NAME,
         image,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.config.model import StackConfig, split_image
+from infra.config.model import StackConfig
 from infra.manifests.common import (
     ANNOTATION_CANARY_WEIGHT,
     ANNOTATION_CONFIG_CHECKSUM,
@@ -19,7 +19,7 @@ from infra.manifests.common import (
     metadata,
     selector_labels,
 )
-from infra.manifests.pod import SecretFiles, pod_template
+from infra.manifests.pod import SecretFiles, pod_template, version_label
 from infra.manifests.scaling.canary import TrackBounds
 from worker.constants import TRACK_CANARY
 
@@ -27,11 +27,6 @@ from worker.constants import TRACK_CANARY
 def deployment_name(track: str) -> str:
     """``preview-worker-stable`` / ``preview-worker-canary``."""
     return f"{APP_NAME}-{track}"
-
-
-def version_label(image: str) -> str:
-    """A label-safe version: the first 12 hex digits of the digest."""
-    return "sha256-" + split_image(image)[1].removeprefix("sha256:")[:12]
 
 
 def deployment(

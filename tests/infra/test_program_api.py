@@ -63,6 +63,8 @@ def test_api_deployment_runs_the_stable_image(stack_runs: dict[str, ProgramRun],
     assert (ctr["image"], ctr["args"]) == (cfg.image, ["api"])  # never the canary image
     assert ctr["ports"] == [{"name": c.API_PORT_NAME, "containerPort": c.API_PORT, "protocol": "TCP"}]
     assert {"name": c.ENV_TRACK, "value": c.TRACK_STABLE} in ctr["env"]
+    digest = cfg.image.rpartition("@sha256:")[2]
+    assert {"name": c.ENV_RELEASE, "value": f"sha256-{digest[:12]}"} in ctr["env"]  # the stable release
     r = cfg.api.resources
     assert ctr["resources"] == {  # no disk volume (tmp is in memory): ephemeral-storage for logs only
         "requests": {"cpu": r.requests.cpu, "memory": r.requests.memory, "ephemeral-storage": "128Mi"},

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
 from conftest import STACKS
 
 from infra.config.model import IMAGE_RE, load_stack_file
+from infra.manifests.common import LABEL_VERSION
 from infra.manifests.scaling.canary import plan
 from infra.tools.snapshot.harness import ROOT, ProgramRun
 from worker import constants as c
@@ -171,6 +173,10 @@ def test_labels_on_every_object(stack_runs: dict[str, ProgramRun], stack: str) -
         track = d["metadata"]["labels"]["track"]
         assert d["spec"]["template"]["metadata"]["labels"]["track"] == track
         assert {"name": c.ENV_TRACK, "value": track} in container(d)["env"]
+        # The `release` label of the track's series: its image's digest, as the pods' version label.
+        release = {"name": c.ENV_RELEASE, "value": d["metadata"]["labels"][LABEL_VERSION]}
+        assert release in container(d)["env"]
+        assert re.fullmatch(c.RELEASE_PATTERN, release["value"])
 
 
 def test_config_checksum_annotation(stack_runs: dict[str, ProgramRun], stack: str) -> None:

@@ -39,10 +39,13 @@ def check_artifacts(settings: Settings, job_id: str, expected: dict[str, tuple[i
     assert got == expected
 
 
+def labels(cons: Any, **more: str) -> dict[str, str]:
+    """The labels of ``cons``'s series: its track and release, and ``more``."""
+    return {c.LABEL_TRACK: cons.metrics.track, c.LABEL_RELEASE: cons.metrics.release, **more}
+
+
 def outcome_count(cons: Any, outcome: str) -> float:
-    value = cons.metrics.registry.get_sample_value(
-        c.METRIC_JOB_OUTCOMES, {c.LABEL_TRACK: "stable", c.LABEL_OUTCOME: outcome}
-    )
+    value = cons.metrics.registry.get_sample_value(c.METRIC_JOB_OUTCOMES, labels(cons, outcome=outcome))
     return float(value or 0)
 
 
@@ -191,8 +194,8 @@ async def test_dry_run_validates_and_counts_but_never_renders(
         assert job is not None and job.returnvalue == {"outcome": "dryrun", "renditions": 0}
         assert calls == [] and not (settings.data_dir / "dry-1").exists()
         assert outcome_count(cons, "dryrun") == 1
-        value = cons.metrics.registry.get_sample_value(c.METRIC_DRYRUN, {c.LABEL_TRACK: "stable"})
-        assert value == 1
+        taken = cons.metrics.registry.get_sample_value(c.METRIC_JOBS_TAKEN, labels(cons))
+        assert taken == 1
 
 
 async def test_bad_input_fails_clearly_and_the_worker_carries_on(

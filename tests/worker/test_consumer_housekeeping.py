@@ -30,7 +30,7 @@ GOOD = {"source": {"inline": "AAAA"}, "outputs": [{"name": "t", "format": "webp"
 
 
 def value(m: Metrics, name: str, **labels: str) -> float | None:
-    return m.registry.get_sample_value(name, {c.LABEL_TRACK: m.track, **labels})
+    return m.registry.get_sample_value(name, {c.LABEL_TRACK: m.track, c.LABEL_RELEASE: m.release, **labels})
 
 
 async def failed_raw(raw: aioredis.Redis, queue: str, job_id: str, data: bytes, reason: str) -> None:

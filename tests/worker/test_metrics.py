@@ -1,4 +1,4 @@
-"""Metrics: names from constants, a track label on every series, bounded labels, explicit buckets."""
+"""Metrics: names from constants, track and release on every series, bounded labels, explicit buckets."""
 
 from __future__ import annotations
 
@@ -7,48 +7,73 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import constants as c
-from worker.metrics import DURATION_BUCKETS, Metrics
+from worker.metrics import DURATION_BUCKETS, ApiMetrics, Metrics
+from worker.metrics_doc import exposed_name
 
 
-def samples(m: Metrics) -> list[tuple[str, dict[str, str], float]]:
+def samples(m: Metrics | ApiMetrics) -> list[tuple[str, dict[str, str], float]]:
     text = generate_latest(m.registry).decode()
     return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
 
 
-def test_every_series_has_the_track_label() -> None:
-    m = Metrics("canary")
+def test_every_series_has_the_track_and_release_labels() -> None:
+    m = Metrics("canary", release="sha256-0123456789ab")
     m.outcome("completed")
-    m.duration.labels("canary").observe(0.3)
-    found = samples(m)
-    assert found
+    m.job_duration.observe(0.3)
+    api = ApiMetrics("canary", release="sha256-0123456789ab")
+    api.request("/api/preview/job", "POST", 202)
+    api.set_depth({"waiting": 1})
+    found = samples(m) + samples(api)
+    assert {n for n, _, _ in found} >= {c.METRIC_JOB_OUTCOMES, c.METRIC_API_REQUESTS, c.METRIC_QUEUE_DEPTH}
     assert all(labels.get(c.LABEL_TRACK) == "canary" for _, labels, _ in found)
+    assert all(labels.get(c.LABEL_RELEASE) == "sha256-0123456789ab" for _, labels, _ in found)
+    assert all(labels[c.LABEL_RELEASE] == c.RELEASE_LOCAL for _, labels, _ in samples(Metrics("stable")))
 
 
 def test_names_come_from_constants() -> None:
-    names = {name for name, _, _ in samples(Metrics("stable"))}
+    m = Metrics("stable")
+    assert c.METRIC_FETCHING not in {name for name, _, _ in samples(m)}  # only once a fetch was tried
+    m.set_fetching(True)
+    names = {name for name, _, _ in samples(m)}
     for metric in (
+        c.METRIC_JOBS_TAKEN,
         c.METRIC_JOB_OUTCOMES,
-        c.METRIC_REQUESTS,
-        c.METRIC_FAILURES,
-        c.METRIC_DRYRUN,
         c.METRIC_QUEUE_DEPTH,
-        c.METRIC_ACTIVE_CONSUMERS,
+        c.METRIC_JOBS_IN_FLIGHT,
+        c.METRIC_FETCHING,
+        c.METRIC_HOUSEKEEPING_ERRORS,
+        c.METRIC_HOUSEKEEPING_FAILING,
         c.METRIC_JOB_DURATION + "_bucket",
         c.METRIC_JOB_TURNAROUND + "_bucket",
     ):
         assert metric in names
 
 
-def test_outcomes_and_derived_counters() -> None:
+def test_outcomes_are_counted_once_in_one_series() -> None:
     m = Metrics("stable")
     for outcome in ("completed", "retried", "failed", "dlq", "dryrun", "invalid"):
         m.outcome(outcome)
     values = {(n, labels.get("outcome")): v for n, labels, v in samples(m)}
     assert {o: values[(c.METRIC_JOB_OUTCOMES, o)] for o in c.OUTCOMES} == dict.fromkeys(c.OUTCOMES, 1.0)
-    assert values[(c.METRIC_FAILURES, None)] == 2.0  # retried + failed attempts
-    assert values[(c.METRIC_DRYRUN, None)] == 1.0
+    # No other counter repeats an outcome (the old failures and dry-run counters did).
+    counters = {n for n, _, _ in samples(m) if n.endswith("_total")}
+    assert counters == {c.METRIC_JOBS_TAKEN, c.METRIC_JOB_OUTCOMES, c.METRIC_HOUSEKEEPING_ERRORS}
     with pytest.raises(ValueError, match="unknown outcome"):
         m.outcome("exploded")
+
+
+def test_every_name_has_its_process_prefix_and_counters_end_in_total() -> None:
+    """The naming scheme: `preview_worker_`/`preview_api_` per process kind, `preview_queue_` for
+    the queue both read; `_total` on every counter, `_seconds` on every duration."""
+    declared = {v for k, v in vars(c).items() if k.startswith("METRIC_")}
+    for kind, metrics in (("worker", Metrics("stable")), ("api", ApiMetrics("stable"))):
+        for family in metrics.declared:
+            name, (meta,) = exposed_name(family), family.describe()
+            assert name.startswith((f"preview_{kind}_", "preview_queue_")), name
+            assert name in declared, name  # named in worker/constants.py
+            assert name.endswith("_total") == (meta.type == "counter"), name
+            if meta.type == "histogram":
+                assert name.endswith("_seconds"), name
 
 
 def test_queue_depth_and_buckets() -> None:

@@ -34,15 +34,16 @@ def test_defaults_match_the_issue(monkeypatch: pytest.MonkeyPatch) -> None:
         25.0,
         3,
     )
-    assert s.track == "stable" and s.dlq_name == "preview-jobs-dlq"
+    assert s.track == "stable" and s.release == c.RELEASE_LOCAL and s.dlq_name == "preview-jobs-dlq"
 
 
 def test_env_names_come_from_constants(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(c.ENV_CONCURRENCY, "7")
     monkeypatch.setenv(c.ENV_TRACK, "canary")
+    monkeypatch.setenv(c.ENV_RELEASE, "sha256-0123456789ab")
     monkeypatch.setenv(c.ENV_SOURCE_HOSTS, "Assets.Example, 127.0.0.1:8080")
     s = Settings()
-    assert s.concurrency == 7 and s.track == "canary"
+    assert s.concurrency == 7 and s.track == "canary" and s.release == "sha256-0123456789ab"
     assert s.allowed_hosts == frozenset({"assets.example", "127.0.0.1:8080"})
 
 
@@ -57,6 +58,7 @@ def test_invalid_settings_exit_2_with_one_line_each() -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith("PREVIEW_")},  # no unknown-name warnings
         c.ENV_CONCURRENCY: "0",
         c.ENV_TRACK: "blue",
+        c.ENV_RELEASE: "r1\n",  # a label value with a newline would break every scrape
         c.ENV_QUEUE_MAX: "many",
         c.ENV_REDIS_URL: "http://user:hunter2-secret@host",
     }
@@ -72,6 +74,8 @@ def test_invalid_settings_exit_2_with_one_line_each() -> None:
         "invalid setting REDIS_URL=<redacted>: Value error, must be a redis://, rediss://, unix:// or "
         "redis+sentinel:// URL",
         "invalid setting PREVIEW_TRACK='blue': Input should be 'stable' or 'canary'",
+        "invalid setting PREVIEW_RELEASE='r1\\n': Value error, must be 1-63 of A-Z a-z 0-9 . _ - starting "
+        "with a letter or digit, got 'r1\\n'",
     ]
     assert "hunter2" not in proc.stderr + proc.stdout
 

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> Starlette:
     queues = Queues(settings, redis_client(settings.redis_url))
     # Enqueue goes through the client producers install, on the same Redis client.
     client = AsyncPreviewClient.from_config(settings.client_config(), redis=queues.client)
-    metrics = ApiMetrics(settings.track, queue=settings.queue_name)
+    metrics = ApiMetrics(settings.track, queue=settings.queue_name, release=settings.release)
     budget = BodyBudget(settings.api_bodies_bytes)
     api = ApiState(settings, policy, client, queues, store.from_settings(settings), metrics, budget)
 

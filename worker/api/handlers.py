@@ -99,7 +99,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None, **ex
 async def enqueue(request: Request) -> Response:
     """``POST /job``: validate and enqueue a JSON job; 201 when new, 200 when the ID was known."""
     api = state(request)
-    with api.metrics.enqueue_duration.labels(api.settings.track).time():
+    with api.metrics.enqueue.time():
         return await _enqueue(request, api)
 
 

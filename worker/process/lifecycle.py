@@ -36,7 +36,7 @@ async def run_consumer(settings: Settings, *, serve_health: bool) -> int:
     With ``serve_health`` the process serves its health and metrics on ``PREVIEW_METRICS_PORT``;
     without it (a supervised child) its metrics go to the supervisor's multiprocess directory.
     """
-    metrics = Metrics(settings.track, queue=settings.queue_name)
+    metrics = Metrics(settings.track, queue=settings.queue_name, release=settings.release)
     consumer = Consumer(settings, metrics)
     stop = StopSignals(on_force=lambda: _kill(consumer.renders.pids())).install()
     async with contextlib.AsyncExitStack() as cleanup:

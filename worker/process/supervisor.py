@@ -87,7 +87,7 @@ class Supervisor:
 
 def pod_metrics(settings: Settings, metrics_dir: str) -> Metrics:
     """A :class:`Metrics` whose registry reads every child's multiprocess files."""
-    metrics = Metrics(settings.track, queue=settings.queue_name)
+    metrics = Metrics(settings.track, queue=settings.queue_name, release=settings.release)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     metrics.registry = registry

@@ -102,7 +102,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
         ),
         Alert(
             "PreviewNoActiveConsumers",
-            f"{waiting} > 0 and sum({c.METRIC_ACTIVE_CONSUMERS}{{{ns}}}) == 0",
+            f"{waiting} > 0 and sum({c.METRIC_JOBS_IN_FLIGHT}{{{ns}}}) == 0",
             "critical",
             "Jobs are waiting but no worker is processing",
             "{{ $value }} jobs are waiting and no worker has an active job.",

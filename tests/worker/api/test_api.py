@@ -272,8 +272,13 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+#: The labels of the API's own series: its track and release.
+OWN = frozenset({("track", "stable"), ("release", c.RELEASE_LOCAL)})
+
+
 def _labels(route: str, method: str, status: int, track: str = "stable") -> frozenset[tuple[str, str]]:
-    return frozenset({"track": track, "route": route, "method": method, "status": str(status)}.items())
+    own = {"track": track, "release": c.RELEASE_LOCAL}
+    return frozenset({**own, "route": route, "method": method, "status": str(status)}.items())
 
 
 async def test_request_counter_by_route_template(settings: Settings) -> None:
@@ -299,13 +304,13 @@ async def test_request_counter_by_route_template(settings: Settings) -> None:
 async def test_enqueue_histogram_counts_one_enqueue(settings: Settings) -> None:
     async with api(settings) as client:
         before = samples((await client.get(c.METRICS_PATH)).text)
-        key = (c.METRIC_API_ENQUEUE_DURATION + "_count", frozenset({("track", "stable")}))
+        key = (c.METRIC_API_ENQUEUE_DURATION + "_count", OWN)
         assert before[key] == 0
         assert (await client.post("/api/preview/job", json={**JOB, "jobId": "h-1"})).status_code == 201
         after = samples((await client.get(c.METRICS_PATH)).text)
     assert after[key] == 1
-    assert 0 < after[(c.METRIC_API_ENQUEUE_DURATION + "_sum", frozenset({("track", "stable")}))] < 5
-    inf = frozenset({("track", "stable"), ("le", "+Inf")})
+    assert 0 < after[(c.METRIC_API_ENQUEUE_DURATION + "_sum", OWN)] < 5
+    inf = OWN | {("le", "+Inf")}
     assert after[(c.METRIC_API_ENQUEUE_DURATION + "_bucket", inf)] == 1
     # The scrapes themselves are counted, under their own route.
     assert after[(c.METRIC_API_REQUESTS, _labels(c.METRICS_PATH, "GET", 200))] == 1
@@ -317,4 +322,4 @@ async def test_redis_down_is_counted_as_503(settings: Settings) -> None:
         assert (await client.post("/api/preview/job", json=JOB)).status_code == 503
         found = samples((await client.get(c.METRICS_PATH)).text)
     assert found[(c.METRIC_API_REQUESTS, _labels("/api/preview/job", "POST", 503))] == 1
-    assert found[(c.METRIC_API_ENQUEUE_DURATION + "_count", frozenset({("track", "stable")}))] == 1
+    assert found[(c.METRIC_API_ENQUEUE_DURATION + "_count", OWN)] == 1

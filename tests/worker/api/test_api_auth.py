@@ -106,7 +106,7 @@ async def test_health_and_metrics_stay_open_and_401s_are_counted(settings: Setti
     counted = [
         s.value
         for family in text_string_to_metric_families(text)
-        if family.name == "preview_api_requests"
+        if family.name == c.METRIC_API_REQUESTS.removesuffix("_total")
         for s in family.samples
         if s.name.endswith("_total") and s.labels["status"] == "401"
     ]

@@ -90,7 +90,8 @@ async def test_scrapes_cost_redis_one_read_per_interval(settings: Settings) -> N
         await asyncio.sleep(0.6)
         await sampler.refresh()
     assert reads == 2
-    waiting = {c.LABEL_TRACK: "stable", c.LABEL_QUEUE: settings.queue_name, c.LABEL_STATE: "waiting"}
+    waiting = {c.LABEL_TRACK: "stable", c.LABEL_RELEASE: c.RELEASE_LOCAL, c.LABEL_QUEUE: settings.queue_name}
+    waiting[c.LABEL_STATE] = "waiting"
     assert metrics.registry.get_sample_value(c.METRIC_QUEUE_DEPTH, waiting) == 1
 
 

@@ -13,6 +13,7 @@ import worker_media as media
 from prometheus_client.parser import text_string_to_metric_families
 from test_api import JSON_TYPE, api
 
+from worker import constants as c
 from worker.settings import Settings
 
 INLINE = base64.b64encode(media.jpeg(40, 30)).decode()
@@ -55,7 +56,7 @@ REASONS = {
 
 def server_errors(metrics_text: str) -> float:
     for family in text_string_to_metric_families(metrics_text):
-        if family.name == "preview_api_requests":
+        if family.name == c.METRIC_API_REQUESTS.removesuffix("_total"):
             totals = [s for s in family.samples if s.name.endswith("_total")]
             return sum(s.value for s in totals if s.labels["status"].startswith("5"))
     return 0.0

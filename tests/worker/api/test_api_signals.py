@@ -5,62 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from worker_kit import AUTH, eventually, free_port
+from worker_kit import AUTH, running_api
 
 REPO = Path(__file__).resolve().parents[3]
 BODY = json.dumps({"source": {"url": "https://example.invalid/a.jpg"}, "outputs": []}).encode()
-
-
-class Api:
-    """A ``python -m worker api`` process and its merged output."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
-        self.proc, self.port, self.out = proc, port, b""
-
-    async def exit_status(self, timeout: float) -> int:
-        assert self.proc.stdout is not None
-        self.out += await asyncio.wait_for(self.proc.stdout.read(), timeout)
-        return await asyncio.wait_for(self.proc.wait(), timeout)
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.decode().splitlines() if line.startswith("{")]
-
-
-@asynccontextmanager
-async def running_api(worker_env: dict[str, str]) -> AsyncIterator[Api]:
-    port = free_port()
-    env = {**os.environ, **worker_env, "PREVIEW_API_HOST": "127.0.0.1", "PREVIEW_API_PORT": str(port)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "api", env=env, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    api = Api(proc, port)
-
-    async def listening() -> bool:
-        assert proc.returncode is None, "the API exited before it listened"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    try:
-        await eventually(listening, timeout=60)  # a cold interpreter on a loaded 2-core machine
-        yield api
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def half_sent_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

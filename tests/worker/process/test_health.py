@@ -43,7 +43,7 @@ async def test_liveness_readiness_metrics() -> None:
             assert (await client.get(c.LIVENESS_PATH)).status_code == 200  # liveness never checks Redis
             scrape = await client.get(c.METRICS_PATH)
             assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
-            line = f'{c.METRIC_JOB_OUTCOMES}{{outcome="completed",track="canary"}} 1.0'
+            line = f'{c.METRIC_JOB_OUTCOMES}{{outcome="completed",release="local",track="canary"}} 1.0'
             assert line in scrape.text
             assert (await client.get("/nope")).status_code == 404
             assert (await client.post(c.LIVENESS_PATH)).status_code == 405
@@ -65,7 +65,10 @@ async def test_health_command_against_a_real_worker(spawn_worker: Any, worker_en
     assert await asyncio.to_thread(run_probe, env, "--live") == 0
     async with httpx.AsyncClient() as client:
         scrape = await client.get(f"http://127.0.0.1:{worker.port}{c.METRICS_PATH}")
-    assert re.search(rf'{c.METRIC_QUEUE_DEPTH}{{queue="[^"]+",state="waiting",track="stable"}}', scrape.text)
+    assert re.search(
+        rf'{c.METRIC_QUEUE_DEPTH}{{queue="[^"]+",release="local",state="waiting",track="stable"}}',
+        scrape.text,
+    )
     nobody = {**worker_env, c.ENV_METRICS_PORT: str(free_port())}
     assert await asyncio.to_thread(run_probe, nobody) == 1
 

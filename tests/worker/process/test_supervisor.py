@@ -13,6 +13,7 @@ import worker_media as media
 from worker_http import SourceServer
 from worker_kit import b64, eventually, payload, queues, state_of, wait_state
 
+from worker import constants as c
 from worker.settings import Settings
 
 
@@ -63,20 +64,19 @@ async def test_two_processes_report_one_set_of_series(settings: Settings, spawn_
     async def counted() -> list[str]:
         lines = scrape(worker.port)
         done = [
-            ln
-            for ln in lines
-            if ln.startswith("preview_worker_job_outcomes_total{") and 'outcome="dryrun"' in ln
+            ln for ln in lines if ln.startswith(f"{c.METRIC_JOB_OUTCOMES}{{") and 'outcome="dryrun"' in ln
         ]
         return lines if done and done[0].endswith(" 8.0") else []
 
     lines = await eventually(counted, timeout=10)
-    dryrun = [ln for ln in lines if ln.startswith("preview_worker_job_outcomes_total{") and "dryrun" in ln]
-    assert dryrun == ['preview_worker_job_outcomes_total{outcome="dryrun",track="stable"} 8.0']
-    assert 'preview_requests_total{track="stable"} 8.0' in lines
-    assert [ln for ln in lines if ln.startswith("preview_worker_active_consumers")] == [
-        'preview_worker_active_consumers{track="stable"} 0.0'
+    dryrun = [ln for ln in lines if ln.startswith(f"{c.METRIC_JOB_OUTCOMES}{{") and "dryrun" in ln]
+    own = 'release="local",track="stable"'  # one series per pod: the children's add up
+    assert dryrun == [f'{c.METRIC_JOB_OUTCOMES}{{outcome="dryrun",{own}}} 8.0']
+    assert f"{c.METRIC_JOBS_TAKEN}{{{own}}} 8.0" in lines
+    assert [ln for ln in lines if ln.startswith(c.METRIC_JOBS_IN_FLIGHT)] == [
+        f"{c.METRIC_JOBS_IN_FLIGHT}{{{own}}} 0.0"
     ]
-    depth = [ln for ln in lines if ln.startswith("preview_queue_jobs{")]
+    depth = [ln for ln in lines if ln.startswith(f"{c.METRIC_QUEUE_DEPTH}{{")]
     assert len(depth) == 6 and not any("pid=" in ln for ln in lines)
 
 
@@ -133,7 +133,7 @@ async def test_the_pod_is_not_ready_while_a_child_cannot_fetch(settings: Setting
         await q.client.zadd(marker, {"0": 0})  # wakes the fetchers, whose move-to-active now fails
         await eventually(lambda: status(503), timeout=15)
         assert (await http.get("/healthz")).status_code == 200
-        assert 'preview_worker_fetching{track="stable"} 0.0' in scrape(worker.port)
+        assert f'{c.METRIC_FETCHING}{{release="local",track="stable"}} 0.0' in scrape(worker.port)
         await q.client.delete(wait_key)
         await q.enqueue(payload({"inline": b64(media.jpeg(40, 30))}, "after-repair", dryRun=True))
         await wait_state(q, "after-repair", "completed")

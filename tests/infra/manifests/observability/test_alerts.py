@@ -29,25 +29,36 @@ def promtool() -> str:
     return path
 
 
+#: Each track's release, as the stack sets it (the image digest's short form).
+RELEASE = {track: f"sha256-{track[:1] * 12}" for track in c.TRACKS}
+
+
+def own(track: str) -> str:
+    """The labels a process of ``track`` puts on every series: its track and its release."""
+    return f'track="{track}",release="{RELEASE[track]}"'
+
+
 def outcomes(track: str, outcome: str, per_min: int) -> dict[str, str]:
-    name = f'{c.METRIC_JOB_OUTCOMES}{{{NS},track="{track}",outcome="{outcome}",pod="{track}-0"}}'
+    name = f'{c.METRIC_JOB_OUTCOMES}{{{NS},{own(track)},outcome="{outcome}",pod="{track}-0"}}'
     return {"series": name, "values": f"0+{per_min}x60"}
 
 
 def gauge(metric: str, values: str, **labels: str) -> dict[str, str]:
+    if "track" in labels:  # a worker's own series: its release too
+        labels = {**labels, "release": RELEASE[labels["track"]]}
     extra = "".join(f',{k}="{v}"' for k, v in labels.items())
     return {"series": f"{metric}{{{NS}{extra}}}", "values": values}
 
 
 def buckets(track: str, counts: dict[str, int]) -> list[dict[str, str]]:
     return [
-        {"series": f'{c.METRIC_JOB_DURATION}_bucket{{{NS},track="{track}",le="{le}"}}', "values": f"0+{n}x60"}
+        {"series": f'{c.METRIC_JOB_DURATION}_bucket{{{NS},{own(track)},le="{le}"}}', "values": f"0+{n}x60"}
         for le, n in counts.items()
     ]
 
 
 def api_requests(status: int, per_min: int, route: str = "/api/preview/job") -> dict[str, str]:
-    labels = f'{NS},track="stable",route="{route}",method="POST",status="{status}",pod="api-0"'
+    labels = f'{NS},{own("stable")},route="{route}",method="POST",status="{status}",pod="api-0"'
     return {"series": f"{c.METRIC_API_REQUESTS}{{{labels}}}", "values": f"0+{per_min}x60"}
 
 
@@ -55,7 +66,7 @@ def enqueue_buckets(counts: dict[str, int]) -> list[dict[str, str]]:
     return [
         {
             "series": f"{c.METRIC_API_ENQUEUE_DURATION}_bucket"
-            f'{{{NS},track="stable",le="{le}",pod="api-{i}"}}',
+            f'{{{NS},{own("stable")},le="{le}",pod="api-{i}"}}',
             "values": f"0+{n}x60",
         }
         for le, n in counts.items()
@@ -98,12 +109,12 @@ CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]
     "PreviewNoActiveConsumers": (
         [
             gauge(c.METRIC_QUEUE_DEPTH, "5x60", state="waiting", pod="a"),
-            gauge(c.METRIC_ACTIVE_CONSUMERS, "0x60", track="stable", pod="a"),
+            gauge(c.METRIC_JOBS_IN_FLIGHT, "0x60", track="stable", pod="a"),
         ],
         {"severity": "critical"},
         [
             gauge(c.METRIC_QUEUE_DEPTH, "5x60", state="waiting", pod="a"),
-            gauge(c.METRIC_ACTIVE_CONSUMERS, "2x60", track="stable", pod="a"),
+            gauge(c.METRIC_JOBS_IN_FLIGHT, "2x60", track="stable", pod="a"),
         ],
     ),
     "PreviewDLQGrowing": (

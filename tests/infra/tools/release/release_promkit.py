@@ -1,9 +1,9 @@
 """A real Prometheus server on loopback, scraping a test exporter whose traffic the tests set.
 
-The exporter serves the worker's series (names and labels from
-``worker.constants``) with values that grow at the rates of the current
-:class:`Profile`, computed from the clock at scrape time, so a test controls what
-the rollout analysis will measure without running workers.
+The exporter serves the worker's series (names and labels from ``worker.constants``, ``track`` and
+``release`` on each as the worker sets them) with values that grow at the rates of the current
+:class:`Profile`, computed from the clock at scrape time, so a test controls what the rollout
+analysis will measure without running workers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from tests.servers import free_port
 from worker.constants import (
     LABEL_OUTCOME,
+    LABEL_RELEASE,
     LABEL_STATE,
     LABEL_TRACK,
     METRIC_JOB_OUTCOMES,
@@ -35,6 +36,9 @@ from worker.constants import (
 )
 
 SCRAPE = "500ms"
+#: Each track runs its own image, so its series carry their own ``release``.
+RELEASES = {track: f"sha256-{track[:1] * 12}" for track in TRACKS}
+DEPTH_LABELS = [LABEL_TRACK, LABEL_RELEASE, LABEL_STATE]
 
 
 @dataclass(frozen=True)
@@ -87,16 +91,18 @@ class Traffic(Collector):
         outcomes = CounterMetricFamily(
             METRIC_JOB_OUTCOMES.removesuffix("_total"),
             "Job outcomes by kind.",
-            labels=[LABEL_TRACK, LABEL_OUTCOME],
+            labels=[LABEL_TRACK, LABEL_RELEASE, LABEL_OUTCOME],
         )
         for (track, outcome), value in sorted(totals.items()):
-            outcomes.add_metric([track, outcome], value)
+            outcomes.add_metric([track, RELEASES[track], outcome], value)
         depth = GaugeMetricFamily(
-            METRIC_QUEUE_DEPTH, "Jobs in the queue by state.", labels=[LABEL_TRACK, LABEL_STATE]
+            METRIC_QUEUE_DEPTH,
+            "Jobs in the queue by state.",
+            labels=[LABEL_TRACK, LABEL_RELEASE, LABEL_STATE],
         )
         for track in TRACKS:
             for state in QUEUE_STATES:
-                depth.add_metric([track, state], round(dlq) if state == "dlq" else 0.0)
+                depth.add_metric([track, RELEASES[track], state], round(dlq) if state == "dlq" else 0.0)
         yield outcomes
         yield depth
 
