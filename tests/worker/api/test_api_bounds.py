@@ -21,8 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from test_api_signals import Api, running_api
-from worker_kit import AUTH, OUTPUTS
+from worker_kit import AUTH, OUTPUTS, Api, running_api
 
 from mobius_preview_client.contract import validation
 from worker import constants as c
