@@ -126,8 +126,8 @@ class Metrics:
         self._failing.set(0)
         #: Every family, in the order docs/metrics.md lists them.
         self.declared: tuple[MetricWrapperBase, ...] = (
-            self.jobs_taken_total, self.outcomes, self.duration, self.in_flight, self.fetching,
-            self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
+            self.jobs_taken_total, self.outcomes, self.duration, self.turnaround, self.in_flight,
+            self.fetching, self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
         )  # fmt: skip
 
     def outcome(self, outcome: str) -> None:

@@ -332,7 +332,7 @@ async def test_turnaround_is_timed_from_enqueue_for_jobs_that_end_well(settings:
             await wait_state(q, "fails-1", "failed")
 
             def bucket(le: str) -> float:
-                labels = {c.LABEL_TRACK: "stable", "le": le}
+                labels = {c.LABEL_TRACK: "stable", c.LABEL_RELEASE: settings.release, "le": le}
                 value = cons.metrics.registry.get_sample_value(f"{c.METRIC_JOB_TURNAROUND}_bucket", labels)
                 return float(value or 0)
 
