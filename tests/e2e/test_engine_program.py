@@ -105,8 +105,11 @@ def test_the_live_workload_is_what_the_stack_file_says(dev: tuple[Path, dict[str
     monitor = kubectl_json(environ, "-n", NAMESPACE, "get", "servicemonitor", "preview-worker")
     assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("metrics", c.METRICS_PATH)]
     rules = kubectl_json(environ, "-n", NAMESPACE, "get", "prometheusrule", "preview-worker")
-    alerts = {rule["alert"] for group in rules["spec"]["groups"] for rule in group["rules"]}
-    assert {"PreviewWorkerDown", "PreviewWorkerHighFailureRate", "PreviewQueueBacklogGrowing"} <= alerts
+    alerts = {rule.get("alert") for group in rules["spec"]["groups"] for rule in group["rules"]}
+    # dev declares both SLOs: their burn-rate alerts page instead of a failure-ratio threshold.
+    burns = {"PreviewAvailabilityBudgetBurn", "PreviewLatencyBudgetBurn"}
+    assert {"PreviewWorkerDown", "PreviewQueueBacklogGrowing", *burns} <= alerts
+    assert "PreviewWorkerHighFailureRate" not in alerts
     exprs = [rule["expr"] for group in rules["spec"]["groups"] for rule in group["rules"]]
     assert all(f'namespace="{NAMESPACE}"' in expr for expr in exprs if "preview_worker_" in expr)
 
