@@ -215,15 +215,23 @@ LABEL_METHOD: Final = "method"
 LABEL_STATUS: Final = "status"
 #: ``route`` label of a request that matched no route (never the raw path: labels stay bounded).
 ROUTE_UNMATCHED: Final = "unmatched"
-OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid")
-# Every finished job is counted exactly once as one of FINISHED_OUTCOMES ("dlq" and
-# "invalid" are counted in addition to "failed"; "retried" once per attempt), so
-# failure ratios divide FAILED_OUTCOME by these and count each job once.
+OUTCOMES: Final = ("completed", "failed", "retried", "dlq", "dryrun", "invalid", "reused", "unrecorded")
+# Every finished job is counted exactly once as one of FINISHED_OUTCOMES, when Redis recorded its
+# finish (BullMQ's moveToFinished took it) or the housekeeping sweep dead-lettered it. "dlq" and
+# "invalid" are counted in addition to "failed", "reused" in addition to "completed"; "retried"
+# and "unrecorded" once per attempt. So failure ratios divide FAILED_OUTCOME by these and count
+# each job once.
 FINISHED_OUTCOMES: Final = ("completed", "dryrun", "failed")
 FAILED_OUTCOME: Final = "failed"
 #: A job refused as the producer sent it (counted besides FAILED_OUTCOME): not the service's failure,
 #: so the availability SLI leaves it out (infra/promql.py).
 INVALID_OUTCOME: Final = "invalid"
+#: A completion from artifacts an earlier attempt stored (counted besides "completed"): that attempt
+#: rendered the set, but its finish was never recorded (lost lock, Redis outage), so the job ran again.
+REUSED_OUTCOME: Final = "reused"
+#: An attempt that ended but whose finish Redis refused or never got (its lock was lost: the worker
+#: stalled or Redis restarted); the stalled check runs the job again, so it is no job's outcome.
+UNRECORDED_OUTCOME: Final = "unrecorded"
 #: Outcomes of a job that finished well; each is timed from enqueue (METRIC_JOB_TURNAROUND).
 GOOD_OUTCOMES: Final = ("completed", "dryrun")
 #: Queue states reported as ``preview_queue_jobs{state=…}``; the autoscalers and alerts read these two.

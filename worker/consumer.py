@@ -7,12 +7,18 @@ crash in between leaves a DLQ entry, never a lost job. Stalled jobs (a worker
 SIGKILLed mid-job) come back through BullMQ's stalled-job check, and a
 housekeeping loop dead-letters any failed job BullMQ failed on its own (for
 instance after too many stalls) and refreshes the queue-depth gauges.
+
+An attempt's outcome is counted and logged only once Redis recorded its finish (the event
+``settled`` of :class:`~worker.queue.fastpath.FastWorker`): an attempt whose finish Redis refused
+(its lock was lost to a stall or a Redis restart) is counted ``unrecorded`` and runs again, and a
+rerun that finds the artifacts stored counts ``completed`` once, with ``reused`` beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bullmq import Job, UnrecoverableError
@@ -34,6 +40,16 @@ CLOSE_TIMEOUT_SECONDS = 10.0
 CANCEL_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What an attempt ended as, counted and logged once Redis records it."""
+
+    outcome: str  # the job's outcome (logged as ``job <outcome>``)
+    extra: tuple[str, ...] = ()  # outcomes counted besides it: dlq, invalid, reused
+    reason: str | None = None
+    duration: float = 0.0  # the attempt's wall time, in seconds
+
+
 class Consumer:
     """Runs a ``bullmq.Worker`` (:class:`~worker.queue.fastpath.FastWorker`) until :meth:`stop`."""
 
@@ -48,6 +64,8 @@ class Consumer:
         self._housekeeping: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._round_errors = 0
+        #: Attempts ended but not yet recorded by Redis, by (job id, lock token).
+        self._ending: dict[tuple[str, str], _Attempt] = {}
 
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
@@ -68,6 +86,7 @@ class Consumer:
         }
         self.worker = FastWorker(s.queue_name, self.process, opts, max_data_bytes=self.queues.max_data_bytes)
         self.worker.on("error", self._on_error)
+        self.worker.on("settled", self._settled)
         self.worker.on("stalled", lambda job_id, *_: log.warning("job stalled", extra={"jobId": job_id}))
         self._housekeeping = asyncio.create_task(self._housekeep())
         self._warming = asyncio.create_task(self._warm_renders())
@@ -139,7 +158,7 @@ class Consumer:
         self.metrics.jobs_taken.inc()
         poison: intake.Poison | None = getattr(job, "poison", None)
         if poison is not None:  # failed the JSON gate: dead-lettered with its raw bytes, never retried
-            await self._give_up(job, poison.reason, "invalid", started)
+            await self._give_up(job, token, poison.reason, "invalid", started)
             raise UnrecoverableError(poison.reason)
         queues.apply_retry_policy(job, self.settings)
         active = self.metrics.jobs_in_flight
@@ -153,45 +172,61 @@ class Consumer:
             raise DelayedError() from None
         except (InvalidJobError, PermanentJobError) as err:
             outcome = "invalid" if isinstance(err, InvalidJobError) else "failed"
-            await self._give_up(job, str(err), outcome, started)
+            await self._give_up(job, token, str(err), outcome, started)
             raise UnrecoverableError(str(err)) from err
         except Exception as err:
             reason = f"{type(err).__name__}: {err}"
             if attempt >= int(job.opts.get("attempts") or 1):
-                await self._give_up(job, reason, "failed", started)
+                await self._give_up(job, token, reason, "failed", started)
             else:
-                self._event(job, "retried", started, reason=reason)
+                self._ended(job, token, _Attempt("retried", reason=reason), started)
             raise
         finally:
             active.dec()
-        self._event(job, result.outcome, started)
+        self._ended(job, token, _Attempt(result.outcome, ("reused",) if result.reused else ()), started)
         return {"outcome": result.outcome, "renditions": len((result.manifest or {}).get("renditions", []))}
 
-    async def _give_up(self, job: Job, reason: str, outcome: str, started: float) -> None:
+    async def _give_up(self, job: Job, token: str, reason: str, outcome: str, started: float) -> None:
         # DLQ first: if we die before BullMQ marks the job failed, the job stalls and is retried,
         # and the DLQ write (keyed by job id) is idempotent.
         await self.queues.dead_letter(job, reason, job.attemptsMade + 1)
-        if outcome == "invalid":
-            self.metrics.outcome("invalid")
-        self.metrics.outcome("dlq")
-        self._event(job, "failed", started, reason=reason)
+        extra = ("invalid", "dlq") if outcome == "invalid" else ("dlq",)
+        self._ended(job, token, _Attempt("failed", extra, reason), started)
 
-    def _event(self, job: Job, outcome: str, started: float, reason: str | None = None) -> None:
+    def _ended(self, job: Job, token: str, attempt: _Attempt, started: float) -> None:
         duration = time.monotonic() - started
-        self.metrics.outcome(outcome)
         self.metrics.job_duration.observe(duration)
-        if outcome in c.GOOD_OUTCOMES and job.timestamp:
-            # From the producer's clock to ours: a skew never makes a negative time.
-            self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
+        self._ending[str(job.id), token] = replace(attempt, duration=duration)
+
+    def _settled(self, job: Job, token: str, recorded: bool) -> None:
+        """FastWorker's ``settled`` event: count and log the attempt if Redis recorded its finish."""
+        attempt = self._ending.pop((str(job.id), token), None)
+        if attempt is None:  # handed back (shutdown), or failed by bullmq before the processor ran
+            return
+        # bullmq counted the attempt once Redis recorded it; the attempt number is the same either way.
+        number = job.attemptsMade + (0 if recorded else 1)
         extra: dict[str, Any] = {
             "jobId": str(job.id),
-            "attempt": job.attemptsMade + 1,
-            "outcome": outcome,
-            "duration": round(duration, 4),
+            "attempt": number,
+            "duration": round(attempt.duration, 4),
         }
-        if reason:
-            extra["reason"] = reason
-        log.info(f"job {outcome}", extra=extra)
+        if attempt.reason:
+            extra["reason"] = attempt.reason
+        if not recorded:
+            self.metrics.outcome(c.UNRECORDED_OUTCOME)
+            log.warning(
+                f"job {attempt.outcome} but not recorded: its lock was lost, the job runs again",
+                extra={**extra, "outcome": c.UNRECORDED_OUTCOME},
+            )
+            return
+        for outcome in (attempt.outcome, *attempt.extra):
+            self.metrics.outcome(outcome)
+        if attempt.outcome in c.GOOD_OUTCOMES and job.timestamp:
+            # From the producer's clock to ours: a skew never makes a negative time.
+            self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
+        if c.REUSED_OUTCOME in attempt.extra:
+            extra["reused"] = True  # the artifacts an earlier, unrecorded attempt stored
+        log.info(f"job {attempt.outcome}", extra={**extra, "outcome": attempt.outcome})
 
     def _on_error(self, err: Any, *_: Any) -> None:
         log.warning("bullmq error", extra={"error": f"{type(err).__name__}: {err}"})
@@ -268,6 +303,10 @@ class Consumer:
         if job.poison is not None:
             reason = f"{reason}; {job.poison.reason}"
         await self.monitor.dead_letter(job, reason, job.attemptsMade)
-        self.metrics.outcome("dlq")
-        log.info("job dead-lettered by sweep", extra={"jobId": job_id, "reason": reason})
+        # The job's one outcome: no attempt of it was recorded as failed (that would have written
+        # the DLQ entry first), so the availability SLI sees it as failed, like any other.
+        outcomes = ("failed", "invalid", "dlq") if job.poison is not None else ("failed", "dlq")
+        for outcome in outcomes:
+            self.metrics.outcome(outcome)
+        log.info("job dead-lettered by sweep", extra={"jobId": job_id, "outcome": "failed", "reason": reason})
         return 1

@@ -60,8 +60,10 @@ class Metrics:
         )
         self.outcomes = Counter(
             c.METRIC_JOB_OUTCOMES.removesuffix("_total"),
-            "Job outcomes: each finished job once as completed, dryrun or failed; retried once per "
-            "failed attempt that is retried; dlq and invalid in addition to failed.",
+            "Job outcomes, counted once Redis recorded them: each finished job once as completed, "
+            "dryrun or failed; dlq and invalid in addition to failed, reused (artifacts an earlier "
+            "attempt stored) in addition to completed; retried once per failed attempt that is "
+            "retried, unrecorded once per attempt whose finish Redis did not take (lost lock).",
             [*PROCESS_LABELS, c.LABEL_OUTCOME],
             registry=self.registry,
         )

@@ -107,8 +107,11 @@ def render() -> str:
         "",
         f"`{c.LABEL_OUTCOME}`: every finished job is counted once as one of "
         + ", ".join(f"`{o}`" for o in c.FINISHED_OUTCOMES)
-        + "; `retried` once per failed attempt that is retried; `dlq` and `invalid` in addition to "
-        "`failed`. A failure ratio divides `failed` by the finished ones (`infra/promql.py`).",
+        + ", when Redis recorded it (or the housekeeping sweep dead-lettered it); `dlq` and `invalid` "
+        f"in addition to `failed`, `{c.REUSED_OUTCOME}` in addition to `completed` (the artifacts an "
+        "earlier attempt stored); `retried` once per failed attempt that is retried, "
+        f"`{c.UNRECORDED_OUTCOME}` once per attempt whose finish Redis refused (a lost lock: the job "
+        "runs again). A failure ratio divides `failed` by the finished ones (`infra/promql.py`).",
         "",
     ]
     return "\n".join(lines)

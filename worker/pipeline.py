@@ -22,10 +22,12 @@ from worker.settings import Settings
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of a successful run: ``dryrun`` or ``completed`` with the manifest."""
+    """Outcome of a successful run: ``dryrun`` or ``completed`` with the manifest; ``reused`` when
+    the manifest was already stored (an earlier attempt rendered the set but its finish was lost)."""
 
     outcome: Literal["completed", "dryrun"]
     manifest: dict[str, Any] | None = None
+    reused: bool = False
 
 
 def limits(settings: Settings) -> sources.SourceLimits:
@@ -57,7 +59,7 @@ async def run(job_id: str, payload: Any, settings: Settings, renders: RenderPool
     artifact_store = store.from_settings(settings)
     existing = await asyncio.to_thread(artifact_store.load_manifest, job_id)
     if existing is not None:
-        return Result("completed", existing)  # an earlier attempt finished the set
+        return Result("completed", existing, reused=True)  # an earlier attempt finished the set
     data = await sources.fetch(job["source"], limits(settings))
     outputs = [OutputSpec.from_json(o) for o in job["outputs"]]
     media_type, renditions = await renders.render(data, outputs, settings.max_pixels)

@@ -64,6 +64,10 @@ async def test_one_bad_entry_is_counted_and_skipped_and_the_round_runs_on(settin
             assert value(m, c.METRIC_HOUSEKEEPING_FAILING) == failing
             # The rest of the round ran: both readable failures swept once, the DLQ trimmed, gauges set.
             assert value(m, c.METRIC_JOB_OUTCOMES, outcome="dlq") == 2
+            # Each swept job's one outcome is failed, so the availability SLI sees it; the
+            # unreadable one is the producer's (invalid), left out of the SLI like any invalid job.
+            assert value(m, c.METRIC_JOB_OUTCOMES, outcome=c.FAILED_OUTCOME) == 2
+            assert value(m, c.METRIC_JOB_OUTCOMES, outcome=c.INVALID_OUTCOME) == 1
             assert value(m, c.METRIC_QUEUE_DEPTH, queue=s.queue_name, state="failed") == 3
             assert value(m, c.METRIC_QUEUE_DEPTH, queue=s.queue_name, state="dlq") == 2
         assert value(m, c.METRIC_HOUSEKEEPING_ERRORS, step="trim") == 0

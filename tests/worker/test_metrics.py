@@ -51,7 +51,7 @@ def test_names_come_from_constants() -> None:
 
 def test_outcomes_are_counted_once_in_one_series() -> None:
     m = Metrics("stable")
-    for outcome in ("completed", "retried", "failed", "dlq", "dryrun", "invalid"):
+    for outcome in c.OUTCOMES:
         m.outcome(outcome)
     values = {(n, labels.get("outcome")): v for n, labels, v in samples(m)}
     assert {o: values[(c.METRIC_JOB_OUTCOMES, o)] for o in c.OUTCOMES} == dict.fromkeys(c.OUTCOMES, 1.0)

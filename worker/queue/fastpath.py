@@ -366,8 +366,15 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         return self.fetch_failed_at <= self.fetch_ok_at
 
     async def _process(self, job: Job, token: str) -> Job | None:
-        """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any."""
+        """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any.
+
+        Ends with the event ``settled`` (job, token, recorded): ``recorded`` is True once Redis took
+        the attempt's finish (``moveToFinished`` completed or failed it), False when it refused it
+        (``Missing lock`` after a stall or a Redis restart) or was never asked (forced close, or a
+        job handed back with ``DelayedError``), so the consumer counts an outcome only once it holds.
+        """
         next_job = None
+        recorded = False
         try:
             for key in ("removeOnComplete", "removeOnFail"):
                 if key not in job.opts and key in self.opts:
@@ -384,6 +391,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
                 moved = await self.backend.moveToCompleted(
                     job, result, job.opts.get("removeOnComplete", False), token, fetch_next=fetch
                 )
+                recorded = True
                 job.returnvalue = result
                 job.attemptsMade = job.attemptsMade + 1
                 if fetch:
@@ -398,10 +406,12 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             try:
                 if not self.forceClosing:
                     await job.moveToFailed(err, token)
+                    recorded = True
                 self.emit("failed", job, err)
             except Exception as err2:
                 self.emit("error", err2, job)
         finally:
             self.jobs.discard((job, token))
             self.lockManager.untrack_job(job.id)
+            self.emit("settled", job, token, recorded)
         return next_job

@@ -185,18 +185,32 @@ def test_slow_jobs_page_on_the_latency_slo(tmp_path: Path) -> None:
     passes(result)
 
 
-def test_error_budget_remaining_follows_the_burn(tmp_path: Path) -> None:
-    # Half the budget's rate (0.25 % failing) leaves half of it; the series is what a dashboard reads.
-    traffic = steady(130, 399, 1)
+def budget_left(value: float) -> list[dict[str, Any]]:
+    """The availability SLO's error budget left at 2h, rounded to 0.01 (what a dashboard reads)."""
     remaining = f'{slo_rules.ERROR_BUDGET_REMAINING}{{slo="{slo_rules.SLO_AVAILABILITY}"}}'
-    exprs = [
-        {
-            "expr": f"round({remaining}, 0.01)",
-            "eval_time": "2h",
-            "exp_samples": [{"labels": _sel(TICKET_A), "value": 0.5}],
-        }
+    return [{"expr": f"round({remaining}, 0.01)", "eval_time": "2h",
+             "exp_samples": [{"labels": _sel(TICKET_A), "value": value}]}]  # fmt: skip
+
+
+def test_error_budget_remaining_follows_the_burn(tmp_path: Path) -> None:
+    # Half the budget's rate (0.25 % failing) leaves half of it. The failures are jobs the
+    # housekeeping sweep dead-lettered (BullMQ failed them after too many stalls): counted failed
+    # and dlq, so they burn the budget like any failure.
+    traffic = steady(130, 399, 1)
+    swept = counter(c.METRIC_JOB_OUTCOMES, [1.0] * 130, track=c.TRACK_STABLE, outcome="dlq")
+    passes(check(tmp_path, [*outcome_series(traffic), swept], [], budget_left(0.5)))
+
+
+def test_reruns_after_an_outage_count_each_job_once_and_burn_no_budget(tmp_path: Path) -> None:
+    # Issue 30, item 6: every job's first attempt lost its lock (unrecorded) and its rerun found the
+    # stored artifacts (completed once, and reused): neither extra outcome enters the SLI.
+    traffic = steady(130, 60)
+    extra = [
+        counter(c.METRIC_JOB_OUTCOMES, [60.0] * 130, track=c.TRACK_STABLE, outcome=outcome)
+        for outcome in (c.REUSED_OUTCOME, c.UNRECORDED_OUTCOME, "retried")
     ]
-    passes(check(tmp_path, outcome_series(traffic), [], exprs))
+    assert not {c.REUSED_OUTCOME, c.UNRECORDED_OUTCOME} & set(c.FINISHED_OUTCOMES)
+    passes(check(tmp_path, [*outcome_series(traffic), *extra], [("2h", AVAILABILITY, [])], budget_left(1.0)))
 
 
 def _sel(alert_labels: dict[str, str]) -> str:
