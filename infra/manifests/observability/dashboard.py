@@ -62,7 +62,8 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
     depth = f"{c.METRIC_QUEUE_DEPTH}{{{_NS},{_Q}"
     ready = f"kube_deployment_status_replicas_ready{{{_NS}}}"
     hpa = f"{{{_NS}}}"
-    api = f"{_NS}"
+    # Prometheus's own scrapes of the API's /metrics are not traffic.
+    api = f'{_NS},{c.LABEL_ROUTE}!="{c.METRICS_PATH}"'
     pods = f"count by ({_T}, {c.LABEL_RELEASE}) ({c.METRIC_JOBS_IN_FLIGHT}{{{_NS}}})"
     return {
         p.JOBS_BY_OUTCOME: [
