@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,11 @@ from worker.settings import Settings
 STABLE = {c.ENV_TRACK: c.TRACK_STABLE, c.ENV_RELEASE: "sha256-aaaaaaaaaaaa"}
 CANARY = {c.ENV_TRACK: c.TRACK_CANARY, c.ENV_RELEASE: "sha256-bbbbbbbbbbbb"}
 WINDOW = "10m"  # $__rate_interval: wider than the whole test, so rates cover every job
+
+
+#: The committed picture of the main panels (docs/dashboard.md); PREVIEW_WRITE_DASHBOARD_PNG=1 rewrites it.
+PICTURE = ROOT / "docs" / "dashboard.png"
+PICTURED = (p.JOBS_BY_OUTCOME, p.FAILURE_RATIO, p.JOB_DURATION, p.QUEUE_DEPTH, p.API_REQUESTS, p.RELEASE)
 
 
 class Prom:
@@ -89,6 +97,14 @@ class Prom:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def query_range(self, expr: str, seconds: float) -> list[dict[str, Any]]:
+        end = time.time()
+        params = {"query": expr, "start": end - seconds, "end": end, "step": "0.5"}
+        body = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=10).json()
+        assert body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -131,9 +147,40 @@ def prom_dir(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
+def legend(template: str, labels: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: labels.get(m.group(1), ""), template).strip() or "value"
+
+
+def picture(prom: Prom, namespace: str, queue: str, seconds: float, path: Path) -> None:
+    """The main panels drawn with matplotlib from the same queries (rates over 5 s: the test is short)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 2, figsize=(12, 10))
+    start = time.time() - seconds
+    for ax, title in zip(axes.flat, PICTURED, strict=True):
+        for template, expr in d.queries()[title]:
+            query = substitute(expr, namespace, queue).replace(WINDOW, "5s")
+            for series in prom.query_range(query, seconds):
+                xs = [float(t) - start for t, _ in series["values"]]
+                ys = [float(v) for _, v in series["values"]]
+                ax.plot(xs, ys, label=legend(template, series["metric"]))
+        ax.set_title(title)
+        ax.set_xlabel("seconds")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    fig.suptitle(f"{d.TITLE}: a test's real workers (stable, canary) and API")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 async def test_every_panel_query_answers_from_real_workers_and_api(
     spawn_worker: Any, settings: Settings, worker_env: dict[str, str], prom_dir: Path
 ) -> None:
+    started = time.monotonic()
     cfg = load_stack_file(ROOT / "Pulumi.prod.yaml")
     namespace, queue = cfg.namespace, worker_env[c.ENV_QUEUE_NAME]
     canary = spawn_worker(**CANARY)
@@ -304,5 +351,11 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 CANARY[c.ENV_RELEASE],
             }
             assert ERROR_BUDGET_REMAINING in d.queries()[p.ERROR_BUDGET][0][1]
+            drawn = prom_dir / "dashboard.png"
+            seconds = time.monotonic() - started
+            await asyncio.to_thread(picture, server, namespace, queue, seconds, drawn)
+            assert drawn.stat().st_size > 10_000
+            if os.environ.get("PREVIEW_WRITE_DASHBOARD_PNG") == "1":
+                shutil.copyfile(drawn, PICTURE)
         finally:
             prom.stop()
