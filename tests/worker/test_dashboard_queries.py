@@ -5,8 +5,10 @@ recording rules, after real jobs of every outcome and real API requests (201, 40
 panel's queries, with the template variables substituted, answer series of the expected shape and
 values: e.g. the canary's failure ratio is its failed jobs over its finished jobs, as it counted them.
 
-Left without data here (no kube-state-metrics, HPA or redis_exporter in this test): the pods'
-ready/desired series, the autoscaler's target and the Redis budget; their queries must still parse.
+The cluster's series the dashboard reads besides the project's own (kube-state-metrics' Deployment and
+HPA series, redis_exporter's memory) come from a stand-in exporter serving fixed values under those
+exporters' names and labels: no cluster runs here, so those panels prove their arithmetic, not the
+exporters.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httpx
 import pytest
 import worker_media as media
 import yaml
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from worker_kit import AUTH, b64, eventually, free_port, payload, queues, running_api, wait_state
 
@@ -34,6 +37,7 @@ from infra.manifests.observability import dashboard as d
 from infra.manifests.observability import panels as p
 from infra.manifests.observability.monitors import prometheus_rule
 from infra.manifests.observability.slo_rules import ERROR_BUDGET_REMAINING
+from infra.manifests.worker_deployment import deployment_name
 from infra.tools.snapshot.harness import ROOT
 from worker import constants as c
 from worker.settings import Settings
@@ -42,6 +46,10 @@ STABLE = {c.ENV_TRACK: c.TRACK_STABLE, c.ENV_RELEASE: "sha256-aaaaaaaaaaaa"}
 CANARY = {c.ENV_TRACK: c.TRACK_CANARY, c.ENV_RELEASE: "sha256-bbbbbbbbbbbb"}
 WINDOW = "10m"  # $__rate_interval: wider than the whole test, so rates cover every job
 
+
+CLUSTER_PODS = {c.TRACK_STABLE: (2, 3), c.TRACK_CANARY: (1, 1)}  # (ready, desired) per Deployment
+HPA_TARGET, HPA_DESIRED = 5, 3
+REDIS_USED = c.REDIS_BUDGET_BYTES_DEFAULT // 4
 
 #: The committed picture of the main panels (docs/dashboard.md); PREVIEW_WRITE_DASHBOARD_PNG=1 rewrites it.
 PICTURE = ROOT / "docs" / "dashboard.png"
@@ -141,6 +149,37 @@ async def requests(client: httpx.AsyncClient, job_id: str) -> None:
 
 
 @pytest.fixture
+def cluster_exporter() -> Iterator[int]:
+    """kube-state-metrics' and redis_exporter's series, with their names and labels, fixed values."""
+    registry = CollectorRegistry()
+    ready = Gauge("kube_deployment_status_replicas_ready", "", ["deployment"], registry=registry)
+    spec = Gauge("kube_deployment_spec_replicas", "", ["deployment"], registry=registry)
+    for track, (have, want) in CLUSTER_PODS.items():
+        ready.labels(deployment_name(track)).set(have)
+        spec.labels(deployment_name(track)).set(want)
+    target = Gauge(
+        "kube_horizontalpodautoscaler_spec_target_metric",
+        "",
+        ["horizontalpodautoscaler", "metric_name", "metric_target_type"],
+        registry=registry,
+    )
+    target.labels(deployment_name(c.TRACK_STABLE), "s0-prometheus", "average").set(HPA_TARGET)
+    desired = Gauge(
+        "kube_horizontalpodautoscaler_status_desired_replicas",
+        "",
+        ["horizontalpodautoscaler"],
+        registry=registry,
+    )
+    desired.labels(deployment_name(c.TRACK_STABLE)).set(HPA_DESIRED)
+    Gauge("redis_memory_used_bytes", "", registry=registry).set(REDIS_USED)
+    port = free_port()
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
 def prom_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "prom"
     path.mkdir()
@@ -178,7 +217,7 @@ def picture(prom: Prom, namespace: str, queue: str, seconds: float, path: Path) 
 
 
 async def test_every_panel_query_answers_from_real_workers_and_api(
-    spawn_worker: Any, settings: Settings, worker_env: dict[str, str], prom_dir: Path
+    spawn_worker: Any, settings: Settings, worker_env: dict[str, str], prom_dir: Path, cluster_exporter: int
 ) -> None:
     started = time.monotonic()
     cfg = load_stack_file(ROOT / "Pulumi.prod.yaml")
@@ -189,13 +228,17 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
     async with running_api({**worker_env, **STABLE}) as api:
         rules = prometheus_rule(cfg, name="n", labels={})["spec"]["groups"]
         stable_port = free_port()
-        ports = (canary.port, api.port, stable_port)
+        ports = (canary.port, api.port, stable_port, cluster_exporter)
         prom = Prom(prom_dir, [f"127.0.0.1:{port}" for port in ports], namespace, rules)
         try:
             server = prom
 
             async def scraped(*ports: int) -> bool:
-                up = await asyncio.to_thread(server.query, "up == 1")
+                try:
+                    up = await asyncio.to_thread(server.query, "up == 1")
+                except httpx.HTTPError:  # not listening yet
+                    assert server.process.poll() is None, (prom_dir / "prometheus.log").read_text()
+                    return False
                 return {r["metric"]["instance"] for r in up} >= {f"127.0.0.1:{port}" for port in ports}
 
             # The canary's outcome series are all first seen at zero: rate() then extrapolates each of
@@ -291,11 +334,13 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
             def depth(results: list[list[dict[str, Any]]]) -> None:
                 states, target = results
                 assert set(by(states, c.LABEL_STATE)) == {(s,) for s in c.QUEUE_STATES if s != c.STATE_DLQ}
-                assert target == []  # no HPA nor kube-state-metrics here
+                assert [float(r["value"][1]) for r in target] == [HPA_TARGET * HPA_DESIRED]
 
             def pods(results: list[list[dict[str, Any]]]) -> None:
                 ready, desired, reporting = results
-                assert ready == [] and desired == []  # kube-state-metrics' series: none here
+                names = {deployment_name(t): pods for t, pods in CLUSTER_PODS.items()}
+                assert by(ready, "deployment") == {(n,): float(have) for n, (have, _) in names.items()}
+                assert by(desired, "deployment") == {(n,): float(want) for n, (_, want) in names.items()}
                 assert by(reporting, c.LABEL_TRACK) == {(c.TRACK_STABLE,): 1.0, (c.TRACK_CANARY,): 1.0}
 
             dlq_jobs = sum(o["dlq"] for o in own.values())
@@ -337,8 +382,13 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 p.RELEASE: release,
                 p.ERROR_BUDGET: budget,
             }
-            assert set(checks) | {p.REDIS_BUDGET} == set(p.PANELS)
-            assert await asyncio.to_thread(run, p.REDIS_BUDGET) == [[]]  # no redis_exporter here
+
+            def redis(results: list[list[dict[str, Any]]]) -> None:
+                ((used,),) = results
+                assert float(used["value"][1]) == REDIS_USED / c.REDIS_BUDGET_BYTES_DEFAULT
+
+            checks[p.REDIS_BUDGET] = redis
+            assert set(checks) == set(p.PANELS)
             for title, check in checks.items():
                 try:
                     await eventually(lambda t=title, k=check: answered(t, k), timeout=20, every=0.5)
