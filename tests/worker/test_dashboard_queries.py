@@ -231,13 +231,12 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
         ports = (canary.port, api.port, stable_port, cluster_exporter)
         prom = Prom(prom_dir, [f"127.0.0.1:{port}" for port in ports], namespace, rules)
         try:
-            server = prom
 
             async def scraped(*ports: int) -> bool:
                 try:
-                    up = await asyncio.to_thread(server.query, "up == 1")
+                    up = await asyncio.to_thread(prom.query, "up == 1")
                 except httpx.HTTPError:  # not listening yet
-                    assert server.process.poll() is None, (prom_dir / "prometheus.log").read_text()
+                    assert prom.process.poll() is None, (prom_dir / "prometheus.log").read_text()
                     return False
                 return {r["metric"]["instance"] for r in up} >= {f"127.0.0.1:{port}" for port in ports}
 
@@ -296,7 +295,7 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
             await asyncio.sleep(2)  # the last counts scraped
 
             def run(title: str) -> list[list[dict[str, Any]]]:
-                return [server.query(substitute(e, namespace, queue)) for _, e in d.queries()[title]]
+                return [prom.query(substitute(e, namespace, queue)) for _, e in d.queries()[title]]
 
             def by(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
                 return {tuple(r["metric"].get(x, "") for x in labels): float(r["value"][1]) for r in result}
@@ -395,7 +394,7 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 except Exception:
                     check(await asyncio.to_thread(run, title))  # fails with the check's own message
                     raise
-            annotations = server.query(substitute(d.RELEASE_ANNOTATION, namespace, queue))
+            annotations = prom.query(substitute(d.RELEASE_ANNOTATION, namespace, queue))
             assert {r["metric"][c.LABEL_RELEASE] for r in annotations} == {
                 STABLE[c.ENV_RELEASE],
                 CANARY[c.ENV_RELEASE],
@@ -403,7 +402,7 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
             assert ERROR_BUDGET_REMAINING in d.queries()[p.ERROR_BUDGET][0][1]
             drawn = prom_dir / "dashboard.png"
             seconds = time.monotonic() - started
-            await asyncio.to_thread(picture, server, namespace, queue, seconds, drawn)
+            await asyncio.to_thread(picture, prom, namespace, queue, seconds, drawn)
             assert drawn.stat().st_size > 10_000
             if os.environ.get("PREVIEW_WRITE_DASHBOARD_PNG") == "1":
                 shutil.copyfile(drawn, PICTURE)
