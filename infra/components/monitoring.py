@@ -1,5 +1,6 @@
 """Monitoring: the ServiceMonitors that scrape the worker and the job API, the PrometheusRule,
-and (``autoscaling.adapterConfig``) prometheus-adapter's config serving the queue depth.
+(``autoscaling.adapterConfig``) prometheus-adapter's config serving the queue depth, and
+(``monitoring.dashboard``) the Grafana dashboard as a ConfigMap for the Grafana sidecar.
 
 The manifests are :mod:`infra.manifests.observability.monitors`' and :mod:`infra.manifests.scaling.adapter`'s;
 this component declares them.
@@ -15,6 +16,7 @@ from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
 from infra.manifests.common import API_NAME, selector_labels
 from infra.manifests.job_api import api_labels, api_selector
+from infra.manifests.observability.dashboard import config_map as dashboard_config_map
 from infra.manifests.observability.monitors import prometheus_rule, service_monitor
 from infra.manifests.scaling.adapter import config_map as adapter_config_map
 from worker import constants as c
@@ -31,7 +33,8 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    """ServiceMonitors (worker, API) + PrometheusRule (+ the adapter's ConfigMap, when declared)."""
+    """ServiceMonitors (worker, API) + PrometheusRule (+ the adapter's and the dashboard's ConfigMaps,
+    when declared)."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mobius:preview:Monitoring", name, None, opts)
@@ -60,6 +63,10 @@ class Monitoring(pulumi.ComponentResource):
         if adapter is not None:
             declare(f"{name}-adapter-config", adapter, child)
             outputs["adapterConfig"] = f"{adapter['metadata']['namespace']}/{adapter['metadata']['name']}"
+        dashboard = dashboard_config_map(cfg, name=f"{args.object_name}-dashboard", labels=args.labels)
+        if dashboard is not None:
+            declare(f"{name}-dashboard", dashboard, child)
+            outputs["dashboard"] = f"{dashboard['metadata']['namespace']}/{dashboard['metadata']['name']}"
         # Each alert once (an SLO's page and ticket share a name), recording rules left out.
         alerts = list(
             dict.fromkeys(r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r)

@@ -10,6 +10,36 @@ from infra.config.base_model import Model, check_range
 from infra.config.fields.durations import check_duration
 from infra.config.fields.identifiers import check_dns_label
 
+_LABEL_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+class DashboardConfig(Model):
+    """The Grafana dashboard (``infra/manifests/observability/dashboard.py``) as a ConfigMap the
+    kube-prometheus-stack Grafana sidecar loads: off unless enabled; it carries ``grafana_dashboard: "1"``
+    and ``labels``, in ``namespace`` (the monitoring namespace when unset: where the sidecar looks)."""
+
+    enabled: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    namespace: str | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _ns(cls, v: str | None) -> str | None:
+        return None if v is None else check_dns_label(cls, v)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if len(key) > 253 or not _LABEL_KEY.fullmatch(key):
+                raise ValueError(f"{key[:80]!r} is not a Kubernetes label key")
+            if not _LABEL_VALUE.fullmatch(value):
+                raise ValueError(f"the value of {key!r} is not a Kubernetes label value")
+        return v
+
 
 class MonitoringConfig(Model):
     """Alert thresholds, the runbook base URL and where Prometheus lives."""
@@ -29,6 +59,7 @@ class MonitoringConfig(Model):
     # Where each alert's runbook_url points (<base>/<AlertName>.md). No default: a stack names its
     # own copy of docs/runbooks (the committed stacks' value is marked `# example`).
     runbook_base_url: str
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     _ns = field_validator("namespace")(check_dns_label)
     _durations = field_validator("scrape_interval", "alert_for")(check_duration)

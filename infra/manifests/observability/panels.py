@@ -1,8 +1,7 @@
 """The titles of the dashboard's panels, declared once: each alert names the panel to open first
 (its ``dashboard_panel`` annotation and its runbook's first line).
 
-The dashboard itself (issue 32, part 2) is not built yet; these are the panels the issue lists,
-and it is to use these titles.
+The dashboard (``dashboard.py`` beside this module, docs/dashboard.md) has one panel of each title.
 """
 
 from __future__ import annotations
