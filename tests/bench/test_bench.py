@@ -12,17 +12,31 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench.__main__ import OPT_IN, SECTIONS
 from bench.preview_corpus import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Its engine and scaling sections start a local cluster of their own on the fixed loopback ports:
-# it runs with the end-to-end half, before that half's shared cluster starts (tests/e2e/conftest.py).
-pytestmark = pytest.mark.e2e
+# The engine and scaling sections start a local cluster of their own on the fixed loopback ports:
+# their test runs with the end-to-end half, before that half's shared cluster starts
+# (tests/e2e/conftest.py); the other sections run with the rest of the suite.
+CLUSTER_SECTIONS = ("engine", "scaling")
 RUN_BEFORE_SESSION_CLUSTER = True
+
+
+def quick_run(out: Path, sections: list[str]) -> tuple[str, dict[str, Any]]:
+    """``python -m bench --quick`` over ``sections``: its stdout and results.json."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,10", "--out", str(out),
+         "--only", ",".join(sections)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads((out / "results.json").read_text())
 
 
 @pytest.mark.timeout(900)  # a full (if tiny) benchmark run on a loaded 2-core machine
@@ -33,14 +47,8 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     if not (REPO / "bench" / "node" / "node_modules" / "bullmq").is_dir():
         pytest.fail("bench/node/node_modules is missing: run `npm ci --prefix bench/node` (./dev test does)")
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,10", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    sections = [x for x in SECTIONS if x not in OPT_IN and x not in CLUSTER_SECTIONS]
+    stdout, results = quick_run(out, sections)
     for heading in (
         "No-op throughput",
         "Redis clients: EVALSHA calls/s from 50 tasks",
@@ -51,11 +59,8 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Redis memory over 400 jobs",
         "Redis failover, master SIGKILLed mid-drain",
         "Pulumi program under mocks",
-        "Real engine, dev stack on the local cluster",
-        "Backlog to scale-out on the local cluster",
     ):
-        assert heading in proc.stdout, proc.stdout
-    results = json.loads((out / "results.json").read_text())
+        assert heading in stdout, stdout
     tp = results["throughput"]
     assert set(tp["median"]) == {"plain", "fast", "node"}
     assert set(tp["ratios"]["fast/node"]) == {"1", "10"}
@@ -83,6 +88,18 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert 0 < redis["peak_bytes"] < redis["worst_case_bytes"] <= redis["budget_bytes"]
     assert set(results["program"]) == {"dev", "prod", "staging"}
     assert all("warm_s" in r for r in results["program"].values()), results["program"]
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_quick_cluster_sections_time_the_real_engine_and_scaling(tmp_path: Path) -> None:
+    stdout, results = quick_run(tmp_path / "results", list(CLUSTER_SECTIONS))
+    for heading in (
+        "Real engine, dev stack on the local cluster",
+        "Backlog to scale-out on the local cluster",
+    ):
+        assert heading in stdout, stdout
     engine = results["engine"]
     assert set(engine["median_s"]) == {"preview", "up", "preview_no_changes", "destroy"}
     assert all(seconds > 0.5 for seconds in engine["median_s"].values()), engine  # real commands ran
@@ -92,4 +109,3 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     # Real scaling happened: never instant (a scrape and a sync at least), KEDA woke from zero.
     assert all(m["scale_out_s"] > 0.5 for m in scaling["median"].values()), scaling
     assert scaling["median"]["keda"]["wake_s"] > 0.2 and scaling["ratio_keda_adapter"] > 0
-    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
