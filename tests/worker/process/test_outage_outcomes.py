@@ -90,7 +90,9 @@ async def test_jobs_finished_during_an_outage_are_completed_once_and_their_rerun
         for e in events
         if e["logger"] != "httpx"
     ]
-    assert reused == unrecorded == set(jobs), "\n".join(map(str, mine))  # every first attempt lost its lock
+    # A first attempt that lost its lock counts `unrecorded`; its rerun finds the stored artifacts
+    # (`reused`) unless, on a busy machine, it started before the first attempt had stored them.
+    assert reused and reused <= unrecorded <= set(jobs), "\n".join(map(str, mine))
     lost = [e for e in events if e.get("outcome") == c.UNRECORDED_OUTCOME]
     assert all(
         e["msg"] == "job completed but not recorded: its lock was lost, the job runs again" for e in lost
