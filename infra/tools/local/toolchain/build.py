@@ -12,6 +12,7 @@ half-written binary that a later run would trust.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -57,12 +58,25 @@ def tool_path(tool: GoTool) -> Path:
     return layout.toolchain_cache() / tool.cache_key / tool.name
 
 
+def build_lock(tool: GoTool) -> Path:
+    """The file whose lock one build of ``tool`` holds (beside the tools' folders, so a failed
+    build leaves its own folder empty)."""
+    return layout.toolchain_cache() / f".{tool.cache_key}.lock"
+
+
 def addon_binary(name: str) -> str:
     """The built binary of an add-on (the ``addon=True`` tools that ``./dev test`` builds)."""
     binary = tool_path(pinned_tool(name))
     if not binary.exists():
         raise ToolchainError(f"{name} is not built: run deps/setup.d/45-addons.sh")
     return str(binary)
+
+
+def ensure_built(name: str, log: Log | None = None) -> str:
+    """The binary of pinned tool ``name``, built first if it is not cached (for a tool only one test
+    uses: the build then overlaps the rest of the suite instead of delaying its start)."""
+    say: Log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    return str(build(pinned_tool(name), say).path)
 
 
 def bin_dir() -> Path:
@@ -160,6 +174,16 @@ def build(tool: GoTool, log: Log) -> BuildResult:
         log(f"{tool.name} {tool.version}: using the installed {found}")
         return _use_found(tool, found)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # One build of a tool at a time across processes (two test runs, a test and a set-up step):
+    # a second waits, then finds it cached.
+    with open(build_lock(tool), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return BuildResult(tool, target, 0.0, cached=True)
+        return _build_locked(tool, target, log)
+
+
+def _build_locked(tool: GoTool, target: Path, log: Log) -> BuildResult:
     scratch = target.parent / ".build"
     shutil.rmtree(scratch, ignore_errors=True)
     partial = target.with_name(f".{tool.name}.partial")

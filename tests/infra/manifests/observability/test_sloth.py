@@ -18,7 +18,10 @@ from infra.config.model import StackConfig
 from infra.manifests.common import APP_NAME
 from infra.manifests.observability import slo_rules
 from infra.manifests.observability.alerts import rule_groups
-from infra.tools.local.toolchain.build import addon_binary
+from infra.tools.local.toolchain.build import ensure_built
+
+# The first test builds Sloth when it is not cached (about 14 minutes cold); cached, seconds.
+pytestmark = pytest.mark.timeout(1800)
 
 SEVERITIES = {"page": slo_rules.SEVERITY_PAGE, "ticket": slo_rules.SEVERITY_TICKET}
 #: A burn condition: the recorded window, then the factor and the budget it is compared with.
@@ -49,7 +52,7 @@ def sloth_spec(cfg: StackConfig) -> dict[str, Any]:
 def generate(cfg: StackConfig, work: Path, period: str = "30d") -> list[dict[str, Any]]:
     """``sloth generate`` of ``cfg``'s SLOs over ``period``: its rule groups."""
     (work / "slos.yaml").write_text(yaml.safe_dump(sloth_spec(cfg), sort_keys=False))
-    argv = [addon_binary("sloth"), "generate", "--no-log", f"--default-slo-period={period}"]
+    argv = [ensure_built("sloth"), "generate", "--no-log", f"--default-slo-period={period}"]
     argv += ["-i", str(work / "slos.yaml"), "-o", str(work / "rules.yaml")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,8 +1,11 @@
 """The toolchain builder, driven with real `go build` on a tiny module: caching, version stamping, errors."""
 
+import fcntl
 import json
 import re
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,21 @@ def test_a_failed_build_names_the_command_and_leaves_nothing(module: Path) -> No
         build.build(hello(module), log=lambda _: None)
     assert "undefined: undefined" in str(err.value)
     assert list((build.tool_path(hello(module)).parent).iterdir()) == []
+
+
+def test_a_build_waits_for_another_process_building_the_same_tool_then_finds_it(module: Path) -> None:
+    tool = hello(module)
+    build.tool_path(tool).parent.mkdir(parents=True)
+    with open(build.build_lock(tool), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another process's build would
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(build.build, tool, lambda _: None)
+            time.sleep(0.3)
+            assert not waiting.done()
+            build.tool_path(tool).write_bytes(b"built by the other one")
+            fcntl.flock(held, fcntl.LOCK_UN)
+            result = waiting.result(timeout=10)
+    assert result.cached and result.path.read_bytes() == b"built by the other one"
 
 
 def test_link_bin_points_at_the_built_binaries(module: Path) -> None:
