@@ -70,7 +70,7 @@ def run(redis: BenchRedis, jobs: int, backoff_ms: int, queue_max: int) -> dict[s
             sampler.start()
             started = time.perf_counter()
             refused = asyncio.run(_produce(redis.url, queue, jobs, settings, f"http://{host}/x"))
-            finished = _drained(redis, queue, jobs)
+            kept = _drained(redis, queue, jobs)
             seconds = time.perf_counter() - started
         finally:
             sampler.stop()
@@ -87,7 +87,7 @@ def run(redis: BenchRedis, jobs: int, backoff_ms: int, queue_max: int) -> dict[s
         "keep": KEEP,
         "seconds": round(seconds, 1),
         "refused_429": refused,
-        "finished": finished,
+        "kept": kept,
         "samples": len(sampler.samples),
         "delayed_max": max(s["delayed"] for s in sampler.samples),
         "unfinished_max": max(s["unfinished"] for s in sampler.samples),
@@ -158,7 +158,7 @@ class _Sampler(threading.Thread):
 
 
 def _drained(redis: BenchRedis, queue: str, jobs: int, timeout: float = 1800) -> dict[str, int]:
-    """Wait until every job finished; the completed and failed totals (from the worker's events)."""
+    """Wait until every job finished; how many completed and failed jobs are kept (the counts cap them)."""
     k = f"{c.BULL_PREFIX}:{queue}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

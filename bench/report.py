@@ -161,7 +161,7 @@ def _backoff_rows(rb: dict[str, Any]) -> list[str]:
         f"Redis memory with long backoffs: {rb['jobs']} jobs, {rb['failing']} failing transiently "
         f"(503, {rb['backoff_ms'] / 1000:g} s backoff), queue max {rb['queue_max']}, in {rb['seconds']} s",
         f"  queue full (429) {rb['refused_429']} times; at most {rb['delayed_max']} delayed, "
-        f"{rb['unfinished_max']} unfinished; finished {rb['finished']}",
+        f"{rb['unfinished_max']} unfinished; kept {rb['kept']}",
         f"  {verdict} peak <= budget: peak {rb['peak_bytes'] / mib:.1f} MiB, worst case at these "
         f"caps {rb['worst_case_bytes'] / mib:.1f} MiB, budget {rb['budget_bytes'] / mib:.0f} MiB",
     ]
