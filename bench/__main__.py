@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    backoff_suite,
     client_suite,
     engine_suite,
     failover_suite,
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             print("redis memory ...", file=sys.stderr)
             jobs, batch = (400, 100) if args.quick else (20_000, 2_000)
             results["redis"] = redis_suite.run(redis, jobs, batch)
+            print("redis memory with long backoffs ...", file=sys.stderr)
+            jobs, backoff_ms, queue_max = (400, 1_000, 50) if args.quick else (20_000, 10_000, 200)
+            results["redis_backoff"] = backoff_suite.run(redis, jobs, backoff_ms, queue_max)
     if "failover" in args.only:
         print("redis failover ...", file=sys.stderr)
         jobs = 2000 if args.quick else 5000

@@ -61,6 +61,9 @@ def table(results: dict[str, Any]) -> str:
     rd = results.get("redis")
     if rd:
         lines += _redis_rows(rd)
+    rb = results.get("redis_backoff")
+    if rb:
+        lines += _backoff_rows(rb)
     fo = results.get("failover")
     if fo:
         med = fo["median"]
@@ -149,6 +152,19 @@ def _redis_rows(rd: dict[str, Any]) -> list[str]:
         f"budget {rd['budget_bytes'] / mib:.0f} MiB"
     )
     return lines
+
+
+def _backoff_rows(rb: dict[str, Any]) -> list[str]:
+    mib = 2**20
+    verdict = "PASS" if rb["within_budget"] else "FAIL"
+    return [
+        f"Redis memory with long backoffs: {rb['jobs']} jobs, {rb['failing']} failing transiently "
+        f"(503, {rb['backoff_ms'] / 1000:g} s backoff), queue max {rb['queue_max']}, in {rb['seconds']} s",
+        f"  queue full (429) {rb['refused_429']} times; at most {rb['delayed_max']} delayed, "
+        f"{rb['unfinished_max']} unfinished; kept {rb['kept']}",
+        f"  {verdict} peak <= budget: peak {rb['peak_bytes'] / mib:.1f} MiB, worst case at these "
+        f"caps {rb['worst_case_bytes'] / mib:.1f} MiB, budget {rb['budget_bytes'] / mib:.0f} MiB",
+    ]
 
 
 def _fmt(value: float | None) -> str:

@@ -57,6 +57,7 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
         "Enqueue-to-start latency",
         "Preview throughput",
         "Redis memory over 400 jobs",
+        "Redis memory with long backoffs: 400 jobs",
         "Redis failover, master SIGKILLed mid-drain",
         "Pulumi program under mocks",
     ):
@@ -86,6 +87,12 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert [s["jobs"] for s in redis["samples"]] == [100, 200, 300, 400]
     assert redis["kept"] == {"completed": 200, "failed": 200, "dlq": 200}  # under the caps: all kept
     assert 0 < redis["peak_bytes"] < redis["worst_case_bytes"] <= redis["budget_bytes"]
+    backoff = results["redis_backoff"]  # 400 jobs past a queue max of 50, 40 of them retried after 1 s
+    assert backoff["kept"] == {"completed": 360, "failed": 40}  # under the caps: all kept
+    assert backoff["refused_429"] > 0 and backoff["delayed_max"] > 0
+    assert backoff["unfinished_max"] <= backoff["queue_max"]
+    assert 0 < backoff["peak_bytes"] <= backoff["worst_case_bytes"] <= backoff["budget_bytes"]
+    assert backoff["within_budget"] and "PASS peak <= budget" in stdout
     assert set(results["program"]) == {"dev", "prod", "staging"}
     assert all("warm_s" in r for r in results["program"].values()), results["program"]
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
