@@ -44,9 +44,14 @@ def labels(cons: Any, **more: str) -> dict[str, str]:
     return {c.LABEL_TRACK: cons.metrics.track, c.LABEL_RELEASE: cons.metrics.release, **more}
 
 
-def outcome_count(cons: Any, outcome: str) -> float:
-    value = cons.metrics.registry.get_sample_value(c.METRIC_JOB_OUTCOMES, labels(cons, outcome=outcome))
-    return float(value or 0)
+def outcome_count(cons: Any, outcome: str, reason: str | None = None) -> float:
+    """How often ``cons`` counted ``outcome``: with ``reason``, or over every reason."""
+    reasons = c.REASONS if reason is None else (reason,)
+    registry = cons.metrics.registry
+    return sum(
+        registry.get_sample_value(c.METRIC_JOB_OUTCOMES, labels(cons, outcome=outcome, reason=r)) or 0.0
+        for r in reasons
+    )
 
 
 async def test_happy_path_per_input_kind(
@@ -121,7 +126,7 @@ async def test_exhausted_retries_go_to_dlq(settings: Settings, source_server: So
         (entry,) = await q.dlq_entries()
         assert entry.id == "down-1"
         assert (
-            entry.data["reason"] == f"TransientJobError: {source_server.url('/retry/down.jpg')} answered 503"
+            entry.data["reason"] == f"SourceUnavailable: {source_server.url('/retry/down.jpg')} answered 503"
         )
         assert entry.data["attemptsMade"] == 3
         assert entry.data["data"] == payload({"url": url}, "down-1")

@@ -135,7 +135,11 @@ def own_outcomes(text: str) -> dict[str, float]:
     (family,) = [
         f for f in text_string_to_metric_families(text) if f.name + "_total" == c.METRIC_JOB_OUTCOMES
     ]
-    return {s.labels[c.LABEL_OUTCOME]: s.value for s in family.samples if s.name == c.METRIC_JOB_OUTCOMES}
+    found: dict[str, float] = {}
+    for s in family.samples:
+        if s.name == c.METRIC_JOB_OUTCOMES:  # summed over the reason label, as the panels sum
+            found[s.labels[c.LABEL_OUTCOME]] = found.get(s.labels[c.LABEL_OUTCOME], 0.0) + s.value
+    return found
 
 
 async def requests(client: httpx.AsyncClient, job_id: str) -> None:
