@@ -352,7 +352,8 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 size, growth, per_track = results
                 assert [float(r["value"][1]) for r in size] == [dlq_jobs]
                 assert [float(r["value"][1]) >= 0 for r in growth] == [True]
-                assert by(per_track, c.LABEL_TRACK)[(c.TRACK_CANARY,)] > 0
+                # By reason: the canary's corrupt images are render errors.
+                assert by(per_track, c.LABEL_TRACK, c.LABEL_REASON)[(c.TRACK_CANARY, c.REASON_RENDER)] > 0
 
             def api_panel(results: list[list[dict[str, Any]]]) -> None:
                 rates, errors, unauthorized, p95 = results
