@@ -184,7 +184,7 @@ RELEASE_RULE: Final = "must be 1-63 of A-Z a-z 0-9 . _ - starting with a letter 
 # does, `preview_api_` what a job API process does, and `preview_queue_` the shared queue's state,
 # which both kinds read from Redis and export under one name (aggregate it with `max`, never `sum`).
 METRIC_JOBS_TAKEN: Final = "preview_worker_jobs_taken_total"  # every job fetched, once per attempt
-METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"  # label `outcome`, one of OUTCOMES
+METRIC_JOB_OUTCOMES: Final = "preview_worker_job_outcomes_total"  # labels outcome, reason
 METRIC_JOB_DURATION: Final = "preview_worker_job_duration_seconds"
 #: Seconds from a job's enqueue (its BullMQ ``timestamp``) to its completion: the latency SLI.
 METRIC_JOB_TURNAROUND: Final = "preview_worker_job_turnaround_seconds"
@@ -205,6 +205,7 @@ METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
 LABEL_TRACK: Final = "track"
 LABEL_RELEASE: Final = "release"
 LABEL_OUTCOME: Final = "outcome"
+LABEL_REASON: Final = "reason"  # why a job failed, one of REASONS (bounded: never an error message)
 LABEL_STATE: Final = "state"
 LABEL_STEP: Final = "step"  # a housekeeping step, one of HOUSEKEEPING_STEPS
 LABEL_QUEUE: Final = "queue"  # the BullMQ queue a depth is of: what an HPA's selector picks
@@ -232,6 +233,22 @@ REUSED_OUTCOME: Final = "reused"
 #: An attempt that ended but whose finish Redis refused or never got (its lock was lost: the worker
 #: stalled or Redis restarted); the stalled check runs the job again, so it is no job's outcome.
 UNRECORDED_OUTCOME: Final = "unrecorded"
+#: The ``reason`` label of an outcome: the class of error an attempt ended with (worker/errors.py
+#: maps exception classes onto it). REASON_NONE for a good outcome; REASON_INTERNAL for anything
+#: unclassified, so the label stays bounded whatever is raised.
+REASON_NONE: Final = "none"
+REASON_INVALID: Final = "invalid"  # the job as the producer sent it (InvalidJobError, poison)
+REASON_SOURCE: Final = "source"  # fetching or reading the source failed
+REASON_RENDER: Final = "render"  # the source cannot be decoded or rendered, the render process died
+REASON_BUDGET: Final = "budget"  # the pixel guard or the render memory budget refused it
+REASON_TIMEOUT: Final = "timeout"  # the render or the source fetch took too long
+REASON_STORE: Final = "store"  # the artifact store could not be written
+REASON_LOST: Final = "lost"  # failed by BullMQ itself (too many stalls), found by the housekeeping sweep
+REASON_INTERNAL: Final = "internal"
+REASONS: Final = (
+    REASON_NONE, REASON_INVALID, REASON_SOURCE, REASON_RENDER, REASON_BUDGET, REASON_TIMEOUT,
+    REASON_STORE, REASON_LOST, REASON_INTERNAL,
+)  # fmt: skip
 #: Outcomes of a job that finished well; each is timed from enqueue (METRIC_JOB_TURNAROUND).
 GOOD_OUTCOMES: Final = ("completed", "dryrun")
 #: Queue states reported as ``preview_queue_jobs{state=…}``; the autoscalers and alerts read these two.

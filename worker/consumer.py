@@ -27,7 +27,7 @@ from bullmq.custom_errors import DelayedError
 from mobius_preview_client import intake
 from mobius_preview_client.contract.documents import JobResult
 from worker import constants as c
-from worker import logs, pipeline
+from worker import errors, logs, pipeline
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.metrics import Metrics
 from worker.queue import queues
@@ -47,6 +47,7 @@ class _Attempt:
     outcome: str  # the job's outcome (logged as ``job <outcome>``)
     extra: tuple[str, ...] = ()  # outcomes counted besides it: dlq, invalid, reused
     reason: str | None = None
+    cause: str = c.REASON_NONE  # the ``reason`` label: the class of error it ended with
     duration: float = 0.0  # the attempt's wall time, in seconds
 
 
@@ -158,7 +159,7 @@ class Consumer:
         self.metrics.jobs_taken.inc()
         poison: intake.Poison | None = getattr(job, "poison", None)
         if poison is not None:  # failed the JSON gate: dead-lettered with its raw bytes, never retried
-            await self._give_up(job, token, poison.reason, "invalid", started)
+            await self._give_up(job, token, poison.reason, "invalid", started, c.REASON_INVALID)
             raise UnrecoverableError(poison.reason)
         queues.apply_retry_policy(job, self.settings)
         active = self.metrics.jobs_in_flight
@@ -172,26 +173,28 @@ class Consumer:
             raise DelayedError() from None
         except (InvalidJobError, PermanentJobError) as err:
             outcome = "invalid" if isinstance(err, InvalidJobError) else "failed"
-            await self._give_up(job, token, str(err), outcome, started)
+            await self._give_up(job, token, str(err), outcome, started, errors.reason_of(err))
             raise UnrecoverableError(str(err)) from err
         except Exception as err:
-            reason = f"{type(err).__name__}: {err}"
+            reason, cause = f"{type(err).__name__}: {err}", errors.reason_of(err)
             if attempt >= int(job.opts.get("attempts") or 1):
-                await self._give_up(job, token, reason, "failed", started)
+                await self._give_up(job, token, reason, "failed", started, cause)
             else:
-                self._ended(job, token, _Attempt("retried", reason=reason), started)
+                self._ended(job, token, _Attempt("retried", reason=reason, cause=cause), started)
             raise
         finally:
             active.dec()
         self._ended(job, token, _Attempt(result.outcome, ("reused",) if result.reused else ()), started)
         return {"outcome": result.outcome, "renditions": len((result.manifest or {}).get("renditions", []))}
 
-    async def _give_up(self, job: Job, token: str, reason: str, outcome: str, started: float) -> None:
+    async def _give_up(
+        self, job: Job, token: str, reason: str, outcome: str, started: float, cause: str
+    ) -> None:
         # DLQ first: if we die before BullMQ marks the job failed, the job stalls and is retried,
         # and the DLQ write (keyed by job id) is idempotent.
         await self.queues.dead_letter(job, reason, job.attemptsMade + 1)
         extra = ("invalid", "dlq") if outcome == "invalid" else ("dlq",)
-        self._ended(job, token, _Attempt("failed", extra, reason), started)
+        self._ended(job, token, _Attempt("failed", extra, reason, cause), started)
 
     def _ended(self, job: Job, token: str, attempt: _Attempt, started: float) -> None:
         duration = time.monotonic() - started
@@ -211,16 +214,16 @@ class Consumer:
             "duration": round(attempt.duration, 4),
         }
         if attempt.reason:
-            extra["reason"] = attempt.reason
+            extra["reason"], extra["cause"] = attempt.reason, attempt.cause
         if not recorded:
-            self.metrics.outcome(c.UNRECORDED_OUTCOME)
+            self.metrics.outcome(c.UNRECORDED_OUTCOME, attempt.cause)
             log.warning(
                 f"job {attempt.outcome} but not recorded: its lock was lost, the job runs again",
                 extra={**extra, "outcome": c.UNRECORDED_OUTCOME},
             )
             return
         for outcome in (attempt.outcome, *attempt.extra):
-            self.metrics.outcome(outcome)
+            self.metrics.outcome(outcome, attempt.cause)
         if attempt.outcome in c.GOOD_OUTCOMES and job.timestamp:
             # From the producer's clock to ours: a skew never makes a negative time.
             self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
@@ -305,8 +308,12 @@ class Consumer:
         await self.monitor.dead_letter(job, reason, job.attemptsMade)
         # The job's one outcome: no attempt of it was recorded as failed (that would have written
         # the DLQ entry first), so the availability SLI sees it as failed, like any other.
-        outcomes = ("failed", "invalid", "dlq") if job.poison is not None else ("failed", "dlq")
+        outcomes: tuple[str, ...]
+        if job.poison is not None:
+            outcomes, cause = ("failed", "invalid", "dlq"), c.REASON_INVALID
+        else:
+            outcomes, cause = ("failed", "dlq"), c.REASON_LOST
         for outcome in outcomes:
-            self.metrics.outcome(outcome)
+            self.metrics.outcome(outcome, cause)
         log.info("job dead-lettered by sweep", extra={"jobId": job_id, "outcome": "failed", "reason": reason})
         return 1

@@ -63,8 +63,9 @@ class Metrics:
             "Job outcomes, counted once Redis recorded them: each finished job once as completed, "
             "dryrun or failed; dlq and invalid in addition to failed, reused (artifacts an earlier "
             "attempt stored) in addition to completed; retried once per failed attempt that is "
-            "retried, unrecorded once per attempt whose finish Redis did not take (lost lock).",
-            [*PROCESS_LABELS, c.LABEL_OUTCOME],
+            "retried, unrecorded once per attempt whose finish Redis did not take (lost lock). "
+            "reason: the class of error the attempt ended with, none if it ended well.",
+            [*PROCESS_LABELS, c.LABEL_OUTCOME, c.LABEL_REASON],
             registry=self.registry,
         )
         self.duration = Histogram(
@@ -115,7 +116,11 @@ class Metrics:
         )  # fmt: skip
         # Every bounded series is made here, so dashboards and rate() see zeros, not gaps, and
         # the per-job path uses these children instead of looking labels up on each job.
-        self._outcomes = {outcome: self.outcomes.labels(*own, outcome) for outcome in c.OUTCOMES}
+        self._outcomes = {
+            (outcome, reason): self.outcomes.labels(*own, outcome, reason)
+            for outcome in c.OUTCOMES
+            for reason in _reasons(outcome)
+        }
         self._depth = {state: self.queue_depth.labels(*own, queue, state) for state in c.QUEUE_STATES}
         self.job_duration = self.duration.labels(*own)
         self.job_turnaround = self.turnaround.labels(*own)
@@ -132,11 +137,15 @@ class Metrics:
             self.fetching, self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
         )  # fmt: skip
 
-    def outcome(self, outcome: str) -> None:
-        """Count one job outcome; ``outcome`` must be one of ``constants.OUTCOMES``."""
-        child = self._outcomes.get(outcome)
+    def outcome(self, outcome: str, reason: str = c.REASON_NONE) -> None:
+        """Count one job outcome (``constants.OUTCOMES``) with its ``reason`` (``constants.REASONS``)."""
+        child = self._outcomes.get((outcome, reason))
         if child is None:
-            raise ValueError(f"unknown outcome {outcome!r}")
+            if outcome not in c.OUTCOMES or reason not in c.REASONS:
+                raise ValueError(f"unknown outcome {outcome!r} or reason {reason!r}")
+            child = self._outcomes[outcome, reason] = self.outcomes.labels(
+                self.track, self.release, outcome, reason
+            )
         child.inc()
 
     def set_fetching(self, fetching: bool) -> None:
@@ -220,3 +229,14 @@ class ApiMetrics:
         """Count one answered request."""
         method = method if method in API_METHODS else OTHER
         self.requests.labels(self.track, self.release, route, method, str(status)).inc()
+
+
+def _reasons(outcome: str) -> tuple[str, ...]:
+    """The reasons an outcome's series are made with up front (others are made when first counted)."""
+    if outcome in (*c.GOOD_OUTCOMES, c.REUSED_OUTCOME):
+        return (c.REASON_NONE,)
+    if outcome == c.INVALID_OUTCOME:
+        return (c.REASON_INVALID,)
+    if outcome == c.UNRECORDED_OUTCOME:
+        return c.REASONS
+    return tuple(r for r in c.REASONS if r != c.REASON_NONE)

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from worker import constants as c
-from worker.errors import PermanentJobError, TransientJobError
+from worker.errors import SourceError, SourceTimeout, SourceUnavailable
 
 MAX_REDIRECTS = 5
 # Building an SSL context loads the CA bundle (tens of ms of CPU); do it once, not per job,
@@ -52,37 +52,37 @@ async def fetch(source: dict[str, Any], limits: SourceLimits) -> bytes:
         return await asyncio.to_thread(read_path, source["path"], limits)
     if "url" in source:
         return await fetch_url(source["url"], limits)
-    raise PermanentJobError("source has none of inline, path, url")
+    raise SourceError("source has none of inline, path, url")
 
 
 def decode_inline(data: str, cap: int) -> bytes:
     """Decode inline base64, refusing more than ``cap`` decoded bytes."""
     if len(data) // 4 * 3 > cap + 3:
-        raise PermanentJobError(f"inline source is over the {cap}-byte cap")
+        raise SourceError(f"inline source is over the {cap}-byte cap")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as err:
-        raise PermanentJobError(f"inline source is not valid base64: {err}") from None
+        raise SourceError(f"inline source is not valid base64: {err}") from None
     if len(raw) > cap:
-        raise PermanentJobError(f"inline source is {len(raw)} bytes, over the {cap}-byte cap")
+        raise SourceError(f"inline source is {len(raw)} bytes, over the {cap}-byte cap")
     return raw
 
 
 def resolve_path(rel: str, root: Path) -> Path:
     """Resolve ``rel`` under ``root``; refuse absolute paths, ``..`` and symlinks that escape."""
     if Path(rel).is_absolute():
-        raise PermanentJobError(f"source path {rel!r} must be relative to the input root")
+        raise SourceError(f"source path {rel!r} must be relative to the input root")
     base = root.resolve()
     try:
         target = (base / rel).resolve(strict=True)
     except FileNotFoundError:
-        raise PermanentJobError(f"source path {rel!r} does not exist") from None
+        raise SourceError(f"source path {rel!r} does not exist") from None
     except (OSError, RuntimeError) as err:
-        raise PermanentJobError(f"source path {rel!r} cannot be resolved: {err}") from None
+        raise SourceError(f"source path {rel!r} cannot be resolved: {err}") from None
     if not target.is_relative_to(base):
-        raise PermanentJobError(f"source path {rel!r} escapes the input root")
+        raise SourceError(f"source path {rel!r} escapes the input root")
     if not target.is_file():
-        raise PermanentJobError(f"source path {rel!r} is not a regular file")
+        raise SourceError(f"source path {rel!r} is not a regular file")
     return target
 
 
@@ -91,7 +91,7 @@ def read_path(rel: str, limits: SourceLimits) -> bytes:
     target = resolve_path(rel, limits.input_root)
     size = target.stat().st_size
     if size > limits.max_source_bytes:
-        raise PermanentJobError(f"source file is {size} bytes, over the {limits.max_source_bytes}-byte cap")
+        raise SourceError(f"source file is {size} bytes, over the {limits.max_source_bytes}-byte cap")
     with target.open("rb") as fh:
         return fh.read(limits.max_source_bytes + 1)
 
@@ -138,9 +138,9 @@ async def check_addresses(url: str, private_ok: bool) -> list[str]:
     except OSError:
         addresses = []
     if not addresses:
-        raise TransientJobError(f"cannot resolve the host of {_safe(url)}")
+        raise SourceUnavailable(f"cannot resolve the host of {_safe(url)}")
     if not private_ok and not all(ipaddress.ip_address(a).is_global for a in addresses):
-        raise PermanentJobError(
+        raise SourceError(
             f"source host of {_safe(url)} resolves to a non-public address "
             f"({c.ENV_SOURCE_PRIVATE_ADDRESSES}=allow opts in)"
         )
@@ -184,7 +184,7 @@ async def fetch_url(url: str, limits: SourceLimits) -> bytes:
         async with asyncio.timeout(limits.timeout_seconds):
             return await _fetch_url(url, limits)
     except TimeoutError:
-        raise TransientJobError(
+        raise SourceTimeout(
             f"fetching {_safe(url)} took over {limits.timeout_seconds:g}s ({c.ENV_URL_TIMEOUT_SECONDS})"
         ) from None
 
@@ -199,7 +199,7 @@ async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             if not host_allowed(url, limits.allowed_hosts):
-                raise PermanentJobError(f"source host of {_safe(url)} is not allowed (PREVIEW_SOURCE_HOSTS)")
+                raise SourceError(f"source host of {_safe(url)} is not allowed (PREVIEW_SOURCE_HOSTS)")
             addresses = await check_addresses(url, limits.private_addresses)
             try:
                 async with contextlib.aclosing(await _send(client, url, addresses)) as resp:
@@ -210,27 +210,27 @@ async def _fetch_url(url: str, limits: SourceLimits) -> bytes:
             # A control character in a redirect's Location, say: retrying cannot mend a URL.
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
                 invalid = f"cannot fetch {_safe(url)}: {type(err).__name__} (not retried)"
-                raise PermanentJobError(invalid) from None
+                raise SourceError(invalid) from None
             except httpx.TimeoutException:
-                raise TransientJobError(f"timed out fetching {_safe(url)}") from None
+                raise SourceTimeout(f"timed out fetching {_safe(url)}") from None
             except httpx.TransportError as err:
-                raise TransientJobError(f"cannot fetch {_safe(url)}: {type(err).__name__}") from None
-    raise PermanentJobError(f"too many redirects fetching {_safe(url)}")
+                raise SourceUnavailable(f"cannot fetch {_safe(url)}: {type(err).__name__}") from None
+    raise SourceError(f"too many redirects fetching {_safe(url)}")
 
 
 async def _read_body(resp: httpx.Response, url: str, cap: int) -> bytes:
     if resp.status_code >= 500 or resp.status_code in (408, 429):
-        raise TransientJobError(f"{_safe(url)} answered {resp.status_code}")
+        raise SourceUnavailable(f"{_safe(url)} answered {resp.status_code}")
     if resp.status_code != 200:
-        raise PermanentJobError(f"{_safe(url)} answered {resp.status_code}")
+        raise SourceError(f"{_safe(url)} answered {resp.status_code}")
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
-        raise PermanentJobError(f"source is {declared} bytes, over the {cap}-byte cap")
+        raise SourceError(f"source is {declared} bytes, over the {cap}-byte cap")
     body = bytearray()
     async for chunk in resp.aiter_bytes():
         body += chunk
         if len(body) > cap:
-            raise PermanentJobError(f"source is over the {cap}-byte cap")
+            raise SourceError(f"source is over the {cap}-byte cap")
     return bytes(body)
 
 

@@ -44,9 +44,14 @@ def labels(cons: Any, **more: str) -> dict[str, str]:
     return {c.LABEL_TRACK: cons.metrics.track, c.LABEL_RELEASE: cons.metrics.release, **more}
 
 
-def outcome_count(cons: Any, outcome: str) -> float:
-    value = cons.metrics.registry.get_sample_value(c.METRIC_JOB_OUTCOMES, labels(cons, outcome=outcome))
-    return float(value or 0)
+def outcome_count(cons: Any, outcome: str, reason: str | None = None) -> float:
+    """How often ``cons`` counted ``outcome``: with ``reason``, or over every reason."""
+    reasons = c.REASONS if reason is None else (reason,)
+    registry = cons.metrics.registry
+    return sum(
+        registry.get_sample_value(c.METRIC_JOB_OUTCOMES, labels(cons, outcome=outcome, reason=r)) or 0.0
+        for r in reasons
+    )
 
 
 async def test_happy_path_per_input_kind(
@@ -121,7 +126,7 @@ async def test_exhausted_retries_go_to_dlq(settings: Settings, source_server: So
         (entry,) = await q.dlq_entries()
         assert entry.id == "down-1"
         assert (
-            entry.data["reason"] == f"TransientJobError: {source_server.url('/retry/down.jpg')} answered 503"
+            entry.data["reason"] == f"SourceUnavailable: {source_server.url('/retry/down.jpg')} answered 503"
         )
         assert entry.data["attemptsMade"] == 3
         assert entry.data["data"] == payload({"url": url}, "down-1")
@@ -130,6 +135,46 @@ async def test_exhausted_retries_go_to_dlq(settings: Settings, source_server: So
             outcome_count(cons, "failed"),
             outcome_count(cons, "dlq"),
         ) == (2, 1, 1)
+
+
+async def test_each_error_path_is_counted_with_its_reason(
+    settings: Settings, source_server: SourceServer
+) -> None:
+    """The ``reason`` label says which class of error a job failed with, from the exception class."""
+    down = source_server.route("/reason/down.jpg", body=b"", fail_first=1000)
+    corrupt = {"inline": base64.b64encode(b"\xff\xd8\xff" + b"\x00junk" * 10).decode()}
+    bomb = {"inline": base64.b64encode(media.huge_png_header()).decode()}
+    jobs = {
+        "reason-source": (payload({"path": "uploads/never.jpg"}, "reason-source"), c.REASON_SOURCE),
+        "reason-render": (payload(corrupt, "reason-render"), c.REASON_RENDER),
+        "reason-budget": (payload(bomb, "reason-budget"), c.REASON_BUDGET),
+        "reason-down": (payload({"url": down}, "reason-down"), c.REASON_SOURCE),
+    }
+    async with queues(settings) as q, consumer(settings) as cons:
+        for data, _ in jobs.values():
+            await q.enqueue(data)
+        await q.main.add(c.JOB_NAME, {"outputs": []}, {"jobId": "reason-invalid"})
+        for job_id in [*jobs, "reason-invalid"]:
+            await wait_state(q, job_id, "failed")
+        await q.enqueue(payload({"inline": base64.b64encode(media.jpeg(40, 30)).decode()}, "reason-ok"))
+        await wait_state(q, "reason-ok", "completed")
+
+        async def counted() -> bool:  # the last attempt is counted once Redis recorded it
+            return outcome_count(cons, "completed") == 1 and outcome_count(cons, "failed") == len(jobs) + 1
+
+        await eventually(counted)
+        by_reason = {r: outcome_count(cons, "failed", r) for r in c.REASONS}
+        assert by_reason == {
+            **dict.fromkeys(c.REASONS, 0.0),
+            c.REASON_SOURCE: 2.0,  # a missing file, and an upstream that answers 503 on every attempt
+            c.REASON_RENDER: 1.0,  # a corrupt JPEG
+            c.REASON_BUDGET: 1.0,  # a 50000x50000 PNG over the pixel guard
+            c.REASON_INVALID: 1.0,  # the producer's mistake
+        }
+        assert outcome_count(cons, "retried", c.REASON_SOURCE) == 2  # the 503s before the last attempt
+        assert outcome_count(cons, "invalid", c.REASON_INVALID) == 1
+        assert outcome_count(cons, "dlq") == outcome_count(cons, "failed")
+        assert outcome_count(cons, "completed", c.REASON_NONE) == 1
 
 
 async def test_permanent_failure_goes_straight_to_dlq_then_redrive(

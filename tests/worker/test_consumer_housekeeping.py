@@ -33,6 +33,10 @@ def value(m: Metrics, name: str, **labels: str) -> float | None:
     return m.registry.get_sample_value(name, {c.LABEL_TRACK: m.track, c.LABEL_RELEASE: m.release, **labels})
 
 
+def outcome(m: Metrics, outcome: str, reason: str) -> float | None:
+    return value(m, c.METRIC_JOB_OUTCOMES, outcome=outcome, reason=reason)
+
+
 async def failed_raw(raw: aioredis.Redis, queue: str, job_id: str, data: bytes, reason: str) -> None:
     """A job BullMQ failed on its own (too many stalls): its hash and its place in ``failed``."""
     key = f"{c.BULL_PREFIX}:{queue}"
@@ -63,11 +67,13 @@ async def test_one_bad_entry_is_counted_and_skipped_and_the_round_runs_on(settin
             failing = 1 if round_ >= c.HOUSEKEEPING_FAILING_ROUNDS else 0
             assert value(m, c.METRIC_HOUSEKEEPING_FAILING) == failing
             # The rest of the round ran: both readable failures swept once, the DLQ trimmed, gauges set.
-            assert value(m, c.METRIC_JOB_OUTCOMES, outcome="dlq") == 2
+            assert (outcome(m, "dlq", c.REASON_LOST), outcome(m, "dlq", c.REASON_INVALID)) == (1, 1)
             # Each swept job's one outcome is failed, so the availability SLI sees it; the
             # unreadable one is the producer's (invalid), left out of the SLI like any invalid job.
-            assert value(m, c.METRIC_JOB_OUTCOMES, outcome=c.FAILED_OUTCOME) == 2
-            assert value(m, c.METRIC_JOB_OUTCOMES, outcome=c.INVALID_OUTCOME) == 1
+            # The readable one was failed by the queue itself (too many stalls): reason lost.
+            assert outcome(m, c.FAILED_OUTCOME, c.REASON_LOST) == 1
+            assert outcome(m, c.FAILED_OUTCOME, c.REASON_INVALID) == 1
+            assert outcome(m, c.INVALID_OUTCOME, c.REASON_INVALID) == 1
             assert value(m, c.METRIC_QUEUE_DEPTH, queue=s.queue_name, state="failed") == 3
             assert value(m, c.METRIC_QUEUE_DEPTH, queue=s.queue_name, state="dlq") == 2
         assert value(m, c.METRIC_HOUSEKEEPING_ERRORS, step="trim") == 0

@@ -135,7 +135,11 @@ def own_outcomes(text: str) -> dict[str, float]:
     (family,) = [
         f for f in text_string_to_metric_families(text) if f.name + "_total" == c.METRIC_JOB_OUTCOMES
     ]
-    return {s.labels[c.LABEL_OUTCOME]: s.value for s in family.samples if s.name == c.METRIC_JOB_OUTCOMES}
+    found: dict[str, float] = {}
+    for s in family.samples:
+        if s.name == c.METRIC_JOB_OUTCOMES:  # summed over the reason label, as the panels sum
+            found[s.labels[c.LABEL_OUTCOME]] = found.get(s.labels[c.LABEL_OUTCOME], 0.0) + s.value
+    return found
 
 
 async def requests(client: httpx.AsyncClient, job_id: str) -> None:
@@ -348,7 +352,8 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 size, growth, per_track = results
                 assert [float(r["value"][1]) for r in size] == [dlq_jobs]
                 assert [float(r["value"][1]) >= 0 for r in growth] == [True]
-                assert by(per_track, c.LABEL_TRACK)[(c.TRACK_CANARY,)] > 0
+                # By reason: the canary's corrupt images are render errors.
+                assert by(per_track, c.LABEL_TRACK, c.LABEL_REASON)[(c.TRACK_CANARY, c.REASON_RENDER)] > 0
 
             def api_panel(results: list[list[dict[str, Any]]]) -> None:
                 rates, errors, unauthorized, p95 = results

@@ -52,14 +52,21 @@ def test_names_come_from_constants() -> None:
 def test_outcomes_are_counted_once_in_one_series() -> None:
     m = Metrics("stable")
     for outcome in c.OUTCOMES:
-        m.outcome(outcome)
-    values = {(n, labels.get("outcome")): v for n, labels, v in samples(m)}
-    assert {o: values[(c.METRIC_JOB_OUTCOMES, o)] for o in c.OUTCOMES} == dict.fromkeys(c.OUTCOMES, 1.0)
+        m.outcome(outcome, c.REASON_RENDER)
+    values = {(n, labels.get("outcome"), labels.get("reason")): v for n, labels, v in samples(m)}
+    counted = {o: values[(c.METRIC_JOB_OUTCOMES, o, c.REASON_RENDER)] for o in c.OUTCOMES}
+    assert counted == dict.fromkeys(c.OUTCOMES, 1.0)
+    # The reason label is bounded: every series is of a declared outcome and a declared reason.
+    assert {(o, r) for n, o, r in values if n == c.METRIC_JOB_OUTCOMES} <= {
+        (o, r) for o in c.OUTCOMES for r in c.REASONS
+    }
     # No other counter repeats an outcome (the old failures and dry-run counters did).
     counters = {n for n, _, _ in samples(m) if n.endswith("_total")}
     assert counters == {c.METRIC_JOBS_TAKEN, c.METRIC_JOB_OUTCOMES, c.METRIC_HOUSEKEEPING_ERRORS}
     with pytest.raises(ValueError, match="unknown outcome"):
         m.outcome("exploded")
+    with pytest.raises(ValueError, match="reason 'exploded'"):
+        m.outcome(c.FAILED_OUTCOME, "exploded")
 
 
 def test_every_name_has_its_process_prefix_and_counters_end_in_total() -> None:

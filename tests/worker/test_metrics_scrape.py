@@ -73,11 +73,21 @@ async def test_a_real_worker_scrape_is_clean_and_lists_the_declared_series(
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{worker.port}{c.METRICS_PATH}")).text
         outcomes = {
-            s[1][c.LABEL_OUTCOME]: s[2]
+            (s[1][c.LABEL_OUTCOME], s[1][c.LABEL_REASON]): s[2]
             for s in families(text).get(c.METRIC_JOB_OUTCOMES, [])
             if s[0] == c.METRIC_JOB_OUTCOMES
         }
-        done = {"completed": 1.0, "dryrun": 1.0, "failed": 2.0, "invalid": 1.0, "dlq": 2.0}
+        # Each outcome with the class of error it ended with: the corrupt image a render error,
+        # the producer's mistake invalid, the jobs that ended well none.
+        done = {
+            ("completed", "none"): 1.0,
+            ("dryrun", "none"): 1.0,
+            ("failed", "render"): 1.0,
+            ("dlq", "render"): 1.0,
+            ("failed", "invalid"): 1.0,
+            ("dlq", "invalid"): 1.0,
+            ("invalid", "invalid"): 1.0,
+        }
         return text if {o: outcomes.get(o) for o in done} == done else ""
 
     text = await eventually(scraped, timeout=15)

@@ -76,7 +76,7 @@ async def test_node_producer_options_are_honoured(
         (entry,) = await q.dlq_entries()
         assert entry.id == "node-down"
         assert (
-            entry.data["reason"] == f"TransientJobError: {source_server.url('/node/down.jpg')} answered 503"
+            entry.data["reason"] == f"SourceUnavailable: {source_server.url('/node/down.jpg')} answered 503"
         )
     for job_id in ("node-low", "node-high", "node-delayed", "node-retry", auto_id):
         assert (settings.data_dir / job_id / "manifest.json").is_file()

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 from worker import constants as c
 from worker import render
-from worker.errors import PermanentJobError
+from worker.errors import PermanentJobError, reason_of
 from worker.render.limits import RenderLimits
 from worker.render.registry import OutputSpec, Rendition
 
@@ -80,10 +80,10 @@ def handle(
     try:
         media_type, renditions = render.render(data, outputs, limits)
     except PermanentJobError as err:
-        return {"ok": False, "kind": "permanent", "error": str(err)}, []
+        return {"ok": False, "kind": "permanent", "reason": reason_of(err), "error": str(err)}, []
     except MemoryError:
         return {
-            "ok": False, "kind": "permanent", "retire": True,
+            "ok": False, "kind": "permanent", "reason": c.REASON_BUDGET, "retire": True,
             "error": f"rendering needed more than the render memory budget of "
                      f"{limits.memory_bytes // 2**20} MiB ({c.ENV_RENDER_MEMORY_BYTES})",
         }, []  # fmt: skip
@@ -91,7 +91,7 @@ def handle(
         return {"ok": False, "kind": "transient", "error": f"{type(err).__name__}: {err}"[:500]}, []
     except Exception as err:
         error = f"rendering failed: {type(err).__name__}: {err}"[:500]
-        return {"ok": False, "kind": "permanent", "error": error}, []
+        return {"ok": False, "kind": "permanent", "reason": c.REASON_INTERNAL, "error": error}, []
     described = [
         {"name": r.name, "format": r.format, "width": r.width, "height": r.height, "size": len(r.data)}
         for r in renditions

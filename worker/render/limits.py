@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from worker import constants as c
-from worker.errors import PermanentJobError
+from worker.errors import BudgetExceeded
 
 if TYPE_CHECKING:
     from worker.render.registry import OutputSpec
@@ -44,7 +44,7 @@ class RenderLimits:
 def check_pixels(width: int, height: int, max_pixels: int) -> None:
     """Refuse a decompression bomb before decoding it."""
     if width * height > max_pixels:
-        raise PermanentJobError(
+        raise BudgetExceeded(
             f"source is {width}x{height} = {width * height} pixels, over the {max_pixels}-pixel guard"
         )
 
@@ -87,7 +87,7 @@ def check_memory(
     need = peak_bytes(width, height, source_format, outputs) + held_bytes
     if need > limits.memory_bytes:
         named = source or f"{width}x{height} {source_format}"
-        raise PermanentJobError(
+        raise BudgetExceeded(
             f"rendering a {named} source needs about {need // 2**20} MiB, over "
             f"the render memory budget of {limits.memory_bytes // 2**20} MiB ({c.ENV_RENDER_MEMORY_BYTES})"
         )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pypdfium2 as pdfium
 from PIL import Image
 
-from worker.errors import PermanentJobError
+from worker.errors import RenderError
 from worker.render.limits import RenderLimits, check_memory, check_pixels
 from worker.render.raster import encode, resize
 from worker.render.registry import OutputSpec, Rendition, register
@@ -34,16 +34,16 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: Re
         # PDFium's last-error code is process-global and can be stale, so it is not trusted here;
         # it also refuses zero-page documents outright.
         if b"/Encrypt" in data:
-            raise PermanentJobError("PDF is encrypted (password required)") from None
-        raise PermanentJobError("PDF cannot be opened: it has no pages or is damaged") from None
+            raise RenderError("PDF is encrypted (password required)") from None
+        raise RenderError("PDF cannot be opened: it has no pages or is damaged") from None
     try:
         if len(doc) == 0:
-            raise PermanentJobError("PDF has no pages")
+            raise RenderError("PDF has no pages")
         page = doc[0]
         try:
             pw, ph = page.get_size()
             if pw <= 0 or ph <= 0:
-                raise PermanentJobError("PDF page 1 has no area")
+                raise RenderError("PDF page 1 has no area")
             scale = render_scale(pw, ph, outputs)
             width, height = round(pw * scale), round(ph * scale)
             check_pixels(width, height, limits.max_pixels)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from worker.errors import PermanentJobError
+from worker.errors import PermanentJobError, RenderError
 from worker.render.limits import RenderLimits, check_memory, check_pixels, jpeg_coefficient_bytes
 from worker.render.registry import OutputSpec, Rendition, register
 
@@ -92,13 +92,13 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
     except PermanentJobError:
         raise
     except UnidentifiedImageError:
-        raise PermanentJobError("source image cannot be identified (corrupt or not an image)") from None
+        raise RenderError("source image cannot be identified (corrupt or not an image)") from None
     except MemoryError:
         raise  # the render process's limit: reported with the budget by worker.render.child
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         if "truncat" in str(err).lower():
-            raise PermanentJobError("source image is truncated") from None
-        raise PermanentJobError(f"source image cannot be decoded: {err}") from None
+            raise RenderError("source image is truncated") from None
+        raise RenderError(f"source image cannot be decoded: {err}") from None
     oriented: Image.Image = image if orientation == 1 else ImageOps.exif_transpose(image)
     has_alpha = oriented.mode in ("RGBA", "LA", "PA") or (
         oriented.mode == "P" and "transparency" in oriented.info

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from worker.errors import PermanentJobError
+from worker.errors import RenderError
 
 if TYPE_CHECKING:
     from worker.render.limits import RenderLimits
@@ -80,11 +80,11 @@ def register(*media_types: str) -> Callable[[Renderer], Renderer]:
 def sniff(data: bytes) -> str:
     """The media type of ``data`` from its magic bytes; ``PermanentJobError`` if unknown or empty."""
     if not data:
-        raise PermanentJobError("source is empty")
+        raise RenderError("source is empty")
     for media_type, test in _SNIFFERS:
         if test(data):
             return media_type
-    raise PermanentJobError(f"unsupported source type (starts with {data[:8].hex()})")
+    raise RenderError(f"unsupported source type (starts with {data[:8].hex()})")
 
 
 def renderer_for(media_type: str) -> Renderer:
@@ -92,7 +92,7 @@ def renderer_for(media_type: str) -> Renderer:
     try:
         return _RENDERERS[media_type]
     except KeyError:
-        raise PermanentJobError(f"no renderer for {media_type}") from None
+        raise RenderError(f"no renderer for {media_type}") from None
 
 
 def media_types() -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from worker import constants as c
 from worker import logs
-from worker.errors import PermanentJobError, RenderCancelled, TransientJobError
+from worker.errors import RenderCancelled, RenderError, RenderTimeout, from_reason
 from worker.render.registry import OutputSpec, Rendition
 
 log = logs.get("render")
@@ -102,7 +102,7 @@ class RenderPool:
                     reply = await child.exchange(data, outputs, max_pixels)
             except TimeoutError:
                 child.kill()
-                raise PermanentJobError(
+                raise RenderTimeout(
                     f"rendering took over {self.timeout_seconds:g}s ({c.ENV_RENDER_TIMEOUT_SECONDS})"
                 ) from None
             except (OSError, EOFError, ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as err:
@@ -110,7 +110,7 @@ class RenderPool:
                 if self.closing:
                     raise RenderCancelled("render stopped: the worker is shutting down") from None
                 status = await child.proc.wait()
-                raise PermanentJobError(
+                raise RenderError(
                     f"the render process failed: {_ended(status, err, self.memory_bytes)}"
                 ) from None
             if reply.get("retire"):
@@ -118,7 +118,7 @@ class RenderPool:
         if reply["ok"]:
             return str(reply["mediaType"]), reply["renditions"]
         error = str(reply.get("error", "render failed"))[:500]
-        raise (TransientJobError if reply.get("kind") == "transient" else PermanentJobError)(error)
+        raise from_reason(reply.get("reason"), error, transient=reply.get("kind") == "transient")
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Child]:

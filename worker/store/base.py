@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.errors import TransientJobError
+from worker.errors import StoreError
 from worker.render.registry import Rendition
 
 
-class StoreUnavailableError(TransientJobError):
+class StoreUnavailableError(StoreError):
     """The artifact store could not be reached or refused the request; retrying may help."""
 
 

@@ -103,9 +103,10 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
         p.DLQ: [
             ("dead-lettered", f'max({depth},{c.LABEL_STATE}="{c.STATE_DLQ}"}})'),
             ("growth /h", f'max(delta({depth},{c.LABEL_STATE}="{c.STATE_DLQ}"}}[1h]))'),
+            # Every failed job is dead-lettered: this is also the failures by reason (worker/errors.py).
             (
-                f"{{{{{_T}}}}} dead-lettered /s",
-                _rate(c.METRIC_JOB_OUTCOMES, f'{_NS},{c.LABEL_OUTCOME}="dlq"', _T),
+                f"{{{{{_T}}}}} dead-lettered /s: {{{{{c.LABEL_REASON}}}}}",
+                _rate(c.METRIC_JOB_OUTCOMES, f'{_NS},{c.LABEL_OUTCOME}="dlq"', f"{_T}, {c.LABEL_REASON}"),
             ),
         ],
         p.REDIS_BUDGET: [

@@ -43,7 +43,8 @@ async def test_liveness_readiness_metrics() -> None:
             assert (await client.get(c.LIVENESS_PATH)).status_code == 200  # liveness never checks Redis
             scrape = await client.get(c.METRICS_PATH)
             assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
-            line = f'{c.METRIC_JOB_OUTCOMES}{{outcome="completed",release="local",track="canary"}} 1.0'
+            own = 'release="local",track="canary"'
+            line = f'{c.METRIC_JOB_OUTCOMES}{{outcome="completed",reason="none",{own}}} 1.0'
             assert line in scrape.text
             assert (await client.get("/nope")).status_code == 404
             assert (await client.post(c.LIVENESS_PATH)).status_code == 405

@@ -31,12 +31,12 @@ OUTAGE_SECONDS = 3.0
 async def outcomes(worker: Any) -> dict[str, float]:
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"http://127.0.0.1:{worker.port}{c.METRICS_PATH}")).text
-    return {
-        s.labels[c.LABEL_OUTCOME]: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == c.METRIC_JOB_OUTCOMES
-    }
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == c.METRIC_JOB_OUTCOMES:  # summed over the reason label
+                found[s.labels[c.LABEL_OUTCOME]] = found.get(s.labels[c.LABEL_OUTCOME], 0.0) + s.value
+    return found
 
 
 async def outage(q: Any, job_ids: list[str], cut: Any) -> None:

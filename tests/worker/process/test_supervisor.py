@@ -71,7 +71,7 @@ async def test_two_processes_report_one_set_of_series(settings: Settings, spawn_
     lines = await eventually(counted, timeout=10)
     dryrun = [ln for ln in lines if ln.startswith(f"{c.METRIC_JOB_OUTCOMES}{{") and "dryrun" in ln]
     own = 'release="local",track="stable"'  # one series per pod: the children's add up
-    assert dryrun == [f'{c.METRIC_JOB_OUTCOMES}{{outcome="dryrun",{own}}} 8.0']
+    assert dryrun == [f'{c.METRIC_JOB_OUTCOMES}{{outcome="dryrun",reason="none",{own}}} 8.0']
     assert f"{c.METRIC_JOBS_TAKEN}{{{own}}} 8.0" in lines
     assert [ln for ln in lines if ln.startswith(c.METRIC_JOBS_IN_FLIGHT)] == [
         f"{c.METRIC_JOBS_IN_FLIGHT}{{{own}}} 0.0"

@@ -85,7 +85,11 @@ def gauges(text: str) -> dict[str, float]:
 def outcomes(text: str) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         if family.name == c.METRIC_JOB_OUTCOMES.removesuffix("_total"):
-            return {s.labels[c.LABEL_OUTCOME]: s.value for s in family.samples if s.name.endswith("_total")}
+            found: dict[str, float] = {}
+            for s in family.samples:
+                if s.name.endswith("_total"):  # summed over the reason label
+                    found[s.labels[c.LABEL_OUTCOME]] = found.get(s.labels[c.LABEL_OUTCOME], 0.0) + s.value
+            return found
     return {}
 
 

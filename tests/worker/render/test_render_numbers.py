@@ -15,6 +15,7 @@ import worker_media as media
 from PIL import Image
 
 from mobius_preview_client.contract import validation
+from worker import constants as c
 from worker import pipeline, render
 from worker.render import OutputSpec, RenderLimits, child
 from worker.settings import Settings
@@ -63,7 +64,8 @@ def test_a_non_io_error_while_rendering_is_permanent(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(render, "render", broken)
     reply, renditions = child.handle(b"any", OUTPUTS, LIMITS)
     error = "rendering failed: ValueError: bad rendition maths"
-    assert reply == {"ok": False, "kind": "permanent", "error": error} and renditions == []
+    expected = {"ok": False, "kind": "permanent", "reason": c.REASON_INTERNAL, "error": error}
+    assert reply == expected and renditions == []
 
 
 def test_an_io_error_while_rendering_stays_transient(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,16 +47,19 @@ def counter(name: str, per_minute: Sequence[float], **labels: str) -> dict[str, 
 
 
 def outcome_series(traffic: Traffic, invalid: Sequence[float] | None = None) -> list[dict[str, str]]:
-    """The worker's outcome counters: good jobs complete, bad ones fail; invalid ones fail as well."""
+    """The worker's outcome counters: good jobs complete, bad ones fail; invalid ones fail as well.
+
+    As the worker counts them, each with its ``reason``: the failures split into a render error's
+    series and an invalid job's, so every rule must sum over the reason label.
+    """
     invalid = invalid or [0.0] * len(traffic)
-    out = c.METRIC_JOB_OUTCOMES
+    out, stable, none = c.METRIC_JOB_OUTCOMES, c.TRACK_STABLE, c.REASON_NONE
     return [
-        counter(out, [g for g, _ in traffic], track=c.TRACK_STABLE, outcome="completed"),
-        counter(
-            out, [b + i for (_, b), i in zip(traffic, invalid, strict=True)], track="stable", outcome="failed"
-        ),
-        counter(out, invalid, track=c.TRACK_STABLE, outcome=c.INVALID_OUTCOME),
-        counter(out, [0.0] * len(traffic), track=c.TRACK_STABLE, outcome="dryrun"),
+        counter(out, [g for g, _ in traffic], track=stable, outcome="completed", reason=none),
+        counter(out, [b for _, b in traffic], track=stable, outcome="failed", reason=c.REASON_RENDER),
+        counter(out, invalid, track=stable, outcome="failed", reason=c.REASON_INVALID),
+        counter(out, invalid, track=stable, outcome=c.INVALID_OUTCOME, reason=c.REASON_INVALID),
+        counter(out, [0.0] * len(traffic), track=stable, outcome="dryrun", reason=none),
     ]
 
 
