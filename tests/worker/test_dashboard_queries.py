@@ -100,7 +100,9 @@ class Prom:
         )
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        # Starting, Prometheus answers 503 in plain text: an HTTPError for the caller that waits.
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = answer.raise_for_status().json()
         assert body["status"] == "success", (expr, body)
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
