@@ -104,9 +104,8 @@ def extracted(renovate_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     """``packageFiles`` of an offline extract of the work tree's files (tracked and new, not ignored)."""
     snapshot, work = tmp_path_factory.mktemp("renovate-repo"), tmp_path_factory.mktemp("renovate-work")
     for name in work_tree_files():
-        if (REPO / name).is_file():
-            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, snapshot / name)
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, snapshot / name)
     report = work / "report.json"
     argv = [
         "renovate",
