@@ -9,6 +9,7 @@ ARG BASE_IMAGE=docker.io/library/python:3.11-slim@sha256:9c900dea9e8fb7e16277c17
 # ---- builder: locked dependencies -> wheels -> /opt/venv; runtime files with normalised modes ----
 FROM ${BASE_IMAGE} AS builder
 # uv only reads uv.lock here (`--frozen`: no resolution, no network); pinned to the version that locks.
+# renovate: datasource=pypi depName=uv
 ARG UV_VERSION=0.13.9
 # Deployment-only packages (the Pulumi program's) stay out of the worker image.
 ARG PRUNE="pulumi pulumi-kubernetes pulumi-policy hvac ruamel-yaml"

@@ -3,6 +3,7 @@
 # actionlint (GitHub Actions workflow linter), built from its Go module at a pinned
 # version and cached outside the work tree; tests/infra/tools/release/test_workflows.py runs it.
 set -euo pipefail
+# renovate: datasource=go depName=github.com/rhysd/actionlint
 VERSION=v1.7.10
 CACHE="${HOME}/.cache/mobius-preview-worker/actionlint-${VERSION}"
 BIN="${CACHE}/actionlint"

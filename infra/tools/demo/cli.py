@@ -165,7 +165,7 @@ def cluster_and_image(build_image: bool) -> str:
         wheels = run(PY, "-m", "infra", "image", "wheels")
         built = run(PY, "-m", "infra", "image", "build", "--registry", REGISTRY, "--repository", REPOSITORY,
                     "--base-image", last_line(base), "--wheelhouse", last_line(wheels),
-                    "--stack", "dev", "--root", str(PROJECT), "--no-git")  # fmt: skip
+                    "--stack", "dev", "--root", str(PROJECT), "--no-git", "--no-sbom")  # fmt: skip
         image = last_line(built)
         PINNED.write_text(image + "\n")
         return image

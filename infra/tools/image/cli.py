@@ -1,6 +1,7 @@
 """``python -m infra image build|base|registry``: the worker image without a Docker daemon.
 
-``build``    build the Dockerfile with buildah, push, read the digest with skopeo, pin it (--stack)
+``build``    build the Dockerfile with buildah, push, read the digest with skopeo, write its SBOM,
+             pin it (--stack)
 ``base``     make (or reuse) the cached debootstrap base image; --push copies it to a registry
 ``wheels``   download (or reuse) the locked wheels for offline builds; prints the directory
 ``registry`` serve Debian's docker-registry on loopback until interrupted
@@ -60,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--wheelhouse", type=Path, help="install wheels from DIR, no index (see `wheels`)")
     b.add_argument("--storage-root", type=Path, help="private buildah storage (default: buildah's own)")
     b.add_argument("--no-cache", action="store_true", help="rebuild every step")
+    sbom_where = b.add_mutually_exclusive_group()
+    sbom_where.add_argument("--sbom-dir", type=Path, help="where the SBOM goes (default: CONTEXT/dist/sbom)")
+    sbom_where.add_argument("--no-sbom", action="store_true", help="write no SBOM (a loopback image only)")
 
     s = sub.add_parser("base", help="make or reuse the debootstrap base image")
     s.add_argument("--mirror", help="Debian mirror URL (default: the one apt uses)")
@@ -108,6 +112,8 @@ def _build(args: argparse.Namespace) -> int:
         wheelhouse=args.wheelhouse,
         storage=buildah.Storage(root=args.storage_root),
         no_cache=args.no_cache,
+        sbom_dir=args.sbom_dir,
+        no_sbom=args.no_sbom,
     )
     result = publish.publish(req, _log)
     print(result.reference)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from infra import runner
 from infra.errors import ImageError, InfraError
-from infra.tools.image import buildah
+from infra.tools.image import buildah, sbom
 
 Log = Callable[[str], None]
 WHEELHOUSE_MOUNT = "/wheelhouse"
@@ -48,6 +48,8 @@ class Request:
     wheelhouse: Path | None = None
     storage: buildah.Storage = field(default_factory=buildah.Storage)
     no_cache: bool = False
+    sbom_dir: Path | None = None  # where the SBOM goes; None: ``<context>/dist/sbom``
+    no_sbom: bool = False  # the local demo's loopback image only (docs/supply-chain.md#sbom)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Result:
     reference: str
     tagged: str
     pinned: str | None = None
+    sbom: Path | None = None  # the SPDX JSON of the pushed digest (infra/tools/image/sbom.py)
 
 
 def _git(context: Path, *args: str) -> str | None:
@@ -141,6 +144,7 @@ def publish(req: Request, log: Log) -> Result:
     check_names(req.registry, req.repository, tag)
     timestamp = req.timestamp if req.timestamp is not None else source_epoch(req.context)
     ca = req.ca_bundle or default_ca_bundle()
+    sbom_dir = None if req.no_sbom else sbom.ready_dir(req.sbom_dir or req.context / sbom.DEFAULT_DIR)
     name = f"{req.registry}/{req.repository}"
     spec = buildah.BuildSpec(
         context=req.context,
@@ -158,11 +162,19 @@ def publish(req: Request, log: Log) -> Result:
     digest = buildah.push(spec.tag, f"{name}:{tag}", req.storage)
     reference = f"{name}@{digest}"
     log(f"pushed {reference}")
+    sbom_file = (
+        sbom.write(reference, sbom.sbom_path(sbom_dir, req.repository, digest), log) if sbom_dir else None
+    )
     pinned = None
     if req.stack:
         pinned = pin(reference, req.stack, req.release_root, revision, log, req.release_flags)
     return Result(
-        image_id=image_id, digest=digest, reference=reference, tagged=f"{name}:{tag}", pinned=pinned
+        image_id=image_id,
+        digest=digest,
+        reference=reference,
+        tagged=f"{name}:{tag}",
+        pinned=pinned,
+        sbom=sbom_file,
     )
 
 

@@ -1,5 +1,8 @@
 """Every pinned version of the local toolchain, in one place.
 
+A ``# renovate: datasource=go depName=<module>`` line above a version is what the Renovate
+config (renovate.json) reads to keep it current; a new tool's version gets one too.
+
 Each :class:`GoTool` is one Go main package built from one of three kinds of
 source (:class:`WrapperModule`, :class:`VendoredSource`, :class:`ProxyModule`).
 A tool's cache key is ``<group>-<version>``, so bumping a version here is the
@@ -20,6 +23,7 @@ from infra.tools.local.layout import REPO_ROOT
 
 GO_VERSION_MIN = (1, 25)  # pulumi pkg/v3 v3.259.0 declares `go 1.25.11`
 
+# renovate: datasource=go depName=github.com/pulumi/pulumi/pkg/v3
 PULUMI_VERSION = "3.259.0"
 # The Kubernetes provider's tagged versions answer 403 on the proxy; this pseudo-version is the
 # commit of tag v4.25.0 (f47bc2d6f199), which is served.
@@ -27,14 +31,23 @@ KUBERNETES_PROVIDER_PSEUDO_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 # Third-party source no registry serves (see its SOURCE.md): ``$MOBIUS_THIRD_PARTY`` or
 # ``<repo>/../shared/third_party``.
 ENV_THIRD_PARTY = "MOBIUS_THIRD_PARTY"
+# renovate: datasource=go depName=k8s.io/kubernetes
 KUBERNETES_VERSION = "1.34.2"
+# renovate: datasource=go depName=sigs.k8s.io/kwok
 KWOK_VERSION = "0.7.0"
+# renovate: datasource=go depName=sigs.k8s.io/prometheus-adapter
 PROMETHEUS_ADAPTER_VERSION = "0.12.0"
+# renovate: datasource=go depName=github.com/external-secrets/external-secrets
 EXTERNAL_SECRETS_VERSION = "0.16.2"
+# renovate: datasource=go depName=github.com/kedacore/keda/v2
 KEDA_VERSION = "2.18.0"
 # Sloth, the SLO rule generator the project's own rules are compared with (docs/slo.md): built
 # only for that test, like an add-on.
+# renovate: datasource=go depName=github.com/slok/sloth
 SLOTH_VERSION = "0.16.0"
+# Syft, the SBOM generator every image build runs (docs/supply-chain.md): built on demand.
+# renovate: datasource=go depName=github.com/anchore/syft
+SYFT_VERSION = "1.57.2"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -257,6 +270,15 @@ TOOLS: tuple[GoTool, ...] = (
         source=ProxyModule("github.com/slok/sloth", f"v{SLOTH_VERSION}"),
         package="./cmd/sloth",
         ldflags=(f"github.com/slok/sloth/internal/info.Version=v{SLOTH_VERSION}",),
+        addon=True,
+    ),
+    GoTool(
+        name="syft",
+        group="syft",
+        version=SYFT_VERSION,
+        source=ProxyModule("github.com/anchore/syft", f"v{SYFT_VERSION}"),
+        package="./cmd/syft",
+        ldflags=(f"main.version={SYFT_VERSION}",),
         addon=True,
     ),
 )

@@ -26,7 +26,8 @@ from image_testkit import (
 from infra.tools.image import buildah, publish, registry_server
 from worker import constants as c
 
-pytestmark = pytest.mark.timeout(600)
+# The first build of a machine also builds syft for the SBOM (about 6 minutes cold, once).
+pytestmark = pytest.mark.timeout(1200)
 COMPILERS = re.compile(r"^usr/(local/)?bin/(gcc|cc|c\+\+|g\+\+|clang|make|ld)(-[\d.]+)?$")
 
 

@@ -12,7 +12,7 @@ import pytest
 from image_testkit import REPO, REPOSITORY, REVISION, TIMESTAMP
 
 from infra.errors import ImageError
-from infra.tools.image import buildah, cli, publish, registry_server, rootfs, wheels
+from infra.tools.image import buildah, cli, publish, registry_server, rootfs, sbom, wheels
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -34,12 +34,15 @@ def test_build_with_stack_pushes_and_pins_the_digest(
         "build", "--registry", local_registry.host, "--repository", REPOSITORY, "--tag", "pinned",
         "--stack", "dev", "--root", str(tmp_path), "--context", str(context), "--base-image", base_ref,
         "--timestamp", str(TIMESTAMP), "--revision", REVISION, "--storage-root", str(storage.root),
-        "--wheelhouse", str(wheelhouse), "--no-git",
+        "--wheelhouse", str(wheelhouse), "--no-git", "--sbom-dir", str(tmp_path / "sbom"),
     ])  # fmt: skip
     out = capsys.readouterr()
     assert code == 0, out.err
     # Same inputs as `built` (this time from the layer cache): the same digest, and that is pinned.
     assert out.out.strip() == built.reference
+    # Its SBOM, named by the digest, where --sbom-dir says; stderr says where.
+    sbom_file = sbom.sbom_path(tmp_path / "sbom", REPOSITORY, built.digest)
+    assert sbom_file.is_file() and f"SBOM (spdx-json) of {built.digest}: {sbom_file}" in out.err
     stack = (tmp_path / "Pulumi.dev.yaml").read_text()
     assert f"mobius-preview-worker:image: {built.reference}\n" in stack
     [entry] = [json.loads(line) for line in (tmp_path / "releases" / "dev.jsonl").read_text().splitlines()]
