@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from infra.errors import ImageError
-from infra.tools.image import buildah, publish, registry_server, rootfs, wheels
+from infra.tools.image import buildah, publish, registry_server, rootfs, signing, wheels
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--wheelhouse", type=Path, help="install wheels from DIR, no index (see `wheels`)")
     b.add_argument("--storage-root", type=Path, help="private buildah storage (default: buildah's own)")
     b.add_argument("--no-cache", action="store_true", help="rebuild every step")
+    b.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="cosign key (file or env://VAR; password in $COSIGN_PASSWORD) to sign the digest and attest "
+        "its provenance (default: $IMAGE_SIGNING_KEY; none: pushed unsigned, with a warning)",
+    )
 
     s = sub.add_parser("base", help="make or reuse the debootstrap base image")
     s.add_argument("--mirror", help="Debian mirror URL (default: the one apt uses)")
@@ -108,6 +114,7 @@ def _build(args: argparse.Namespace) -> int:
         wheelhouse=args.wheelhouse,
         storage=buildah.Storage(root=args.storage_root),
         no_cache=args.no_cache,
+        sign_key=signing.signing_key(args.sign_key),
     )
     result = publish.publish(req, _log)
     print(result.reference)

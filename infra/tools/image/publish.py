@@ -18,7 +18,7 @@ from pathlib import Path
 
 from infra import runner
 from infra.errors import ImageError, InfraError
-from infra.tools.image import buildah
+from infra.tools.image import buildah, signing
 
 Log = Callable[[str], None]
 WHEELHOUSE_MOUNT = "/wheelhouse"
@@ -48,6 +48,7 @@ class Request:
     wheelhouse: Path | None = None
     storage: buildah.Storage = field(default_factory=buildah.Storage)
     no_cache: bool = False
+    sign_key: str | None = None  # a cosign key reference (infra/tools/image/signing.py); None: unsigned
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Result:
     reference: str
     tagged: str
     pinned: str | None = None
+    signed: signing.Signed | None = None
 
 
 def _git(context: Path, *args: str) -> str | None:
@@ -158,12 +160,21 @@ def publish(req: Request, log: Log) -> Result:
     digest = buildah.push(spec.tag, f"{name}:{tag}", req.storage)
     reference = f"{name}@{digest}"
     log(f"pushed {reference}")
+    signed = None
+    if req.sign_key:  # before the pin: a stack that names a signer checks the signature
+        predicate = signing.provenance(
+            req.context, reference, revision, req.source or github_source(), req.base_image, timestamp
+        )
+        signed = signing.sign(reference, req.sign_key, predicate, log)
+    else:
+        log(signing.unsigned_note(reference))
     pinned = None
     if req.stack:
         pinned = pin(reference, req.stack, req.release_root, revision, log, req.release_flags)
     return Result(
-        image_id=image_id, digest=digest, reference=reference, tagged=f"{name}:{tag}", pinned=pinned
-    )
+        image_id=image_id, digest=digest, reference=reference, tagged=f"{name}:{tag}", pinned=pinned,
+        signed=signed,
+    )  # fmt: skip
 
 
 def pin(

@@ -35,6 +35,10 @@ KEDA_VERSION = "2.18.0"
 # Sloth, the SLO rule generator the project's own rules are compared with (docs/slo.md): built
 # only for that test, like an add-on.
 SLOTH_VERSION = "0.16.0"
+# cosign, which signs each built image and attests its provenance (docs/supply-chain.md): built on
+# demand by the image build and the tests that cross-check the pure-Python verifier. v2, whose
+# signatures are the ``sha256-<hex>.sig`` tag that verifier reads (v3 writes bundles by default).
+COSIGN_VERSION = "2.6.5"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -257,6 +261,15 @@ TOOLS: tuple[GoTool, ...] = (
         source=ProxyModule("github.com/slok/sloth", f"v{SLOTH_VERSION}"),
         package="./cmd/sloth",
         ldflags=(f"github.com/slok/sloth/internal/info.Version=v{SLOTH_VERSION}",),
+        addon=True,
+    ),
+    GoTool(
+        name="cosign",
+        group="cosign",
+        version=COSIGN_VERSION,
+        source=ProxyModule("github.com/sigstore/cosign/v2", f"v{COSIGN_VERSION}"),
+        package="./cmd/cosign",
+        ldflags=(f"sigs.k8s.io/release-utils/version.gitVersion=v{COSIGN_VERSION}",),
         addon=True,
     ),
 )
