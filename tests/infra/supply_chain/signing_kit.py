@@ -132,3 +132,44 @@ def sign_image(host: str, repository: str, digest: str, key: Key, claims: str | 
     data = payload(host, repository, claims or digest)
     signature = base64.b64encode(key.sign(data)).decode()
     write_signatures(host, repository, digest, [signature_layer(host, repository, data, signature)])
+
+
+def copy_signatures(host: str, repository: str, source: str, target: str) -> None:
+    """Put ``source``'s signature manifest, unchanged, at ``target``'s signature tag (a replay)."""
+    accept = {"Accept": OCI_MANIFEST}
+    url = f"http://{host}/v2/{repository}/manifests/"
+    with urllib.request.urlopen(urllib.request.Request(url + signature_tag(source), headers=accept)) as r:
+        body = r.read()
+    with _request("PUT", url + signature_tag(target), body, OCI_MANIFEST):
+        pass
+
+
+@dataclass(frozen=True)
+class CosignKeys:
+    """A key pair ``cosign generate-key-pair`` wrote (``cosign.key`` encrypted with ``password``)."""
+
+    private: Path
+    public_pem: str
+    password: str
+
+
+def cosign_keys(cosign: str, folder: Path, password: str = "test-only-password") -> CosignKeys:
+    """Make a cosign key pair in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "COSIGN_PASSWORD": password}
+    done = subprocess.run([cosign, "generate-key-pair"], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return CosignKeys(folder / "cosign.key", (folder / "cosign.pub").read_text(), password)
+
+
+def cosign_verify(cosign: str, reference: str, public_pem: str, folder: Path, *extra: str) -> bool:
+    """Whether ``cosign verify`` (offline: no transparency log) accepts ``reference`` for the key."""
+    key = folder / f"verify-{hashlib.sha256(public_pem.encode()).hexdigest()[:12]}.pub"
+    key.write_text(public_pem)
+    verb = extra[0] if extra else "verify"
+    argv = [cosign, verb, "--key", str(key), "--insecure-ignore-tlog", "--allow-http-registry",
+            *extra[1:], reference]  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(folder)}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode == 0
