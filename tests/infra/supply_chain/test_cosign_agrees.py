@@ -113,7 +113,8 @@ def _unsigned(image: Image) -> None:
 )
 def test_cosign_and_the_python_verifier_agree(
     case: Callable[[Image], None], signer: str, accepted: bool, registry: Registry, cosign: str,
-    cosign_key: CosignKeys, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+    cosign_key: CosignKeys, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     digest = push_image(registry.host, REPO, "t", request.node.name.encode())
     image = Image(registry.host, digest, cosign_key, key, monkeypatch)
