@@ -63,8 +63,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--sign-key",
         metavar="KEY",
-        help="cosign key (file or env://VAR; password in $COSIGN_PASSWORD) to sign the digest and attest "
-        "its provenance (default: $IMAGE_SIGNING_KEY; none: pushed unsigned, with a warning)",
+        help="cosign key (file or env://VAR; password in $COSIGN_PASSWORD), or `keyless` (the CI's OIDC "
+        "identity), to sign the digest and attest its provenance (default: $IMAGE_SIGNING_KEY; none: "
+        "pushed unsigned, with a warning)",
     )
 
     s = sub.add_parser("base", help="make or reuse the debootstrap base image")

@@ -6,8 +6,10 @@
 ``sha256-<hex>.att``). KEY is a cosign key reference: a file (``cosign.key``) or ``env://VAR``;
 its password is ``$COSIGN_PASSWORD``, which cosign reads from the environment, so it is never on
 a command line or in a log. Offline here: no Rekor upload (``--tlog-upload=false``), so the
-signatures carry no transparency-log entry (docs/supply-chain.md). Without a key the image is
-pushed unsigned and the build says so loudly: stacks that name a signer refuse it.
+signatures carry no transparency-log entry (docs/supply-chain.md). ``--sign-key keyless`` signs
+with the CI's OIDC identity instead (a Fulcio certificate, logged in Rekor: GitHub's ``id-token:
+write``, as main.yml's image job does). Without a key the image is pushed unsigned and the build
+says so loudly: stacks that name a signer refuse it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ Log = Callable[[str], None]
 #: Where the build finds the signing key when ``--sign-key`` is not given.
 ENV_SIGNING_KEY = "IMAGE_SIGNING_KEY"
 ENV_PASSWORD = "COSIGN_PASSWORD"
+#: ``--sign-key keyless``: the CI's OIDC identity signs (Fulcio and Rekor must be reachable).
+KEYLESS = "keyless"
 PREDICATE_TYPE = "slsaprovenance1"  # https://slsa.dev/provenance/v1
 BUILD_TYPE = "https://github.com/mobius/preview-worker/blob/main/docs/supply-chain.md#provenance"
 LOCAL_BUILDER = "urn:mobius-preview-worker:python-m-infra-image-build:local"
@@ -101,7 +105,8 @@ def provenance(
 
 
 def _cosign(cosign: str, verb: str, key: str, reference: str, *extra: str) -> None:
-    argv = [cosign, verb, "--yes", "--key", key, "--tlog-upload=false", *extra]
+    signer = [] if key == KEYLESS else ["--key", key, "--tlog-upload=false"]
+    argv = [cosign, verb, "--yes", *signer, *extra]
     if is_loopback(reference.split("/", 1)[0]):
         argv.append("--allow-http-registry")
     # stdin closed: a key without $COSIGN_PASSWORD must fail, not wait for a prompt.
@@ -110,7 +115,7 @@ def _cosign(cosign: str, verb: str, key: str, reference: str, *extra: str) -> No
 
 def sign(reference: str, key: str, predicate: dict[str, Any], log: Log) -> Signed:
     """Sign ``reference`` (``repo@sha256:…``) and attest its provenance, with the key ``key``."""
-    if ENV_PASSWORD not in os.environ:
+    if key != KEYLESS and ENV_PASSWORD not in os.environ:
         raise ImageError(
             f"signing with {key}: ${ENV_PASSWORD} is not set (the key's password; empty for none)"
         )
