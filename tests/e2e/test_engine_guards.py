@@ -136,11 +136,28 @@ def test_only_an_image_signed_by_the_stacks_signer_deploys(
         assert "images-signed" in out
         assert f"image {unsigned}: refused: {unsigned} is not signed" in out
         untouched(project, engine_env, "dev", before)
+        # An unsigned canary written into the file by hand: a weight step brings no new image, so
+        # the release gate has nothing to check, and the pack refuses it through the Automation API.
+        text = stack_file.read_text().replace(f"{pinned} {unsigned}", f"{pinned} {signed}")
+        stack_file.write_text(
+            text.replace("    weight: 0\n    image: null", f"    weight: 10\n    image: {unsigned}")
+        )
+        release = [sys.executable, "-m", "infra", "release", "--root", str(project)]
+        step = [*release, "canary", "--stack", "dev", "--weight", "20", "--reason", "e2e", "--apply",
+                "--no-git"]  # fmt: skip
+        proc = subprocess.run(step, env=engine_env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "release: engine: pulumi preview --stack dev failed" in proc.stderr
+        assert f"image {unsigned}: refused: {unsigned} is not signed" in proc.stdout + proc.stderr
+        untouched(project, engine_env, "dev", before)
         # The release gate checks the signature, then --apply runs `pulumi up --policy-pack policy`
         # through the Automation API: the pack checks it again, in the engine, and it deploys.
-        cmd = [sys.executable, "-m", "infra", "release", "--root", str(project), "pin", "--stack", "dev",
-               "--image", signed, "--reason", "e2e", "--apply", "--no-git"]  # fmt: skip
-        proc = subprocess.run(cmd, env=engine_env, capture_output=True, text=True, timeout=600)
+        abort = [*release, "canary", "--stack", "dev", "--abort", "--reason", "e2e", "--no-git"]
+        subprocess.run(abort, env=engine_env, capture_output=True, text=True, timeout=300, check=True)
+        pin = [*release, "pin", "--stack", "dev", "--image", signed, "--reason", "e2e", "--apply", "--no-git"]
+        # Back to the unsigned stable digest of the first preview, so the pin is a change.
+        stack_file.write_text(stack_file.read_text().replace(f"{pinned} {signed}", f"{pinned} {unsigned}"))
+        proc = subprocess.run(pin, env=engine_env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"{signed}: signature verified (the configured public key)" in proc.stdout
         live = kubectl_json(engine_env, "-n", "preview-dev", "get", "deployments")["items"]
