@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from infra.errors import ImageError, SignatureError
+from infra.supply_chain import cosign_signatures
 from infra.supply_chain.cosign_signatures import verify_key
 from infra.tools.image import signing
 from infra.tools.image.registry_server import Registry
@@ -166,3 +167,21 @@ def test_signing_without_the_password_variable_is_refused_clearly(
     with pytest.raises(ImageError, match="cosign sign") as refused:
         signing.sign(ref, str(cosign_key.private), {}, lambda line: None)
     assert "wrong password" not in str(refused.value)
+
+
+def test_keyless_verification_runs_cosign_from_path_and_refuses_what_it_refuses(
+    registry: Registry, cosign: str, cosign_key: CosignKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, no keyless signature can be made or checked (no Fulcio, Rekor or trust root): what
+    is tested is that the keyless form needs cosign on PATH and refuses an image cosign refuses."""
+    identity = "https://github.com/mobius/preview-worker/.github/workflows/main.yml@refs/heads/main"
+    issuer = "https://token.actions.githubusercontent.com"
+    ref = f"{registry.host}/{REPO}@{push_image(registry.host, REPO, 'keyless', b'keyless')}"
+    _cosign_sign(cosign_key, ref, monkeypatch)  # a key signature: not the identity's
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SignatureError, match="keyless verification needs cosign on PATH"):
+        cosign_signatures.verify(ref, identity=identity, issuer=issuer)
+    (tmp_path / "cosign").symlink_to(cosign)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(SignatureError, match=f"{ref} has no valid keyless signature by {identity}"):
+        cosign_signatures.verify(ref, identity=identity, issuer=issuer)
