@@ -50,6 +50,7 @@ def test_build_with_stack_pushes_and_pins_the_digest(
     assert entry["reason"] == f"image build of {REVISION}"
 
 
+@pytest.mark.timeout(1200)  # builds cosign first when it is not cached (about 7 minutes cold)
 def test_build_with_a_key_signs_attests_and_pins_into_a_stack_that_requires_it(
     built: publish.Result,
     context: Path,
