@@ -74,6 +74,13 @@ class ToolFailed(ImageError):
     """
 
 
+# --- Image signatures (infra/supply_chain/) ---
+
+
+class SignatureError(InfraError):
+    """An image digest is not signed by the configured signer, or its signature cannot be read."""
+
+
 # --- Releases (infra/tools/release/) ---
 
 

@@ -8,10 +8,11 @@ the rules are unit-tested without the engine, and this module loads no Pulumi SD
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from infra.config.fields.image_refs import IMAGE_RE
+from infra.errors import InfraError
 from infra.manifests.common import ANNOTATION_CANARY_WEIGHT, HOLDS_STATE, LABEL_INSTANCE, LABEL_NAME
 from infra.manifests.observability.slo_rules import (
     LABEL_SLO,
@@ -203,4 +204,42 @@ def check_slos(resources: Iterable[Mapping[str, Any]], instances: Iterable[str])
         for slo in PROD_SLOS
         for severity, kind in ((SEVERITY_PAGE, "page"), (SEVERITY_TICKET, "ticket"))
         if (slo, severity) not in found
+    ]
+
+
+def pod_images(resources: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every container image the workloads among ``resources`` run, once each, sorted."""
+    found: set[str] = set()
+    for props in resources:
+        spec = pod_spec(props)
+        for c in _containers(spec) if spec is not None else []:
+            if isinstance(c.get("image"), str):
+                found.add(c["image"])
+    return sorted(found)
+
+
+def check_signed_images(images: Iterable[str], verify: Callable[[str], object]) -> list[str]:
+    """Each image verified by ``verify`` (which raises with the reason when it is not signed by the
+    stack's signer): one message per refused image."""
+    problems = []
+    for image in images:
+        try:
+            verify(image)
+        except InfraError as exc:  # SignatureError: unsigned, another signer, unreadable registry
+            problems.append(f"image {image}: refused: {exc}")
+    return problems
+
+
+def check_production_signer(
+    resources: Iterable[Mapping[str, Any]], instances: Iterable[str], has_signer: bool
+) -> list[str]:
+    """A production instance's stack names an image signer (``imageSignature``)."""
+    prod = set(instances)
+    if has_signer or not any(
+        r.get("kind") == "Deployment" and _labels(r).get(LABEL_INSTANCE) in prod for r in resources
+    ):
+        return []
+    return [
+        "production names no image signer: set imageSignature (a cosign publicKey, or a keyless "
+        "identity and issuer) so only signed images deploy (docs/supply-chain.md)"
     ]

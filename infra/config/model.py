@@ -32,6 +32,7 @@ from infra.config.fields.quantities import quantity
 from infra.config.problems import problems_from
 from infra.config.sections.autoscaling_config import Autoscaling
 from infra.config.sections.cluster_target import ClusterTarget
+from infra.config.sections.image_signature import ImageSignature
 from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
@@ -57,6 +58,7 @@ __all__ = [
     "ClusterTarget",
     "ConfigError",
     "CpuMemory",
+    "ImageSignature",
     "MonitoringConfig",
     "Network",
     "RedisCa",
@@ -92,6 +94,8 @@ class StackConfig(Model):
     namespace: str = "preview-worker"
     image: str
     release_id: str | None = None
+    # Who must have signed the images (infra/config/sections/image_signature.py): unset, no check.
+    image_signature: ImageSignature | None = None
     replicas: Replicas = Replicas()
     # What each worker (and API) process is told: worker/tunables.py declares every key once.
     worker: Tunables = Tunables()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from infra.errors import ImageError
-from infra.tools.image import buildah, publish, registry_server, rootfs, wheels
+from infra.tools.image import buildah, publish, registry_server, rootfs, signing, wheels
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     sbom_where = b.add_mutually_exclusive_group()
     sbom_where.add_argument("--sbom-dir", type=Path, help="where the SBOM goes (default: CONTEXT/dist/sbom)")
     sbom_where.add_argument("--no-sbom", action="store_true", help="write no SBOM (a loopback image only)")
+    b.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="cosign key (file or env://VAR; password in $COSIGN_PASSWORD), or `keyless` (the CI's OIDC "
+        "identity), to sign the digest and attest its provenance (default: $IMAGE_SIGNING_KEY; none: "
+        "pushed unsigned, with a warning)",
+    )
 
     s = sub.add_parser("base", help="make or reuse the debootstrap base image")
     s.add_argument("--mirror", help="Debian mirror URL (default: the one apt uses)")
@@ -114,6 +121,7 @@ def _build(args: argparse.Namespace) -> int:
         no_cache=args.no_cache,
         sbom_dir=args.sbom_dir,
         no_sbom=args.no_sbom,
+        sign_key=signing.signing_key(args.sign_key),
     )
     result = publish.publish(req, _log)
     print(result.reference)

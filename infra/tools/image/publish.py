@@ -18,7 +18,7 @@ from pathlib import Path
 
 from infra import runner
 from infra.errors import ImageError, InfraError
-from infra.tools.image import buildah, sbom
+from infra.tools.image import buildah, sbom, signing
 
 Log = Callable[[str], None]
 WHEELHOUSE_MOUNT = "/wheelhouse"
@@ -50,6 +50,7 @@ class Request:
     no_cache: bool = False
     sbom_dir: Path | None = None  # where the SBOM goes; None: ``<context>/dist/sbom``
     no_sbom: bool = False  # the local demo's loopback image only (docs/supply-chain.md#sbom)
+    sign_key: str | None = None  # a cosign key reference (infra/tools/image/signing.py); None: unsigned
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Result:
     tagged: str
     pinned: str | None = None
     sbom: Path | None = None  # the SPDX JSON of the pushed digest (infra/tools/image/sbom.py)
+    signed: signing.Signed | None = None
 
 
 def _git(context: Path, *args: str) -> str | None:
@@ -165,6 +167,14 @@ def publish(req: Request, log: Log) -> Result:
     sbom_file = (
         sbom.write(reference, sbom.sbom_path(sbom_dir, req.repository, digest), log) if sbom_dir else None
     )
+    signed = None
+    if req.sign_key:  # before the pin: a stack that names a signer checks the signature
+        predicate = signing.provenance(
+            req.context, reference, revision, req.source or github_source(), req.base_image, timestamp
+        )
+        signed = signing.sign(reference, req.sign_key, predicate, log, sbom_file)
+    else:
+        log(signing.unsigned_note(reference))
     pinned = None
     if req.stack:
         pinned = pin(reference, req.stack, req.release_root, revision, log, req.release_flags)
@@ -175,6 +185,7 @@ def publish(req: Request, log: Log) -> Result:
         tagged=f"{name}:{tag}",
         pinned=pinned,
         sbom=sbom_file,
+        signed=signed,
     )
 
 

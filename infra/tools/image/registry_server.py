@@ -9,7 +9,6 @@ allow that for loopback hosts only, see :func:`is_loopback`).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import ImageError
+from infra.supply_chain.registry_reads import is_loopback as is_loopback  # declared with the signature reader
 from infra.tools.image.tools import require
 
 _CONFIG = """\
@@ -36,22 +36,6 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
-
-
-def is_loopback(registry: str) -> bool:
-    """Whether ``registry`` (``host[:port]``) is a loopback address, where plain HTTP is acceptable."""
-    if registry.startswith("["):  # [v6]:port
-        host = registry[1 : registry.find("]")]
-    elif registry.count(":") == 1:  # name:port or v4:port
-        host = registry.rsplit(":", 1)[0]
-    else:  # a bare name, v4 or v6 address
-        host = registry
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def free_port() -> int:

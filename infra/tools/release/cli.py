@@ -33,6 +33,7 @@ from infra.tools.release import (
     history,
     report,
     rollout,
+    signature_gate,
     stale,
     status_table,
 )
@@ -274,6 +275,7 @@ def _release(
     stack = args.target if args.command == "promote" else args.stack
     sf = actions.open_stack(root, stack, "--to" if args.command == "promote" else "--stack")
     change = _change(root, sf, args, deployed)
+    signature_gate.check(sf, change.after, out)  # before anything is written or committed
     if apply is not None:
         change = replace(change, details={**(change.details or {}), "applied": APPLIED})
     if recorder is None:

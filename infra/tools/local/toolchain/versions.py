@@ -48,6 +48,11 @@ SLOTH_VERSION = "0.16.0"
 # Syft, the SBOM generator every image build runs (docs/supply-chain.md): built on demand.
 # renovate: datasource=go depName=github.com/anchore/syft
 SYFT_VERSION = "1.57.2"
+# cosign, which signs each built image and attests its provenance (docs/supply-chain.md): built on
+# demand by the image build and the tests that cross-check the pure-Python verifier. v2, whose
+# signatures are the ``sha256-<hex>.sig`` tag that verifier reads (v3 writes bundles by default).
+# renovate: datasource=go depName=github.com/sigstore/cosign/v2
+COSIGN_VERSION = "2.6.5"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -279,6 +284,15 @@ TOOLS: tuple[GoTool, ...] = (
         source=ProxyModule("github.com/anchore/syft", f"v{SYFT_VERSION}"),
         package="./cmd/syft",
         ldflags=(f"main.version={SYFT_VERSION}",),
+        addon=True,
+    ),
+    GoTool(
+        name="cosign",
+        group="cosign",
+        version=COSIGN_VERSION,
+        source=ProxyModule("github.com/sigstore/cosign/v2", f"v{COSIGN_VERSION}"),
+        package="./cmd/cosign",
+        ldflags=(f"sigs.k8s.io/release-utils/version.gitVersion=v{COSIGN_VERSION}",),
         addon=True,
     ),
 )

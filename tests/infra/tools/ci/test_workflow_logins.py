@@ -36,6 +36,11 @@ JOB_PERMISSIONS = {
     ("release.yml", "propose"): {"contents": "write", "pull-requests": "write"},  # the release branch
     ("release.yml", "rollout"): {"contents": "write", "pull-requests": "write"},  # the rollout branch
 }
+#: Jobs that hold ``id-token: write`` to sign, not to log in: the image job's keyless cosign signature
+#: (docs/supply-chain.md), beside what it needs to push the image and the pin's branch.
+SIGNING_JOBS = {
+    ("main.yml", "image"): {"contents": "write", "pull-requests": "write", "packages": "write"},
+}
 #: The variables and secrets the login step takes; the same in every job.
 LOGIN_INPUTS = {
     "backend": "${{ vars.PULUMI_BACKEND }}",
@@ -102,6 +107,9 @@ def test_each_job_has_exactly_the_permissions_its_backend_login_needs_and_no_mor
     for workflow, name, job, top in jobs():
         assert top["permissions"] == {"contents": "read"}, workflow
         expected = JOB_PERMISSIONS.get((workflow, name))
+        if (workflow, name) in SIGNING_JOBS:
+            assert job["permissions"] == {**SIGNING_JOBS[workflow, name], **OIDC}, (workflow, name)
+            continue
         if expected is None:
             assert "id-token" not in job.get("permissions", {}), (workflow, name)
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 import time
 import tomllib
 from pathlib import Path
@@ -12,7 +13,9 @@ import pytest
 from image_testkit import REPO, REPOSITORY, REVISION, TIMESTAMP
 
 from infra.errors import ImageError
-from infra.tools.image import buildah, cli, publish, registry_server, rootfs, sbom, wheels
+from infra.tools.image import buildah, cli, publish, registry_server, rootfs, sbom, signing, wheels
+from infra.tools.local.toolchain.build import ensure_built
+from tests.infra.supply_chain.signing_kit import cosign_keys, cosign_verify
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,6 +51,56 @@ def test_build_with_stack_pushes_and_pins_the_digest(
     [entry] = [json.loads(line) for line in (tmp_path / "releases" / "dev.jsonl").read_text().splitlines()]
     assert (entry["action"], entry["after"]["image"]) == ("pin", built.reference)
     assert entry["reason"] == f"image build of {REVISION}"
+
+
+@pytest.mark.timeout(1200)  # builds cosign first when it is not cached (about 7 minutes cold)
+def test_build_with_a_key_signs_attests_and_pins_into_a_stack_that_requires_it(
+    built: publish.Result,
+    context: Path,
+    local_registry: registry_server.Registry,
+    base_ref: str,
+    storage: buildah.Storage,
+    wheelhouse: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--sign-key``: cosign signs the digest and attests its provenance and SBOM before the pin, so a dev
+    stack whose imageSignature names the key takes it (the release gate checks it in the registry)."""
+    cosign = ensure_built("cosign")
+    keys = cosign_keys(cosign, tmp_path / "keys")
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    stack = tmp_path / "Pulumi.dev.yaml"
+    signer = "  mobius-preview-worker:imageSignature:\n    publicKey: |\n"
+    signer += textwrap.indent(keys.public_pem, "      ")
+    stack.write_text(stack.read_text().replace("config:\n", "config:\n" + signer, 1))
+    monkeypatch.setenv(signing.ENV_PASSWORD, keys.password)
+    assert storage.root is not None
+    code = cli.main([
+        "build", "--registry", local_registry.host, "--repository", REPOSITORY, "--tag", "signed",
+        "--stack", "dev", "--root", str(tmp_path), "--context", str(context), "--base-image", base_ref,
+        "--timestamp", str(TIMESTAMP), "--revision", REVISION, "--storage-root", str(storage.root),
+        "--wheelhouse", str(wheelhouse), "--no-git", "--sign-key", str(keys.private),
+    ])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert out.out.strip() == built.reference
+    assert f"signed {built.reference} and attested its provenance (slsaprovenance1)" in out.err
+    assert f"{built.reference}: signature verified (the configured public key)" in out.err
+    assert keys.password not in out.out + out.err
+    assert f"mobius-preview-worker:image: {built.reference}\n" in stack.read_text()
+    assert cosign_verify(cosign, built.reference, keys.public_pem, tmp_path, "verify-attestation",
+                         "--type", "slsaprovenance1")  # fmt: skip
+    # The build's SBOM travels with the digest: attested with the same key.
+    assert f"attested {built.reference}'s SBOM (spdxjson)" in out.err
+    assert cosign_verify(cosign, built.reference, keys.public_pem, tmp_path, "verify-attestation",
+                         "--type", "spdxjson")  # fmt: skip
+
+
+def test_an_unsigned_build_says_so(built: publish.Result, capsys: pytest.CaptureFixture[str]) -> None:
+    assert built.signed is None
+    assert signing.unsigned_note(built.reference).startswith(f"NOT SIGNED: {built.reference} was pushed")
 
 
 @pytest.mark.parametrize(
