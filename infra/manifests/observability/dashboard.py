@@ -65,6 +65,7 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
     # Prometheus's own scrapes of the API's /metrics are not traffic.
     api = f'{_NS},{c.LABEL_ROUTE}!="{c.METRICS_PATH}"'
     pods = f"count by ({_T}, {c.LABEL_RELEASE}) ({c.METRIC_JOBS_IN_FLIGHT}{{{_NS}}})"
+    used = f"max({c.METRIC_REDIS_MEMORY_USED}{{{_NS}}})"
     return {
         p.JOBS_BY_OUTCOME: [
             (
@@ -110,8 +111,10 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
             ),
         ],
         p.REDIS_BUDGET: [
-            # No series of the project's own: redis_exporter's used memory over the stack's budget.
-            ("used / budget", f"max(redis_memory_used_bytes{{{_NS}}}) / {redis_budget_bytes}"),
+            # The workers' housekeeping reads Redis's INFO memory: the used bytes over the stack's
+            # budget, and over Redis's own maxmemory where it has one (0 is no limit: no series).
+            ("used / budget", f"{used} / {redis_budget_bytes}"),
+            ("used / maxmemory", f"{used} / (max({c.METRIC_REDIS_MAXMEMORY}{{{_NS}}}) > 0)"),
         ],
         p.API_REQUESTS: [
             (

@@ -35,6 +35,9 @@ KEDA_VERSION = "2.18.0"
 # Sloth, the SLO rule generator the project's own rules are compared with (docs/slo.md): built
 # only for that test, like an add-on.
 SLOTH_VERSION = "0.16.0"
+# kube-state-metrics, whose pod and HPA series the dashboard's pods and autoscaler-target panels
+# read (docs/dashboard.md): built only for the e2e test that proves those queries.
+KUBE_STATE_METRICS_VERSION = "2.20.0"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -257,6 +260,15 @@ TOOLS: tuple[GoTool, ...] = (
         source=ProxyModule("github.com/slok/sloth", f"v{SLOTH_VERSION}"),
         package="./cmd/sloth",
         ldflags=(f"github.com/slok/sloth/internal/info.Version=v{SLOTH_VERSION}",),
+        addon=True,
+    ),
+    GoTool(
+        name="kube-state-metrics",
+        group="kube-state-metrics",
+        version=KUBE_STATE_METRICS_VERSION,
+        source=ProxyModule("k8s.io/kube-state-metrics/v2", f"v{KUBE_STATE_METRICS_VERSION}"),
+        package=".",
+        ldflags=(f"github.com/prometheus/common/version.Version=v{KUBE_STATE_METRICS_VERSION}",),
         addon=True,
     ),
 )
