@@ -8,11 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hvac
@@ -20,10 +22,12 @@ import hvac.exceptions
 import pytest
 import redis
 import requests
+import yaml
 
 from bench.redis_kit import SentinelGroup, TlsFiles
 
 __all__ = [
+    "Prom",
     "RedisServer",
     "SentinelGroup",
     "TlsFiles",
@@ -205,3 +209,77 @@ def project_secret(folder: Path, values: dict[str, str]) -> None:
             link.unlink()
     if old is not None:
         shutil.rmtree(old)
+
+
+class Prom:
+    """Debian's ``prometheus`` scraping ``targets`` every 500 ms as if in ``namespace``, evaluating
+    ``rules`` every second (the dashboard's query tests)."""
+
+    def __init__(
+        self, workdir: Path, targets: list[str], namespace: str, rules: list[dict[str, Any]]
+    ) -> None:
+        binary = shutil.which("prometheus")
+        assert binary, "the `prometheus` server is missing (Debian package prometheus; ./dev setup)"
+        self.rules = workdir / "rules.yml"
+        self.rules.write_text(yaml.safe_dump({"groups": rules}))
+        (workdir / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": "500ms",
+                        "scrape_timeout": "400ms",
+                        "evaluation_interval": "1s",
+                    },
+                    "rule_files": [str(workdir / "rules.yml")],
+                    "scrape_configs": [
+                        {
+                            "job_name": "preview",
+                            "static_configs": [{"targets": targets, "labels": {"namespace": namespace}}],
+                        }
+                    ],
+                }
+            )
+        )
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self._log = (workdir / "prometheus.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def load_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the rule groups (SIGHUP: Prometheus rereads its configuration and rule files)."""
+        self.rules.write_text(yaml.safe_dump({"groups": rules}))
+        self.process.send_signal(signal.SIGHUP)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        # Starting, Prometheus answers 503 in plain text: an HTTPError for the caller that waits.
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = answer.raise_for_status().json()
+        assert body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def query_range(self, expr: str, seconds: float) -> list[dict[str, Any]]:
+        end = time.time()
+        params = {"query": expr, "start": end - seconds, "end": end, "step": "0.5"}
+        body = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=10).json()
+        assert body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()

@@ -200,6 +200,11 @@ HOUSEKEEPING_STEPS: Final = ("sweep", "trim", "depth")
 #: Consecutive housekeeping rounds with an error before METRIC_HOUSEKEEPING_FAILING turns 1.
 HOUSEKEEPING_FAILING_ROUNDS: Final = 3
 METRIC_QUEUE_DEPTH: Final = "preview_queue_jobs"  # gauge, labels `queue` and `state`
+#: The queue's Redis memory (``INFO memory``), read by the housekeeping round's depth step: the
+#: dashboard's Redis memory budget panel divides the first by ``redisBudget``, and shows it over
+#: ``maxmemory`` (0: no limit) when Redis has one.
+METRIC_REDIS_MEMORY_USED: Final = "preview_worker_redis_memory_used_bytes"
+METRIC_REDIS_MAXMEMORY: Final = "preview_worker_redis_maxmemory_bytes"
 METRIC_API_REQUESTS: Final = "preview_api_requests_total"
 METRIC_API_ENQUEUE_DURATION: Final = "preview_api_enqueue_duration_seconds"
 LABEL_TRACK: Final = "track"

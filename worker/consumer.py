@@ -265,6 +265,8 @@ class Consumer:
 
     async def _refresh_depth(self) -> None:
         self.metrics.set_depth(await self.monitor.counts())
+        memory = await self.monitor.client.info("memory")
+        self.metrics.set_redis_memory(int(memory["used_memory"]), int(memory["maxmemory"]))
 
     def _housekeeping_error(self, step: str, message: str, err: BaseException, **extra: Any) -> None:
         self._round_errors += 1

@@ -91,6 +91,17 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.redis_memory_used = Gauge(
+            c.METRIC_REDIS_MEMORY_USED,
+            "Memory the queue's Redis uses (INFO memory: used_memory), in bytes, read by housekeeping "
+            "(every reporter sees the same Redis: use max).",
+            PROCESS_LABELS, registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.redis_maxmemory = Gauge(
+            c.METRIC_REDIS_MAXMEMORY,
+            "The queue's Redis memory limit (INFO memory: maxmemory), in bytes; 0 when it has none.",
+            PROCESS_LABELS, registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
         self.in_flight = Gauge(
             c.METRIC_JOBS_IN_FLIGHT,
             "Jobs being processed now (taken, not yet finished).",
@@ -135,6 +146,7 @@ class Metrics:
         self.declared: tuple[MetricWrapperBase, ...] = (
             self.jobs_taken_total, self.outcomes, self.duration, self.turnaround, self.in_flight,
             self.fetching, self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
+            self.redis_memory_used, self.redis_maxmemory,
         )  # fmt: skip
 
     def outcome(self, outcome: str, reason: str = c.REASON_NONE) -> None:
@@ -167,6 +179,12 @@ class Metrics:
         """Set the queue-depth gauges from a ``{state: count}`` mapping."""
         for state, gauge in self._depth.items():
             gauge.set(counts.get(state, 0))
+
+    def set_redis_memory(self, used: int, maxmemory: int) -> None:
+        """Set the Redis memory gauges (made on the first report: a process that has not read
+        Redis yet reports no value rather than a zero)."""
+        self.redis_memory_used.labels(self.track, self.release).set(used)
+        self.redis_maxmemory.labels(self.track, self.release).set(maxmemory)
 
 
 class ApiMetrics:

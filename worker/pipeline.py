@@ -56,7 +56,9 @@ async def run(job_id: str, payload: Any, settings: Settings, renders: RenderPool
     job = validation.validate(payload, settings.inline_bytes, settings.path_sources == "on")
     if job.get("dryRun", False):
         return Result("dryrun")
-    artifact_store = store.from_settings(settings)
+    # In a thread: the first call imports boto3 and builds an S3 client, a second or more of CPU
+    # that would stall the event loop and with it the lock renewals of every job in flight.
+    artifact_store = await asyncio.to_thread(store.from_settings, settings)
     existing = await asyncio.to_thread(artifact_store.load_manifest, job_id)
     if existing is not None:
         return Result("completed", existing, reused=True)  # an earlier attempt finished the set

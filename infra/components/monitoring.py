@@ -9,11 +9,14 @@ this component declares them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
 from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
+from infra.config.release_marks import read_marks
+from infra.errors import HistoryError
 from infra.manifests.common import API_NAME, selector_labels
 from infra.manifests.job_api import api_labels, api_selector
 from infra.manifests.observability.dashboard import config_map as dashboard_config_map
@@ -63,7 +66,14 @@ class Monitoring(pulumi.ComponentResource):
         if adapter is not None:
             declare(f"{name}-adapter-config", adapter, child)
             outputs["adapterConfig"] = f"{adapter['metadata']['namespace']}/{adapter['metadata']['name']}"
-        dashboard = dashboard_config_map(cfg, name=f"{args.object_name}-dashboard", labels=args.labels)
+        # The stack's release history (releases/<stack>.jsonl, beside the program) marks each release.
+        try:
+            releases = read_marks(Path.cwd(), args.instance)
+        except HistoryError as exc:  # a RunError: the engine prints the message alone, no traceback
+            raise pulumi.RunError(str(exc)) from None
+        dashboard = dashboard_config_map(
+            cfg, name=f"{args.object_name}-dashboard", labels=args.labels, releases=releases
+        )
         if dashboard is not None:
             declare(f"{name}-dashboard", dashboard, child)
             outputs["dashboard"] = f"{dashboard['metadata']['namespace']}/{dashboard['metadata']['name']}"

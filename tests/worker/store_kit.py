@@ -6,6 +6,7 @@ module version, read from that script). Tests FAIL, never skip, when it is missi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -122,6 +123,36 @@ class MinioServer:
     def keys(self, bucket: str) -> list[str]:
         page = self.client().list_objects_v2(Bucket=bucket)
         return sorted(o["Key"] for o in page.get("Contents", []))
+
+    def read_only_env(self, bucket: str, **extra: str) -> dict[str, str]:
+        """Worker environment with temporary credentials (MinIO's STS AssumeRole) whose session
+        policy lets them read ``bucket`` but not write it: every PutObject answers AccessDenied."""
+        sts = boto3.session.Session().client(
+            "sts",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+        role = "arn:minio:iam:::role/read-only"  # MinIO ignores the ARN of a root user's AssumeRole
+        found = sts.assume_role(RoleArn=role, RoleSessionName="read-only", Policy=json.dumps(policy))
+        creds = found["Credentials"]
+        return {
+            **self.env(bucket, **extra),
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+        }
 
     def env(self, bucket: str, **extra: str) -> dict[str, str]:
         """Worker environment selecting the s3 store on this server."""

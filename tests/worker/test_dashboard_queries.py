@@ -5,10 +5,11 @@ recording rules, after real jobs of every outcome and real API requests (201, 40
 panel's queries, with the template variables substituted, answer series of the expected shape and
 values: e.g. the canary's failure ratio is its failed jobs over its finished jobs, as it counted them.
 
-The cluster's series the dashboard reads besides the project's own (kube-state-metrics' Deployment and
-HPA series, redis_exporter's memory) come from a stand-in exporter serving fixed values under those
-exporters' names and labels: no cluster runs here, so those panels prove their arithmetic, not the
-exporters.
+The Redis memory budget panel reads the workers' own gauges of the test's real Redis (its INFO
+memory, with a maxmemory set for the test). The cluster's series the dashboard reads besides the
+project's own (kube-state-metrics' Deployment and HPA series) come from a stand-in exporter serving
+fixed values under that exporter's names and labels here; tests/e2e/test_dashboard_cluster.py
+proves the same panels against the real kube-state-metrics on the local cluster.
 """
 
 from __future__ import annotations
@@ -18,27 +19,32 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 import worker_media as media
-import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from worker_kit import AUTH, b64, eventually, free_port, payload, queues, running_api, wait_state
 
 from infra.config.model import load_stack_file
+from infra.config.release_marks import read_marks
 from infra.manifests.observability import dashboard as d
 from infra.manifests.observability import panels as p
 from infra.manifests.observability.monitors import prometheus_rule
 from infra.manifests.observability.slo_rules import ERROR_BUDGET_REMAINING
 from infra.manifests.worker_deployment import deployment_name
+from infra.tools.release import history
+from infra.tools.release.history import Entry
+from infra.tools.release.stackfile import ReleaseState
 from infra.tools.snapshot.harness import ROOT
+from tests.servers import Prom
 from worker import constants as c
 from worker.settings import Settings
 
@@ -48,81 +54,12 @@ WINDOW = "10m"  # $__rate_interval: wider than the whole test, so rates cover ev
 
 
 CLUSTER_PODS = {c.TRACK_STABLE: (2, 3), c.TRACK_CANARY: (1, 1)}  # (ready, desired) per Deployment
-HPA_TARGET, HPA_DESIRED = 5, 3
-REDIS_USED = c.REDIS_BUDGET_BYTES_DEFAULT // 4
+HPA_TARGET, HPA_CURRENT = 5, 3
+REDIS_MAXMEMORY = 512 * 2**20  # set on the test's Redis for the test, then put back
 
 #: The committed picture of the main panels (docs/dashboard.md); PREVIEW_WRITE_DASHBOARD_PNG=1 rewrites it.
 PICTURE = ROOT / "docs" / "dashboard.png"
 PICTURED = (p.JOBS_BY_OUTCOME, p.FAILURE_RATIO, p.JOB_DURATION, p.QUEUE_DEPTH, p.API_REQUESTS, p.RELEASE)
-
-
-class Prom:
-    """Debian's ``prometheus`` scraping ``targets`` every 500 ms as if in ``namespace``."""
-
-    def __init__(
-        self, workdir: Path, targets: list[str], namespace: str, rules: list[dict[str, Any]]
-    ) -> None:
-        binary = shutil.which("prometheus")
-        assert binary, "the `prometheus` server is missing (Debian package prometheus; ./dev setup)"
-        (workdir / "rules.yml").write_text(yaml.safe_dump({"groups": rules}))
-        (workdir / "prometheus.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {
-                        "scrape_interval": "500ms",
-                        "scrape_timeout": "400ms",
-                        "evaluation_interval": "1s",
-                    },
-                    "rule_files": [str(workdir / "rules.yml")],
-                    "scrape_configs": [
-                        {
-                            "job_name": "preview",
-                            "static_configs": [
-                                {"targets": targets, "labels": {c.LABEL_NAMESPACE: namespace}}
-                            ],
-                        }
-                    ],
-                }
-            )
-        )
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self._log = (workdir / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-                "--log.level=warn",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        # Starting, Prometheus answers 503 in plain text: an HTTPError for the caller that waits.
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
-        body = answer.raise_for_status().json()
-        assert body["status"] == "success", (expr, body)
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def query_range(self, expr: str, seconds: float) -> list[dict[str, Any]]:
-        end = time.time()
-        params = {"query": expr, "start": end - seconds, "end": end, "step": "0.5"}
-        body = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=10).json()
-        assert body["status"] == "success", (expr, body)
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 def substitute(expr: str, namespace: str, queue: str) -> str:
@@ -156,7 +93,7 @@ async def requests(client: httpx.AsyncClient, job_id: str) -> None:
 
 @pytest.fixture
 def cluster_exporter() -> Iterator[int]:
-    """kube-state-metrics' and redis_exporter's series, with their names and labels, fixed values."""
+    """kube-state-metrics' series, with their names and labels, fixed values."""
     registry = CollectorRegistry()
     ready = Gauge("kube_deployment_status_replicas_ready", "", ["deployment"], registry=registry)
     spec = Gauge("kube_deployment_spec_replicas", "", ["deployment"], registry=registry)
@@ -170,19 +107,29 @@ def cluster_exporter() -> Iterator[int]:
         registry=registry,
     )
     target.labels(deployment_name(c.TRACK_STABLE), "s0-prometheus", "average").set(HPA_TARGET)
-    desired = Gauge(
-        "kube_horizontalpodautoscaler_status_desired_replicas",
+    current = Gauge(
+        "kube_horizontalpodautoscaler_status_current_replicas",
         "",
         ["horizontalpodautoscaler"],
         registry=registry,
     )
-    desired.labels(deployment_name(c.TRACK_STABLE)).set(HPA_DESIRED)
-    Gauge("redis_memory_used_bytes", "", registry=registry).set(REDIS_USED)
+    current.labels(deployment_name(c.TRACK_STABLE)).set(HPA_CURRENT)
     port = free_port()
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     yield port
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def redis_maxmemory(worker_env: dict[str, str]) -> Iterator[redis.Redis]:
+    """The test's Redis with a maxmemory of :data:`REDIS_MAXMEMORY`, put back afterwards."""
+    client = redis.Redis.from_url(worker_env[c.ENV_REDIS_URL])
+    before = client.config_get("maxmemory")["maxmemory"]
+    client.config_set("maxmemory", REDIS_MAXMEMORY)
+    yield client
+    client.config_set("maxmemory", before)
+    client.close()
 
 
 @pytest.fixture
@@ -223,7 +170,12 @@ def picture(prom: Prom, namespace: str, queue: str, seconds: float, path: Path) 
 
 
 async def test_every_panel_query_answers_from_real_workers_and_api(
-    spawn_worker: Any, settings: Settings, worker_env: dict[str, str], prom_dir: Path, cluster_exporter: int
+    spawn_worker: Any,
+    settings: Settings,
+    worker_env: dict[str, str],
+    prom_dir: Path,
+    cluster_exporter: int,
+    redis_maxmemory: redis.Redis,
 ) -> None:
     started = time.monotonic()
     cfg = load_stack_file(ROOT / "Pulumi.prod.yaml")
@@ -235,7 +187,9 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
         rules = prometheus_rule(cfg, name="n", labels={})["spec"]["groups"]
         stable_port = free_port()
         ports = (canary.port, api.port, stable_port, cluster_exporter)
-        prom = Prom(prom_dir, [f"127.0.0.1:{port}" for port in ports], namespace, rules)
+        # The SLO rules are loaded once a job has ended well: a 5m ratio recorded before any job is
+        # 0/0, and that NaN would stay in the period's mean (the error budget) for the whole test.
+        prom = Prom(prom_dir, [f"127.0.0.1:{port}" for port in ports], namespace, [])
         try:
 
             async def scraped(*ports: int) -> bool:
@@ -255,6 +209,7 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
             async with queues(settings) as q:
                 await wait_state(q, "warm-up", "completed", timeout=30)
             await asyncio.sleep(1.5)  # a few scrapes of the API's first counts: rate() sees every later one
+            prom.load_rules(rules)
 
             # The canary alone first: its share of failures is ours to cause.
             async with queues(settings) as q:
@@ -339,7 +294,7 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
             def depth(results: list[list[dict[str, Any]]]) -> None:
                 states, target = results
                 assert set(by(states, c.LABEL_STATE)) == {(s,) for s in c.QUEUE_STATES if s != c.STATE_DLQ}
-                assert [float(r["value"][1]) for r in target] == [HPA_TARGET * HPA_DESIRED]
+                assert [float(r["value"][1]) for r in target] == [HPA_TARGET * HPA_CURRENT]
 
             def pods(results: list[list[dict[str, Any]]]) -> None:
                 ready, desired, reporting = results
@@ -389,11 +344,15 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 p.ERROR_BUDGET: budget,
             }
 
-            def redis(results: list[list[dict[str, Any]]]) -> None:
-                ((used,),) = results
-                assert float(used["value"][1]) == REDIS_USED / c.REDIS_BUDGET_BYTES_DEFAULT
+            def redis_memory(results: list[list[dict[str, Any]]]) -> None:
+                # The workers read INFO memory each housekeeping round: near what Redis says now.
+                used_now = int(redis_maxmemory.info("memory")["used_memory"])
+                (budget,), (limit,) = results
+                used = float(budget["value"][1]) * c.REDIS_BUDGET_BYTES_DEFAULT
+                assert used_now / 2 < used < used_now * 2, (used, used_now)
+                assert math.isclose(float(limit["value"][1]) * REDIS_MAXMEMORY, used, rel_tol=1e-9)
 
-            checks[p.REDIS_BUDGET] = redis
+            checks[p.REDIS_BUDGET] = redis_memory
             assert set(checks) == set(p.PANELS)
             for title, check in checks.items():
                 try:
@@ -415,3 +374,59 @@ async def test_every_panel_query_answers_from_real_workers_and_api(
                 shutil.copyfile(drawn, PICTURE)
         finally:
             prom.stop()
+
+
+def test_the_history_annotation_marks_each_release_at_its_time(tmp_path: Path) -> None:
+    """The release tool's history (written by its own writer) read as the program reads it, and the
+    annotation query evaluated by a real Prometheus over the last minutes: one series per release,
+    starting at its recorded time and ending at the next release's."""
+    now = int(time.time())
+    times = {"r-20261207-01": now - 170, "r-20261207-02": now - 95, "r-20261207-03": now - 40}
+    actions = {"r-20261207-01": "promote", "r-20261207-02": "promote", "r-20261207-03": "rollback"}
+    state = ReleaseState(image=None, canary=None, release_id=None)
+    for rid, at in times.items():
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = Entry(rid, "prod", actions[rid], stamp, "A <a@example.com>", state, state)
+        history.append(tmp_path, entry)
+    marks = read_marks(tmp_path, "prod")
+    assert [(m.id, m.action, m.epoch) for m in marks] == [(r, actions[r], t) for r, t in times.items()]
+    expr = d.history_annotation(marks)
+    assert expr is not None
+    (tmp_path / "prom").mkdir()
+    prom = Prom(tmp_path / "prom", [], "none", [])
+    try:
+        step = 5
+        end = time.time()
+
+        def ranged() -> list[dict[str, Any]]:
+            params = {"query": expr, "start": end - 200, "end": end, "step": step}
+            body = httpx.get(f"{prom.url}/api/v1/query_range", params=params, timeout=10).json()
+            assert body["status"] == "success", body
+            result: list[dict[str, Any]] = body["data"]["result"]
+            return result
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                result = ranged()
+                break
+            except (httpx.HTTPError, ValueError):  # still starting (503 in plain text)
+                assert time.monotonic() < deadline and prom.process.poll() is None
+                time.sleep(0.2)
+    finally:
+        prom.stop()
+    spans = {
+        r["metric"][d.LABEL_RELEASE_ID]: (
+            r["metric"][d.LABEL_ACTION],
+            float(r["values"][0][0]),
+            float(r["values"][-1][0]),
+        )
+        for r in result
+    }
+    assert set(spans) == set(times)
+    ordered = list(times.values())
+    for (rid, at), after in zip(times.items(), [*ordered[1:], None], strict=True):
+        action, first, last = spans[rid]
+        assert action == actions[rid]
+        assert at <= first < at + step  # Grafana marks the release at the series' first sample
+        assert last < after if after else last >= end - step

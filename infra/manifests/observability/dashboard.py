@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from infra.config.model import StackConfig
+from infra.config.release_marks import ReleaseMark
 from infra.manifests.common import Manifest, metadata
 from infra.manifests.observability import panels as p
 from infra.manifests.observability.slo_rules import ERROR_BUDGET_REMAINING, LABEL_SLO
@@ -65,6 +67,7 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
     # Prometheus's own scrapes of the API's /metrics are not traffic.
     api = f'{_NS},{c.LABEL_ROUTE}!="{c.METRICS_PATH}"'
     pods = f"count by ({_T}, {c.LABEL_RELEASE}) ({c.METRIC_JOBS_IN_FLIGHT}{{{_NS}}})"
+    used = f"max({c.METRIC_REDIS_MEMORY_USED}{{{_NS}}})"
     return {
         p.JOBS_BY_OUTCOME: [
             (
@@ -88,11 +91,15 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
                 f"{{{{{c.LABEL_STATE}}}}}",
                 f'max by ({c.LABEL_STATE}) ({depth},{c.LABEL_STATE}!="{c.STATE_DLQ}"}})',
             ),
+            # The per-pod target times the pods there are: the depth the current pods are sized
+            # for. Not the desired replicas: an HPA that cannot read its metric reports 0 desired
+            # (seen with kube-state-metrics on the local cluster), and the line would drop to 0
+            # exactly when the autoscaler is in trouble.
             (
                 "autoscaler target",
                 "max(kube_horizontalpodautoscaler_spec_target_metric"
                 f'{{{_NS},metric_target_type="average"}})'
-                f" * sum(kube_horizontalpodautoscaler_status_desired_replicas{hpa})",
+                f" * sum(kube_horizontalpodautoscaler_status_current_replicas{hpa})",
             ),
         ],
         p.PODS: [
@@ -110,8 +117,10 @@ def queries(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str,
             ),
         ],
         p.REDIS_BUDGET: [
-            # No series of the project's own: redis_exporter's used memory over the stack's budget.
-            ("used / budget", f"max(redis_memory_used_bytes{{{_NS}}}) / {redis_budget_bytes}"),
+            # The workers' housekeeping reads Redis's INFO memory: the used bytes over the stack's
+            # budget, and over Redis's own maxmemory where it has one (0 is no limit: no series).
+            ("used / budget", f"{used} / {redis_budget_bytes}"),
+            ("used / maxmemory", f"{used} / (max({c.METRIC_REDIS_MAXMEMORY}{{{_NS}}}) > 0)"),
         ],
         p.API_REQUESTS: [
             (
@@ -156,11 +165,42 @@ _UNITS: Final = {
     p.ERROR_BUDGET: "percentunit",
 }
 _STATS: Final = (p.RELEASE, p.REDIS_BUDGET, p.ERROR_BUDGET)
-#: A release annotation: a release label seen now that was not seen 5 minutes earlier.
+#: The pods' annotation: a ``release`` label (image digest) seen now that was not seen 5 minutes earlier.
 RELEASE_ANNOTATION: Final = (
     f"count by ({c.LABEL_RELEASE}, {_T}) ({c.METRIC_JOBS_IN_FLIGHT}{{{_NS}}})"
     f" unless count by ({c.LABEL_RELEASE}, {_T}) ({c.METRIC_JOBS_IN_FLIGHT}{{{_NS}}} offset 5m)"
 )
+
+
+#: Labels of the history's annotation series, and the annotation's title and text from them.
+LABEL_RELEASE_ID: Final = "release_id"
+LABEL_ACTION: Final = "action"
+#: Grafana's Prometheus annotation fields the SDK's model does not carry (set on the JSON it writes).
+HISTORY_FORMAT: Final = {
+    "titleFormat": f"{{{{{LABEL_ACTION}}}}} {{{{{LABEL_RELEASE_ID}}}}}",
+    "textFormat": f"release {{{{{LABEL_RELEASE_ID}}}}} ({{{{{LABEL_ACTION}}}}}), from the release history",
+    "tagKeys": f"{LABEL_ACTION},{LABEL_RELEASE_ID}",
+}
+HISTORY_ANNOTATION: Final = "Releases (history)"
+
+
+def history_annotation(marks: Sequence[ReleaseMark]) -> str | None:
+    """The release history as an annotation query (None without a history).
+
+    Pure PromQL over ``vector(time())``, no stored series: one series per release, present from its
+    time in the history to the next release's, labelled with its ID and action. Grafana puts one
+    annotation at the start of each (a region over the release's lifetime), so every release of
+    the history is marked at its recorded time, even one older than Prometheus's retention.
+    """
+    if not marks:
+        return None
+    parts = []
+    for mark, after in zip(marks, [*marks[1:], None], strict=True):
+        series = "vector(time())"
+        for label, value in ((LABEL_RELEASE_ID, mark.id), (LABEL_ACTION, mark.action)):
+            series = f'label_replace({series}, "{label}", {json.dumps(value)}, "", "")'
+        parts.append(f"{series} >= {mark.epoch}" + (f" < {after.epoch}" if after else ""))
+    return "\nor\n".join(parts)
 
 
 def _datasource() -> dm.DataSourceRef:
@@ -175,8 +215,10 @@ def _panel(title: str, targets: list[tuple[str, str]]) -> Any:
     return panel
 
 
-def build(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dm.Dashboard:
-    """The dashboard as the SDK's model."""
+def build(
+    redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT, releases: Sequence[ReleaseMark] = ()
+) -> dm.Dashboard:
+    """The dashboard as the SDK's model; ``releases`` (the stack's history) annotate each release."""
     label_values = f"label_values({c.METRIC_QUEUE_DEPTH}, {c.LABEL_NAMESPACE})"
     queue_values = (
         f'label_values({c.METRIC_QUEUE_DEPTH}{{{c.LABEL_NAMESPACE}=~"${NAMESPACE}"}}, {c.LABEL_QUEUE})'
@@ -211,25 +253,46 @@ def build(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dm.Dashboar
             .expr(RELEASE_ANNOTATION)
         )
     )
+    history = history_annotation(releases)
+    if history is not None:
+        board = board.annotation(
+            gd.AnnotationQuery()
+            .name(HISTORY_ANNOTATION)
+            .datasource(_datasource())
+            .enable(True)
+            .icon_color("purple")
+            .expr(history)
+        )
     for title, targets in queries(redis_budget_bytes).items():
         board = board.with_panel(_panel(title, targets))
     return board.build()
 
 
-def dashboard(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> dict[str, Any]:
-    """The dashboard's JSON model (plain data), as the SDK encodes it."""
-    data: dict[str, Any] = json.loads(json.dumps(build(redis_budget_bytes), cls=JSONEncoder))
+def dashboard(
+    redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT, releases: Sequence[ReleaseMark] = ()
+) -> dict[str, Any]:
+    """The dashboard's JSON model (plain data), as the SDK encodes it, plus the history annotation's
+    title and text (Grafana reads them; the SDK's model has no field for them)."""
+    data: dict[str, Any] = json.loads(json.dumps(build(redis_budget_bytes, releases), cls=JSONEncoder))
+    for annotation in data.get("annotations", {}).get("list", []):
+        if annotation["name"] == HISTORY_ANNOTATION:
+            annotation.update(HISTORY_FORMAT)
     return data
 
 
-def render(redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT) -> str:
-    """The dashboard as the committed file's text."""
-    return json.dumps(dashboard(redis_budget_bytes), indent=2, sort_keys=True) + "\n"
+def render(
+    redis_budget_bytes: int = c.REDIS_BUDGET_BYTES_DEFAULT, releases: Sequence[ReleaseMark] = ()
+) -> str:
+    """The dashboard as the committed file's text (the committed copy has no stack: no history)."""
+    return json.dumps(dashboard(redis_budget_bytes, releases), indent=2, sort_keys=True) + "\n"
 
 
-def config_map(cfg: StackConfig, *, name: str, labels: dict[str, str]) -> Manifest | None:
+def config_map(
+    cfg: StackConfig, *, name: str, labels: dict[str, str], releases: Sequence[ReleaseMark] = ()
+) -> Manifest | None:
     """The dashboard as a ConfigMap the Grafana sidecar loads (``monitoring.dashboard``), or None when
-    the stack leaves it off. Its Redis panel divides by the stack's own ``redisBudget``."""
+    the stack leaves it off. Its Redis panel divides by the stack's own ``redisBudget``; ``releases``
+    are the stack's release history (:func:`infra.config.release_marks.read_marks`)."""
     board = cfg.monitoring.dashboard
     if not board.enabled:
         return None
@@ -238,7 +301,7 @@ def config_map(cfg: StackConfig, *, name: str, labels: dict[str, str]) -> Manife
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(name, namespace, {**labels, **board.labels, **SIDECAR_LABEL}),
-        "data": {FILE: render(cfg.redis_budget_bytes)},
+        "data": {FILE: render(cfg.redis_budget_bytes, releases)},
     }
 
 

@@ -16,10 +16,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from infra.config.release_marks import HISTORY_DIR as HISTORY_DIR  # declared below the tools
+from infra.config.release_marks import history_file
 from infra.errors import HistoryError
 from infra.tools.release.stackfile import ReleaseState
 
-HISTORY_DIR = "releases"
 # Actions that restore an earlier release ID instead of minting one.
 ROLLBACK_ACTIONS = frozenset({"rollback"})
 
@@ -72,7 +73,7 @@ class Entry:
 
 def history_path(root: Path, stack: str) -> Path:
     """Where a stack's history lives."""
-    return root / HISTORY_DIR / f"{stack}.jsonl"
+    return history_file(root, stack)
 
 
 def read(root: Path, stack: str) -> list[Entry]:

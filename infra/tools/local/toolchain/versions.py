@@ -53,6 +53,10 @@ SYFT_VERSION = "1.57.2"
 # signatures are the ``sha256-<hex>.sig`` tag that verifier reads (v3 writes bundles by default).
 # renovate: datasource=go depName=github.com/sigstore/cosign/v2
 COSIGN_VERSION = "2.6.5"
+# kube-state-metrics, whose pod and HPA series the dashboard's pods and autoscaler-target panels
+# read (docs/dashboard.md): built only for the e2e test that proves those queries.
+# renovate: datasource=go depName=k8s.io/kube-state-metrics/v2
+KUBE_STATE_METRICS_VERSION = "2.20.0"
 _KEDA = "github.com/kedacore/keda/v2"
 _ESO = "github.com/external-secrets/external-secrets"
 ETCD_DEBIAN_PACKAGE = "etcd-server"  # 3.4.23 on bookworm; kube-apiserver 1.34 accepts it (tested)
@@ -293,6 +297,15 @@ TOOLS: tuple[GoTool, ...] = (
         source=ProxyModule("github.com/sigstore/cosign/v2", f"v{COSIGN_VERSION}"),
         package="./cmd/cosign",
         ldflags=(f"sigs.k8s.io/release-utils/version.gitVersion=v{COSIGN_VERSION}",),
+        addon=True,
+    ),
+    GoTool(
+        name="kube-state-metrics",
+        group="kube-state-metrics",
+        version=KUBE_STATE_METRICS_VERSION,
+        source=ProxyModule("k8s.io/kube-state-metrics/v2", f"v{KUBE_STATE_METRICS_VERSION}"),
+        package=".",
+        ldflags=(f"github.com/prometheus/common/version.Version=v{KUBE_STATE_METRICS_VERSION}",),
         addon=True,
     ),
 )
