@@ -4,8 +4,9 @@ The largest valid job (a 16 MiB inline source) costs a few hundred milliseconds 
 that hold the GIL (the JSON decode, regular expressions and the base64 size check over the
 inline string, then the JSON encode BullMQ would do on the loop): in a thread of the API's
 process they delayed health by 150 to 450 ms. A body of at least :data:`PROCESS_FROM_BYTES` goes
-to one persistent worker process (``spawn``, started with the API, killed by the kernel when
-the API dies), which returns the job already encoded
+to one persistent process (``spawn``, started by the first such body, so a stack whose inline
+cap keeps bodies smaller never runs it; ``nice`` :data:`NICENESS`; killed by the kernel when the
+API dies; replaced if it dies), which returns the job already encoded
 (:class:`~mobius_preview_client.contract.validation.Encoded`), so the loop only copies bytes.
 Smaller bodies stay in the client's thread (:class:`~mobius_preview_client.client.Checks`): a
 process round trip would cost more than their checks. One body at a time in each.
