@@ -140,7 +140,6 @@ class AsyncPreviewClient:
         self.redis = redis if redis is not None else redis_client(config.redis_url, config.patient)
         self.queue = Queue(config.queue_name, {"connection": self.redis, "prefix": config.prefix})
         _pre_encoded(self.queue)
-        self._max_data_bytes = validation.max_payload_bytes(config.max_inline_bytes or n.INLINE_BYTES_MAX)
 
     async def __aenter__(self) -> AsyncPreviewClient:
         return self
@@ -188,7 +187,7 @@ class AsyncPreviewClient:
 
         An id that is no job's (``meta``, ``events``, ``<job>:lock``) is unknown too.
         """
-        found = await jobs.with_state(self.queue, job_id, self._max_data_bytes)
+        found = await jobs.with_state(self.queue, job_id)
         if found is None:
             return None
         job, state = found
