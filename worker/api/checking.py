@@ -23,12 +23,13 @@ from concurrent.futures.process import BrokenProcessPool
 from mobius_preview_client.client import Checks
 from mobius_preview_client.contract import validation
 from mobius_preview_client.errors import InvalidJobError, Violation
+from worker import constants as c
 from worker.process.signals import die_with_parent
 
 #: How much lower than the API's the checking process's CPU priority is (``nice(2)``).
 NICENESS = 10
 #: Bodies this large or larger are checked in the process; smaller ones in a thread.
-PROCESS_FROM_BYTES = 1024 * 1024
+PROCESS_FROM_BYTES = c.API_CHECK_PROCESS_FROM_BYTES
 
 #: Why a body was refused (the API's 400 message) and every violation; or the job, encoded.
 Outcome = tuple[str, list[Violation]] | validation.Encoded
