@@ -57,13 +57,14 @@ T = TypeVar("T")
 
 
 class Checks:
-    """Runs the contract's checks (parse, validate) in a thread, ``at_once`` at a time.
+    """Runs the contract's checks (parse, validate, encode) in a thread, ``at_once`` at a time.
 
     The largest job (a 16 MiB inline source) takes a few hundred milliseconds of regular
-    expressions and JSON decoding. In a thread the event loop gets the GIL back between those
-    calls (and at least every ``sys.getswitchinterval()`` in Python code), so it keeps answering
-    health and other requests meanwhile. One at a time: the GIL runs one anyway, and a queue of
-    waiting checks holds only bodies the API's body budget already admitted.
+    expressions and JSON decoding and encoding. In a thread the event loop gets the GIL back
+    between those calls (and at least every ``sys.getswitchinterval()`` in Python code), but each
+    single call over the inline string holds it for 15 to 50 ms: a loop that must answer faster
+    meanwhile checks large jobs in a process instead (the job API does). One at a time: the GIL
+    runs one anyway, and a queue of waiting checks holds only bodies the API's body budget admitted.
     """
 
     def __init__(self, at_once: int = 1) -> None:
