@@ -30,14 +30,9 @@ NO_ANSWER = TimeoutError.__name__
 class Seen:
     """What the health route answers from: the queue's counts if Redis is healthy, else why not."""
 
-    counts: dict[str, int] | None
+    counts: dict[str, int] | None  # set only when healthy: the newest check succeeded, within the age
     error: str | None
     age: float | None  # seconds since Redis last answered a check; None: never yet
-
-    @property
-    def healthy(self) -> bool:
-        """True when the newest check succeeded and is within the age (``counts`` is then set)."""
-        return self.counts is not None
 
 
 class RedisWatch:
