@@ -57,13 +57,14 @@ T = TypeVar("T")
 
 
 class Checks:
-    """Runs the contract's checks (parse, validate) in a thread, ``at_once`` at a time.
+    """Runs the contract's checks (parse, validate, encode) in a thread, ``at_once`` at a time.
 
     The largest job (a 16 MiB inline source) takes a few hundred milliseconds of regular
-    expressions and JSON decoding. In a thread the event loop gets the GIL back between those
-    calls (and at least every ``sys.getswitchinterval()`` in Python code), so it keeps answering
-    health and other requests meanwhile. One at a time: the GIL runs one anyway, and a queue of
-    waiting checks holds only bodies the API's body budget already admitted.
+    expressions and JSON decoding and encoding. In a thread the event loop gets the GIL back
+    between those calls (and at least every ``sys.getswitchinterval()`` in Python code), but each
+    single call over the inline string holds it for 15 to 50 ms: a loop that must answer faster
+    meanwhile checks large jobs in a process instead (the job API does). One at a time: the GIL
+    runs one anyway, and a queue of waiting checks holds only bodies the API's body budget admitted.
     """
 
     def __init__(self, at_once: int = 1) -> None:
@@ -81,6 +82,28 @@ class Checks:
         self._slots.release()
         if not future.cancelled():
             future.exception()  # retrieved: a caller that was cancelled no longer will
+
+
+def _pre_encoded(queue: Queue) -> None:
+    """Let ``queue.add`` take a :class:`~mobius_preview_client.contract.validation.Encoded` job:
+    its JSON goes to Redis as it is, instead of BullMQ's ``json.dumps`` of the data on the event
+    loop (tens of milliseconds for a 16 MiB inline source, the GIL held throughout)."""
+    scripts = queue.backend.scripts  # RedisBackend (the only backend this client builds)
+    plain = scripts.addJobArgs
+
+    def job_args(job: Any) -> list[Any]:
+        data = job.data
+        if not isinstance(data, validation.Encoded):
+            return list(plain(job))
+        job.data = None  # BullMQ encodes "null"; the job's own JSON replaces it
+        try:
+            args = list(plain(job))
+        finally:
+            job.data = data
+        args[1] = data.data
+        return args
+
+    scripts.addJobArgs = job_args
 
 
 @dataclass(frozen=True)
@@ -117,7 +140,7 @@ class AsyncPreviewClient:
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else redis_client(config.redis_url, config.patient)
         self.queue = Queue(config.queue_name, {"connection": self.redis, "prefix": config.prefix})
-        self._max_data_bytes = validation.max_payload_bytes(config.max_inline_bytes or n.INLINE_BYTES_MAX)
+        _pre_encoded(self.queue)
 
     async def __aenter__(self) -> AsyncPreviewClient:
         return self
@@ -141,15 +164,20 @@ class AsyncPreviewClient:
         """
         cfg = self.config
         job = await self.checks.run(
-            validation.validate, payload, cfg.max_inline_bytes or None, cfg.path_sources
+            validation.prepare, payload, cfg.max_inline_bytes or None, cfg.path_sources
         )
-        job_id = job.get("jobId")
-        if job_id and (state := await jobs.state(self.queue, job_id)) != "unknown":
-            return Enqueued(str(job_id), False, state)
+        return await self.add(job)
+
+    async def add(self, job: validation.Encoded) -> Enqueued:
+        """Add a job :func:`~mobius_preview_client.contract.validation.prepare` returned (validated
+        and encoded elsewhere, e.g. in another process): as :meth:`enqueue` past its checks."""
+        cfg = self.config
+        if job.job_id and (state := await jobs.state(self.queue, job.job_id)) != "unknown":
+            return Enqueued(job.job_id, False, state)
         unfinished = await jobs.unfinished(self.queue)
         if unfinished >= cfg.queue_max:
             raise QueueFullError(unfinished, cfg.queue_max)
-        opts = jobs.options(cfg.job_attempts, cfg.backoff_ms, job_id, int(job.get("priority", 0)))
+        opts = jobs.options(cfg.job_attempts, cfg.backoff_ms, job.job_id, job.priority)
         added = await self.queue.add(n.JOB_NAME, job, opts)  # its id was looked for above
         new_id = str(added.id)
         # Its state now (a worker may already hold it), read without fetching the job's data back.
@@ -160,7 +188,7 @@ class AsyncPreviewClient:
 
         An id that is no job's (``meta``, ``events``, ``<job>:lock``) is unknown too.
         """
-        found = await jobs.with_state(self.queue, job_id, self._max_data_bytes)
+        found = await jobs.with_state(self.queue, job_id)
         if found is None:
             return None
         job, state = found

@@ -135,12 +135,22 @@ API_MAX_BODY_BYTES_MAX: Final = 256 * 2**20
 #: JSON, the validation and Redis copies); the stack keeps `apiBodyBudgetBytes` (every body in
 #: flight at once) times it under the API's memory limit.
 API_BODY_MEMORY_FACTOR: Final = 8
+#: Bodies this large or larger are parsed, validated and encoded in the API's checking process
+#: (``worker/api/checking.py``), started by the first one: with a smaller body limit it never runs.
+API_CHECK_PROCESS_FROM_BYTES: Final = 2**20
+#: What the checking process costs the API's pod besides the bodies: an interpreter with the job
+#: contract and ``multiprocessing``'s resource tracker (72 MiB measured), with room.
+API_CHECK_PROCESS_BASE_BYTES: Final = 96 * 2**20
+#: And per byte of the body it checks: the bytes, their text, the parsed job, the encoded job and
+#: its pickle (6.1 times measured for a 14.5 MiB body).
+API_CHECK_MEMORY_FACTOR: Final = 7
 ENV_API_BODY_BUDGET_BYTES: Final = "PREVIEW_API_BODY_BUDGET_BYTES"
 API_BODY_BUDGET_BYTES_MAX: Final = 2 * 2**30
 ENV_API_HEADER_TIMEOUT_SECONDS: Final = "PREVIEW_API_HEADER_TIMEOUT_SECONDS"
 ENV_API_BODY_TIMEOUT_SECONDS: Final = "PREVIEW_API_BODY_TIMEOUT_SECONDS"
 ENV_API_KEEP_ALIVE_SECONDS: Final = "PREVIEW_API_KEEP_ALIVE_SECONDS"
 ENV_API_MAX_CONNECTIONS: Final = "PREVIEW_API_MAX_CONNECTIONS"
+ENV_API_HEALTH_MAX_AGE_SECONDS: Final = "PREVIEW_API_HEALTH_MAX_AGE_SECONDS"
 #: The most bytes of one request head (request line and headers): h11's own default, said here.
 API_MAX_HEAD_BYTES: Final = 16 * 2**10
 

@@ -162,6 +162,12 @@ class Tunables(BaseModel):
         "open connections per job API process; beyond, an idle one is closed, or the new one gets 503",
         ge=2, le=65_536,
     )  # fmt: skip
+    api_health_max_age_seconds: float = tunable(
+        c.ENV_API_HEALTH_MAX_AGE_SECONDS, 2.0,
+        "the job API's health answers from a Redis check at most this old (checked every quarter "
+        "of it), else 503",
+        ge=0.2, le=60,
+    )  # fmt: skip
 
     # The artifact store's behaviour (its bucket and endpoints are the stack's `artifacts`).
     s3_prefix: str = tunable(

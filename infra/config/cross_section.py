@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from infra.config.fields.quantities import quantity
+from mobius_preview_client.contract.validation import max_payload_bytes
 from worker import constants as c
 from worker.constants import ENV_REDIS_URL
 from worker.queue import budget as redis_budget
@@ -74,7 +75,21 @@ def memory_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             f"the API) is over api.resources.limits.memory {api_memory}",
         ))  # fmt: skip
     try:
-        cfg.inline_bytes  # noqa: B018 - raises when the caps do not fit the budget
+        inline = cfg.inline_bytes  # raises when the caps do not fit the budget
     except redis_budget.BudgetError as err:
         problems.append((err.key, err.reason))
+        return problems
+    largest = min(cfg.worker.api_max_body_bytes, max_payload_bytes(inline))  # as the API reads them
+    if largest >= c.API_CHECK_PROCESS_FROM_BYTES:
+        need = bodies * c.API_BODY_MEMORY_FACTOR + c.API_CHECK_PROCESS_BASE_BYTES
+        need += largest * c.API_CHECK_MEMORY_FACTOR
+        if need > quantity(api_memory, "memory"):
+            problems.append((
+                "api.resources.limits.memory",
+                f"{api_memory} is under the {math.ceil(need / 2**20)}Mi the API may need: bodies of up to "
+                f"{largest} bytes (the inline cap {inline} as base64, or worker.apiMaxBodyBytes) are "
+                f"checked in a process of their own ({c.API_CHECK_PROCESS_BASE_BYTES // 2**20}Mi, plus "
+                f"{c.API_CHECK_MEMORY_FACTOR} times the body) besides the request bodies in flight; "
+                "give more memory, or a smaller worker.maxInlineBytes",
+            ))  # fmt: skip
     return problems

@@ -15,6 +15,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,28 @@ def validate(payload: Any, max_inline_bytes: int | None = None, path_sources: bo
         raise InvalidJobError(found)
     assert isinstance(payload, dict)
     return payload
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A valid job as BullMQ stores it: its id, its priority and its compact JSON (what
+    ``Queue.add`` would write), so the encoding can run away from the event loop."""
+
+    job_id: str | None
+    priority: int
+    data: bytes
+
+
+def encode(job: dict[str, Any]) -> Encoded:
+    """``job`` (valid) as :class:`Encoded`, its JSON exactly as BullMQ's ``Queue.add`` writes it."""
+    text = json.dumps(job, separators=(",", ":"), allow_nan=False)  # ASCII (ensure_ascii)
+    job_id = job.get("jobId")
+    return Encoded(str(job_id) if job_id else None, int(job.get("priority", 0)), text.encode("ascii"))
+
+
+def prepare(payload: Any, max_inline_bytes: int | None = None, path_sources: bool = True) -> Encoded:
+    """:func:`validate` then :func:`encode` (one call, for a thread or a process)."""
+    return encode(validate(payload, max_inline_bytes, path_sources))
 
 
 def max_payload_bytes(max_inline_bytes: int) -> int:

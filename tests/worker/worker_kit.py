@@ -17,6 +17,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+from starlette.applications import Starlette
+
 from tests.servers import RedisServer, free_port
 from worker.consumer import Consumer
 from worker.metrics import Metrics
@@ -95,6 +98,16 @@ async def wait_state(q: Queues, job_id: str, state: str, timeout: float = 15.0) 
         return await state_of(q, job_id) == state
 
     await eventually(probe, timeout)
+
+
+@asynccontextmanager
+async def served(app: Starlette, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the job API ``app`` in this process, with the app's lifespan run as a
+    server runs it (the health route's Redis watch started; the Redis client closed at the end)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
+            yield client
 
 
 __all__ = ["RedisServer", "free_port"]  # re-exported: the worker suite imports them from here

@@ -6,7 +6,7 @@ from the same types.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -62,18 +62,23 @@ class QueueMetrics(TypedDict):
 
 
 class RedisUp(TypedDict):
-    """Redis answered."""
+    """Redis answered the API's last check ``ageSeconds`` ago, at most
+    ``PREVIEW_API_HEALTH_MAX_AGE_SECONDS``."""
 
     status: Literal["connected"]
     url: str
+    ageSeconds: float
 
 
 class RedisDown(TypedDict):
-    """Redis did not answer; ``error`` is the exception's type, never its text."""
+    """Redis's last check failed, or none answered within ``PREVIEW_API_HEALTH_MAX_AGE_SECONDS``;
+    ``error`` is the exception's type, never its text (``TimeoutError``: no answer in time), and
+    ``ageSeconds`` the time since Redis last answered (absent if it never has)."""
 
     status: Literal["disconnected"]
     url: str
     error: str
+    ageSeconds: NotRequired[float]
 
 
 class QueueCounts(TypedDict):

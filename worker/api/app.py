@@ -14,6 +14,7 @@ the configured store: the ``filesystem`` store's bytes are served here, the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,9 +30,11 @@ from worker import constants as c
 from worker import logs, store
 from worker.api.auth import Policy, parse_tokens
 from worker.api.bodies import BodyBudget
+from worker.api.checking import Checker
 from worker.api.handlers import ApiState, error
 from worker.api.instrumentation import DepthSampler, RequestMetrics, endpoint
 from worker.api.openapi import OPERATIONS
+from worker.api.readiness import RedisWatch
 from worker.errors import PreviewError
 from worker.metrics import ApiMetrics
 from worker.queue.queues import REDIS_DOWN, Queues, redis_client
@@ -61,15 +64,24 @@ def create_app(settings: Settings) -> Starlette:
         log.warning("job API authentication is OFF (%s=off): anyone reaching it may use it", c.ENV_API_AUTH)
     queues = Queues(settings, redis_client(settings.redis_url))
     # Enqueue goes through the client producers install, on the same Redis client.
-    client = AsyncPreviewClient.from_config(settings.client_config(), redis=queues.client)
+    config = settings.client_config()
+    client = AsyncPreviewClient.from_config(config, redis=queues.client)
     metrics = ApiMetrics(settings.track, queue=settings.queue_name, release=settings.release)
     budget = BodyBudget(settings.api_bodies_bytes)
-    api = ApiState(settings, policy, client, queues, store.from_settings(settings), metrics, budget)
+    checker = Checker(config.max_inline_bytes or None, config.path_sources)
+    watch = RedisWatch(functools.partial(_checked, queues), settings.api_health_max_age_seconds)
+    artifacts = store.from_settings(settings)
+    api = ApiState(settings, policy, client, queues, artifacts, metrics, budget, checker, watch)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        await api.queues.close()
+        await watch.start()
+        try:
+            yield
+        finally:
+            await watch.close()
+            checker.close()
+            await api.queues.close()
 
     routes = [
         Route(op.path, op.handler, methods=[op.method], name=op.name) for op in OPERATIONS if op.handler
@@ -86,6 +98,12 @@ def create_app(settings: Settings) -> Starlette:
     app.state.queues = api.queues  # so an embedding test or server can close the Redis client
     app.state.metrics = metrics
     return app
+
+
+async def _checked(queues: Queues) -> dict[str, int]:
+    """What health reports of Redis: it answers a ``PING``, and the queue's counts."""
+    await queues.ping()
+    return await queues.counts()
 
 
 async def _redis_down(_: Request, err: Exception) -> Response:

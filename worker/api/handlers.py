@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -22,12 +23,13 @@ from mobius_preview_client.contract.documents import JobState
 from mobius_preview_client.jobs import status as job_status
 from worker import constants as c
 from worker import logs
-from worker.api import bodies
+from worker.api import bodies, checking
 from worker.api.answers import AlreadyEnqueued, Enqueued, QueueMetrics
 from worker.api.auth import SCOPE_ENQUEUE, SCOPE_READ, Policy
-from worker.errors import InvalidJobError, QueueFullError
+from worker.api.readiness import RedisWatch
+from worker.errors import QueueFullError
 from worker.metrics import ApiMetrics
-from worker.queue.queues import REDIS_DOWN, Queues
+from worker.queue.queues import Queues
 from worker.settings import Settings
 from worker.store import ArtifactStore
 
@@ -48,6 +50,8 @@ class ApiState:
     store: ArtifactStore
     metrics: ApiMetrics
     body_budget: bodies.BodyBudget
+    checker: checking.Checker
+    redis_watch: RedisWatch
 
     @property
     def body_limit(self) -> int:
@@ -121,13 +125,16 @@ async def _enqueue(request: Request, api: ApiState) -> Response:
 
 async def _add(body: bytes, api: ApiState) -> Response:
     try:
-        payload = await api.client.checks.run(validation.parse, body)
-    except InvalidJobError as err:
-        return error(400, "body is not valid JSON", violations=_violations(err))
+        checked = await api.checker.run(body)  # a large body in another process (worker/api/checking.py)
+    except BrokenProcessPool:  # the checking process died on it twice (killed, out of memory)
+        log.warning("checking process ended while checking a body", extra={"bytes": len(body)})
+        return error(503, "the body could not be checked; retry shortly", headers={"Retry-After": "5"})
+    if not isinstance(checked, validation.Encoded):
+        message, violations = checked
+        return error(400, message, violations=[{"path": v.path, "message": v.message} for v in violations])
+    del body  # the encoded job is what goes on; the caller's block still holds the body budget
     try:
-        job = await api.client.enqueue(payload)
-    except InvalidJobError as err:
-        return error(400, "invalid job", violations=_violations(err))
+        job = await api.client.add(checked)
     except QueueFullError as err:
         return error(429, str(err), headers={"Retry-After": "5"})
     if not job.created:
@@ -187,26 +194,24 @@ async def queue_metrics(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """``GET /api/preview/worker/health``: Redis reachable and the queue's counts (503 if not)."""
+    """``GET /api/preview/worker/health``: Redis reachable and the queue's counts (503 if not), from
+    the newest background check (:class:`~worker.api.readiness.RedisWatch`): no Redis round trip
+    here, so a slow Redis (behind a near-cap job's write) cannot delay the answer."""
     api = state(request)
     s = api.settings
+    seen = api.redis_watch.seen()
     body: dict[str, Any] = {
         "status": "healthy",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "redis": {"status": "connected", "url": s.redacted_redis_url},
     }
-    try:
-        await api.queues.ping()
-        counts = await api.queues.counts()
-    except REDIS_DOWN as err:
+    if seen.age is not None:
+        body["redis"]["ageSeconds"] = round(seen.age, 3)
+    if seen.counts is None:
         body["status"] = "unhealthy"
-        body["redis"] = {"status": "disconnected", "url": s.redacted_redis_url, "error": type(err).__name__}
+        body["redis"] |= {"status": "disconnected", "error": seen.error}
         body["queue"] = {"name": s.queue_name}
         return JSONResponse(body, status_code=503)
-    counts.pop("dlq")
+    counts = {k: v for k, v in seen.counts.items() if k != "dlq"}
     body["queue"] = {"name": s.queue_name, **counts, "total": sum(counts.values())}
     return JSONResponse(body)
-
-
-def _violations(err: InvalidJobError) -> list[dict[str, str]]:
-    return [{"path": v.path, "message": v.message} for v in err.violations]

@@ -92,8 +92,9 @@ OPERATIONS: tuple[Operation, ...] = (
                     "cap allows.", a.ApiError),
         415: Answer("The Content-Type is not application/json.", a.ApiError),
         429: Answer("The queue holds PREVIEW_QUEUE_MAX unfinished jobs.", a.ApiError, headers=RETRY),
-        503: Answer("Redis is unreachable, or this process holds PREVIEW_API_BODY_BUDGET_BYTES of "
-                    "request bodies already.", a.ApiError, headers=RETRY),
+        503: Answer("Redis is unreachable, this process holds PREVIEW_API_BODY_BUDGET_BYTES of "
+                    "request bodies already, or the process checking large bodies ended.", a.ApiError,
+                    headers=RETRY),
     }, body=True),
     Operation("GET", f"{PREFIX}/job/{{job_id}}/status", h.status, "A job's state, attempts and progress", {
         200: Answer("The job's status.", d.JobStatus),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -22,7 +23,19 @@ from types import FrameType
 from worker import logs
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: prctl(2) option: the signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
 log = logs.get("signals")
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process: ask the kernel for SIGKILL when ``parent`` dies (``PR_SET_PDEATHSIG``),
+    so nothing the worker or the API started outlives it; exit now if it already has died."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the prctl: nobody will send the signal
+        os._exit(1)
 
 
 def forced_status(sig: signal.Signals) -> int:

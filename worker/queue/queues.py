@@ -88,8 +88,8 @@ class Queues:
         return await jobs.state(self.main, job_id)
 
     async def with_state(self, job_id: str) -> tuple[Job, str] | None:
-        """The job and its state, or None (:func:`mobius_preview_client.jobs.with_state`)."""
-        return await jobs.with_state(self.main, job_id, self.max_data_bytes)
+        """The job (not its data) and its state, or None (:func:`mobius_preview_client.jobs.with_state`)."""
+        return await jobs.with_state(self.main, job_id)
 
     async def enqueue(self, payload: dict[str, Any]) -> tuple[str, bool]:
         """Add a job; returns (job id, created). A repeated ``jobId`` returns the existing job."""

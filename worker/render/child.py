@@ -28,7 +28,6 @@ a process that has just parsed a hostile file.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
@@ -39,14 +38,13 @@ from typing import Any, BinaryIO
 from worker import constants as c
 from worker import render
 from worker.errors import PermanentJobError, reason_of
+from worker.process.signals import die_with_parent
 from worker.render.limits import RenderLimits
 from worker.render.registry import OutputSpec, Rendition
 
 #: Room over the budget for the encoders' buffers and the replies.
 SLACK_BYTES = 48 * 2**20
 MAX_LINE = 64 * 2**10
-#: prctl(2) option: the signal the kernel sends this process when its parent dies.
-PR_SET_PDEATHSIG = 1
 
 
 def data_segment_bytes() -> int:
@@ -97,15 +95,6 @@ def handle(
         for r in renditions
     ]
     return {"ok": True, "mediaType": media_type, "renditions": described}, renditions
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel for SIGKILL when the parent dies; exit now if it already has."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # it died before the prctl: nobody will send the signal
-        os._exit(1)
 
 
 def serve(budget: int, requests: BinaryIO, replies: BinaryIO, deadline: float = 0) -> int:

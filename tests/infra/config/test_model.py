@@ -183,6 +183,22 @@ def test_each_invalid_field_has_its_own_message(raw: dict[str, Any], expected: s
     assert problems(minimal(**raw)) == [expected]
 
 
+def test_an_inline_cap_that_needs_the_apis_checking_process_needs_its_memory() -> None:
+    """Bodies of 1 MiB or more are checked in a process of the API's own (worker/api/checking.py):
+    its memory counts against the API's limit, and only when the inline cap lets such bodies in."""
+    roomy = {"redisBudget": "64Gi"}
+    (memory,) = problems(minimal(**roomy, worker={"maxInlineBytes": 4 * 2**20}))  # bodies up to 5.4 MiB
+    assert memory == (
+        "api.resources.limits.memory: 256Mi is under the 262Mi the API may need: bodies of up to 5657944 "
+        "bytes (the inline cap 4194304 as base64, or worker.apiMaxBodyBytes) are checked in a process of "
+        "their own (96Mi, plus 7 times the body) besides the request bodies in flight; give more memory, "
+        "or a smaller worker.maxInlineBytes"
+    )
+    limits = {"limits": {"cpu": "1", "memory": "320Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert parse_config(minimal(**roomy, worker={"maxInlineBytes": 4 * 2**20}, api={"resources": limits}))
+    assert parse_config(minimal(**roomy, worker={"maxInlineBytes": 700_000}))  # under 1 MiB: no process
+
+
 def test_the_inline_cap_must_fit_the_redis_budget_and_the_error_names_the_key() -> None:
     from worker.queue.budget import Held, largest_inline
 

@@ -12,7 +12,17 @@ import pytest
 import worker_media as media
 from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
-from worker_kit import AUTH, OUTPUTS, consumer, decode_image, eventually, free_port, queues, wait_state
+from worker_kit import (
+    AUTH,
+    OUTPUTS,
+    consumer,
+    decode_image,
+    eventually,
+    free_port,
+    queues,
+    served,
+    wait_state,
+)
 
 from mobius_preview_client.contract import jobid
 from worker import constants as c
@@ -25,13 +35,8 @@ JOB = {"source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}, "o
 
 @asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as client:
-            yield client
-    finally:
-        await app.state.queues.close()
+    async with served(create_app(settings), AUTH) as client:
+        yield client
 
 
 async def test_enqueue_201_then_200_for_the_same_job_id(settings: Settings) -> None:
@@ -149,10 +154,17 @@ async def test_artifact_manifest_and_rendition_bytes(settings: Settings) -> None
 async def test_health_when_redis_is_up(settings: Settings) -> None:
     async with api(settings) as client:
         await client.post("/api/preview/job", json={**JOB, "jobId": "h-1"})
-        resp = await client.get("/api/preview/worker/health")
+
+        async def counted() -> httpx.Response | None:  # the counts of a check after the POST
+            resp = await client.get("/api/preview/worker/health")
+            return resp if resp.json()["queue"].get("waiting") == 1 else None
+
+        resp = await eventually(counted, timeout=5)
     body: dict[str, Any] = resp.json()
     assert resp.status_code == 200
     assert set(body) == {"status", "timestamp", "redis", "queue"}
+    age = body["redis"].pop("ageSeconds")
+    assert 0 <= age <= settings.api_health_max_age_seconds
     assert body["status"] == "healthy" and body["redis"] == {"status": "connected", "url": settings.redis_url}
     assert body["queue"] == {
         "name": settings.queue_name,
@@ -177,7 +189,7 @@ async def test_503_and_health_503_when_redis_is_down(settings: Settings) -> None
     assert health.status_code == 503
     body = health.json()
     assert body["status"] == "unhealthy"
-    assert body["redis"] == {
+    assert body["redis"] == {  # never answered: no ageSeconds
         "status": "disconnected",
         "url": f"redis://:***@127.0.0.1:{port}/0",
         "error": "ConnectionError",

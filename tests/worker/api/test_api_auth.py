@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from test_api import JOB
-from worker_kit import consumer, free_port, wait_state
+from worker_kit import consumer, free_port, served, wait_state
 from worker_kit import queues as open_queues
 
 from worker import constants as c
@@ -35,12 +35,8 @@ TOKENS = f"{OLD}, {NEW},read:{READER},enqueue:{WRITER}"
 
 @asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"api_tokens": auth_secret(TOKENS)}))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            yield client
-    finally:
-        await app.state.queues.close()
+    async with served(create_app(settings.model_copy(update={"api_tokens": auth_secret(TOKENS)}))) as client:
+        yield client
 
 
 def auth_secret(text: str) -> SecretStr:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 
-import httpx
 import worker_media as media
 from bullmq import Queue
 from prometheus_client.parser import text_string_to_metric_families
-from worker_kit import AUTH, OUTPUTS, free_port, queues
+from worker_kit import AUTH, OUTPUTS, free_port, queues, served
 
 from worker import constants as c
 from worker.api.app import create_app
@@ -31,19 +30,12 @@ def depth(text: str, queue: str) -> dict[str, float]:
 
 
 async def scrape(settings: Settings) -> str:
-    app = create_app(settings)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as client:
-            for i in range(3):
-                assert (
-                    await client.post("/api/preview/job", json={**JOB, "jobId": f"d-{i}"})
-                ).status_code == 201
-            response = await client.get(c.METRICS_PATH)
-            assert response.status_code == 200
-            return response.text
-    finally:
-        await app.state.queues.close()
+    async with served(create_app(settings), AUTH) as client:
+        for i in range(3):
+            assert (await client.post("/api/preview/job", json={**JOB, "jobId": f"d-{i}"})).status_code == 201
+        response = await client.get(c.METRICS_PATH)
+        assert response.status_code == 200
+        return response.text
 
 
 async def test_metrics_count_plain_and_prioritised_jobs_as_waiting(settings: Settings) -> None:
@@ -60,13 +52,8 @@ async def test_metrics_count_plain_and_prioritised_jobs_as_waiting(settings: Set
 
 async def test_redis_down_drops_the_series_and_still_answers(settings: Settings) -> None:
     down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    app = create_app(down)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            response = await client.get(c.METRICS_PATH)
-    finally:
-        await app.state.queues.close()
+    async with served(create_app(down)) as client:
+        response = await client.get(c.METRICS_PATH)
     assert response.status_code == 200
     assert depth(response.text, down.queue_name) == {}  # no series, never a stale or made-up 0
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import worker_media as media
 from store_kit import MinioServer, own_minio, s3_settings  # noqa: F401  (own_minio is a fixture)
-from worker_kit import AUTH, OUTPUTS, eventually, queues, wait_state
+from worker_kit import AUTH, OUTPUTS, eventually, queues, served, wait_state
 
 from worker.api.app import create_app
 from worker.render.registry import Rendition
@@ -66,10 +66,7 @@ async def test_job_is_retried_while_the_store_is_down_and_completes_after(
         "source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()},
         "outputs": OUTPUTS,
     }
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    client = httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH)
-    async with queues(settings) as q, client as api:
+    async with queues(settings) as q, served(create_app(settings), AUTH) as api:
         assert (await api.post("/api/preview/job", json=job)).status_code == 201
 
         async def retried_twice() -> Any:
@@ -88,7 +85,6 @@ async def test_job_is_retried_while_the_store_is_down_and_completes_after(
         assert [r["name"] for r in manifest["renditions"]] == ["thumb", "card"]
         got = httpx.get(manifest["renditions"][0]["url"])
         assert got.status_code == 200 and got.headers["content-type"] == "image/webp"
-    await app.state.queues.close()
     events = [e for e in worker.events() if e.get("jobId") == "down-1"]
     assert [e["outcome"] for e in events if "outcome" in e][-1] == "completed"
     assert any(
