@@ -36,6 +36,7 @@ from infra.config.sections.image_signature import ImageSignature
 from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
+from infra.config.sections.scheduling import Scheduling, Toleration
 from infra.config.sections.secrets_config import RedisCa, Secrets
 from infra.config.sections.slo_config import Slos
 from infra.config.sections.workload import Canary, CpuMemory, Replicas, Resources
@@ -64,11 +65,13 @@ __all__ = [
     "RedisCa",
     "Replicas",
     "Resources",
+    "Scheduling",
     "Secret",
     "Secrets",
     "Slos",
     "SourceHost",
     "StackConfig",
+    "Toleration",
     "Tunables",
     "from_pulumi",
     "load_stack_file",
@@ -97,6 +100,8 @@ class StackConfig(Model):
     # Who must have signed the images (infra/config/sections/image_signature.py): unset, no check.
     image_signature: ImageSignature | None = None
     replicas: Replicas = Replicas()
+    # Which nodes take the stack's pods (infra/config/sections/scheduling.py): unset, any node.
+    scheduling: Scheduling = Scheduling()
     # What each worker (and API) process is told: worker/tunables.py declares every key once.
     worker: Tunables = Tunables()
     resources: Resources = Resources()

@@ -115,7 +115,8 @@ def hardened_container(name: str, image: str, args: list[str], **fields: Any) ->
 def hardened_pod_spec(
     cfg: StackConfig, service_account: Any, containers: list[Manifest], **fields: Any
 ) -> Manifest:
-    """A pod spec with the shared hardening, no API token and the stack's image pull secrets.
+    """A pod spec with the shared hardening, no API token, the stack's image pull secrets and its
+    ``scheduling`` (node selector, tolerations).
 
     ``fields`` add volumes, grace period, ….
     """
@@ -126,6 +127,7 @@ def hardened_pod_spec(
         "automountServiceAccountToken": False,
         "securityContext": dict(POD_SECURITY),
         **pull,
+        **cfg.scheduling.pod_fields(),
         "containers": containers,
         **fields,
     }

@@ -23,10 +23,17 @@ from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import available, container, declared, live, mismatches
 
 from infra.config.model import CONFIG_NAMESPACE
+from infra.tools.local.cluster.kube import FAKE_NODE
 from worker import constants as c
 
 STACK = "dev"
 NAMESPACE = "preview-dev"
+#: The stack's ``scheduling`` (infra/config/sections/scheduling.py), as a stack names a node pool:
+#: the KWOK node's label, and a toleration of the real node's taint (which no KWOK node carries).
+SCHEDULING = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [{"key": "mobius.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+}
 STABLE = "preview-worker-stable"
 
 pytestmark = pytest.mark.timeout(600)
@@ -36,6 +43,10 @@ pytestmark = pytest.mark.timeout(600)
 def dev(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, str]]]:
     """A project copy with the dev stack initialised in a file backend of this module only."""
     project, environ = scratch_project("engine-dev")
+    stack_file = project / f"Pulumi.{STACK}.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"][f"{CONFIG_NAMESPACE}:scheduling"] = SCHEDULING
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     pulumi_run(["stack", "init", STACK], environ, project)
     yield project, environ
     pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)  # a no-op once the last test ran
@@ -87,6 +98,14 @@ def test_the_live_workload_is_what_the_stack_file_says(dev: tuple[Path, dict[str
         assert container(deployment)["image"] == config["image"]  # the pinned digest, stable and API
     worker = deployments[STABLE]
     assert worker["metadata"]["labels"][c.LABEL_TRACK] == c.TRACK_STABLE
+    # The stack's scheduling: on every pod template, and the scheduler placed the pods by it.
+    for deployment in deployments.values():
+        template = deployment["spec"]["template"]["spec"]
+        assert (template["nodeSelector"], template["tolerations"]) == (
+            SCHEDULING["nodeSelector"], SCHEDULING["tolerations"],
+        )  # fmt: skip
+    pods = kubectl_json(environ, "-n", NAMESPACE, "get", "pods")["items"]
+    assert pods and all(p["spec"]["nodeName"] == FAKE_NODE for p in pods), [p["spec"] for p in pods]
     assert worker["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == STACK
     probes = container(worker)
     assert probes["livenessProbe"]["httpGet"]["path"] == c.LIVENESS_PATH

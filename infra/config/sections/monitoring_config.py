@@ -9,11 +9,7 @@ from pydantic import Field, field_validator
 from infra.config.base_model import Model, check_range
 from infra.config.fields.durations import check_duration
 from infra.config.fields.identifiers import check_dns_label
-
-_LABEL_KEY = re.compile(
-    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-)
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+from infra.config.fields.labels import check_labels
 
 
 class DashboardConfig(Model):
@@ -33,12 +29,7 @@ class DashboardConfig(Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for key, value in v.items():
-            if len(key) > 253 or not _LABEL_KEY.fullmatch(key):
-                raise ValueError(f"{key[:80]!r} is not a Kubernetes label key")
-            if not _LABEL_VALUE.fullmatch(value):
-                raise ValueError(f"the value of {key!r} is not a Kubernetes label value")
-        return v
+        return check_labels(v)
 
 
 class MonitoringConfig(Model):
