@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Mapping
@@ -144,7 +145,8 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "responses": {str(code): _answer(answers[code], schemas) for code in sorted(answers)},
     }
     if op.handler is not None and op.handler.__doc__:
-        doc["description"] = _markdown(op.handler.__doc__.strip())
+        # cleandoc: the same text on every Python (3.13 strips docstring indentation when compiling).
+        doc["description"] = _markdown(inspect.cleandoc(op.handler.__doc__))
     params = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
     if params:
         doc["parameters"] = [
