@@ -28,11 +28,19 @@ def worker_env(redis_url: str, queue: str, data_dir: str, **settings: Any) -> di
     return env
 
 
-def spawn(env: dict[str, str], *, output: bool = False, command: str = "run") -> subprocess.Popen[str]:
+def spawn(
+    env: dict[str, str], *, output: bool = False, command: str = "run", log: Path | None = None
+) -> subprocess.Popen[str]:
     """Start one worker (or ``command="api"``, the job API); with ``output`` its log lines are
-    readable on ``stdout`` (for the ready line)."""
-    sink = subprocess.PIPE if output else subprocess.DEVNULL
+    readable on ``stdout`` (for the ready line); with ``log`` they go to that file."""
+    if log is not None:
+        with log.open("w") as sink:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [sys.executable, "-m", "worker", command], env=env, cwd=REPO,
+                stdout=sink, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+    out = subprocess.PIPE if output else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "worker", command], env=env, cwd=REPO,
-        stdout=sink, stderr=subprocess.STDOUT if output else subprocess.DEVNULL, text=True,
+        stdout=out, stderr=subprocess.STDOUT if output else subprocess.DEVNULL, text=True,
     )  # fmt: skip

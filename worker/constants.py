@@ -153,6 +153,11 @@ ENV_API_MAX_CONNECTIONS: Final = "PREVIEW_API_MAX_CONNECTIONS"
 ENV_API_HEALTH_MAX_AGE_SECONDS: Final = "PREVIEW_API_HEALTH_MAX_AGE_SECONDS"
 #: The most bytes of one request head (request line and headers): h11's own default, said here.
 API_MAX_HEAD_BYTES: Final = 16 * 2**10
+#: The API pod's terminationGracePeriodSeconds, and the part of it uvicorn waits on SIGTERM for
+#: connections and requests to finish before it cancels them (then the app's shutdown runs, Redis
+#: is closed, and the process exits before the kubelet's SIGKILL).
+API_GRACE_SECONDS: Final = 30
+API_SHUTDOWN_SECONDS: Final = 20
 
 # --- Ports and HTTP paths -------------------------------------------------------------------
 API_PORT: Final = 3000

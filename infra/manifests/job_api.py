@@ -40,8 +40,6 @@ from infra.manifests.scaling.autoscaling import cpu_metric
 from worker import constants as c
 
 CONTAINER_NAME = "api"
-#: Uvicorn finishes in-flight requests on SIGTERM; requests are short (enqueue, status).
-GRACE_SECONDS = 30
 
 
 def api_selector(instance: str) -> dict[str, str]:
@@ -115,7 +113,7 @@ def api_deployment(
         cfg,
         service_account,
         [api_container(cfg, env_sources, secret_files)],
-        terminationGracePeriodSeconds=GRACE_SECONDS,
+        terminationGracePeriodSeconds=c.API_GRACE_SECONDS,
         volumes=[TMP_VOLUME, *secret_files.volumes],
         topologySpreadConstraints=spread(api_selector(instance)),
     )

@@ -213,6 +213,18 @@ def test_pulumi_up_syncs_vaults_values_and_never_holds_them(
         assert value not in state  # the values went Vault → operator → Secret, never through Pulumi
 
 
+def stopped(process: subprocess.Popen[str], log: Path) -> None:
+    """SIGTERM ``process`` and wait; one still running after 30 s is killed (so it cannot hold
+    its Redis user into the next test) and fails the test with its log's tail."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"still running 30 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+
+
 def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
     deployed: tuple[Path, dict[str, str], SecretsOperator],
     redis_server: RedisServer,
@@ -225,7 +237,8 @@ def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
         redis_server.url, "eso-q", str(tmp_path), api_port=port, api_auth="tokens"
     )
     env.update(env_from_secret)
-    api = spawn(env, command="api")
+    log = tmp_path / "api.log"
+    api = spawn(env, command="api", log=log)
     try:
         url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
         wait_until(lambda: bearer_status(url, "none") != 0, "the job API", 30, lambda: f"exit {api.poll()}")
@@ -233,8 +246,7 @@ def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
         token = {"Authorization": f"Bearer {VALUES['api_tokens']}"}
         assert httpx.get(url, headers=token, timeout=5).status_code == 200
     finally:
-        api.terminate()
-        api.wait(30)
+        stopped(api, log)
 
 
 def test_the_pods_mount_the_synced_secret_as_files(

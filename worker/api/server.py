@@ -187,6 +187,7 @@ async def serve(app: Any, settings: Settings) -> None:
         access_log=False,
         http=protocol(settings),
         timeout_keep_alive=settings.api_keep_alive_seconds,
+        timeout_graceful_shutdown=c.API_SHUTDOWN_SECONDS,  # bounded: a stuck request cannot hold it
         h11_max_incomplete_event_size=c.API_MAX_HEAD_BYTES,
     )
     server = Server(config)

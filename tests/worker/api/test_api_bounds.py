@@ -153,6 +153,26 @@ async def test_slow_heads_and_short_bodies_are_closed_at_their_deadlines(worker_
     assert unauth_status == 401  # answered at once; its connection then closes at the deadline
 
 
+async def test_a_request_stuck_mid_body_cannot_hold_the_shutdown(worker_env: dict[str, str]) -> None:
+    """On SIGTERM uvicorn waits for requests in flight, but only ``API_SHUTDOWN_SECONDS``: a body
+    that stopped arriving (its deadline set far past the pod's grace) is cancelled, the app's
+    shutdown runs and the process exits before the kubelet's SIGKILL would come."""
+    env = {**worker_env, c.ENV_API_BODY_TIMEOUT_SECONDS: "600"}
+    async with running_api(env) as api:
+        _, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        writer.write(post(b"x" * 1000) + b'{"sou')  # the head and 5 of its 1000 bytes
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the request is in flight
+        started = time.monotonic()
+        api.proc.terminate()
+        status = await api.exit_status(c.API_SHUTDOWN_SECONDS + 15)
+        took = time.monotonic() - started
+        writer.close()
+    assert status == 0, api.out.decode()[-2000:]
+    assert c.API_SHUTDOWN_SECONDS - 1 <= took < c.API_GRACE_SECONDS, took
+    assert any(e.get("msg") == "Application shutdown complete." for e in api.events()), api.out[-2000:]
+
+
 async def open_slow_heads(api: Api, count: int) -> list[asyncio.StreamWriter]:
     writers = []
     for _ in range(count):
