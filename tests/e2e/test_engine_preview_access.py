@@ -228,6 +228,7 @@ def test_up_with_the_preview_account_fails_and_changes_nothing(
     saved.write_text(pulumi_run(["stack", "export", "--stack", "dev"], admin, project))
     stack_file.write_text(reviewed.replace("concurrency: 3\n", "concurrency: 2\n"))
     before, recorded = live(admin), objects_in_state(project, admin, "dev")
+    planned = {name for op, name, *_ in plan(project, admin, "dev") if op != "same"}
     try:
         out = pulumi_run(
             ["up", "--stack", "dev", "--yes", "--skip-preview"], preview, project, expect_fail=True
@@ -237,15 +238,17 @@ def test_up_with_the_preview_account_fails_and_changes_nothing(
         ]
         assert refused and all(pa.DRY_RUN_MESSAGE in line for line in refused), out
         assert live(admin) == before
-        # The state keeps every object and id. An object whose refused update the engine had
-        # started may record the inputs it tried (pulumi-kubernetes keeps a failed update's
+        # The state keeps every object and id. An object whose update the engine had started may
+        # record the inputs it tried (pulumi-kubernetes keeps a failed or cancelled update's
         # inputs as a partial result; which ones start before the first refusal stops the update
-        # varies): each such object must be one the output names as refused.
+        # varies, and one cancelled in flight is not named as refused): each such object must be
+        # one the change plans to update, and the cluster above is unchanged.
         after = objects_in_state(project, admin, "dev")
         assert after.keys() == recorded.keys()
         assert all(after[urn][0] == recorded[urn][0] for urn in recorded)
         changed = {urn.rsplit("::", 1)[1] for urn in recorded if after[urn] != recorded[urn]}
-        assert changed <= refused_resources(out), (changed, out)
+        assert refused_resources(out) <= planned, (planned, out)
+        assert changed <= planned, (changed, planned, out)
     finally:
         stack_file.write_text(reviewed)
         pulumi_run(["stack", "import", "--stack", "dev", "--file", str(saved)], admin, project)
