@@ -33,14 +33,10 @@ def spawn(
 ) -> subprocess.Popen[str]:
     """Start one worker (or ``command="api"``, the job API); with ``output`` its log lines are
     readable on ``stdout`` (for the ready line); with ``log`` they go to that file."""
+    argv = [sys.executable, "-m", "worker", command]
     if log is not None:
         with log.open("w") as sink:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(
-                [sys.executable, "-m", "worker", command], env=env, cwd=REPO,
-                stdout=sink, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+            return subprocess.Popen(argv, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, text=True)
     out = subprocess.PIPE if output else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", command], env=env, cwd=REPO,
-        stdout=out, stderr=subprocess.STDOUT if output else subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    err = subprocess.STDOUT if output else subprocess.DEVNULL
+    return subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=err, text=True)
