@@ -207,6 +207,7 @@ METRIC_JOB_TURNAROUND: Final = "preview_worker_job_turnaround_seconds"
 #: ``slos.latency.thresholdSeconds``), so the SLI counts jobs under it exactly, never interpolated.
 JOB_TURNAROUND_BUCKETS: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 METRIC_JOBS_IN_FLIGHT: Final = "preview_worker_jobs_in_flight"
+METRIC_CONCURRENCY: Final = "preview_worker_concurrency"  # gauge: the jobs a process takes at once
 METRIC_FETCHING: Final = "preview_worker_fetching"  # gauge: 1 while the newest fetch of a job worked
 #: Housekeeping (sweep, DLQ trim, depth gauges): errors by step, and 1 once rounds keep failing.
 METRIC_HOUSEKEEPING_ERRORS: Final = "preview_worker_housekeeping_errors_total"  # label `step`

@@ -109,6 +109,11 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # What the process was told (PREVIEW_CONCURRENCY): in-flight jobs over it is the saturation.
+        self.concurrency = Gauge(
+            c.METRIC_CONCURRENCY, "Jobs this process takes at once (PREVIEW_CONCURRENCY), as it read them.",
+            PROCESS_LABELS, registry=self.registry, multiprocess_mode="livesum",
+        )  # fmt: skip
         # Under the supervisor the pod is ready only while every process can fetch: the lowest wins.
         self.fetching = Gauge(
             c.METRIC_FETCHING, "1 while this process's newest attempt to fetch a job succeeded, else 0.",
@@ -145,8 +150,8 @@ class Metrics:
         #: Every family, in the order docs/metrics.md lists them.
         self.declared: tuple[MetricWrapperBase, ...] = (
             self.jobs_taken_total, self.outcomes, self.duration, self.turnaround, self.in_flight,
-            self.fetching, self.housekeeping_errors, self.housekeeping_failing, self.queue_depth,
-            self.redis_memory_used, self.redis_maxmemory,
+            self.concurrency, self.fetching, self.housekeeping_errors, self.housekeeping_failing,
+            self.queue_depth, self.redis_memory_used, self.redis_maxmemory,
         )  # fmt: skip
 
     def outcome(self, outcome: str, reason: str = c.REASON_NONE) -> None:
@@ -159,6 +164,10 @@ class Metrics:
                 self.track, self.release, outcome, reason
             )
         child.inc()
+
+    def set_concurrency(self, concurrency: int) -> None:
+        """Record the concurrency this process runs with."""
+        self.concurrency.labels(self.track, self.release).set(concurrency)
 
     def set_fetching(self, fetching: bool) -> None:
         """Record whether the consumer's newest fetch succeeded (the readiness signal)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from infra.components.declare import child_options, declare
+from infra.components.declare import child_options, declare, ready_within
 from infra.config.model import StackConfig
 from infra.manifests.api_route import api_route
 from infra.manifests.common import API_NAME, Manifest, config_checksum
@@ -52,7 +52,8 @@ class JobApi(pulumi.ComponentResource):
             config_checksum=self.config_checksum,
             secret_checksum=args.secret_checksum,
         )
-        declare(f"{name}-deployment", deployment, child)
+        timed = pulumi.ResourceOptions.merge(child, ready_within(cfg.ready_timeout_seconds))
+        declare(f"{name}-deployment", deployment, timed)
         route = api_route(cfg, args.instance)  # api.exposure: an Ingress or an HTTPRoute, if any
         if route is not None:
             declare(f"{name}-route", route, child)

@@ -38,6 +38,13 @@ def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None) 
     return pulumi.ResourceOptions(parent=parent, depends_on=opts.depends_on if opts else None)
 
 
+def ready_within(seconds: float) -> pulumi.ResourceOptions:
+    """Options for a Deployment: the engine waits ``seconds`` for it to be Available, then fails
+    with its pods' reason (the stack's ``readyTimeout``; the engine's default is 10 minutes)."""
+    timeout = f"{int(seconds)}s"
+    return pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout))
+
+
 def _py_name(key: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from infra.components.declare import child_options, declare
+from infra.components.declare import child_options, declare, ready_within
 from infra.config.model import StackConfig
 from infra.config.sections.autoscaling_config import PROVIDER_KEDA
 from infra.manifests.common import Manifest
@@ -58,7 +58,8 @@ class WorkerDeployment(pulumi.ComponentResource):
             secret_checksum=args.secret_checksum,
             secret_files=args.secret_files,
         )
-        declared = declare(f"{name}-deployment", manifest, child)
+        timed = pulumi.ResourceOptions.merge(child, ready_within(args.config.ready_timeout_seconds))
+        declared = declare(f"{name}-deployment", manifest, timed)
         outputs: dict[str, Any] = {"deploymentName": self.deployment_name, "image": args.image}
         if args.bounds.min > 0:
             on_keda = args.config.autoscaling.provider == PROVIDER_KEDA

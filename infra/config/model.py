@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from infra.config.base_model import CONFIG_NAMESPACE, Model, Secret, cross_field
 from infra.config.cross_section import memory_problems, redis_source_problem, store_problems
 from infra.config.fields.canary_weight import effective_weight
+from infra.config.fields.durations import duration_seconds
 from infra.config.fields.identifiers import check_dns_label, check_secret_names
 from infra.config.fields.image_refs import DIGEST_RE, IMAGE_RE, check_image, split_image, validate_image_ref
 from infra.config.fields.quantities import quantity
@@ -85,6 +86,8 @@ RELEASE_ID_RE = re.compile(c.RELEASE_PATTERN)
 
 #: Passphrase of the ``dev`` stack's secrets (the embedded local cluster only; not a secret).
 LOCAL_DEV_PASSPHRASE = "mobius-local-dev"
+#: ``readyTimeout``'s bounds: shorter fails a healthy rollout of a large image, longer hides a stuck one.
+READY_TIMEOUT_MIN_SECONDS, READY_TIMEOUT_MAX_SECONDS = 30, 3600
 
 
 class StackConfig(Model):
@@ -134,6 +137,9 @@ class StackConfig(Model):
     redis_ca: RedisCa | None = None
     # The release tool's progressive rollout and its analysis (infra/config/sections/rollout_policy.py).
     rollout: RolloutConfig = RolloutConfig()
+    # How long `pulumi up` waits for each Deployment to be Available (its pods Ready by their probes)
+    # before it fails with the pods' reason; the engine's own default is 10m.
+    ready_timeout: str = "10m"
 
     _ns = field_validator("namespace")(check_dns_label)
     _image = field_validator("image")(check_image)
@@ -147,6 +153,19 @@ class StackConfig(Model):
             lo, hi = c.REDIS_BUDGET_BYTES_MIN // 2**20, c.REDIS_BUDGET_BYTES_MAX // 2**30
             raise ValueError(f"must be between {lo}Mi and {hi}Gi, got {v!r}")
         return v
+
+    @field_validator("ready_timeout")
+    @classmethod
+    def _ready_timeout(cls, v: str) -> str:
+        seconds = duration_seconds(v, allow_zero=False)
+        if not READY_TIMEOUT_MIN_SECONDS <= seconds <= READY_TIMEOUT_MAX_SECONDS:
+            raise ValueError(f"must be a duration between 30s and 1h, got {v!r}")
+        return v
+
+    @property
+    def ready_timeout_seconds(self) -> float:
+        """``readyTimeout`` in seconds."""
+        return duration_seconds(self.ready_timeout, allow_zero=False)
 
     @field_validator("release_id", mode="before")
     @classmethod

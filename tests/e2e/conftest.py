@@ -10,16 +10,26 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_kit import ScratchProject, engine_environ
+from e2e_kit import ScratchProject, engine_environ, run
 
-from infra.tools.local.cluster import control_plane, shell_env
+from infra.tools.image.registry_server import Registry, serve
+from infra.tools.local.cluster import control_plane, kube, shell_env
 from infra.tools.local.layout import StateDir
 from infra.tools.local.project import project_copy
+from infra.tools.local.realnode import netns, node
+from infra.tools.local.realnode.layout import NETNS, NODE_NAME
 from infra.tools.local.toolchain import build
+from tests.servers import (  # noqa: F401 (registers the session's `redis_server` and `vault_server`)
+    RedisServer,
+    shared_redis_server,
+    shared_vault_server,
+)
+from tests.worker.store_kit import MinioServer, minio  # noqa: F401 (`minio`: the session's MinIO)
 
 FIRST = "RUN_BEFORE_SESSION_CLUSTER"
 
@@ -71,6 +81,66 @@ def local_cluster(built_toolchain: None, local_state: StateDir) -> Iterator[cont
 def local_env(local_state: StateDir) -> dict[str, str]:
     """os.environ plus `python -m infra local env`'s variables for this session's cluster."""
     return {**os.environ, **shell_env.variables(local_state)}
+
+
+@pytest.fixture(scope="session")
+def e2e_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A loopback registry (plain HTTP, a free port) for the images the e2e tests build or push."""
+    with serve(tmp_path_factory.mktemp("e2e-registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def worker_image_inputs(e2e_registry: Registry) -> list[str]:
+    """``python -m infra image build``'s arguments for the worker image in ``e2e_registry``: the
+    cached base pushed there and the locked wheels, as the demo builds it (no SBOM: loopback only)."""
+    infra = [sys.executable, "-m", "infra", "image"]
+    environ = dict(os.environ)
+    base = run([*infra, "base", "--push", f"{e2e_registry.host}/mobius/base:bookworm"], environ, timeout=900)
+    wheels = run([*infra, "wheels"], environ, timeout=900)
+    last = lambda out: out.strip().splitlines()[-1]  # noqa: E731 (the CLIs print their result last)
+    return ["--registry", e2e_registry.host, "--repository", "mobius/preview-worker", "--no-sbom",
+            "--base-image", last(base), "--wheelhouse", last(wheels)]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def worker_image(worker_image_inputs: list[str]) -> str:
+    """The worker image built from this work tree and pushed to ``e2e_registry``, pinned by digest."""
+    built = run([sys.executable, "-m", "infra", "image", "build", *worker_image_inputs], dict(os.environ),
+                timeout=900)  # fmt: skip
+    return built.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def real_node(
+    local_cluster: control_plane.Cluster,
+    e2e_registry: Registry,
+    redis_server: RedisServer,
+    minio: MinioServer,  # noqa: F811 (the fixture imported above, by its name)
+) -> Iterator[node.RealNode]:
+    """The real node (issue 31) on the session's cluster, started by the first test that needs it.
+
+    It pulls from ``e2e_registry``; pods reach the registry, the session's Redis and its MinIO on
+    the host at ``HOST_ADDRESS`` (``host_ports`` in that order). At the end of the session it is
+    stopped and checked gone: no process, mount, runtime folder, namespace or Node of it is left.
+    """
+    ports = (int(e2e_registry.host.rsplit(":", 1)[1]), redis_server.port, minio.port)
+    lines: list[str] = []
+    try:
+        started = node.up(local_cluster, registries=(e2e_registry.host,), host_ports=ports, log=lines.append)
+    except BaseException:
+        node.down(local_cluster, log=lambda _: None)
+        raise
+    print("\n".join(lines))
+    yield started
+    node.down(local_cluster, log=lambda _: None)
+    assert started.status() == dict.fromkeys(started.status())
+    assert not netns.exists(NETNS)
+    mounts = [ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith(tuple(str(f) for f in started.files.all()))]
+    assert not started.files.run.exists()
+    nodes = kube.kubectl(local_cluster.state.kubeconfig, "get", "nodes", "-o", "name")
+    assert f"node/{NODE_NAME}" not in nodes
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,35 @@ def run(
 def kubectl_json(environ: dict[str, str], *args: str) -> Any:
     """``kubectl get … -o json`` through PATH (the built kubectl), parsed."""
     return json.loads(run(["kubectl", *args, "-o", "json"], environ))
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """True if ``pod`` (as ``kubectl get -o json`` gives it) has the condition Ready=True."""
+    return any(x["type"] == "Ready" and x["status"] == "True" for x in pod["status"].get("conditions", []))
+
+
+@contextlib.contextmanager
+def port_forward(environ: dict[str, str], namespace: str, target: str, port: int) -> Iterator[str]:
+    """``kubectl port-forward`` to ``target``'s ``port`` (a real node's pod) on a free loopback port;
+    yields its ``http://127.0.0.1:<port>`` once it accepts connections, stops it at the end."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    forward = ["kubectl", "-n", namespace, "port-forward", target, f"{local}:{port}"]
+    proc = subprocess.Popen(forward, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(local):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.terminate()
+                pytest.fail(f"{' '.join(forward)} did not listen: {proc.communicate(timeout=10)[0].decode()}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def port_open(port: int) -> bool:

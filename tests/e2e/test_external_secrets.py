@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 from bullmq import Queue
-from e2e_kit import ScratchProject, kubectl_json, pulumi_run, run
+from e2e_kit import ScratchProject, kubectl_json, pod_ready, port_forward, pulumi_run, run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
@@ -39,14 +39,14 @@ from infra.tools.local.addons.secrets_operator import SecretsOperator
 from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.kube import wait_until
 from infra.tools.local.layout import APISERVER_PORT, HOST
-from tests.servers import (  # noqa: F401 (registers `redis_server` and `vault_server`)
+from infra.tools.local.realnode import node
+from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_TAINT
+from tests.servers import (  # `redis_server` and `vault_server` are the session's (conftest.py)
     RedisServer,
     VaultServer,
     bearer_status,
     free_port,
     project_secret,
-    shared_redis_server,
-    shared_vault_server,
 )
 from worker import constants as c
 
@@ -78,7 +78,9 @@ def redis_user(redis_server: RedisServer, user: str) -> str:
     redis_server.client().execute_command(
         "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all"
     )
-    return f"redis://{user}:{password}@127.0.0.1:{redis_server.port}"
+    # The host's address on the real node's link (conftest.py's `real_node` relays the port there):
+    # the pods and the host processes below use the same URL.
+    return f"redis://{user}:{password}@{HOST_ADDRESS}:{redis_server.port}"
 
 
 def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str, values: dict[str, str]) -> None:
@@ -125,8 +127,9 @@ def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str, va
     root.secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=values)
 
 
-def stack_file(text: str, vault_url: str) -> str:
+def stack_file(text: str, vault_url: str, image: str) -> str:
     text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
+    text = re.sub(r"(mobius-preview-worker:image: )\S+", rf"\g<1>{image}", text)
     store = (
         "    storeKind: SecretStore\n"
         f"    refreshInterval: {REFRESH}\n"
@@ -142,7 +145,14 @@ def stack_file(text: str, vault_url: str) -> str:
     text, dropped = re.subn(r"  mobius-preview-worker:redisUrl:\n    secure: \S+\n", "", text)
     assert dropped == 1
     # A Redis behind TLS from a private CA: the pods mount that CA where REDIS_URL can name it.
-    return text + f"  mobius-preview-worker:redisCa:\n    configMap: {REDIS_CA_CONFIG_MAP}\n"
+    text += f"  mobius-preview-worker:redisCa:\n    configMap: {REDIS_CA_CONFIG_MAP}\n"
+    key, value, effect = NODE_TAINT  # real pods: the kubelet mounts the operator's Secret as files
+    return text + (
+        "  mobius-preview-worker:readyTimeout: 3m\n"
+        "  mobius-preview-worker:scheduling:\n"
+        f"    nodeSelector: {{{NODE_LABEL[0]}: {NODE_LABEL[1]}}}\n"
+        f"    tolerations: [{{key: {key}, operator: Equal, value: '{value}', effect: {effect}}}]\n"
+    )
 
 
 def synced(environ: dict[str, str]) -> dict[str, str]:
@@ -166,13 +176,15 @@ def deployed(
     vault_server: VaultServer,
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
+    real_node: node.RealNode,
+    worker_image: str,
 ) -> Iterator[tuple[Path, dict[str, str], SecretsOperator]]:
     project, environ = scratch_project("external-secrets")
     VALUES["redis_url"] = redis_user(redis_server, "eso-redis-a")
     configure_vault(vault_server, environ, local_cluster.pki.ca_cert.read_text(), VALUES)
     operator = SecretsOperator(local_cluster, tmp_path_factory.mktemp("eso"), free_port()).start()
     try:
-        text = stack_file((project / "Pulumi.dev.yaml").read_text(), vault_server.url)
+        text = stack_file((project / "Pulumi.dev.yaml").read_text(), vault_server.url, worker_image)
         (project / f"Pulumi.{STACK}.yaml").write_text(text)
         run(["kubectl", "create", "namespace", NAMESPACE], environ)
         ca = f"--from-file=ca.crt={local_cluster.pki.ca_cert}"
@@ -407,3 +419,47 @@ def test_a_redis_credential_rotated_in_vault_reaches_the_running_worker_and_no_j
             consumer.wait(30)
             redis_user(redis_server, "eso-redis-a")  # back as it was, for any later test
             vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
+
+
+def test_a_token_rotated_in_vault_reaches_the_running_pods_without_a_restart(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+    vault_server: VaultServer,
+) -> None:
+    """The real kubelet updates the mounted Secret (no stand-in): the API pod serving on the real
+    node accepts the rotated token and refuses the old one, and no container restarted."""
+    _, environ, operator = deployed
+    wait_and_read(environ, operator)
+    old, new = VALUES["api_tokens"], "eso-rotated-api-token-in-the-pods-03"
+
+    def pods() -> dict[str, int]:
+        """Each Ready pod's restart count (a pod not Ready: -1)."""
+        found = kubectl_json(environ, "-n", NAMESPACE, "get", "pods")["items"]
+        return {
+            p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] if pod_ready(p) else -1
+            for p in found
+        }
+
+    before = pods()
+    assert before and set(before.values()) == {0}, before
+
+    def status(token: str) -> int:
+        # A port-forward of its own each time: the API re-executes in place when its secret files
+        # change, and kubectl's port-forward ends at the first connection its pod refuses.
+        with port_forward(environ, NAMESPACE, "service/preview-worker-api", c.API_PORT) as base:
+            return bearer_status(f"{base}/api/preview/queue/metrics", token)
+
+    wait_until(lambda: status(old) == 200, "the API pod with Vault's token", 60, lambda: "")
+    vault_server.client().secrets.kv.v2.create_or_update_secret(
+        path=KV_PATH, secret={**VALUES, "api_tokens": new}
+    )
+    try:
+        rotated = time.monotonic()
+        synced_new = lambda: synced(environ).get(c.ENV_API_TOKENS) == new  # noqa: E731
+        wait_until(lambda: status(new) == 200, "the API pod with the rotated token", 90,
+                   lambda: f"old token: {status(old)}; Secret new: {synced_new()}")  # fmt: skip
+        print(f"vault write to the pod accepting the new token: {time.monotonic() - rotated:.1f} s")
+        assert status(old) == 401
+    finally:
+        vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
+    # The same pods, Ready again, none restarted: the processes re-read the files in place.
+    wait_until(lambda: pods() == before, "the same pods Ready, not restarted", 30, lambda: str(pods()))

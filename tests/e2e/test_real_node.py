@@ -1,7 +1,7 @@
 """The real node (issue 31): a kubelet and containerd beside the KWOK node, running real containers.
 
-One node for the module, started on the session's cluster and stopped (and checked gone) at the
-end. Its pods run Debian's busybox from the locally built sandbox image: a readiness probe over
+The session's node (``real_node`` in conftest.py, which checks at the end that nothing of it is
+left). Its pods run Debian's busybox from the locally built sandbox image: a readiness probe over
 HTTP answers from inside the pod's own network namespace, and one that cannot answer keeps its
 pod not Ready (KWOK would call both Ready). The test fails, never skips, when the node cannot start.
 """
@@ -12,18 +12,16 @@ import ipaddress
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.tools.image import buildah
-from infra.tools.image.registry_server import Registry, serve
+from infra.tools.image.registry_server import Registry
 from infra.tools.local.cluster import control_plane, kube
-from infra.tools.local.realnode import netns, node, pause
+from infra.tools.local.realnode import node, pause
 from infra.tools.local.realnode.layout import (
     HOST_ADDRESS,
-    NETNS,
     NODE_ADDRESS,
     NODE_LABEL,
     NODE_NAME,
@@ -36,43 +34,20 @@ NAMESPACE = "real-node-test"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A loopback registry (plain HTTP, a free port), as the demo's and the image tests' are."""
-    with serve(tmp_path_factory.mktemp("real-node-registry")) as reg:
-        yield reg
-
-
-@pytest.fixture(scope="module")
-def pushed_image(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> str:
+def pushed_image(e2e_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The busybox image pushed to the loopback registry, as a digest-pinned reference."""
     archive = tmp_path_factory.mktemp("real-node-image") / "busybox.tar"
     pause.write_archive(archive, "mobius/busybox:test")
-    digest = buildah.copy(f"docker-archive:{archive}", f"{registry.host}/mobius/busybox:test")
-    return f"{registry.host}/mobius/busybox@{digest}"
+    digest = buildah.copy(f"docker-archive:{archive}", f"{e2e_registry.host}/mobius/busybox:test")
+    return f"{e2e_registry.host}/mobius/busybox@{digest}"
 
 
-@pytest.fixture(scope="module")
-def real_node(local_cluster: control_plane.Cluster, registry: Registry) -> Iterator[node.RealNode]:
-    """The real node, Ready; on teardown stopped, and nothing of it left (processes, mounts, netns)."""
-    lines: list[str] = []
-    try:
-        port = int(registry.host.rsplit(":", 1)[1])
-        started = node.up(local_cluster, registries=(registry.host,), host_ports=(port,), log=lines.append)
-    except BaseException:
-        node.down(local_cluster, log=lambda _: None)
-        raise
-    print("\n".join(lines))
-    kube.kubectl(local_cluster.state.kubeconfig, "create", "namespace", NAMESPACE)
-    yield started
-    kube.kubectl(local_cluster.state.kubeconfig, "delete", "namespace", NAMESPACE, "--wait=false")
-    node.down(local_cluster, log=lambda _: None)
-    assert started.status() == dict.fromkeys(started.status())
-    assert not netns.exists(NETNS)
-    mounts = [ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()]
-    assert not [m for m in mounts if m.startswith(tuple(str(f) for f in started.files.all()))]
-    assert not started.files.run.exists()
-    nodes = kube.kubectl(local_cluster.state.kubeconfig, "get", "nodes", "-o", "name")
-    assert f"node/{NODE_NAME}" not in nodes
+@pytest.fixture(scope="module", autouse=True)
+def namespace(real_node: node.RealNode) -> Iterator[None]:
+    """This module's namespace on the session's real node (conftest.py), deleted at the end."""
+    kube.kubectl(real_node.cluster.state.kubeconfig, "create", "namespace", NAMESPACE)
+    yield
+    kube.kubectl(real_node.cluster.state.kubeconfig, "delete", "namespace", NAMESPACE, "--wait=false")
 
 
 def _get(cluster: control_plane.Cluster, *args: str) -> Any:

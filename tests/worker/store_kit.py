@@ -22,8 +22,8 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
-from worker_kit import free_port
 
+from tests.servers import free_port
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -34,13 +34,16 @@ def test_names_come_from_constants() -> None:
     m = Metrics("stable")
     assert c.METRIC_FETCHING not in {name for name, _, _ in samples(m)}  # only once a fetch was tried
     m.set_fetching(True)
+    m.set_concurrency(7)
     names = {name for name, _, _ in samples(m)}
+    assert (c.METRIC_CONCURRENCY, 7.0) in {(name, value) for name, _, value in samples(m)}
     for metric in (
         c.METRIC_JOBS_TAKEN,
         c.METRIC_JOB_OUTCOMES,
         c.METRIC_QUEUE_DEPTH,
         c.METRIC_JOBS_IN_FLIGHT,
         c.METRIC_FETCHING,
+        c.METRIC_CONCURRENCY,
         c.METRIC_HOUSEKEEPING_ERRORS,
         c.METRIC_HOUSEKEEPING_FAILING,
         c.METRIC_JOB_DURATION + "_bucket",
@@ -100,3 +103,9 @@ def test_queue_depth_and_buckets() -> None:
     # The latency SLO's threshold is one of these (infra/config/sections/slo_config.py), so its SLI is exact.
     turnaround = [labels["le"] for n, labels, _ in samples(m) if n == c.METRIC_JOB_TURNAROUND + "_bucket"]
     assert turnaround == [str(b) for b in c.JOB_TURNAROUND_BUCKETS] + ["+Inf"]
+
+
+def test_every_family_the_registry_holds_is_declared_for_the_doc() -> None:
+    m = Metrics("stable")
+    registered = set(m.registry._names_to_collectors.values())
+    assert registered == set(m.declared)

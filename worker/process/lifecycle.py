@@ -37,6 +37,7 @@ async def run_consumer(settings: Settings, *, serve_health: bool) -> int:
     without it (a supervised child) its metrics go to the supervisor's multiprocess directory.
     """
     metrics = Metrics(settings.track, queue=settings.queue_name, release=settings.release)
+    metrics.set_concurrency(settings.concurrency)
     consumer = Consumer(settings, metrics)
     stop = StopSignals(on_force=lambda: _kill(consumer.renders.pids())).install()
     async with contextlib.AsyncExitStack() as cleanup:

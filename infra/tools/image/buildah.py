@@ -49,6 +49,10 @@ class BuildSpec:
     tag: str
     timestamp: int
     build_args: Mapping[str, str] = field(default_factory=dict)
+    # Set on the final image by buildah itself. buildah 1.28's layer cache reuses a LABEL step
+    # whose build-arg changed (a new --revision got the old commit's label), so labels that change
+    # per build are passed here, not through the Dockerfile's LABEL alone.
+    labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: str = "Dockerfile"
     secrets: Mapping[str, Path] = field(default_factory=dict)
     volumes: Mapping[Path, str] = field(default_factory=dict)  # host dir -> path in RUN steps (read-only)
@@ -89,6 +93,8 @@ def build(spec: BuildSpec, storage: Storage) -> str:
             argv.append("--no-cache")
         for key, value in sorted(spec.build_args.items()):
             argv += ["--build-arg", f"{key}={value}"]
+        for key, value in sorted(spec.labels.items()):
+            argv += ["--label", f"{key}={value}"]
         for sid, src in sorted(spec.secrets.items()):
             argv += ["--secret", f"id={sid},src={src}"]
         for host, target in sorted(spec.volumes.items()):

@@ -135,6 +135,11 @@ def build_args(req: Request, revision: str) -> dict[str, str]:
     return args
 
 
+#: The OCI labels whose value comes from a build arg (see ``buildah.BuildSpec.labels``).
+ARG_LABELS = {"VERSION": "org.opencontainers.image.version", "REVISION": "org.opencontainers.image.revision",
+              "SOURCE": "org.opencontainers.image.source"}  # fmt: skip
+
+
 def publish(req: Request, log: Log) -> Result:
     """Build, push, inspect and (with ``req.stack``) pin; return what was pushed."""
     if not (req.context / "Dockerfile").is_file():
@@ -148,11 +153,13 @@ def publish(req: Request, log: Log) -> Result:
     ca = req.ca_bundle or default_ca_bundle()
     sbom_dir = None if req.no_sbom else sbom.ready_dir(req.sbom_dir or req.context / sbom.DEFAULT_DIR)
     name = f"{req.registry}/{req.repository}"
+    args = build_args(req, revision)
     spec = buildah.BuildSpec(
         context=req.context,
         tag=f"{name}:{tag}",
         timestamp=timestamp,
-        build_args=build_args(req, revision),
+        build_args=args,
+        labels={label: args[arg] for arg, label in ARG_LABELS.items() if arg in args},
         secrets={"ca-bundle": ca} if ca else {},
         volumes={req.wheelhouse.resolve(): WHEELHOUSE_MOUNT} if req.wheelhouse else {},
         no_cache=req.no_cache,

@@ -111,6 +111,9 @@ def kubelet_config(node: NodeDir, ca_cert: str) -> dict[str, Any]:
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
+        # A pod's Secret and ConfigMap volumes are refreshed at its periodic sync: every 10 s rather
+        # than the default minute, so a rotated secret reaches a running pod within seconds.
+        "syncFrequency": "10s",
         "resolvConf": "",
         "staticPodPath": "",
         "rotateCertificates": False,

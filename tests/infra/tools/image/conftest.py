@@ -100,6 +100,7 @@ def publish_from(
         copy: str | None = None,
         no_cache: bool = False,
         edit: Callable[[Path], None] | None = None,
+        revision: str = REVISION,
     ) -> publish.Result:
         source = context
         if copy is not None:
@@ -114,7 +115,7 @@ def publish_from(
             tag=tag,
             base_image=base_ref,
             timestamp=TIMESTAMP,
-            revision=REVISION,
+            revision=revision,
             storage=storage,
             no_cache=no_cache,
             wheelhouse=wheelhouse,
@@ -144,3 +145,9 @@ def _change_one_worker_file(context: Path) -> None:
 def changed(built: publish.Result, publish_from: Publish) -> publish.Result:
     """The same inputs but one line appended to ``worker/__init__.py``."""
     return publish_from("c", copy="context-c", edit=_change_one_worker_file)
+
+
+@pytest.fixture(scope="session")
+def relabelled(built: publish.Result, publish_from: Publish) -> publish.Result:
+    """The same inputs under another revision (a docs-only commit), with the layer cache on."""
+    return publish_from("d", revision="f" * 40)

@@ -99,6 +99,17 @@ def test_oci_labels_name_source_revision_and_version(
     assert labels["org.opencontainers.image.source"].startswith("https://github.com/")
 
 
+def test_another_revision_is_labelled_with_it_even_from_the_layer_cache(
+    built: publish.Result, relabelled: publish.Result, local_registry: registry_server.Registry
+) -> None:
+    # buildah 1.28 reused the cached LABEL step: the new image carried the old commit's revision.
+    first, again = (image_config(local_registry.host, REPOSITORY, r.digest) for r in (built, relabelled))
+    assert again["config"]["Labels"]["org.opencontainers.image.revision"] == "f" * 40
+    assert first["config"]["Labels"]["org.opencontainers.image.revision"] == REVISION
+    assert relabelled.digest != built.digest
+    assert again["rootfs"]["diff_ids"] == first["rootfs"]["diff_ids"]  # the same layers, only the label
+
+
 def test_layers_hold_only_runtime_files_with_fixed_times_and_owners(
     built: publish.Result, local_registry: registry_server.Registry
 ) -> None:
