@@ -116,3 +116,9 @@ def test_a_stack_file_written_by_pulumi_config_set_path_loads(tmp_path: Path) ->
     assert {env: s.ciphertext for env, s in cfg.secret_values.items()} == {
         env: f"v1:x:{i}" for i, env in enumerate(sorted(HELD))
     }
+
+
+def test_the_key_is_declared_once_and_is_the_models_own() -> None:
+    from infra.config.model import StackConfig
+
+    assert StackConfig.model_fields["secret_values"].alias == SECRET_VALUES_KEY
