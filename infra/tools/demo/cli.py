@@ -317,7 +317,7 @@ def main(argv: list[str]) -> int:
         forward_api()
         lines = submit_sample_job()
         pods = worker_pods()
-    except InfraError as err:
+    except (InfraError, httpx.HTTPError) as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
     print(f"\nimage:        {image}\ndeployments:  {deployments}\npods:         {pods}\n" + "\n".join(lines))

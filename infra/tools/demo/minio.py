@@ -82,7 +82,7 @@ def ensure_bucket(root: Path, bucket: str) -> None:
     """Create ``bucket`` unless it exists."""
     import boto3  # the worker's dependency; imported here to keep `infra` light
     from botocore.config import Config
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     creds = credentials(root)
     client = boto3.session.Session().client(
@@ -91,6 +91,9 @@ def ensure_bucket(root: Path, bucket: str) -> None:
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )  # fmt: skip
     try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError:
-        client.create_bucket(Bucket=bucket)
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError:
+            client.create_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as err:
+        raise DemoError(f"cannot make the bucket {bucket} on MinIO at 127.0.0.1:{PORT}: {err}") from None
