@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# needed-by: test
-# Build the MinIO server the artifact-store tests run on loopback (tests/worker/store_kit.py).
+# needed-by: up test
+# Build the MinIO server the artifact-store tests run on loopback (tests/worker/store_kit.py), and
+# the demo's artifact store (`./dev up`: its pods write previews to it, infra/tools/demo/minio.py).
 # `go install` from its published Go module at a pinned version (MinIO publishes no semver tags,
 # so the pin is the Go proxy's pseudo-version of a master commit). Cached by version under
 # ~/.cache/mobius-preview-worker/minio-<ver>/: a rerun takes well under a second.

@@ -7,8 +7,8 @@
 * ``vault``: the values are read from Vault KV v2 at deploy time (hvac) and
   wrapped as Pulumi secrets, so state holds them encrypted and output masks them.
 
-``redisUrl`` (a Pulumi secret in the stack file) goes into the Pulumi-managed
-Secret in either mode when the stack sets it instead of a Vault key. The manifests are
+``redisUrl`` and a local stack's ``secretValues`` (Pulumi secrets in the stack file) go into
+the Pulumi-managed Secret in either mode, beside any Vault keys. The manifests are
 :mod:`infra.manifests.secret_sources`'s; this component declares them.
 """
 
@@ -23,6 +23,7 @@ import pulumi
 
 from infra.components.declare import child_options, declare
 from infra.config.model import StackConfig
+from infra.config.sections.secrets_config import SECRET_VALUES_KEY
 from infra.errors import InfraError
 from infra.manifests.common import Manifest
 from infra.manifests.pod import SecretFiles
@@ -106,10 +107,12 @@ class WorkerSecrets(pulumi.ComponentResource):
 
     @staticmethod
     def _pulumi_values(cfg: StackConfig, vault_values: dict[str, str]) -> dict[str, pulumi.Output[str]]:
+        held = {ENV_REDIS_URL: cfg.redis_url} if cfg.redis_url is not None else {}
         values: dict[str, pulumi.Output[str]] = {}
-        if cfg.redis_url is not None:
-            if cfg.redis_url.output is None:
-                raise InfraError("redisUrl: only its ciphertext is known; use from_pulumi()")
-            values[ENV_REDIS_URL] = pulumi.Output.secret(cfg.redis_url.output)
+        for env, secret in {**held, **cfg.secret_values}.items():
+            if secret.output is None:
+                key = "redisUrl" if env == ENV_REDIS_URL else f"{SECRET_VALUES_KEY}.{env}"
+                raise InfraError(f"{key}: only its ciphertext is known; use from_pulumi()")
+            values[env] = pulumi.Output.secret(secret.output)
         values.update({env: pulumi.Output.secret(value) for env, value in vault_values.items()})
         return values

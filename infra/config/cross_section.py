@@ -1,5 +1,6 @@
-"""Rules of the stack config that span sections: where REDIS_URL comes from, what the artifact
-store and the job API need from ``secrets`` and ``network``, and whether the memory limits fit.
+"""Rules of the stack config that span sections: where REDIS_URL comes from, which stacks may hold
+secret values in their own file, what the artifact store and the job API need from ``secrets`` (or
+``secretValues``) and ``network``, and whether the memory limits fit.
 
 :class:`infra.config.model.StackConfig` applies them once every section is valid.
 """
@@ -10,6 +11,8 @@ import math
 from typing import TYPE_CHECKING
 
 from infra.config.fields.quantities import quantity
+from infra.config.sections.cluster_target import LOCAL_IDENTITY
+from infra.config.sections.secrets_config import SECRET_VALUES_KEY
 from mobius_preview_client.contract.validation import max_payload_bytes
 from worker import constants as c
 from worker.constants import ENV_REDIS_URL
@@ -28,23 +31,46 @@ def redis_source_problem(has_url: bool, from_vault: bool) -> str | None:
     return None
 
 
+def secret_values_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """``secretValues`` only on the local cluster's stacks, and no env var from two places."""
+    if not cfg.secret_values:
+        return []
+    problems = []
+    if not cfg.cluster.is_local:
+        problems.append((
+            SECRET_VALUES_KEY,
+            f"only a stack of the local cluster (cluster.identity {LOCAL_IDENTITY}) may hold secret "
+            "values in its stack file; this one reads them from the vault (secrets.keys)",
+        ))  # fmt: skip
+    problems += [
+        (
+            f"{SECRET_VALUES_KEY}.{env}",
+            f"set either {SECRET_VALUES_KEY}.{env} or secrets.keys.{env}, not both",
+        )
+        for env in sorted(set(cfg.secret_values) & set(cfg.secrets.keys))
+    ]
+    return problems
+
+
 def store_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     """Cross-section rules of the store and the API: credentials and tokens from a Secret, an S3 peer."""
     problems = []
-    if c.ENV_API_TOKENS not in cfg.secrets.keys:
+    secret_env = set(cfg.secrets.keys) | set(cfg.secret_values)
+    if c.ENV_API_TOKENS not in secret_env:
         problems.append(
             (
                 "secrets.keys",
                 f"needs {c.ENV_API_TOKENS}: the job API refuses to start without bearer tokens "
-                "(from the vault)",
+                f"(from the vault, or {SECRET_VALUES_KEY} in a local stack)",
             )
         )
-    missing = sorted(c.STORE_SECRET_ENV_VARS - set(cfg.secrets.keys))
+    missing = sorted(c.STORE_SECRET_ENV_VARS - secret_env)
     if missing:
         problems.append(
             (
                 "secrets.keys",
-                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the vault)",
+                f"artifacts.store s3 needs {' and '.join(missing)} (S3 credentials come only from the "
+                f"vault, or {SECRET_VALUES_KEY} in a local stack)",
             )
         )
     if cfg.network.s3_namespace is None and not cfg.network.s3_cidrs:

@@ -24,7 +24,12 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infra.config.base_model import CONFIG_NAMESPACE, Model, Secret, cross_field
-from infra.config.cross_section import memory_problems, redis_source_problem, store_problems
+from infra.config.cross_section import (
+    memory_problems,
+    redis_source_problem,
+    secret_values_problems,
+    store_problems,
+)
 from infra.config.fields.canary_weight import effective_weight
 from infra.config.fields.durations import duration_seconds
 from infra.config.fields.identifiers import check_dns_label, check_secret_names
@@ -38,7 +43,7 @@ from infra.config.sections.monitoring_config import MonitoringConfig
 from infra.config.sections.network_config import Network, SourceHost
 from infra.config.sections.rollout_policy import RolloutConfig
 from infra.config.sections.scheduling import Scheduling, Toleration
-from infra.config.sections.secrets_config import RedisCa, Secrets
+from infra.config.sections.secrets_config import SECRET_VALUES_KEY, RedisCa, Secrets, secret_values
 from infra.config.sections.slo_config import Slos
 from infra.config.sections.workload import Canary, CpuMemory, Replicas, Resources
 from infra.config.store import Api, Artifacts
@@ -127,6 +132,8 @@ class StackConfig(Model):
     # docker-registry Secrets (in the stack's namespace) the pods pull a private image with.
     image_pull_secrets: list[str] = Field(default_factory=list)
     redis_url: Secret | None = None
+    # Secret env values held in the stack file as Pulumi secrets (SECRET_VALUES_KEY): local stacks only.
+    secret_values: dict[str, Secret] = Field(default_factory=dict)
     # Protect the Namespace and the objects holding state or identity (HOLDS_STATE): the engine
     # refuses to delete them, so a destroy or a rename cannot wipe the stack. Prod sets it.
     protect: bool = False
@@ -144,6 +151,11 @@ class StackConfig(Model):
     _ns = field_validator("namespace")(check_dns_label)
     _image = field_validator("image")(check_image)
     _pull_secrets = field_validator("image_pull_secrets")(check_secret_names)
+
+    @field_validator("secret_values", mode="before")
+    @classmethod
+    def _secret_values(cls, v: object) -> object:
+        return secret_values(v)
 
     @field_validator("redis_budget")
     @classmethod
@@ -194,6 +206,7 @@ class StackConfig(Model):
     def _cross_section(self) -> StackConfig:
         problem = redis_source_problem(self.redis_url is not None, ENV_REDIS_URL in self.secrets.keys)
         problems = [("redisUrl", problem)] if problem else []
+        problems += secret_values_problems(self)
         problems += store_problems(self)
         problems += memory_problems(self)
         if problems:
@@ -294,11 +307,24 @@ def from_pulumi() -> StackConfig:
             # Pulumi passes structured values as JSON; a plain string may start with a bracket too.
             with contextlib.suppress(json.JSONDecodeError):
                 raw[key] = json.loads(value)
-    if "redisUrl" in raw:
-        secret_keys = set(runtime_config.get_config_secret_keys_env())
-        full_key = f"{CONFIG_NAMESPACE}:redisUrl"
-        if runtime_config.is_config_secret(full_key) or full_key in secret_keys:
-            raw["redisUrl"] = Secret(output=pulumi.Config(CONFIG_NAMESPACE).require_secret("redisUrl"))
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+
+    def is_secret(key: str) -> bool:
+        full_key = f"{CONFIG_NAMESPACE}:{key}"
+        return runtime_config.is_config_secret(full_key) or full_key in secret_keys
+
+    if "redisUrl" in raw and is_secret("redisUrl"):
+        raw["redisUrl"] = Secret(output=pulumi.Config(CONFIG_NAMESPACE).require_secret("redisUrl"))
+    values = raw.get(SECRET_VALUES_KEY)
+    if isinstance(values, Mapping) and is_secret(SECRET_VALUES_KEY):
+        # The engine marks the whole key secret when any value under it is ({secure: …}); each
+        # value stays a secret Output. A key with no secure value keeps its plain strings, refused.
+        whole = pulumi.Config(CONFIG_NAMESPACE).require_secret_object(SECRET_VALUES_KEY)
+
+        def item(env: str) -> pulumi.Output[str]:
+            return whole.apply(lambda held: str(held[env]))
+
+        raw[SECRET_VALUES_KEY] = {env: Secret(output=item(str(env))) for env in values}
     try:
         return parse_config(raw, f"stack {pulumi.get_stack()}")
     except ConfigError as exc:

@@ -1,14 +1,14 @@
 """A real MinIO server on loopback for the artifact-store tests, and settings that point at it.
 
 The binary is built by ``deps/setup.d/40-minio.sh`` (``go install`` of the pinned
-module version, read from that script). Tests FAIL, never skip, when it is missing.
+module version, read from that script by :func:`infra.tools.demo.minio.binary`). Tests FAIL,
+never skip, when it is missing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -23,20 +23,16 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from infra.tools.demo import minio as demo_minio
 from tests.servers import free_port
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-SETUP_SCRIPT = REPO / "deps" / "setup.d" / "40-minio.sh"
 
 
 def minio_binary() -> Path:
-    """The MinIO binary 40-minio.sh builds (``MINIO_BINARY`` overrides)."""
-    if override := os.environ.get("MINIO_BINARY"):
-        return Path(override)
-    found = re.search(r'^MINIO_VERSION="([^"]+)"', SETUP_SCRIPT.read_text(), re.MULTILINE)
-    assert found, f"no MINIO_VERSION in {SETUP_SCRIPT}"
-    return Path.home() / ".cache" / "mobius-preview-worker" / f"minio-{found.group(1)}" / "minio"
+    """The MinIO binary 40-minio.sh builds (``MINIO_BINARY`` overrides); the demo runs the same one."""
+    return demo_minio.binary()
 
 
 class MinioServer:

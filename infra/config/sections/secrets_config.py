@@ -1,17 +1,25 @@
 """The stack config's ``secrets`` section (where the secret env vars come from, and the SecretStore
-the stack may declare) and ``redisCa`` (the CA of Redis's TLS certificate)."""
+the stack may declare), ``secretValues`` (secret env values held in a local stack's own file) and
+``redisCa`` (the CA of Redis's TLS certificate)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base_model import Model, cross_field
+from infra.config.base_model import Model, Secret, cross_field
 from infra.config.fields.durations import check_duration
 from infra.config.fields.identifiers import check_dns_label
-from worker.constants import SECRET_ENV_VARS
+from worker.constants import ENV_REDIS_URL, SECRET_ENV_VARS
+
+#: The stack key of secret env values kept in the stack file as Pulumi secrets, encrypted by the
+#: stack's secrets provider: ``secretValues: {PREVIEW_API_TOKENS: {secure: …}}``, written with
+#: ``pulumi config set --secret --path secretValues.<ENV> …``. Only a stack of the local cluster
+#: (``cluster.identity: local``) may use it: the demo needs no Vault; real clusters keep theirs.
+SECRET_VALUES_KEY = "secretValues"
 
 
 class RedisCa(Model):
@@ -99,3 +107,33 @@ class Secrets(Model):
             known = ", ".join(sorted(SECRET_ENV_VARS))
             raise ValueError(f"{', '.join(unknown)} is not a secret env var of the worker (known: {known})")
         return v
+
+
+def secret_values(v: object) -> object:
+    """``secretValues`` as ``{env var: Secret}``: each a worker secret env var, each a Pulumi secret.
+
+    ``REDIS_URL`` has its own key (``redisUrl``), so it is not accepted here. Whether the stack may
+    use the section at all, and that no env var also has a Vault key, are cross-section rules
+    (:func:`infra.config.cross_section.secret_values_problems`).
+    """
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ValueError(f"must be a mapping of secret env vars to secrets, got a {type(v).__name__}")
+    problems, out = [], {}
+    for env, value in v.items():
+        if env == ENV_REDIS_URL:
+            problems.append((env, "has its own key: set redisUrl instead"))
+        elif env not in SECRET_ENV_VARS:
+            known = ", ".join(sorted(SECRET_ENV_VARS - {ENV_REDIS_URL}))
+            problems.append((str(env), f"is not a secret env var of the worker (known: {known})"))
+        elif isinstance(value, Secret):
+            out[env] = value
+        elif isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str):
+            out[env] = Secret(ciphertext=value["secure"])
+        else:
+            how = f"`pulumi config set --secret --path {SECRET_VALUES_KEY}.{env} …`"
+            problems.append((env, f"must be a secret ({{secure: …}}): set it with {how}"))
+    if problems:
+        raise cross_field(*problems)
+    return out

@@ -1,16 +1,20 @@
 """``python -m infra demo``: the README's main command (``./dev up``), end to end on this machine.
 
-1. toolchain and local cluster   ``python -m infra local bootstrap`` / ``up``
+1. toolchain, cluster, real node ``python -m infra local bootstrap`` / ``up --real-node --host-port …``
 2. registry and image            ``python -m infra image registry|base|wheels|build --stack dev``,
                                  pinned into the demo's own project copy (never the work tree)
-3. the dev stack on the cluster  ``pulumi up --stack dev`` with the real engine and plugins
-4. Redis, worker and job API     ``redis-server``, ``python -m worker run`` / ``api`` on loopback
-5. a sample preview job          POST it, wait for it, print where its artifacts are
+3. Redis and MinIO               on loopback; pods reach them at the host's veth address (the relay)
+4. the dev stack on the cluster  ``pulumi up --stack dev`` with the real engine: the worker and the
+                                 job API run as real pods of the pinned image on the real node, and
+                                 the engine waits until their readiness probes answer
+5. a sample preview job          ``kubectl port-forward`` to the API's Service on ``127.0.0.1:13000``;
+                                 POST the job there, wait for it, fetch its artifacts from MinIO
 
 The demo deploys from ``.local/demo/project`` (:mod:`infra.tools.local.project`): its
-``Pulumi.dev.yaml`` and ``releases/`` are copies, so the demo's image pin and release
-history stay in local state and trying the demo changes no tracked file. The last
-pinned image is kept in ``.local/demo/pinned-image`` and re-pinned on the next run.
+``Pulumi.dev.yaml`` and ``releases/`` are copies, so the demo's image pin, release history and
+real-node settings (:mod:`infra.tools.demo.stack_copy`) stay in local state and trying the demo
+changes no tracked file. The last pinned image is kept in ``.local/demo/pinned-image`` and
+re-pinned on the next run.
 
 Everything is left running for a person to try (``--down`` stops the demo's processes;
 ``python -m infra local down`` stops the cluster). Every step reuses what an earlier run built.
@@ -23,6 +27,7 @@ import base64
 import io
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -34,12 +39,16 @@ from typing import Any
 import httpx
 
 from infra import runner
+from infra.config.model import StackConfig, load_stack_file
 from infra.errors import DemoError, InfraError
+from infra.manifests.common import API_NAME
+from infra.tools.demo import minio, stack_copy
 from infra.tools.local import procs
 from infra.tools.local.cluster.kube import http_ok
 from infra.tools.local.cluster.shell_env import variables
 from infra.tools.local.layout import REPO_ROOT
 from infra.tools.local.project import project_copy
+from infra.tools.local.realnode.layout import NODE_NAME
 from worker import constants as c
 
 # Like the cluster's state (MOBIUS_LOCAL_STATE), the demo's folder can be moved (tests do).
@@ -49,8 +58,9 @@ PINNED = DEMO_ROOT / "pinned-image"  # the image the last image build pinned
 # Fixed loopback ports: the dev stack pins an image of this registry, so its address must not move.
 REGISTRY = "127.0.0.1:5000"
 REDIS_PORT = 16379
-API_PORT = 13000
-METRICS_PORT = 19100
+API_PORT = 13000  # kubectl port-forward to the job API's Service
+#: Host loopback ports the pods reach at the host's veth address, through the real node's relay.
+HOST_PORTS = (REDIS_PORT, minio.PORT)
 REPOSITORY = "mobius/preview-worker"
 PY = sys.executable
 
@@ -100,15 +110,23 @@ def proc(name: str, *argv: str) -> procs.Proc:
 
 def demo_procs() -> list[procs.Proc]:
     """Every long-running process the demo starts, in start order."""
+    kubectl = shutil.which("kubectl", path=variables()["PATH"]) or "kubectl"
     return [
         proc("registry", PY, "-m", "infra", "image", "registry", "--root", str(DEMO_ROOT / "registry"),
              "--port", REGISTRY.rsplit(":", 1)[1]),
         proc("redis", "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
              "--dir", str(DEMO_ROOT / "redis"), "--appendonly", "yes", "--save", "",
              "--set-proc-title", "no"),  # keep argv[0]: the pid-file check compares it
-        proc("worker", PY, "-m", "worker", "run"),
-        proc("api", PY, "-m", "worker", "api"),
+        minio.proc(DEMO_ROOT),
+        proc("port-forward", kubectl, "port-forward", "--address", "127.0.0.1", "-n", dev_stack().namespace,
+             f"service/{API_NAME}", f"{API_PORT}:{c.API_PORT}"),
     ]  # fmt: skip
+
+
+def dev_stack() -> StackConfig:
+    """The demo copy's dev stack (the committed one before the copy exists)."""
+    path = PROJECT / "Pulumi.dev.yaml"
+    return load_stack_file(path if path.is_file() else REPO_ROOT / "Pulumi.dev.yaml")
 
 
 TOKEN_FILE = DEMO_ROOT / "api-token"
@@ -129,25 +147,11 @@ def auth_header() -> dict[str, str]:
     return {"Authorization": f"Bearer {api_token()}"}
 
 
-def worker_env() -> dict[str, str]:
-    """The worker's and the API's environment: loopback Redis, artifacts under .local/demo/data."""
-    return {
-        **os.environ,
-        c.ENV_API_TOKENS: api_token(),
-        c.ENV_REDIS_URL: f"redis://127.0.0.1:{REDIS_PORT}",
-        c.ENV_DATA_DIR: str(DEMO_ROOT / "data"),
-        c.ENV_INPUT_ROOT: str(DEMO_ROOT / "inputs"),
-        c.ENV_API_HOST: "127.0.0.1",
-        c.ENV_API_PORT: str(API_PORT),
-        c.ENV_METRICS_PORT: str(METRICS_PORT),
-    }
-
-
 def cluster_and_image(build_image: bool) -> str:
     """Steps 1-2: the toolchain, the cluster, the demo's project copy and its pinned dev image."""
-    with step("toolchain (built once, cached by version) and local cluster"):
+    with step("toolchain (built once, cached by version), local cluster and its real node"):
         run(PY, "-m", "infra", "local", "bootstrap")
-        run(PY, "-m", "infra", "local", "up")
+        run(PY, "-m", "infra", "local", "up", "--real-node", *(f"--host-port={p}" for p in HOST_PORTS))
     project_copy(PROJECT)
     if not build_image:
         if not PINNED.is_file():
@@ -178,11 +182,32 @@ def engine_summary(output: str) -> list[str]:
     return [line.rstrip() for line in lines[starts[-1] :]] if starts else lines[-3:]
 
 
+def start_stores() -> None:
+    """Step 3: Redis and MinIO on loopback (the pods reach them through the relay), the bucket made."""
+    _, redis, store, _ = demo_procs()
+    with step(f"redis on :{REDIS_PORT}, MinIO on :{minio.PORT} (pods: through the real node's relay)"):
+        minio.ensure_built()
+        for path in ("redis", "minio"):
+            (DEMO_ROOT / path).mkdir(parents=True, exist_ok=True)
+        procs.start(redis)
+        procs.start(store, minio.env(DEMO_ROOT))
+        wait_for("redis", lambda: port_open(REDIS_PORT), proc=redis)
+        ready = f"http://127.0.0.1:{minio.PORT}/minio/health/ready"
+        wait_for("MinIO", lambda: http_ok(ready), 60, store)
+        bucket = dev_stack().artifacts.bucket
+        assert bucket is not None  # the stack model requires it
+        minio.ensure_bucket(DEMO_ROOT, bucket)
+
+
 def deploy_dev_stack() -> str:
-    """Step 3: ``pulumi up --stack dev`` from the demo's copy; its Deployments Available."""
+    """Step 4: the copy's dev stack pointed at the real node, then ``pulumi up``; its pods Ready."""
     env = {**os.environ, **variables()}
-    with step("pulumi up --stack dev on the local cluster"):
+    with step("pulumi up --stack dev on the local cluster (worker and job API as real pods)"):
         run("pulumi", "stack", "select", "--create", "dev", "--non-interactive", env=env, cwd=PROJECT)
+        creds = minio.credentials(DEMO_ROOT)
+        held = {c.ENV_API_TOKENS: api_token(), c.ENV_S3_ACCESS_KEY_ID: creds["accessKey"],
+                c.ENV_S3_SECRET_ACCESS_KEY: creds["secretKey"]}  # fmt: skip
+        stack_copy.point_at_real_node(PROJECT, env, REDIS_PORT, minio.PORT, held)
         out = run("pulumi", "up", "--stack", "dev", "--yes", "--skip-preview", "--non-interactive",
                   env=env, cwd=PROJECT)  # fmt: skip
         for line in engine_summary(out):
@@ -197,21 +222,15 @@ def deploy_dev_stack() -> str:
         return names.strip() or "(no Deployments found)"
 
 
-def start_worker_and_api() -> None:
-    """Step 4: Redis, then a fresh worker and API (restarted, so they run the current code)."""
-    _, redis, worker, api = demo_procs()
-    with step(f"redis on :{REDIS_PORT}, worker (health :{METRICS_PORT}), job API on :{API_PORT}"):
-        for path in ("redis", "data", "inputs"):
-            (DEMO_ROOT / path).mkdir(parents=True, exist_ok=True)
-        procs.start(redis)
-        wait_for("redis", lambda: port_open(REDIS_PORT), proc=redis)
-        for p in (worker, api):
-            procs.stop(p)
-            procs.start(p, worker_env())
-        ready = f"http://127.0.0.1:{METRICS_PORT}{c.READINESS_PATH}"
-        wait_for("the worker", lambda: http_ok(ready), 90, worker)
-        wait_for("the job API", lambda: http_ok(f"http://127.0.0.1:{API_PORT}{c.API_HEALTH_PATH}"), 90, api)
-        procs.require_running([redis, worker, api])
+def forward_api() -> None:
+    """``kubectl port-forward`` to the job API's Service on ``127.0.0.1:API_PORT`` (restarted, so it
+    reaches the pods this run deployed)."""
+    forward = demo_procs()[3]
+    with step(f"job API: kubectl port-forward service/{API_NAME} to 127.0.0.1:{API_PORT}"):
+        procs.stop(forward)
+        procs.start(forward, {**os.environ, **variables()})
+        health = f"http://127.0.0.1:{API_PORT}{c.API_HEALTH_PATH}"
+        wait_for("the job API through the port-forward", lambda: http_ok(health), 60, forward)
 
 
 def sample_job() -> dict[str, Any]:
@@ -233,9 +252,9 @@ def sample_job() -> dict[str, Any]:
 
 
 def submit_sample_job() -> list[str]:
-    """Step 5: POST the job, wait until it completes, return one line per artifact."""
+    """Step 5: POST the job, wait until it completes, fetch its artifacts; one line per artifact."""
     api = f"http://127.0.0.1:{API_PORT}/api/preview/job"
-    with step("sample preview job through the job API"):
+    with step("sample preview job through the in-cluster job API, rendered by a worker pod"):
         job = sample_job()
         posted = httpx.post(api, json=job, timeout=10, headers=auth_header())
         if posted.status_code not in (200, 201):
@@ -252,14 +271,30 @@ def submit_sample_job() -> list[str]:
             raise DemoError(f"job {job_id} failed: {state}")
         manifest = httpx.get(f"{api}/{job_id}/artifact", timeout=5, headers=auth_header()).json()
         folder = DEMO_ROOT / "data" / job_id
-        return [f"job {job_id} completed; artifacts in {folder}"] + [
-            f"  {r['name']}: {folder / r['path']} ({r['format']} {r['width']}x{r['height']}, {r['bytes']} B)"
-            for r in manifest["renditions"]
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"job {job_id} completed; artifacts (fetched from MinIO by their presigned URLs) in {folder}"
         ]
+        for r in manifest["renditions"]:
+            got = httpx.get(r["url"], timeout=10)  # presigned for the host: 127.0.0.1:<MinIO>
+            if got.status_code != 200:
+                raise DemoError(f"GET {r['name']}'s presigned URL answered {got.status_code}")
+            path = folder / Path(r["path"]).name  # the file name only: nothing outside the folder
+            path.write_bytes(got.content)
+            lines.append(f"  {r['name']}: {path} ({r['format']} {r['width']}x{r['height']}, {r['bytes']} B)")
+        return lines
+
+
+def worker_pods() -> str:
+    """The worker and API pods and the node each runs on: the real node, not KWOK's."""
+    jsonpath = "jsonpath={range .items[*]}{.metadata.name}@{.spec.nodeName} {end}"
+    found = run("kubectl", "-n", dev_stack().namespace, "get", "pods", "-o", jsonpath,
+                env={**os.environ, **variables()})  # fmt: skip
+    return found.strip() or "(none)"
 
 
 def down() -> int:
-    """Stop the demo's processes (the cluster has its own ``local down``)."""
+    """Stop the demo's processes (the cluster and its real node have their own ``local down``)."""
     for p in reversed(demo_procs()):
         print(f"{p.name}: {'stopped' if procs.stop(p) else 'was not running'}")
     return 0
@@ -268,7 +303,8 @@ def down() -> int:
 def main(argv: list[str]) -> int:
     """Entry point of ``python -m infra demo``."""
     parser = argparse.ArgumentParser(prog="python -m infra demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--down", action="store_true", help="stop the demo's registry, Redis, worker and API")
+    parser.add_argument("--down", action="store_true",
+                        help="stop the demo's registry, Redis, MinIO and the API's port-forward")  # fmt: skip
     parser.add_argument("--skip-image", action="store_true", help="keep the dev stack's current image pin")
     args = parser.parse_args(argv)
     if args.down:
@@ -276,15 +312,18 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         image = cluster_and_image(build_image=not args.skip_image)
+        start_stores()
         deployments = deploy_dev_stack()
-        start_worker_and_api()
+        forward_api()
         lines = submit_sample_job()
-    except InfraError as err:
+        pods = worker_pods()
+    except (InfraError, httpx.HTTPError) as err:
         print(f"demo: {err}", file=sys.stderr)
         return 1
-    print(f"\nimage:        {image}\ndeployments:  {deployments}\n" + "\n".join(lines))
+    print(f"\nimage:        {image}\ndeployments:  {deployments}\npods:         {pods}\n" + "\n".join(lines))
     elapsed = time.monotonic() - started
-    print(f"\njob API: http://127.0.0.1:{API_PORT}/api/preview/  (all up in {elapsed:.0f}s)")
+    print(f"\njob API: http://127.0.0.1:{API_PORT}/api/preview/ (port-forward to the pods on {NODE_NAME}; "
+          f"all up in {elapsed:.0f}s)")  # fmt: skip
     print(f'         its bearer token: curl -H "Authorization: Bearer $(cat {TOKEN_FILE})" …')
     print("stop: python -m infra demo --down; python -m infra local down")
     return 0

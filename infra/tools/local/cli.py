@@ -10,8 +10,16 @@ from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.shell_env import exports
 from infra.tools.local.layout import StateDir
 from infra.tools.local.realnode import node
+from infra.tools.local.realnode.layout import HOST_ADDRESS
 from infra.tools.local.toolchain import build, plugins
 from infra.tools.local.toolchain.versions import TOOLS
+
+
+def _port(text: str) -> int:
+    """A TCP port number (1-65535), for ``--host-port``."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start etcd, kube-apiserver, controllers, KWOK; install CRDs")
     up.add_argument("--real-node", action="store_true",
                     help="also start a real node: containerd and a kubelet (docs/real-node.md)")  # fmt: skip
+    up.add_argument("--host-port", type=_port, action="append", default=[], metavar="PORT",
+                    help=f"with --real-node: pods reach this port of the host's loopback at "
+                         f"{HOST_ADDRESS}:PORT (repeatable)")  # fmt: skip
     down = sub.add_parser("down", help="stop every local cluster process (and the real node)")
     down.add_argument("--purge", action="store_true", help="also delete certs, etcd data, logs, Pulumi state")
     sub.add_parser("env", help='print shell exports: eval "$(python -m infra local env)"')
@@ -48,7 +59,10 @@ def _status(state: StateDir) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point for ``python -m infra local``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "host_port", None) and not args.real_node:
+        parser.error("--host-port needs --real-node: the relay for pods is the real node's")
     state = StateDir.default()
     try:
         if args.command == "bootstrap":
@@ -57,7 +71,7 @@ def main(argv: list[str]) -> int:
             cluster = control_plane.up(state)
             if args.real_node:
                 try:
-                    node.up(cluster)
+                    node.up(cluster, host_ports=tuple(dict.fromkeys(args.host_port)))
                 except InfraError:
                     node.down(cluster)  # no half-started node: the cluster stays up, the error is shown
                     raise

@@ -157,13 +157,27 @@ class _Monitor(pulumi.runtime.mocks.MockMonitor):
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
 def stack_file_config(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Namespaced config of a stack file as the engine passes it, and its secret keys."""
+    """Namespaced config of a stack file as the engine passes it, and its secret keys.
+
+    As the engine does, a key with a secure value anywhere under it (``--path`` secrets, e.g.
+    ``secretValues.X``) is a secret key as a whole, its secure values decrypted.
+    """
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    config, secret_keys = {}, []
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
     for key, value in (doc.get("config") or {}).items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if _is_secure(value):
             config[key] = f"mock-secret-value-of-{key}"
+            secret_keys.append(key)
+        elif isinstance(value, dict) and any(_is_secure(v) for v in value.values()):
+            config[key] = {
+                k: f"mock-secret-value-of-{key}.{k}" if _is_secure(v) else v for k, v in value.items()
+            }
             secret_keys.append(key)
         else:
             config[key] = value

@@ -363,12 +363,12 @@ def test_unnamespaced_key_is_refused(tmp_path: Path) -> None:
         (
             {"secrets": {"keys": {"AWS_ACCESS_KEY_ID": "a", "PREVIEW_API_TOKENS": "t"}}},
             "secrets.keys: artifacts.store s3 needs AWS_SECRET_ACCESS_KEY "
-            "(S3 credentials come only from the vault)",
+            "(S3 credentials come only from the vault, or secretValues in a local stack)",
         ),
         (
             {"secrets": {"keys": {k: v for k, v in STORE_KEYS.items() if k != "PREVIEW_API_TOKENS"}}},
             "secrets.keys: needs PREVIEW_API_TOKENS: the job API refuses to start without bearer tokens "
-            "(from the vault)",
+            "(from the vault, or secretValues in a local stack)",
         ),
         ({"network": {}}, "network.s3Cidrs: set s3Cidrs or s3Namespace so pods can reach the S3 endpoint"),
     ],

@@ -119,6 +119,15 @@ def _loopback_port(registry: str) -> str:
     return port
 
 
+def _stop_if_other(proc: procs.Proc) -> None:
+    """Stop ``proc``'s running process when it was started with another argv."""
+    pid = procs.read_pid(proc)
+    if pid is not None and Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1] != [
+        arg.encode() for arg in proc.argv
+    ]:
+        procs.stop(proc)
+
+
 def _check_host() -> None:
     """Fail with the package to install when a binary the node needs is missing."""
     missing = {pkg for binary, pkg in NEEDS.items() if shutil.which(binary, path=NODE_PATH) is None}
@@ -164,6 +173,7 @@ def up(
     _write_files(node)
     netns.create()
     env = {"PATH": NODE_PATH, "PYTHONPATH": str(REPO_ROOT), "HOME": str(node.files.root)}
+    _stop_if_other(relay)  # a node started with other ports (or registries) gets this up's relay
     procs.start(relay, env=env)
     with netns.entered():
         procs.start(containerd, env=env)
@@ -232,8 +242,10 @@ def _unmount_under(root: Path) -> list[str]:
 def down(cluster: Cluster, log: Log = print) -> list[str]:
     """Stop the real node and remove what it made; return the names of what was running or left."""
     node = RealNode(cluster)
-    if not any(folder.exists() for folder in node.files.all()) and not netns.exists():
-        return []  # never started with this state folder: nothing to say
+    if not any(folder.exists() for folder in node.files.all()):
+        # Never started with this state folder: nothing to say, and the namespace (one name on the
+        # machine) is another state's node, which a `down` of an empty state must not take away.
+        return []
     done: list[str] = []
     if procs.stop(node.kubelet()):
         done.append("kubelet")

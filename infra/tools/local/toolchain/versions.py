@@ -212,7 +212,7 @@ TOOLS: tuple[GoTool, ...] = (
     _k8s("kube-controller-manager"),
     _k8s("kube-scheduler"),
     _k8s("kubectl"),
-    # The real node's kubelet (issue 31): built only for the tests and commands that start it.
+    # The real node's kubelet (issue 31): built by deps/setup.d/44-kubelet.sh (`./dev up` and the tests).
     _k8s("kubelet", addon=True),
     GoTool(
         name="kwok",

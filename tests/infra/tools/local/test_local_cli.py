@@ -53,3 +53,14 @@ def test_unknown_subcommand_and_tool_are_usage_errors(tmp_path: Path) -> None:
     bad = local(tmp_path, "bootstrap", "--only", "pulumi-resource-aws")
     assert bad.returncode == 2
     assert "invalid choice: 'pulumi-resource-aws'" in bad.stderr
+
+
+def test_host_ports_are_checked_and_need_the_real_node(tmp_path: Path) -> None:
+    alone = local(tmp_path, "up", "--host-port", "16379")
+    assert alone.returncode == 2
+    assert "error: --host-port needs --real-node" in alone.stderr
+    for bad in ("0", "65536", "redis", "-1"):
+        proc = local(tmp_path, "up", "--real-node", f"--host-port={bad}")
+        assert proc.returncode == 2
+        assert f"argument --host-port: must be a TCP port (1-65535), got {bad!r}" in proc.stderr
+    assert not (tmp_path / "state" / "pids").exists()  # refused before anything started
