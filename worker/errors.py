@@ -73,6 +73,13 @@ class RenderError(PermanentJobError):
     reason: ClassVar[str] = c.REASON_RENDER
 
 
+class RenderKilled(TransientJobError):
+    """The kernel killed the render process (SIGKILL): the pod ran out of memory. Retried: the next
+    attempt may find the memory free, and the attempts' limit still ends a job that never fits."""
+
+    reason: ClassVar[str] = c.REASON_RENDER
+
+
 class BudgetExceeded(RenderError):
     """The pixel guard or the render memory budget refused the source."""
 

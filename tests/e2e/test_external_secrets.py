@@ -4,14 +4,14 @@ Vault is a real dev server on loopback with its Kubernetes auth method configure
 the local API server (TokenReview through a reviewer ServiceAccount, as on a real cluster).
 The operator is the built ``external-secrets`` add-on running on the host. The dev stack (as
 ``dev-s``) declares its own SecretStore with ``secrets.store``; after ``pulumi up`` the Secret
-must hold Vault's values, none of which may be in Pulumi's state, and a host worker started
-with that Secret's env must accept the job API token that came from Vault.
+must hold Vault's values, none of which may be in Pulumi's state.
 
-Rotation: the pods mount that Secret as files (``PREVIEW_SECRETS_DIR``). A host API and a
-host worker read a folder the test keeps in step with the Secret the way the kubelet keeps
-a Secret volume (this machine runs no kubelet: KWOK's pods run no containers). After the
-token changes in Vault, within ``refreshInterval`` plus a sync the API accepts the new token
-and refuses the old one, and every job queued before and during the rotation completes.
+The stack's pods run on the real node (conftest.py's ``real_node``, the built ``worker_image``)
+and mount that Secret as files (``PREVIEW_SECRETS_DIR``), kept current by the kubelet itself.
+Rotation: after the API token (or the Redis credential) changes in Vault, within
+``refreshInterval`` plus the operator's sync and the kubelet's, the running API pod accepts the
+new token and refuses the old one (the worker pod works as the new Redis user and not the old),
+no container restarts, and every job queued before and during the rotation completes.
 """
 
 from __future__ import annotations
@@ -21,19 +21,16 @@ import base64
 import json
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from bullmq import Queue
 from e2e_kit import ScratchProject, kubectl_json, pod_ready, port_forward, pulumi_run, run
 
 from bench.run_suite import tiny_png
-from bench.worker_proc import spawn, worker_env
 from infra.manifests.secret_sources import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
 from infra.tools.local.addons.secrets_operator import SecretsOperator
 from infra.tools.local.cluster import control_plane
@@ -46,13 +43,12 @@ from tests.servers import (  # `redis_server` and `vault_server` are the session
     VaultServer,
     bearer_status,
     free_port,
-    project_secret,
 )
 from worker import constants as c
 
 pytestmark = pytest.mark.timeout(600)
 
-STACK, NAMESPACE = "dev-s", "preview-dev-s"
+STACK, NAMESPACE, QUEUE = "dev-s", "preview-dev-s", "eso-pods"
 KV_PATH = "mobius/dev/preview-worker"  # Pulumi.dev.yaml's secrets.path
 ROLE, AUTH_MOUNT, POLICY = "preview-worker", "kubernetes", "preview-worker-read"
 REFRESH = "2s"
@@ -130,6 +126,7 @@ def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str, va
 def stack_file(text: str, vault_url: str, image: str) -> str:
     text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
     text = re.sub(r"(mobius-preview-worker:image: )\S+", rf"\g<1>{image}", text)
+    text = text.replace("queueName: preview-jobs", f"queueName: {QUEUE}")
     store = (
         "    storeKind: SecretStore\n"
         f"    refreshInterval: {REFRESH}\n"
@@ -225,42 +222,6 @@ def test_pulumi_up_syncs_vaults_values_and_never_holds_them(
         assert value not in state  # the values went Vault → operator → Secret, never through Pulumi
 
 
-def stopped(process: subprocess.Popen[str], log: Path) -> None:
-    """SIGTERM ``process`` and wait; one still running after 30 s is killed (so it cannot hold
-    its Redis user into the next test) and fails the test with its log's tail."""
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"still running 30 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
-
-
-def test_a_worker_started_from_the_synced_secret_uses_vaults_token(
-    deployed: tuple[Path, dict[str, str], SecretsOperator],
-    redis_server: RedisServer,
-    tmp_path: Path,
-) -> None:
-    _, environ, operator = deployed
-    env_from_secret = wait_and_read(environ, operator)
-    port = free_port()
-    env: dict[str, Any] = worker_env(
-        redis_server.url, "eso-q", str(tmp_path), api_port=port, api_auth="tokens"
-    )
-    env.update(env_from_secret)
-    log = tmp_path / "api.log"
-    api = spawn(env, command="api", log=log)
-    try:
-        url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
-        wait_until(lambda: bearer_status(url, "none") != 0, "the job API", 30, lambda: f"exit {api.poll()}")
-        assert httpx.get(url, timeout=5).status_code == 401
-        token = {"Authorization": f"Bearer {VALUES['api_tokens']}"}
-        assert httpx.get(url, headers=token, timeout=5).status_code == 200
-    finally:
-        stopped(api, log)
-
-
 def test_the_pods_mount_the_synced_secret_as_files(
     deployed: tuple[Path, dict[str, str], SecretsOperator],
 ) -> None:
@@ -278,35 +239,6 @@ def test_the_pods_mount_the_synced_secret_as_files(
         assert ca_mount["readOnly"] is True
 
 
-class Kubelet:
-    """Keeps ``folder`` in step with the operator's Secret, as the kubelet syncs a Secret volume."""
-
-    def __init__(self, environ: dict[str, str], folder: Path, every: float = 1.0) -> None:
-        self.environ, self.folder, self.every = environ, folder, every
-        self.last: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sync(self) -> None:
-        values = synced(self.environ)
-        if values and values != self.last:
-            project_secret(self.folder, values)
-            self.last = values
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.sync()
-
-    def __enter__(self) -> Kubelet:
-        self.sync()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 async def queue_jobs(url: str, queue: str, prefix: str, count: int, gap: float) -> list[str]:
     q = Queue(queue, {"connection": url, "prefix": c.BULL_PREFIX})
     outputs = [{"name": "thumb", "format": "webp", "width": 32, "height": 32}]
@@ -321,145 +253,102 @@ async def queue_jobs(url: str, queue: str, prefix: str, count: int, gap: float) 
     return ids
 
 
-def test_a_token_rotated_in_vault_reaches_running_processes_and_no_job_is_lost(
-    deployed: tuple[Path, dict[str, str], SecretsOperator],
-    vault_server: VaultServer,
-    redis_server: RedisServer,
-    tmp_path: Path,
-) -> None:
-    _, environ, operator = deployed
-    wait_and_read(environ, operator)
-    folder, port, queue = tmp_path / "secrets", free_port(), "eso-rotation"
-    old, new = VALUES["api_tokens"], "eso-rotated-api-token-000000000002"
-    base = worker_env(redis_server.url, queue, str(tmp_path / "data"), api_port=port, api_auth="tokens")
-    base[c.ENV_SECRETS_DIR] = str(folder)
-    url = f"http://127.0.0.1:{port}/api/preview/queue/metrics"
-    with Kubelet(environ, folder):
-        api, consumer = spawn(base, command="api"), spawn(base)
-        try:
-            wait_until(
-                lambda: bearer_status(url, old) == 200,
-                "the API with Vault's token",
-                40,
-                lambda: f"{api.poll()}",
-            )
-            ids = asyncio.run(queue_jobs(redis_server.url, queue, "before-", 20, 0.0))
-            vault_server.client().secrets.kv.v2.create_or_update_secret(
-                path=KV_PATH, secret={**VALUES, "api_tokens": new}
-            )
-            rotated = time.monotonic()
-            ids += asyncio.run(queue_jobs(redis_server.url, queue, "during-", 40, 0.05))
-            took = wait_until(lambda: bearer_status(url, new) == 200, "the API with the rotated token", 60,
-                              lambda: f"{operator.log_tail()}")  # fmt: skip
-            assert bearer_status(url, old) == 401
-            print(
-                f"vault write to new token accepted: {time.monotonic() - rotated:.1f} s (wait {took:.1f} s)"
-            )
-            done = redis_server.client()
-            completed = f"{c.BULL_PREFIX}:{queue}:completed"
-            wait_until(lambda: done.zcard(completed) == len(ids), "every job completed", 90,
-                       lambda: str(done.zcard(completed)))  # fmt: skip
-            assert set(done.zrange(completed, 0, -1)) == set(ids)
-            assert done.zcard(f"{c.BULL_PREFIX}:{queue}:failed") == 0
-            assert (api.poll(), consumer.poll()) == (None, None)  # re-executed in place, never exited
-        finally:
-            for proc in (api, consumer):
-                proc.terminate()
-                proc.wait(30)
-            vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
-
-
 def wait_and_read(environ: dict[str, str], operator: SecretsOperator) -> dict[str, str]:
     wait_synced(environ, operator, {env: VALUES[prop] for env, prop in ENV_OF.items()})
     return synced(environ)
 
 
-def test_a_redis_credential_rotated_in_vault_reaches_the_running_worker_and_no_job_is_lost(
+def pods(environ: dict[str, str]) -> dict[str, int]:
+    """Each pod's restart count (-1 while it is not Ready)."""
+    found = kubectl_json(environ, "-n", NAMESPACE, "get", "pods")["items"]
+    return {
+        p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] if pod_ready(p) else -1
+        for p in found
+    }
+
+
+def api_status(environ: dict[str, str], token: str) -> int:
+    """The API pod's answer to ``token`` (0: no answer). A port-forward of its own each time: the
+    API re-executes in place when its secret files change, and kubectl's port-forward ends at the
+    first connection its pod refuses."""
+    with port_forward(environ, NAMESPACE, "service/preview-worker-api", c.API_PORT) as base:
+        return bearer_status(f"{base}/api/preview/queue/metrics", token)
+
+
+def all_completed(admin: Any, ids: list[str]) -> None:
+    completed = f"{c.BULL_PREFIX}:{QUEUE}:completed"
+    missing = lambda: set(ids) - set(admin.zrange(completed, 0, -1))  # noqa: E731
+    wait_until(lambda: not missing(), "every job completed", 90, lambda: str(sorted(missing())))
+    assert admin.zcard(f"{c.BULL_PREFIX}:{QUEUE}:failed") == 0
+
+
+def test_a_token_rotated_in_vault_reaches_the_running_pods_and_no_job_is_lost(
     deployed: tuple[Path, dict[str, str], SecretsOperator],
     vault_server: VaultServer,
     redis_server: RedisServer,
-    tmp_path: Path,
 ) -> None:
-    _, environ, operator = deployed
-    wait_and_read(environ, operator)
-    folder, queue, admin = tmp_path / "secrets", "eso-redis-rotation", redis_server.client()
-    new_url = redis_user(redis_server, "eso-redis-b")
-    base = worker_env(redis_server.url, queue, str(tmp_path / "data"))
-    del base[c.ENV_REDIS_URL]  # only from the mounted secret, as in the pods
-    base[c.ENV_SECRETS_DIR] = str(folder)
-
-    def users() -> set[str]:
-        return {client.get("user", "") for client in admin.client_list()}
-
-    with Kubelet(environ, folder):
-        consumer = spawn(base)
-        try:
-            wait_until(lambda: "eso-redis-a" in users(), "the worker as Vault's first user", 40,
-                       lambda: f"exit {consumer.poll()}; users {users()}")  # fmt: skip
-            ids = asyncio.run(queue_jobs(redis_server.url, queue, "before-", 20, 0.0))
-            vault_server.client().secrets.kv.v2.create_or_update_secret(
-                path=KV_PATH, secret={**VALUES, "redis_url": new_url}
-            )
-            rotated = time.monotonic()
-            ids += asyncio.run(queue_jobs(redis_server.url, queue, "during-", 40, 0.05))
-            wait_until(lambda: "eso-redis-b" in users() and "eso-redis-a" not in users(),
-                       "the worker as the rotated user only", 60,
-                       lambda: f"users {users()}\n{operator.log_tail()}")  # fmt: skip
-            print(f"vault write to the worker on the new Redis user: {time.monotonic() - rotated:.1f} s")
-            admin.execute_command("ACL", "DELUSER", "eso-redis-a")  # the old credential is revoked
-            ids += asyncio.run(queue_jobs(redis_server.url, queue, "after-", 10, 0.0))
-            completed = f"{c.BULL_PREFIX}:{queue}:completed"
-            wait_until(lambda: admin.zcard(completed) == len(ids), "every job completed", 90,
-                       lambda: str(admin.zcard(completed)))  # fmt: skip
-            assert set(admin.zrange(completed, 0, -1)) == set(ids)
-            assert admin.zcard(f"{c.BULL_PREFIX}:{queue}:failed") == 0
-            assert consumer.poll() is None  # re-executed in place, never exited
-        finally:
-            consumer.terminate()
-            consumer.wait(30)
-            redis_user(redis_server, "eso-redis-a")  # back as it was, for any later test
-            vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
-
-
-def test_a_token_rotated_in_vault_reaches_the_running_pods_without_a_restart(
-    deployed: tuple[Path, dict[str, str], SecretsOperator],
-    vault_server: VaultServer,
-) -> None:
-    """The real kubelet updates the mounted Secret (no stand-in): the API pod serving on the real
-    node accepts the rotated token and refuses the old one, and no container restarted."""
+    """The real kubelet updates the mounted Secret: the API pod accepts the rotated token and refuses
+    the old one, the pods' jobs all complete, and no container restarted."""
     _, environ, operator = deployed
     wait_and_read(environ, operator)
     old, new = VALUES["api_tokens"], "eso-rotated-api-token-in-the-pods-03"
-
-    def pods() -> dict[str, int]:
-        """Each Ready pod's restart count (a pod not Ready: -1)."""
-        found = kubectl_json(environ, "-n", NAMESPACE, "get", "pods")["items"]
-        return {
-            p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] if pod_ready(p) else -1
-            for p in found
-        }
-
-    before = pods()
+    before = pods(environ)
     assert before and set(before.values()) == {0}, before
-
-    def status(token: str) -> int:
-        # A port-forward of its own each time: the API re-executes in place when its secret files
-        # change, and kubectl's port-forward ends at the first connection its pod refuses.
-        with port_forward(environ, NAMESPACE, "service/preview-worker-api", c.API_PORT) as base:
-            return bearer_status(f"{base}/api/preview/queue/metrics", token)
-
-    wait_until(lambda: status(old) == 200, "the API pod with Vault's token", 60, lambda: "")
+    # The API pod runs with the token that came from Vault through the operator's Secret.
+    wait_until(lambda: api_status(environ, old) == 200, "the API pod with Vault's token", 60, lambda: "")
+    assert api_status(environ, "not-a-token-of-this-stack-00000001") == 401
+    ids = asyncio.run(queue_jobs(redis_server.url, QUEUE, "before-", 20, 0.0))
     vault_server.client().secrets.kv.v2.create_or_update_secret(
         path=KV_PATH, secret={**VALUES, "api_tokens": new}
     )
     try:
         rotated = time.monotonic()
+        ids += asyncio.run(queue_jobs(redis_server.url, QUEUE, "during-", 40, 0.05))
         synced_new = lambda: synced(environ).get(c.ENV_API_TOKENS) == new  # noqa: E731
-        wait_until(lambda: status(new) == 200, "the API pod with the rotated token", 90,
-                   lambda: f"old token: {status(old)}; Secret new: {synced_new()}")  # fmt: skip
+        wait_until(lambda: api_status(environ, new) == 200, "the API pod with the rotated token", 90,
+                   lambda: f"old token: {api_status(environ, old)}; Secret new: {synced_new()}")  # fmt: skip
         print(f"vault write to the pod accepting the new token: {time.monotonic() - rotated:.1f} s")
-        assert status(old) == 401
+        assert api_status(environ, old) == 401
+        all_completed(redis_server.client(), ids)
     finally:
         vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
     # The same pods, Ready again, none restarted: the processes re-read the files in place.
-    wait_until(lambda: pods() == before, "the same pods Ready, not restarted", 30, lambda: str(pods()))
+    wait_until(lambda: pods(environ) == before, "the same pods Ready, not restarted", 30,
+               lambda: str(pods(environ)))  # fmt: skip
+
+
+def test_a_redis_credential_rotated_in_vault_reaches_the_running_worker_pod_and_no_job_is_lost(
+    deployed: tuple[Path, dict[str, str], SecretsOperator],
+    vault_server: VaultServer,
+    redis_server: RedisServer,
+) -> None:
+    _, environ, operator = deployed
+    wait_and_read(environ, operator)
+    admin = redis_server.client()
+    new_url = redis_user(redis_server, "eso-redis-b")
+    before = pods(environ)
+
+    def users() -> set[str]:
+        return {client.get("user", "") for client in admin.client_list()}
+
+    wait_until(lambda: "eso-redis-a" in users(), "the pods as Vault's first user", 40,
+               lambda: f"users {users()}")  # fmt: skip
+    ids = asyncio.run(queue_jobs(redis_server.url, QUEUE, "r-before-", 20, 0.0))
+    vault_server.client().secrets.kv.v2.create_or_update_secret(
+        path=KV_PATH, secret={**VALUES, "redis_url": new_url}
+    )
+    try:
+        rotated = time.monotonic()
+        ids += asyncio.run(queue_jobs(redis_server.url, QUEUE, "r-during-", 40, 0.05))
+        wait_until(lambda: "eso-redis-b" in users() and "eso-redis-a" not in users(),
+                   "the pods as the rotated user only", 90,
+                   lambda: f"users {users()}\n{operator.log_tail()}")  # fmt: skip
+        print(f"vault write to the pods on the new Redis user: {time.monotonic() - rotated:.1f} s")
+        admin.execute_command("ACL", "DELUSER", "eso-redis-a")  # the old credential is revoked
+        ids += asyncio.run(queue_jobs(redis_server.url, QUEUE, "r-after-", 10, 0.0))
+        all_completed(admin, ids)
+    finally:
+        redis_user(redis_server, "eso-redis-a")  # back as it was, for any later test
+        vault_server.client().secrets.kv.v2.create_or_update_secret(path=KV_PATH, secret=VALUES)
+    wait_until(lambda: pods(environ) == before, "the same pods Ready, not restarted", 60,
+               lambda: str(pods(environ)))  # fmt: skip

@@ -24,6 +24,7 @@ share that one deployment:
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import subprocess
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_kit import ScratchProject, kubectl_json, pod_ready, port_forward, pulumi_run, run
+from PIL import Image
 
 from infra.manifests.common import API_NAME
 from infra.tools.image.registry_server import Registry
@@ -45,7 +47,7 @@ from infra.tools.local.realnode import node
 from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_NAME, NODE_TAINT
 from tests.servers import RedisServer, VaultServer
 from tests.worker.store_kit import MinioServer
-from tests.worker.worker_media import slow_pdf
+from tests.worker.worker_media import jpeg, slow_pdf
 from worker import constants as c
 
 pytestmark = pytest.mark.timeout(900)
@@ -253,7 +255,6 @@ def _job(job_id: str, content: bytes, fmt: str = "webp") -> dict[str, Any]:
 def test_a_job_through_the_in_cluster_api_is_rendered_by_an_in_cluster_worker(
     deployed: Deployed, first_up: str, minio: MinioServer
 ) -> None:
-    from tests.worker.worker_media import jpeg
 
     with port_forward(deployed.environ, NAMESPACE, f"service/{API_NAME}", c.API_PORT) as base:
         job_id = _post(base, _job("rp-first", jpeg(1600, 1200)))
@@ -415,3 +416,64 @@ def test_release_pin_apply_rolls_the_real_pods_to_the_new_digest_within_the_pdb(
     history = (deployed.project / "releases" / f"{STACK}.jsonl").read_text().splitlines()
     last = json.loads(history[-1])
     assert (last["action"], last["before"]["image"], last["after"]["image"]) == ("pin", old.group(1), new)
+
+
+def _container_cgroup(pod: dict[str, Any], real_node: node.RealNode) -> Path:
+    """The worker container's memory cgroup on this host (cgroup v1), from its init process."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    tasks = dict(line.split()[:2] for line in real_node.ctr("tasks", "ls").splitlines()[1:] if line.strip())
+    lines = Path(f"/proc/{tasks[container_id]}/cgroup").read_text().splitlines()
+    (path,) = [ln.split(":", 2)[2] for ln in lines if ln.split(":", 2)[1] == "memory"]
+    return Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+
+
+def test_a_render_over_the_memory_limit_is_oom_killed_by_the_kernel_and_the_job_is_retried(
+    deployed: Deployed, first_up: str, redis_server: RedisServer, real_node: node.RealNode
+) -> None:
+    """Item 4: the pod's memory limit is the kernel's, on the container's own cgroup.
+
+    The stack's limit is enforced as declared (read inside the container). A render cannot exceed it
+    by design (each render process's RLIMIT_DATA is its share of the limit, worker/render/limits.py),
+    so to get there the test lowers the running container's cgroup limit to a little over what it
+    uses once warm, as a leak or a bad estimate would leave it. The 4000x4000 PNG's decode then runs
+    the cgroup out of memory and the kernel OOM-kills the largest process in it: in this burstable
+    pod every process has the same ``oom_score_adj`` (995), so that is the worker, not the render.
+    The container is restarted (``OOMKilled``) with its declared limit, BullMQ's stalled-job check
+    hands the job to the new process, and it completes. Nothing is lost.
+    """
+    (pod,) = _worker_pods(deployed)
+    name, restarts = pod["metadata"]["name"], pod["status"]["containerStatuses"][0]["restartCount"]
+    declared = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
+    seen = _exec_python(deployed, name, "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read())")
+    assert int(seen) == 512 * 2**20 and declared == "512Mi", (seen, declared)
+    cgroup = _container_cgroup(pod, real_node)
+    image = Image.new("RGB", (4000, 4000), (200, 30, 30))  # 64 MB decoded, under the render budget
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=True)
+
+    def status() -> dict[str, Any]:
+        (now,) = _worker_pods(deployed)
+        found: dict[str, Any] = now["status"]["containerStatuses"][0]
+        return found
+
+    with port_forward(deployed.environ, NAMESPACE, f"service/{API_NAME}", c.API_PORT) as base:
+        # A small job first: the render process is started and warm before the limit is lowered.
+        warm = _post(base, _job("rp-oom-warm", jpeg(64, 48)))
+        wait_until(lambda: _state(base, warm).get("state") == "completed", "the warm-up job", 60)
+        usage = int((cgroup / "memory.usage_in_bytes").read_text())
+        (cgroup / "memory.limit_in_bytes").write_text(str(usage + 24 * 2**20))
+        try:
+            job_id = _post(base, _job("rp-oom", buf.getvalue()))
+            wait_until(lambda: status()["restartCount"] > restarts, "the container's OOM kill", 90,
+                       lambda: json.dumps(_state(base, job_id)))  # fmt: skip
+        finally:
+            if cgroup.exists():  # the container survived: its limit back as declared
+                (cgroup / "memory.limit_in_bytes").write_text(str(512 * 2**20))
+    terminated = status()["lastState"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137), terminated
+    assert not cgroup.exists()  # the new container has a cgroup of its own, at the declared limit
+    with port_forward(deployed.environ, NAMESPACE, f"service/{API_NAME}", c.API_PORT) as base:
+        wait_until(lambda: _state(base, job_id).get("state") == "completed", f"job {job_id}", 180,
+                   lambda: json.dumps(_state(base, job_id)))  # fmt: skip
+    job = redis_server.client().hgetall(f"bull:{QUEUE}:{job_id}")
+    assert not job.get("failedReason"), job  # handed on by the stalled check, not failed

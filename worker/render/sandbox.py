@@ -24,7 +24,7 @@ from typing import Any
 
 from worker import constants as c
 from worker import logs
-from worker.errors import RenderCancelled, RenderError, RenderTimeout, from_reason
+from worker.errors import RenderCancelled, RenderError, RenderKilled, RenderTimeout, from_reason
 from worker.render.registry import OutputSpec, Rendition
 
 log = logs.get("render")
@@ -35,6 +35,8 @@ MAX_REPLY_BYTES = 512 * 2**20
 #: How much longer than the render timeout a child lets a render run before it ends itself
 #: (``worker.render.child``'s own deadline, for when this process can no longer kill it).
 CHILD_DEADLINE_GRACE_SECONDS = 5.0
+#: How long a child whose reply broke off gets to be seen ending by itself before it is killed.
+END_GRACE_SECONDS = 1.0
 
 
 class _Child:
@@ -106,13 +108,16 @@ class RenderPool:
                     f"rendering took over {self.timeout_seconds:g}s ({c.ENV_RENDER_TIMEOUT_SECONDS})"
                 ) from None
             except (OSError, EOFError, ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as err:
-                child.kill()
                 if self.closing:
+                    child.kill()
                     raise RenderCancelled("render stopped: the worker is shutting down") from None
-                status = await child.proc.wait()
-                raise RenderError(
-                    f"the render process failed: {_ended(status, err, self.memory_bytes)}"
-                ) from None
+                status, on_its_own = await _end_of(child)
+                how = _ended(status, err, self.memory_bytes)
+                if on_its_own and status == -signal.SIGKILL:
+                    # Nothing in the pod sends a render process SIGKILL but the kernel's OOM killer:
+                    # the pod was out of memory. Another attempt may well fit.
+                    raise RenderKilled(f"the render process failed: {how}") from None
+                raise RenderError(f"the render process failed: {how}") from None
             if reply.get("retire"):
                 child.kill()  # before the slot hands it back
         if reply["ok"]:
@@ -202,6 +207,16 @@ def _import_path() -> str:
     return f"{here}{os.pathsep}{rest}" if rest else here
 
 
+async def _end_of(child: _Child) -> tuple[int, bool]:
+    """How a child whose reply broke off ended, and whether it ended by itself: given a moment to,
+    else killed here (a garbled reply from a live process)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(child.proc.wait()), END_GRACE_SECONDS), True
+    except TimeoutError:
+        child.kill()
+        return await child.proc.wait(), False
+
+
 def _ended(status: int, err: BaseException, memory_bytes: int) -> str:
     if status == -signal.SIGABRT:
         # PDFium and the decoders' C++ abort when an allocation fails; under the render process's
@@ -219,7 +234,9 @@ def _ended(status: int, err: BaseException, memory_bytes: int) -> str:
             name = signal.Signals(-status).name
         except ValueError:
             name = f"signal {-status}"
-        return f"it was killed by {name} (a crash in a decoder, or the pod's memory limit)"
+        if status == -signal.SIGKILL:
+            return "it was killed by SIGKILL, as the kernel's OOM killer does when the pod is out of memory"
+        return f"it was killed by {name} (a crash in a decoder)"
     if status:
         return f"it exited with status {status}"
     return f"{type(err).__name__}: {err}"

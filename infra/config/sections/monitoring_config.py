@@ -59,6 +59,11 @@ class MonitoringConfig(Model):
     _dlq = field_validator("dlq_growth")(check_range(0, 10_000_000))
     _p95 = field_validator("duration_p95_seconds", "api_enqueue_p95_seconds")(check_range(0.001, 86_400))
 
+    @field_validator("service_monitor_labels")
+    @classmethod
+    def _monitor_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_labels(v)  # they go on the ServiceMonitors and PrometheusRules as labels
+
     @field_validator("runbook_base_url")
     @classmethod
     def _url(cls, v: str) -> str:

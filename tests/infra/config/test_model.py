@@ -134,6 +134,15 @@ def problems(raw: dict[str, Any]) -> list[str]:
             "monitoring.failureRatio: must be between 0 and 1, got 5.0",
         ),
         (
+            {
+                "monitoring": {
+                    "serviceMonitorLabels": {"release": "a b"},
+                    "runbookBaseUrl": "https://r.example.com",
+                }
+            },
+            "monitoring.serviceMonitorLabels: the value of 'release' is not a Kubernetes label value",
+        ),
+        (
             {"network": {"redisNamespace": None}},
             "network.redisNamespace: set redisNamespace or redisCidrs so pods can reach Redis",
         ),

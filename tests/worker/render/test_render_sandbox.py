@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,14 @@ import pytest
 import worker_media as media
 
 from worker import constants as c
-from worker.errors import PermanentJobError, RenderCancelled
+from worker.errors import (
+    PermanentJobError,
+    RenderCancelled,
+    RenderError,
+    RenderKilled,
+    TransientJobError,
+    reason_of,
+)
 from worker.render import OutputSpec
 from worker.render.sandbox import RenderPool
 
@@ -92,16 +100,36 @@ async def test_close_stops_a_render_in_flight_at_once() -> None:
         await pool.render(media.png(10, 10), THUMB, PIXELS)
 
 
-async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended() -> None:
+@pytest.mark.parametrize(
+    ("sig", "kind", "how"),
+    [
+        # Only the kernel sends a render process SIGKILL (its OOM killer): another attempt may fit.
+        (
+            signal.SIGKILL,
+            RenderKilled,
+            "killed by SIGKILL, as the kernel's OOM killer does when the pod is out of memory",
+        ),
+        (
+            signal.SIGSEGV,
+            RenderError,
+            "killed by SIGSEGV (a crash in a decoder)",
+        ),  # a decoder crash: the same bytes crash again
+    ],
+)
+async def test_a_render_process_that_dies_fails_the_job_with_how_it_ended(
+    sig: signal.Signals, kind: type[Exception], how: str
+) -> None:
     pool = RenderPool(1, 256 * 2**20, 60)
     try:
         render = asyncio.create_task(pool.render(media.slow_pdf(), BIG, PIXELS))
         while not pool.pids():
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
-        os.kill(pool.pids()[0], 9)  # as a decoder crash, or the kernel's OOM killer, would
-        with pytest.raises(PermanentJobError, match=r"^the render process failed: it was killed by SIGKILL"):
+        os.kill(pool.pids()[0], sig)
+        with pytest.raises(kind, match=rf"^the render process failed: it was {re.escape(how)}") as info:
             await render
+        assert isinstance(info.value, TransientJobError) == (sig == signal.SIGKILL)
+        assert reason_of(info.value) == c.REASON_RENDER
         _, (r,) = await pool.render(media.png(50, 40), THUMB, PIXELS)
         assert (r.width, r.height) == (50, 40)
     finally:
