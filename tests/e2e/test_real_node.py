@@ -1,15 +1,19 @@
 """The real node (issue 31): a kubelet and containerd beside the KWOK node, running real containers.
 
 The session's node (``real_node`` in conftest.py, which checks at the end that nothing of it is
-left). Its pods run Debian's busybox from the locally built sandbox image: a readiness probe over
-HTTP answers from inside the pod's own network namespace, and one that cannot answer keeps its
-pod not Ready (KWOK would call both Ready). The test fails, never skips, when the node cannot start.
+left, kube-proxy included). Its pods run Debian's busybox from the locally built sandbox image: a
+readiness probe over HTTP answers from inside the pod's own network namespace, and one that cannot
+answer keeps its pod not Ready (KWOK would call both Ready). A ClusterIP Service reaches its pod
+through kube-proxy's rules in the node's namespace. The test fails, never skips, when the node
+cannot start.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +23,10 @@ import pytest
 from infra.tools.image import buildah
 from infra.tools.image.registry_server import Registry
 from infra.tools.local.cluster import control_plane, kube
-from infra.tools.local.realnode import node, pause
+from infra.tools.local.realnode import netns, node, pause
 from infra.tools.local.realnode.layout import (
     HOST_ADDRESS,
+    NETNS,
     NODE_ADDRESS,
     NODE_LABEL,
     NODE_NAME,
@@ -55,9 +60,11 @@ def _get(cluster: control_plane.Cluster, *args: str) -> Any:
 
 
 def _pod(name: str, probe_port: int, real: bool = True, image: str = PAUSE_IMAGE) -> dict[str, Any]:
-    """A busybox pod serving HTTP on 8080, whose readiness probe asks ``probe_port``."""
+    """A busybox pod serving HTTP on 8080 (``/`` says ok, ``/name`` its name), whose readiness probe
+    asks ``probe_port``."""
     key, value, effect = NODE_TAINT
-    serve = "mkdir -p /www && echo ok > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"
+    serve = ("mkdir -p /www && echo ok > /www/index.html && hostname > /www/name "
+             "&& exec /bin/busybox httpd -f -p 8080 -h /www")  # fmt: skip
     spec: dict[str, Any] = {
         "containers": [
             {
@@ -150,3 +157,66 @@ def test_pods_run_there_only_when_they_ask_and_ready_means_the_probe_answered(
     logs = kube.kubectl(cluster.state.kubeconfig, "exec", "-n", NAMESPACE, "answers", "--",
                         "/bin/busybox", "cat", "/www/index.html")  # fmt: skip
     assert logs.strip() == "ok"
+
+
+def _iptables_save(*netns_exec: str) -> str:
+    """Every table of Debian's iptables (nft and legacy), in the host's namespace or via ``ip netns exec``."""
+    return "".join(
+        subprocess.run([*netns_exec, save], capture_output=True, text=True, check=True, timeout=30).stdout
+        for save in ("iptables-nft-save", "iptables-legacy-save")
+    )
+
+
+def test_a_cluster_ip_service_reaches_its_pod_through_kube_proxy_and_follows_a_replacement(
+    real_node: node.RealNode,
+) -> None:
+    cluster, config = real_node.cluster, real_node.cluster.state.kubeconfig
+    # kube-proxy runs in the node's namespace, never the host's: its rules are that namespace's.
+    proxy_pid = real_node.status()["kube-proxy"]
+    assert proxy_pid is not None
+    assert os.stat(f"/proc/{proxy_pid}/ns/net").st_ino == os.stat(netns.path(NETNS)).st_ino
+    assert os.stat(f"/proc/{proxy_pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+
+    def backend(name: str) -> dict[str, Any]:
+        pod = _pod(name, 8080)
+        pod["metadata"]["labels"] = {"app": "svc-web"}
+        return pod
+
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "svc-web", "namespace": NAMESPACE},
+        "spec": {"selector": {"app": "svc-web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    items = [service, backend("svc-web-1"), _pod("svc-client", 8080)]
+    manifest = json.dumps({"kind": "List", "apiVersion": "v1", "items": items})
+    kube.kubectl(config, "apply", "-f", "-", stdin=manifest)
+    cluster_ip = _get(cluster, "service", "-n", NAMESPACE, "svc-web")["spec"]["clusterIP"]
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(control_plane.SERVICE_CIDR)
+    describe = lambda: kube.kubectl(config, "describe", "pods,endpointslices", "-n", NAMESPACE)  # noqa: E731
+
+    def ready(*names: str) -> bool:
+        return all(_condition(_get(cluster, "pod", "-n", NAMESPACE, n), "Ready") == "True" for n in names)
+
+    def fetch() -> str:
+        """The backend's name, fetched by the client pod at the Service's ClusterIP (or wget's error).
+
+        ``timeout``, not wget's ``-T``: Debian's static busybox 1.35 crashes on ``-T``."""
+        fetch = f"/bin/busybox timeout 3 /bin/busybox wget -q -O - http://{cluster_ip}/name 2>&1 || true"
+        argv = ["exec", "-n", NAMESPACE, "svc-client", "--", "/bin/busybox", "sh", "-c", fetch]
+        return kube.kubectl(config, *argv).strip()
+
+    kube.wait_until(lambda: ready("svc-web-1", "svc-client"), "the Service's pods", 60, describe)
+    kube.wait_until(lambda: fetch() == "svc-web-1", f"svc-web-1 at {cluster_ip}", 20, fetch)
+    # kube-proxy's DNAT rules for it are in the node's namespace, and nothing of it on the host's tables.
+    assert f"{NAMESPACE}/svc-web" in _iptables_save("ip", "netns", "exec", NETNS)
+    assert "KUBE-" not in _iptables_save()
+
+    # The backing pod is replaced: with no endpoint the ClusterIP refuses (kube-proxy's REJECT
+    # rule), then it reaches the new pod only.
+    kube.kubectl(config, "delete", "pod", "-n", NAMESPACE, "svc-web-1", "--wait=false")
+    kube.wait_until(lambda: "refused" in fetch(), f"{cluster_ip} refusing with no endpoint", 20, fetch)
+    kube.kubectl(config, "apply", "-f", "-", stdin=json.dumps(backend("svc-web-2")))
+    kube.wait_until(lambda: ready("svc-web-2"), "the replacement pod", 60, describe)
+    kube.wait_until(lambda: fetch() == "svc-web-2", f"svc-web-2 at {cluster_ip}", 20, fetch)
+    assert [fetch() for _ in range(3)] == ["svc-web-2"] * 3

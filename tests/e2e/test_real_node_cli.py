@@ -33,9 +33,10 @@ def test_up_real_node_then_down_leaves_nothing(built_toolchain: None, tmp_path: 
         assert all(pid is not None for pid in pids.values()), pids
         status = shell(status_line)
         assert f"{'kubelet':<28} running pid {pids['kubelet']}" in status
+        assert f"{'kube-proxy':<28} running pid {pids['kube-proxy']}" in status
     finally:
         out = shell(down)
-    assert "real node stopped: kubelet, containerd, real-node-relay" in out
+    assert "real node stopped: kube-proxy, kubelet, containerd, real-node-relay" in out
     assert out.strip().endswith(
         "stopped: kwok, kube-scheduler, kube-controller-manager, kube-apiserver, etcd"
     )

@@ -96,11 +96,12 @@ class Pki:
                        f"extendedKeyUsage={usage}\nsubjectAltName={sans}\n")  # fmt: skip
         return cert, key
 
-    def client_cert(self, name: str, user: str, group: str) -> tuple[Path, Path]:
-        """A client cert (and key) for ``user`` in ``group``, signed by the cluster CA; made once."""
+    def client_cert(self, name: str, user: str, group: str | None = None) -> tuple[Path, Path]:
+        """A client cert (and key) for ``user`` (and ``group``, if given), signed by the CA; made once."""
         cert, key = self.root / f"{name}.crt", self.root / f"{name}.key"
         if not (cert.exists() and key.exists()):
-            _make_leaf(self.ca_cert, self.ca_key, cert, key, f"/O={group}/CN={user}",
+            subject = f"/O={group}/CN={user}" if group else f"/CN={user}"
+            _make_leaf(self.ca_cert, self.ca_key, cert, key, subject,
                        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                        "extendedKeyUsage=clientAuth\n")  # fmt: skip
         return cert, key

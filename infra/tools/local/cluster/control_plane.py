@@ -29,7 +29,7 @@ ETCD_URL = f"http://{HOST}:{ETCD_CLIENT_PORT}"
 API_URL = f"https://{HOST}:{APISERVER_PORT}"
 #: The pinned tools a cluster runs (the engine's are checked by whoever runs pulumi).
 CLUSTER_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
-SERVICE_CIDR = "10.96.0.0/16"  # addresses only handed out, never routed: nothing listens on them
+SERVICE_CIDR = "10.96.0.0/16"  # never routed; only the real node's kube-proxy DNATs them, in its namespace
 
 # Debian's etcd 3.4 lacks the watch-progress requests that streaming lists need, so every
 # streaming watch KWOK and the controller-manager opened ended with "RequestWatchProgress is

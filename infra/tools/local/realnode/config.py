@@ -8,9 +8,12 @@ from typing import Any
 from infra.tools.local.realnode.layout import (
     CNI_BIN_DIR,
     CNI_BRIDGE,
+    KUBE_PROXY_HEALTHZ_PORT,
+    KUBE_PROXY_METRICS_PORT,
     KUBELET_HEALTHZ_PORT,
     KUBELET_PORT,
     NODE_ADDRESS,
+    NODE_NAME,
     NODE_TAINT,
     PAUSE_IMAGE,
     POD_SUBNET,
@@ -118,6 +121,34 @@ def kubelet_config(node: NodeDir, ca_cert: str) -> dict[str, Any]:
         "staticPodPath": "",
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
+    }
+
+
+def kube_proxy_config(node: NodeDir) -> dict[str, Any]:
+    """kube-proxy's KubeProxyConfiguration: iptables mode in the node's namespace, loopback-only ports.
+
+    Its rules go into the node's namespace (it runs there), whose ``iptables`` is Debian's
+    ``iptables-nft``; they go with the namespace on ``down``. ``conntrack.maxPerCore: 0`` leaves
+    ``nf_conntrack_max`` alone: that sysctl is writable only in the host's own namespace, and
+    kube-proxy would fail at start trying to raise it. The TCP timeouts it sets are per-namespace
+    and writable, so they keep kube-proxy's defaults. ``oomScoreAdj: 0``: this machine refuses a
+    negative one. Traffic from the pods' range is "local" (``clusterCIDR``); NodePorts listen on
+    the node's address only.
+    """
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(node.kube_proxy_kubeconfig)},
+        "hostnameOverride": NODE_NAME,
+        "mode": "iptables",
+        "clusterCIDR": POD_SUBNET,
+        "detectLocalMode": "ClusterCIDR",
+        "nodePortAddresses": ["primary"],
+        "healthzBindAddress": f"127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}",
+        "metricsBindAddress": f"127.0.0.1:{KUBE_PROXY_METRICS_PORT}",
+        "oomScoreAdj": 0,
+        "conntrack": {"maxPerCore": 0},
+        "iptables": {"localhostNodePorts": False},
     }
 
 

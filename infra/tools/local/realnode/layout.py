@@ -31,6 +31,12 @@ BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static (deps/apt-local.txt)
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 KUBELET_PORT = 10250  # inside the node's namespace: no clash with anything on the host
 KUBELET_HEALTHZ_PORT = 10248
+#: kube-proxy's health and metrics ports, on the namespace's own loopback only.
+KUBE_PROXY_HEALTHZ_PORT = 10256
+KUBE_PROXY_METRICS_PORT = 10249
+#: The user kube-proxy's client cert names: the API server's bootstrap RBAC binds it to the
+#: ``system:node-proxier`` ClusterRole (Services, EndpointSlices, Nodes: read; Events: write).
+KUBE_PROXY_USER = "system:kube-proxy"
 #: containerd's CRI namespace, where the kubelet's images and containers live.
 CRI_NAMESPACE = "k8s.io"
 RUN_DIR = Path("/run")
@@ -102,6 +108,16 @@ class NodeDir:
     def kubelet_kubeconfig(self) -> Path:
         """The kubelet's kubeconfig (its node client cert)."""
         return self.root / "kubelet.kubeconfig"
+
+    @property
+    def kube_proxy_config(self) -> Path:
+        """kube-proxy's KubeProxyConfiguration file."""
+        return self.root / "kube-proxy.yaml"
+
+    @property
+    def kube_proxy_kubeconfig(self) -> Path:
+        """kube-proxy's kubeconfig (its ``system:kube-proxy`` client cert)."""
+        return self.root / "kube-proxy.kubeconfig"
 
     @property
     def pause_archive(self) -> Path:

@@ -83,6 +83,13 @@ def create(name: str = NETNS) -> None:
         # and the veth pair, and the host routes the pods' replies back through it. Both settings
         # are the namespace's own, and the host's route goes with the veth pair.
         _ip("netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # A pod reaching a Service whose backend is on the same bridge: the reply is bridged, and
+        # only bridge-nf-call-iptables lets conntrack undo kube-proxy's DNAT on it. This kernel has
+        # br_netfilter built in (its sysctls are per namespace); without it the write fails, and
+        # only Services between pods of this bridge are affected, so the node still starts.
+        bridge_nf = "net.bridge.bridge-nf-call-iptables=1"
+        runner.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w", bridge_nf], error=ProcessError,
+                   timeout=30, check=False)  # fmt: skip
         _ip("-n", name, "route", "add", "default", "via", HOST_ADDRESS)
         _ip("route", "add", POD_SUBNET, "via", NODE_ADDRESS, "dev", HOST_VETH)
     except ProcessError:

@@ -1,10 +1,12 @@
-"""Start and stop the real node: containerd and a kubelet in their own network namespace.
+"""Start and stop the real node: containerd, a kubelet and kube-proxy in their own network namespace.
 
-``up`` (after the control plane is up) builds the kubelet if it is not cached, makes the
-namespace and its veth pair, starts a loopback relay to the API server inside it, containerd,
-imports the pause image, starts the kubelet and waits for the Node to be Ready. ``down`` stops
-the pods' containers, the kubelet, containerd and the relay, unmounts what containerd mounted,
-deletes the namespace and the Node object, and leaves nothing behind.
+``up`` (after the control plane is up) builds the kubelet and kube-proxy if they are not cached,
+makes the namespace and its veth pair, starts a loopback relay to the API server inside it,
+containerd, imports the pause image, starts the kubelet, waits for the Node to be Ready, then
+starts kube-proxy (Services: its iptables rules live in the namespace) and waits for its first
+sync. ``down`` stops kube-proxy, the pods' containers, the kubelet, containerd and the relay,
+unmounts what containerd mounted, deletes the namespace (and so kube-proxy's rules) and the Node
+object, and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from infra.tools.local.realnode.layout import (
     BUSYBOX,
     CNI_BIN_DIR,
     CRI_NAMESPACE,
+    KUBE_PROXY_METRICS_PORT,
+    KUBE_PROXY_USER,
     NETNS,
     NODE_ADDRESS,
     NODE_LABEL,
@@ -49,6 +53,8 @@ NODE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 LOOPBACK = "127.0.0.1"
 #: The registry the demo pushes to (``infra/tools/demo``), relayed when no other is named.
 DEFAULT_REGISTRIES = ("127.0.0.1:5000",)
+#: The metric kube-proxy sets once it has written its IPv4 rules.
+KUBE_PROXY_SYNCED = 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}'
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,15 @@ class RealNode:
             f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}", "--v=1",
         ])  # fmt: skip
 
+    def kube_proxy(self) -> procs.Proc:
+        """kube-proxy in iptables mode, for the Services of the pods on this node."""
+        return self._proc("kube-proxy", [
+            str(build.tool_path(tool("kube-proxy"))), f"--config={self.files.kube_proxy_config}", "--v=1",
+        ])  # fmt: skip
+
     def all(self) -> list[procs.Proc]:
         """Every process, in start order."""
-        return [self.relay(), self.containerd(), self.kubelet()]
+        return [self.relay(), self.containerd(), self.kubelet(), self.kube_proxy()]
 
     def status(self) -> dict[str, int | None]:
         """Each process's pid, or None if it is not running."""
@@ -153,6 +165,18 @@ def _write_files(node: RealNode) -> None:
         (f.registry_config / registry / "hosts.toml").write_text(config.registry_hosts_toml(registry))
     cert, key = pki.client_cert("kubelet-real-node", f"system:node:{NODE_NAME}", "system:nodes")
     kubeconfig.write(f.kubelet_kubeconfig, API_URL, pki, client=(cert, key))
+    f.kube_proxy_config.write_text(yaml.safe_dump(config.kube_proxy_config(f), sort_keys=False))
+    cert, key = pki.client_cert("kube-proxy-real-node", KUBE_PROXY_USER)
+    kubeconfig.write(f.kube_proxy_kubeconfig, API_URL, pki, client=(cert, key))
+
+
+def _kube_proxy_synced() -> bool:
+    """Whether kube-proxy has written its rules once (its metrics, on the namespace's loopback, say when).
+
+    Not its ``/healthz``: that answers 200 from the start, before the first sync.
+    """
+    with netns.entered():  # the socket is made in the namespace, where kube-proxy listens
+        return kube.http_ok(f"http://127.0.0.1:{KUBE_PROXY_METRICS_PORT}/metrics", expect=KUBE_PROXY_SYNCED)
 
 
 def up(
@@ -166,9 +190,10 @@ def up(
     Pods reach each of ``host_ports`` (a service on the host's loopback) at ``HOST_ADDRESS``.
     """
     _check_host()
-    build.build(tool("kubelet"), log)  # cached after the first time
+    for name in ("kubelet", "kube-proxy"):
+        build.build(tool(name), log)  # cached after the first time
     node = RealNode(cluster, registries, host_ports)
-    relay, containerd, kubelet = node.all()  # the relay's argv checks every registry first
+    relay, containerd, kubelet, kube_proxy = node.all()  # the relay's argv checks every registry first
     started = time.monotonic()
     _write_files(node)
     netns.create()
@@ -189,6 +214,10 @@ def up(
         lambda: procs.read_pid(kubelet) is not None and kube.node_ready(cluster.state.kubeconfig, NODE_NAME),
         f"node {NODE_NAME}", 90, lambda: procs.log_tail(kubelet, 30),
     )  # fmt: skip
+    with netns.entered():
+        procs.start(kube_proxy, env=env)
+    kube.wait_until(lambda: procs.read_pid(kube_proxy) is not None and _kube_proxy_synced(), "kube-proxy",
+                    30, lambda: procs.log_tail(kube_proxy, 30))  # fmt: skip
     procs.require_running(node.all())
     log(f"real node {NODE_NAME} Ready in {time.monotonic() - started:.1f}s ({NODE_ADDRESS}, netns {NETNS})")
     return node
@@ -247,8 +276,9 @@ def down(cluster: Cluster, log: Log = print) -> list[str]:
         # machine) is another state's node, which a `down` of an empty state must not take away.
         return []
     done: list[str] = []
-    if procs.stop(node.kubelet()):
-        done.append("kubelet")
+    for proc in (node.kube_proxy(), node.kubelet()):
+        if procs.stop(proc):
+            done.append(proc.name)
     _kill_containers(node)
     if procs.stop(node.containerd()):
         done.append("containerd")

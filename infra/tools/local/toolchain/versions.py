@@ -212,8 +212,10 @@ TOOLS: tuple[GoTool, ...] = (
     _k8s("kube-controller-manager"),
     _k8s("kube-scheduler"),
     _k8s("kubectl"),
-    # The real node's kubelet (issue 31): built by deps/setup.d/44-kubelet.sh (`./dev up` and the tests).
+    # The real node's kubelet and its kube-proxy (issue 31): add-ons built by
+    # deps/setup.d/44-kubelet.sh (`./dev up` and the tests) and by `local up --real-node`.
     _k8s("kubelet", addon=True),
+    _k8s("kube-proxy", addon=True),
     GoTool(
         name="kwok",
         group="kwok",

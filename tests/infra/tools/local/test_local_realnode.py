@@ -14,7 +14,7 @@ import pytest
 
 from infra.errors import ProcessError, ToolchainError
 from infra.tools.local.cluster.control_plane import Cluster
-from infra.tools.local.layout import APISERVER_PORT, StateDir
+from infra.tools.local.layout import APISERVER_PORT, GOMOD_DIR, StateDir
 from infra.tools.local.realnode import config, layout, pause
 from infra.tools.local.realnode.node import RealNode
 from infra.tools.local.toolchain import build
@@ -75,11 +75,29 @@ def test_kubelet_config_registers_the_taint_and_fits_cgroup_v1_without_systemd()
     assert got["readOnlyPort"] == 0
 
 
-def test_kubelet_is_an_add_on_of_the_kubernetes_group_so_a_plain_bootstrap_skips_it() -> None:
-    kubelet = tool("kubelet")
-    assert kubelet.addon and kubelet.cache_key == tool("kube-apiserver").cache_key
-    assert "kubelet" not in build.missing()  # never in the default set
-    assert "kubelet" in build.missing(["kubelet"]) or build.tool_path(kubelet).exists()
+@pytest.mark.parametrize("name", ["kubelet", "kube-proxy"])
+def test_node_binaries_are_add_ons_of_the_kubernetes_group_so_a_plain_bootstrap_skips_them(name: str) -> None:
+    binary = tool(name)
+    assert binary.addon and binary.cache_key == tool("kube-apiserver").cache_key
+    assert binary.package == f"k8s.io/kubernetes/cmd/{name}"
+    assert name not in build.missing()  # never in the default set
+    assert name in build.missing([name]) or build.tool_path(binary).exists()
+    wrapper = GOMOD_DIR / "kubernetes" / "tools.go"
+    assert f'_ "{binary.package}"' in wrapper.read_text()  # so its go.sum entries stay tidy
+
+
+def test_kube_proxy_config_keeps_to_the_namespace_and_skips_what_the_sandbox_refuses() -> None:
+    files = layout.NodeDir.of(DEEP)
+    got = config.kube_proxy_config(files)
+    assert (got["kind"], got["mode"]) == ("KubeProxyConfiguration", "iptables")
+    assert got["clientConnection"]["kubeconfig"] == str(files.kube_proxy_kubeconfig)
+    assert got["hostnameOverride"] == layout.NODE_NAME
+    assert (got["clusterCIDR"], got["detectLocalMode"]) == (layout.POD_SUBNET, "ClusterCIDR")
+    for key in ("healthzBindAddress", "metricsBindAddress"):
+        assert got[key].startswith("127.0.0.1:"), key  # the namespace's own loopback
+    assert got["conntrack"]["maxPerCore"] == 0  # nf_conntrack_max is the host namespace's only
+    assert got["oomScoreAdj"] == 0  # a negative one is refused here
+    assert files.kube_proxy_config.parent == files.kube_proxy_kubeconfig.parent == files.root
 
 
 def test_pause_archive_is_a_docker_save_archive_with_one_busybox_layer(tmp_path: Path) -> None:
