@@ -13,7 +13,6 @@ nothing else can skip the check.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 from infra import runner
 from infra.config.sections.cluster_target import ClusterTarget
 from infra.errors import TargetError
+from infra.loopback import is_loopback_host
 
 
 @dataclass(frozen=True)
@@ -80,13 +80,7 @@ def use_reader(reader: Reader) -> Iterator[None]:
 
 def is_loopback(server: str) -> bool:
     """Whether ``server``'s host is a loopback address (or ``localhost``)."""
-    host = urlsplit(server).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(server).hostname or "")
 
 
 def mismatch(target: ClusterTarget, seen: Seen) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import SignatureError
+from infra.loopback import is_loopback_host
 
 #: The OCI distribution spec's limit for a manifest a registry must accept (4 MiB).
 MAX_MANIFEST_BYTES = 4 * 2**20
@@ -45,12 +45,7 @@ def is_loopback(registry: str) -> bool:
         host = registry.rsplit(":", 1)[0]
     else:  # a bare name, v4 or v6 address
         host = registry
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def _allowed(url: str) -> bool:
