@@ -242,6 +242,7 @@ def test_alerts_present_with_runbooks(stack_runs: dict[str, ProgramRun], stack: 
         "PreviewNoActiveConsumers",
         "PreviewDLQGrowing",
         "PreviewHousekeepingFailing",
+        "PreviewJobFinishesUnrecorded",
         "PreviewCanaryFailureRateWorse",
         "PreviewJobDurationP95High",
         "PreviewApiUnavailable",

@@ -56,6 +56,7 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
     api_5xx = f"{_api_requests(server_errors)} / {_api_requests(ns)}"
     enqueue_bucket = f"{c.METRIC_API_ENQUEUE_DURATION}_bucket{{{ns}}}"
     worker_down = f"sum({up}) == 0 or absent({up})"
+    unrecorded = f'{ns},{c.LABEL_OUTCOME}="{c.UNRECORDED_OUTCOME}"'
     sli = slo_rules.track_sli_record()
     labels = f'{slo_rules.LABEL_SLO}="{slo_rules.SLO_AVAILABILITY}",{ns}'
 
@@ -125,6 +126,16 @@ def alert_list(cfg: StackConfig) -> list[Alert]:
             "may not be trimmed, failed jobs not dead-lettered, or the depth gauges the autoscalers "
             "read not refreshed. The worker log's `step` and `jobId` say which.",
             panels.DLQ,
+        ),
+        Alert(
+            "PreviewJobFinishesUnrecorded",
+            f"sum by (track) (increase({c.METRIC_JOB_OUTCOMES}{{{unrecorded}}}[{RATE_WINDOW}])) > 0",
+            "warning",
+            "Workers keep finishing jobs Redis does not record ({{ $labels.track }})",
+            "Jobs finished but Redis refused their result (the job's lock was lost), so each runs again: "
+            "the lock expires before the worker renews it (a blocked event loop, a lockMs too short "
+            "for the renders) or Redis keeps failing over. Nothing is lost, the work is doubled.",
+            panels.JOBS_BY_OUTCOME,
         ),
         Alert(
             "PreviewCanaryFailureRateWorse",

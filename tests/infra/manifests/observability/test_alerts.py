@@ -128,6 +128,15 @@ CASES: dict[str, tuple[list[dict[str, str]], dict[str, str], list[dict[str, str]
         # One pod's blip (a round or two failing, e.g. a Redis restart) stays quiet.
         [gauge(c.METRIC_HOUSEKEEPING_FAILING, "0x20 1x5 0x35", track="canary", pod="a")],
     ),
+    "PreviewJobFinishesUnrecorded": (
+        [outcomes("canary", "completed", 30), outcomes("canary", "unrecorded", 1)],
+        {"severity": "warning", "track": "canary"},
+        # One lost lock (a Redis failover) is a blip: it leaves the window long before `for` ends.
+        [
+            outcomes("canary", "completed", 30),
+            {**outcomes("canary", "unrecorded", 0), "values": "0x5 1x55"},
+        ],
+    ),
     "PreviewCanaryFailureRateWorse": (
         [
             outcomes("canary", "completed", 50),
