@@ -42,30 +42,6 @@ def png(width: int, height: int, alpha: bool = False) -> bytes:
     return encode(image, "PNG")
 
 
-def interlaced_png(width: int, height: int) -> bytes:
-    """An Adam7-interlaced RGB PNG (Pillow cannot write one; libvips can)."""
-    import pyvips
-
-    data: bytes = pyvips.Image.black(width, height, bands=3).pngsave_buffer(interlace=True)
-    return data
-
-
-def png_of_mode(mode: str, width: int, height: int, orientation: int = 1) -> bytes:
-    """A PNG in Pillow ``mode`` (L, LA, P, I;16, RGB, RGBA...) with an ``eXIf`` orientation unless 1."""
-    image = _image(width, height, "RGBA" if "A" in mode else "RGB")
-    if mode == "P":
-        image = image.convert("P")
-        image.info["transparency"] = 0
-    elif mode == "I;16":
-        image = image.convert("L").convert("I").point(lambda v: v * 257).convert("I;16")
-    else:
-        image = image.convert(mode)
-    exif = Image.Exif()
-    if orientation != 1:
-        exif[0x0112] = orientation
-    return encode(image, "PNG", exif=exif, **({"transparency": 0} if mode == "P" else {}))
-
-
 def webp(width: int, height: int) -> bytes:
     return encode(_image(width, height), "WEBP", quality=80)
 

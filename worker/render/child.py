@@ -39,7 +39,6 @@ from worker import constants as c
 from worker import render
 from worker.errors import PermanentJobError, reason_of
 from worker.process.signals import die_with_parent
-from worker.render import vips
 from worker.render.limits import RenderLimits
 from worker.render.registry import OutputSpec, Rendition
 
@@ -131,7 +130,6 @@ def main(argv: list[str]) -> int:
     die_with_parent(parent)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    vips.load()  # before the cap, so libvips' own mappings are not counted against the budget
     cap_memory(budget)
     return serve(budget, sys.stdin.buffer, replies, deadline)
 

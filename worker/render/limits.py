@@ -26,12 +26,7 @@ if TYPE_CHECKING:
 #: at 2000x1500 and 4000x4000 with a 320-px and a 1200-px rendition (RGB PNG 10, RGBA PNG 14,
 #: greyscale PNG 11, WebP 18, GIF 6, JPEG 9, PDF 12), with headroom; tests/worker/
 #: test_render_memory.py measures them again and fails if one is above its estimate.
-PEAK_BYTES_PER_PIXEL = {"JPEG": 11, "PNG": 16, "GIF": 10, "WEBP": 22, "PDF": 16, "PNG (streamed)": 18}
-#: A non-interlaced PNG, decoded by libvips row by row into the resize (``worker.render.vips``),
-#: is judged at the size it is resized to (``worker.render.raster.scaled_size``), not its own:
-#: it never holds its full frame. Measured 11 and 13 bytes a pixel of that size at 3000x2000, RGB and
-#: RGBA with a 1200-px cover rendition.
-STREAMED_PNG = "PNG (streamed)"
+PEAK_BYTES_PER_PIXEL = {"JPEG": 11, "PNG": 16, "GIF": 10, "WEBP": 22, "PDF": 16}
 #: Per pixel of each rendition: the resized image and its encoder's buffer.
 RENDITION_BYTES_PER_PIXEL = 8
 #: A progressive JPEG's whole-image coefficient buffer: 64 coefficients of 2 bytes per 8x8 block.

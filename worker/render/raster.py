@@ -1,4 +1,4 @@
-"""Raster images (JPEG, PNG, WebP, GIF first frame): decoded and encoded with Pillow, resized with libvips.
+"""Raster images (JPEG, PNG, WebP, GIF first frame) with Pillow.
 
 JPEG sources decode in draft mode (DCT scaling at 1/2, 1/4 or 1/8), which is
 where most of the time goes on large photos. EXIF orientation is applied, and
@@ -8,7 +8,6 @@ any pixel is decoded.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from collections.abc import Sequence
@@ -16,20 +15,12 @@ from collections.abc import Sequence
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.errors import PermanentJobError, RenderError
-from worker.render import vips
-from worker.render.limits import (
-    STREAMED_PNG,
-    RenderLimits,
-    check_memory,
-    check_pixels,
-    jpeg_coefficient_bytes,
-)
+from worker.render.limits import RenderLimits, check_memory, check_pixels, jpeg_coefficient_bytes
 from worker.render.registry import OutputSpec, Rendition, register
 
 # Our own guard (max_pixels) replaces Pillow's global one, which warns rather than refuses.
 Image.MAX_IMAGE_PIXELS = None
-#: A PNG's interlace method: the last byte of its IHDR chunk, which the format puts first.
-PNG_INTERLACE_BYTE = 28
+_SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
 #: A rendition is made from an earlier, larger one when that is at least this many times its size.
 CASCADE_FACTOR = 2.0
 
@@ -76,35 +67,22 @@ def _fit_scale(frame: Image.Image, out: OutputSpec) -> float:
 
 
 def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
-    """Open, guard, decode (smaller where the renditions allow) and orient an image; returns RGB or RGBA.
+    """Open, guard, draft-decode and orient an image; returns RGB or RGBA.
 
-    Both guards run on the header, read by Pillow whatever decodes the pixels: the pixel count,
-    then the memory the decode would take (at the draft size for a JPEG; a PNG, streamed through
-    libvips, never holds its full frame unless it is interlaced). A JPEG decodes in draft mode,
-    a PNG straight to the size the largest rendition needs (:func:`worker.render.vips.png_at`).
-    No copy is made that is not needed: an RGB source is not converted, an upright one not
-    transposed.
+    Both guards run on the header: the pixel count, then the memory the decode would take (at
+    the draft size for a JPEG). No copy is made that is not needed: an RGB source is not
+    converted, an upright one not transposed.
     """
     try:
         image = Image.open(io.BytesIO(data))
         check_pixels(image.width, image.height, limits.max_pixels)
-        if image.format == "PNG":  # not Pillow's getexif: for a PNG it decodes the whole image
-            w, h = image.width, image.height
-            if data[PNG_INTERLACE_BYTE : PNG_INTERLACE_BYTE + 1] != b"\x00":  # interlaced: held whole
-                check_memory(w, h, "PNG", outputs, limits)
-            else:  # what it holds grows with the scaled size, turned by its orientation or not
-                turns = (scaled_size(w, h, outputs, swap) for swap in (False, True))
-                sw, sh = max(turns, key=lambda size: size[0] * size[1])
-                check_memory(sw, sh, STREAMED_PNG, outputs, limits, source=f"{w}x{h} PNG")
-            return vips.png_at(data, outputs, functools.partial(scaled_size, image.width, image.height))
         orientation = image.getexif().get(0x0112, 1)
-        swap = orientation in vips.SWAPS_AXES
         held, source = 0, None
         if image.format == "JPEG":
             if image.info.get("progressive"):
                 held = jpeg_coefficient_bytes(image.width, image.height, _sampling(image))
                 source = f"{image.width}x{image.height} progressive JPEG"
-            w, h = needed_size(image.width, image.height, outputs, swap=swap)
+            w, h = needed_size(image.width, image.height, outputs, swap=orientation in _SWAPS_AXES)
             image.draft("RGB", (w, h))
         check_memory(
             image.width, image.height, str(image.format), outputs, limits, held_bytes=held, source=source
@@ -147,19 +125,6 @@ def needed_size(
     return (h, w) if swap else (w, h)
 
 
-def scaled_size(
-    width: int, height: int, outputs: Sequence[OutputSpec], swap: bool = False
-) -> tuple[int, int]:
-    """The source scaled as little as every rendition allows (stored orientation, never upscaled).
-
-    The largest ``contain`` rendition then needs no further resize: this is its size exactly.
-    """
-    ow, oh = (height, width) if swap else (width, height)
-    scale = min(1.0, max(_scale(ow, oh, out) for out in outputs))
-    w, h = max(1, round(ow * scale)), max(1, round(oh * scale))
-    return (h, w) if swap else (w, h)
-
-
 def _scale(width: int, height: int, out: OutputSpec) -> float:
     pick = max if out.fit == "cover" else min
     return pick(out.width / width, out.height / height)
@@ -180,8 +145,6 @@ def resize(image: Image.Image, out: OutputSpec) -> Image.Image:
         return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
     if size == image.size:
         return image
-    if image.mode in vips.BANDS:
-        return vips.resize(image, size)
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 

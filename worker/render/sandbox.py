@@ -35,10 +35,6 @@ MAX_REPLY_BYTES = 512 * 2**20
 #: How much longer than the render timeout a child lets a render run before it ends itself
 #: (``worker.render.child``'s own deadline, for when this process can no longer kill it).
 CHILD_DEADLINE_GRACE_SECONDS = 5.0
-#: One malloc arena in a render process: libvips' worker thread would otherwise get its own, and
-#: what one thread frees the other cannot reuse, which cost a render process 15 to 25 MiB of peak RSS
-#: (docs/throughput.md, issue 34). A render is one thread's work at a time anyway.
-CHILD_ENV = {"MALLOC_ARENA_MAX": "1"}
 
 
 class _Child:
@@ -152,7 +148,7 @@ class RenderPool:
             sys.executable, "-m", "worker.render.child", str(self.memory_bytes),
             str(self.timeout_seconds + CHILD_DEADLINE_GRACE_SECONDS), str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_REPLY_LINE,
-            env={**os.environ, "PYTHONPATH": _import_path(), **CHILD_ENV},
+            env={**os.environ, "PYTHONPATH": _import_path()},
         )  # fmt: skip
         log.debug("render process started", extra={"pid": proc.pid})
         return _Child(proc)
