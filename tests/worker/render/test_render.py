@@ -80,6 +80,29 @@ def test_alpha_png_to_jpeg_and_webp() -> None:
     assert decode_image(renditions[1].data).mode == "RGBA"
 
 
+def test_an_alpha_channel_with_nothing_transparent_is_dropped_and_the_renditions_are_the_same() -> None:
+    from PIL import Image, ImageChops, ImageStat
+
+    from worker.render import raster
+
+    opaque = media.decode_png_rgba(media.png(300, 200))  # RGBA, every alpha 255
+    data = media.encode(opaque, "PNG")
+    outs = [OutputSpec("w", "webp", 120, 120), OutputSpec("p", "png", 60, 60)]
+    assert raster.decode(data, outs, LIMITS).mode == "RGB"
+    _, renditions = render(data, outs, LIMITS)
+    for r, out in zip(renditions, outs, strict=True):  # what the RGBA path made, but for rounding
+        made = decode_image(r.data)
+        assert made.mode == "RGB"
+        size = raster.target_size(300, 200, out)
+        resized = opaque.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        before = decode_image(raster.encode(resized, out).data).convert("RGB")
+        difference = ImageChops.difference(made, before)
+        assert max(ImageStat.Stat(difference).mean) < 0.5, out  # Pillow premultiplies RGBA to 8 bits
+        assert max(hi for _lo, hi in difference.getextrema()) <= 3, out
+    translucent = media.png(300, 200, alpha=True)
+    assert raster.decode(translucent, outs, LIMITS).mode == "RGBA"
+
+
 def test_pdf_first_page() -> None:
     kind, renditions = render(media.pdf(612, 792), OUTPUTS, LIMITS)
     assert kind == "application/pdf"
