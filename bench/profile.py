@@ -1,9 +1,13 @@
-"""``python -m bench.profile [impl|run] [--jobs N] [--concurrency C]``: where a drain spends its time.
+"""``python -m bench.profile [impl|run|render] [--jobs N] [--concurrency C]``: where the time goes.
 
 Runs one ``bench.noop`` drain in-process under ``cProfile`` against a throwaway
 redis-server and prints the top functions by own time and by cumulative time. ``run``
 profiles the path users run instead: ``python -m worker run`` (under ``python -m cProfile``)
-draining pre-filled dryRun jobs.
+draining pre-filled dryRun jobs. ``render`` profiles the renderer on the preview corpus
+(``bench.preview_corpus``, the distinct files of each kind, ``--rounds`` times each, the three
+WebP boxes of ``python -m bench --only preview``) in this one process and prints, per kind, the
+milliseconds per file spent decoding, resizing and encoding, and inside the encoding in
+libwebp's ``WebPEncode`` itself: the encoder's floor.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from bench.redis_kit import BenchRedis
 def main(argv: list[str] | None = None) -> int:
     """Profile one drain and print the two top-20 tables."""
     p = argparse.ArgumentParser(prog="python -m bench.profile")
-    p.add_argument("impl", nargs="?", default="fast", choices=(*IMPLS, "run"))
+    p.add_argument("impl", nargs="?", default="fast", choices=(*IMPLS, "run", "render"))
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3, help="render: renders of each distinct file")
+    p.add_argument("--corpus", type=int, default=8, help="render: the preview corpus's files per kind")
     args = p.parse_args(argv)
+    if args.impl == "render":
+        return _profile_render(args.rounds, args.corpus)
     if args.impl == "run":
         return _profile_run(args.jobs, args.concurrency, args.top)
     with BenchRedis() as redis:
@@ -86,6 +94,51 @@ def _profile_run(jobs: int, concurrency: int, top: int) -> int:
             buf = io.StringIO()
             pstats.Stats(str(out), stream=buf).sort_stats(key).print_stats(top)
             print(buf.getvalue())
+    return 0
+
+
+#: The renderer's stages, by (module file name, function name): their cumulative time is the stage's.
+STAGES = {
+    "decode": [("raster.py", "decode"), ("pdf.py", "_rasterise_first_page")],
+    "resize": [("raster.py", "resize_all")],
+    "encode": [("raster.py", "encode")],
+    "WebPEncode": [("~", "<built-in method PIL._webp.WebPEncode>")],
+}
+
+
+def _profile_render(rounds: int, per_kind: int) -> int:
+    """Per kind: ms per file in each of the renderer's stages, and the encoder's own share."""
+    from bench.preview_corpus import KINDS, corpus, distinct
+    from bench.vips_service import BOXES
+    from worker.render import OutputSpec, RenderLimits, render
+
+    outputs = [OutputSpec(f"b{box}", "webp", box, box) for box in BOXES]
+    limits = RenderLimits(10**9, 2**40)
+    root = corpus(per_kind)
+    header = " ".join(f"{stage:>10s}" for stage in STAGES)
+    print(f"{'kind':15s} {'ms/file':>8s} {header}  encoder share")
+    for kind in KINDS:
+        sources = [path.read_bytes() for path in distinct(root, kind)]
+        render(sources[0], outputs, limits)  # first-use costs (codec tables, imports) are not a render's
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(rounds):
+            for data in sources:
+                render(data, outputs, limits)
+        profiler.disable()
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        renders = rounds * len(sources)
+        total = sum(tt for (_c, _n, tt, _ct, _callers) in stats.values()) * 1000 / renders
+        ms = {
+            stage: sum(
+                ct for (path, _line, name), (_c, _n, _tt, ct, _callers) in stats.items()
+                if any(path.endswith(f) and name == fn for f, fn in where)
+            ) * 1000 / renders
+            for stage, where in STAGES.items()
+        }  # fmt: skip
+        share = ms["WebPEncode"] / total if total else 0.0
+        cells = " ".join(f"{ms[stage]:10.1f}" for stage in STAGES)
+        print(f"{kind:15s} {total:8.1f} {cells}  {share:6.0%}")
     return 0
 
 

@@ -42,6 +42,11 @@ def png(width: int, height: int, alpha: bool = False) -> bytes:
     return encode(image, "PNG")
 
 
+def decode_png_rgba(data: bytes) -> Image.Image:
+    """``data`` decoded and converted to RGBA (an opaque image gets an alpha channel of 255)."""
+    return Image.open(io.BytesIO(data)).convert("RGBA")
+
+
 def webp(width: int, height: int) -> bytes:
     return encode(_image(width, height), "WEBP", quality=80)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 
@@ -10,7 +11,7 @@ from PIL import Image
 
 from worker.errors import RenderError
 from worker.render.limits import RenderLimits, check_memory, check_pixels
-from worker.render.raster import encode, resize
+from worker.render.raster import encode, resize_all
 from worker.render.registry import OutputSpec, Rendition, register
 
 MAX_SCALE = 4.0
@@ -21,10 +22,14 @@ _PDFIUM_LOCK = threading.Lock()
 
 @register("application/pdf")
 def render_pdf(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> list[Rendition]:
-    """Render page 1 at the resolution the largest rendition needs, then produce each rendition."""
+    """Render page 1 at the size the largest rendition needs, then produce each rendition.
+
+    The largest is the page bitmap itself; the smaller ones are resized from the smallest larger
+    one (``resize_all``), as for a raster source.
+    """
     with _PDFIUM_LOCK:
         image = _rasterise_first_page(data, outputs, limits)
-    return [encode(resize(image, out), out) for out in outputs]
+    return [encode(resized, out) for resized, out in zip(resize_all(image, outputs), outputs, strict=True)]
 
 
 def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
@@ -60,12 +65,30 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: Re
         doc.close()
 
 
+#: How much :func:`render_scale` is nudged down: pypdfium2 sizes the bitmap ``ceil(points * scale)``,
+#: and a float error upwards would add a pixel, and with it a resize of the whole page.
+SCALE_NUDGE = 1e-9
+#: The margin over the largest rendition when the page cannot be rendered at exactly its size (a
+#: ``cover`` rendition, which is cropped anyway, or a page so narrow that no one scale rounds both
+#: sides to the rendition's): the rendition is then resized from a slightly larger bitmap.
+SCALE_MARGIN = 1.01
+
+
 def render_scale(pw: float, ph: float, outputs: Sequence[OutputSpec]) -> float:
     """Points-to-pixels scale at which page 1 just covers the largest rendition (capped at 4x = 288 dpi).
 
     A page is vector, so unlike a raster source it is rendered large enough for ``contain``
-    renditions to reach their box; the 1 % margin absorbs rounding before the downscale.
+    renditions to reach their box. Where it can, it is rendered at exactly the largest ``contain``
+    rendition's size (``pw`` x ``ph`` scaled to the box, rounded), which then needs no resize: a
+    1 % margin here cost a resize of the whole page from 1293 to 1280 px, about a fifth of a text
+    page's render (docs/throughput.md, issue 34).
     """
     pick = {"contain": min, "cover": max}
-    scale = max(pick[o.fit](o.width / pw, o.height / ph) for o in outputs)
-    return min(MAX_SCALE, scale * 1.01)
+    largest = max(outputs, key=lambda o: pick[o.fit](o.width / pw, o.height / ph))
+    scale = pick[largest.fit](largest.width / pw, largest.height / ph)
+    if largest.fit == "contain" and scale <= MAX_SCALE:
+        width, height = max(1, round(pw * scale)), max(1, round(ph * scale))
+        exact = min(width / pw, height / ph) * (1 - SCALE_NUDGE)
+        if (math.ceil(pw * exact), math.ceil(ph * exact)) == (width, height):
+            return exact
+    return min(MAX_SCALE, scale * SCALE_MARGIN)

@@ -67,7 +67,7 @@ def _fit_scale(frame: Image.Image, out: OutputSpec) -> float:
 
 
 def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
-    """Open, guard, draft-decode and orient an image; returns RGB or RGBA.
+    """Open, guard, draft-decode and orient an image; returns RGB, or RGBA if any pixel is not opaque.
 
     Both guards run on the header: the pixel count, then the memory the decode would take (at
     the draft size for a JPEG). No copy is made that is not needed: an RGB source is not
@@ -104,7 +104,19 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
         oriented.mode == "P" and "transparency" in oriented.info
     )
     mode = "RGBA" if has_alpha else "RGB"
-    return oriented if oriented.mode == mode else oriented.convert(mode)
+    decoded = oriented if oriented.mode == mode else oriented.convert(mode)
+    if mode == "RGBA" and _alpha_range(decoded) == (255, 255):
+        # An alpha channel with nothing transparent (an animated WebP's frames always have one):
+        # RGB gives the same renditions without premultiplying for every resize (10 % of an
+        # animated WebP's render; docs/throughput.md, issue 34).
+        return decoded.convert("RGB")
+    return decoded
+
+
+def _alpha_range(image: Image.Image) -> tuple[float, float]:
+    """The lowest and highest alpha of an RGBA image."""
+    low, high = image.getextrema()[3]  # type: ignore[misc]  # one (min, max) per band
+    return low, high
 
 
 def _sampling(image: Image.Image) -> list[tuple[int, int]]:

@@ -80,11 +80,59 @@ def test_alpha_png_to_jpeg_and_webp() -> None:
     assert decode_image(renditions[1].data).mode == "RGBA"
 
 
+def test_an_alpha_channel_with_nothing_transparent_is_dropped_and_the_renditions_are_the_same() -> None:
+    from PIL import Image, ImageChops, ImageStat
+
+    from worker.render import raster
+
+    opaque = media.decode_png_rgba(media.png(300, 200))  # RGBA, every alpha 255
+    data = media.encode(opaque, "PNG")
+    outs = [OutputSpec("w", "webp", 120, 120), OutputSpec("p", "png", 60, 60)]
+    assert raster.decode(data, outs, LIMITS).mode == "RGB"
+    _, renditions = render(data, outs, LIMITS)
+    for r, out in zip(renditions, outs, strict=True):  # what the RGBA path made, but for rounding
+        made = decode_image(r.data)
+        assert made.mode == "RGB"
+        size = raster.target_size(300, 200, out)
+        resized = opaque.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        before = decode_image(raster.encode(resized, out).data).convert("RGB")
+        difference = ImageChops.difference(made, before)
+        assert max(ImageStat.Stat(difference).mean) < 0.5, out  # Pillow premultiplies RGBA to 8 bits
+        assert max(hi for _lo, hi in difference.getextrema()) <= 3, out
+    translucent = media.png(300, 200, alpha=True)
+    assert raster.decode(translucent, outs, LIMITS).mode == "RGBA"
+
+
 def test_pdf_first_page() -> None:
     kind, renditions = render(media.pdf(612, 792), OUTPUTS, LIMITS)
     assert kind == "application/pdf"
-    # A page is vector: contain reaches the box (612x792 pt scaled by 320/792 -> 247x320).
-    check(renditions, {"thumb": (247, 320), "card": (200, 100), "big": (1546, 2000)})
+    # A page is vector: contain reaches the box (612x792 pt scaled by 320/792 -> 247x320, by
+    # 2000/792 -> 1545x2000).
+    check(renditions, {"thumb": (247, 320), "card": (200, 100), "big": (1545, 2000)})
+
+
+def test_a_pdf_page_is_rendered_at_exactly_its_largest_rendition_or_just_over_it() -> None:
+    import math
+    import random
+
+    from worker.render.pdf import MAX_SCALE, render_scale
+
+    rng = random.Random(34)
+    exact = 0
+    for _ in range(3000):
+        pw, ph = rng.uniform(20, 3000), rng.uniform(20, 3000)
+        box = rng.choice([64, 320, 640, 1280, 2000])
+        outputs = [OutputSpec("l", "webp", box, box), OutputSpec("s", "webp", box // 4, box // 4)]
+        scale = render_scale(pw, ph, outputs)
+        bitmap = (math.ceil(pw * scale), math.ceil(ph * scale))  # how pypdfium2 sizes it
+        fit = min(box / pw, box / ph)
+        if fit > MAX_SCALE:
+            assert scale == MAX_SCALE
+            continue
+        wanted = (max(1, round(pw * fit)), max(1, round(ph * fit)))
+        exact += bitmap == wanted
+        assert bitmap == wanted or (bitmap[0] >= wanted[0] and bitmap[1] >= wanted[1]), (pw, ph, box)
+    assert exact > 2500  # nearly always no resize of the largest rendition
 
 
 @pytest.mark.parametrize(
