@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_kit import port_open, process_gone, run
 from PIL import Image
 
@@ -34,6 +35,9 @@ from tests.doc_commands import group
 from worker import constants as c
 
 RUN_BEFORE_SESSION_CLUSTER = True  # it starts its own cluster on the same ports (see conftest.py)
+# The whole demo twice, image build included: minutes on a busy machine. The default 120 s once
+# stopped it inside its own clean-up and left its cluster holding every later test's ports.
+pytestmark = pytest.mark.timeout(1500)
 ARTIFACT = re.compile(r"^  (\w+): (\S+) \((\w+) (\d+)x(\d+), \d+ B\)$", re.M)
 COMPLETED = re.compile(rf'^{c.METRIC_JOB_OUTCOMES}\{{outcome="completed",[^}}]*\}} (\d+)\.0$', re.M)
 
@@ -125,8 +129,10 @@ def test_demo_runs_a_preview_job_in_real_pods_on_the_local_environment_then_stop
     finally:
         pid_file = tmp_path / "demo" / "pids" / "port-forward.pid"
         forward = int(pid_file.read_text()) if pid_file.is_file() else None
-        stopped = run([*infra, "demo", "--down"], environ)
-        run([*infra, "local", "down", "--purge"], environ)
+        try:
+            stopped = run([*infra, "demo", "--down"], environ)
+        finally:  # the cluster goes whatever happened above: later tests need its ports
+            run([*infra, "local", "down", "--purge"], environ)
     assert {"port-forward: stopped", "minio: stopped", "redis: stopped"} <= set(stopped.splitlines())
     assert tracked_changes() == before  # trying the demo changes no tracked file
     assert forward is not None and process_gone(forward)
