@@ -16,6 +16,7 @@ import pytest
 
 from infra.tools.local.cluster import shell_env
 from infra.tools.local.layout import REPO_ROOT, StateDir
+from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_TAINT
 
 
 def run(
@@ -68,6 +69,26 @@ def port_forward(environ: dict[str, str], namespace: str, target: str, port: int
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def on_the_real_node(ready_timeout: str) -> str:
+    """Stack-file lines putting every pod of a stack on the real node (its label and taint), with
+    ``readyTimeout`` for ``pulumi up``'s wait on real probes."""
+    key, value, effect = NODE_TAINT
+    return (
+        f"  mobius-preview-worker:readyTimeout: {ready_timeout}\n"
+        "  mobius-preview-worker:scheduling:\n"
+        f"    nodeSelector: {{{NODE_LABEL[0]}: {NODE_LABEL[1]}}}\n"
+        f"    tolerations: [{{key: {key}, operator: Equal, value: '{value}', effect: {effect}}}]\n"
+    )
+
+
+def redis_acl_user(client: Any, port: int, user: str, password: str) -> str:
+    """(Re-)create ``user`` with every permission on the session's Redis through ``client`` (ACL
+    users are not in the AOF: a restart needs this again); return the URL pods reach it by, the
+    host's address on the real node's link, which host processes can use too."""
+    client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all")
+    return f"redis://{user}:{password}@{HOST_ADDRESS}:{port}"
 
 
 def port_open(port: int) -> bool:

@@ -28,7 +28,16 @@ from typing import Any
 
 import pytest
 from bullmq import Queue
-from e2e_kit import ScratchProject, kubectl_json, pod_ready, port_forward, pulumi_run, run
+from e2e_kit import (
+    ScratchProject,
+    kubectl_json,
+    on_the_real_node,
+    pod_ready,
+    port_forward,
+    pulumi_run,
+    redis_acl_user,
+    run,
+)
 
 from bench.run_suite import tiny_png
 from infra.manifests.secret_sources import STORE_SERVICE_ACCOUNT, VAULT_SECRET_NAME
@@ -37,7 +46,6 @@ from infra.tools.local.cluster import control_plane
 from infra.tools.local.cluster.kube import wait_until
 from infra.tools.local.layout import APISERVER_PORT, HOST
 from infra.tools.local.realnode import node
-from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_TAINT
 from tests.servers import (  # `redis_server` and `vault_server` are the session's (conftest.py)
     RedisServer,
     VaultServer,
@@ -70,13 +78,7 @@ REDIS_USERS = {"eso-redis-a": "eso-redis-pass-a-0001", "eso-redis-b": "eso-redis
 
 def redis_user(redis_server: RedisServer, user: str) -> str:
     """Create (or re-create) ``user`` on the shared Redis; return its URL."""
-    password = REDIS_USERS[user]
-    redis_server.client().execute_command(
-        "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all"
-    )
-    # The host's address on the real node's link (conftest.py's `real_node` relays the port there):
-    # the pods and the host processes below use the same URL.
-    return f"redis://{user}:{password}@{HOST_ADDRESS}:{redis_server.port}"
+    return redis_acl_user(redis_server.client(), redis_server.port, user, REDIS_USERS[user])
 
 
 def configure_vault(vault: VaultServer, environ: dict[str, str], ca_pem: str, values: dict[str, str]) -> None:
@@ -143,13 +145,7 @@ def stack_file(text: str, vault_url: str, image: str) -> str:
     assert dropped == 1
     # A Redis behind TLS from a private CA: the pods mount that CA where REDIS_URL can name it.
     text += f"  mobius-preview-worker:redisCa:\n    configMap: {REDIS_CA_CONFIG_MAP}\n"
-    key, value, effect = NODE_TAINT  # real pods: the kubelet mounts the operator's Secret as files
-    return text + (
-        "  mobius-preview-worker:readyTimeout: 3m\n"
-        "  mobius-preview-worker:scheduling:\n"
-        f"    nodeSelector: {{{NODE_LABEL[0]}: {NODE_LABEL[1]}}}\n"
-        f"    tolerations: [{{key: {key}, operator: Equal, value: '{value}', effect: {effect}}}]\n"
-    )
+    return text + on_the_real_node("3m")  # real pods: the kubelet mounts the operator's Secret as files
 
 
 def synced(environ: dict[str, str]) -> dict[str, str]:

@@ -37,14 +37,23 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_kit import ScratchProject, kubectl_json, pod_ready, port_forward, pulumi_run, run
+from e2e_kit import (
+    ScratchProject,
+    kubectl_json,
+    on_the_real_node,
+    pod_ready,
+    port_forward,
+    pulumi_run,
+    redis_acl_user,
+    run,
+)
 from PIL import Image
 
 from infra.manifests.common import API_NAME
 from infra.tools.image.registry_server import Registry
 from infra.tools.local.cluster import kube
 from infra.tools.local.realnode import node
-from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_NAME, NODE_TAINT
+from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_NAME
 from tests.servers import RedisServer, VaultServer
 from tests.worker.store_kit import MinioServer
 from tests.worker.worker_media import jpeg, slow_pdf
@@ -97,20 +106,12 @@ def _stack_file(text: str, image: str, bucket: str, minio: MinioServer, redis_po
         f"  mobius-preview-worker:network:\n    redisNamespace: null\n    redisCidrs: ['{HOST_ADDRESS}/32']\n"
         f"    redisPort: {redis_port}\n    s3Cidrs: ['{HOST_ADDRESS}/32']\n    s3Port: {minio.port}\n"
     ))  # fmt: skip
-    key, value, effect = NODE_TAINT
-    return text + (
-        f"  mobius-preview-worker:readyTimeout: {READY_TIMEOUT}\n"
-        "  mobius-preview-worker:scheduling:\n"
-        f"    nodeSelector: {{{NODE_LABEL[0]}: {NODE_LABEL[1]}}}\n"
-        f"    tolerations: [{{key: {key}, operator: Equal, value: '{value}', effect: {effect}}}]\n"
-    )
+    return text + on_the_real_node(READY_TIMEOUT)
 
 
-def _redis_user(redis_server: RedisServer) -> None:
-    """The pods' Redis user (ACL users are not in the AOF: made again after a restart)."""
-    redis_server.client().execute_command(
-        "ACL", "SETUSER", REDIS_USER, "reset", "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all"
-    )
+def _redis_user(redis_server: RedisServer) -> str:
+    """The pods' Redis user; its URL."""
+    return redis_acl_user(redis_server.client(), redis_server.port, REDIS_USER, REDIS_PASSWORD)
 
 
 class Deployed:
@@ -148,13 +149,13 @@ def deployed(
 ) -> Iterator[Deployed]:
     project, environ = scratch_project("real-pods")
     environ = {**environ, "VAULT_ADDR": vault_server.url, "VAULT_TOKEN": "root-token-for-tests"}
-    _redis_user(redis_server)
+    redis_url = _redis_user(redis_server)
     bucket = minio.new_bucket()
     values = {
         "s3_access_key_id": minio.access_key,
         "s3_secret_access_key": minio.secret_key,
         "api_tokens": API_TOKEN,
-        "redis_url": f"redis://{REDIS_USER}:{REDIS_PASSWORD}@{HOST_ADDRESS}:{redis_server.port}/0",
+        "redis_url": f"{redis_url}/0",
     }
     dev = (project / "Pulumi.dev.yaml").read_text()
     (project / f"Pulumi.{STACK}.yaml").write_text(
