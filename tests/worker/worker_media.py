@@ -132,3 +132,47 @@ def slow_pdf(strokes: int = 60_000) -> bytes:
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
     return _assemble_pdf(objects)
+
+
+def scan_pdf(
+    image: bytes,
+    pixels: tuple[int, int],
+    *,
+    page: tuple[float, float] = (300, 420),
+    origin: tuple[float, float] = (0, 0),
+    matrix: tuple[float, ...] | None = None,
+    rotate: int = 0,
+    color_space: bytes = b"/DeviceRGB",
+    image_extra: bytes = b"",
+    content_before: bytes = b"",
+    content_after: bytes = b"",
+    resources_extra: bytes = b"",
+    page_extra: bytes = b"",
+    extra_objects: tuple[bytes, ...] = (),
+) -> bytes:
+    """A one-page PDF that is one DCTDecode image (``image``, of ``pixels``), as a scanner writes it.
+
+    By default the image covers the ``page`` (points, its lower left corner at ``origin``)
+    exactly; ``matrix`` places it otherwise (the ``cm`` before ``Do``). Object 6 is a Helvetica
+    font (``/F1``) for text in the content; ``extra_objects`` are numbered from 7.
+    """
+    w, h = page
+    x0, y0 = origin
+    a, b, c, d, e, f = matrix or (w, 0, 0, h, x0, y0)
+    content = content_before + b"\nq %g %g %g %g %g %g cm /Im0 Do Q\n" % (a, b, c, d, e, f) + content_after
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [%g %g %g %g] /Rotate %d /Contents 4 0 R "
+        b"/Resources << /XObject << /Im0 5 0 R >> /Font << /F1 6 0 R >> %s >> %s >>"
+        % (x0, y0, x0 + w, y0 + h, rotate, resources_extra, page_extra),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /BitsPerComponent 8 /ColorSpace %s "
+        b"/Filter /DCTDecode %s /Length %d >>\nstream\n"
+        % (*pixels, color_space, image_extra, len(image))
+        + image
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *extra_objects,
+    ]
+    return _assemble_pdf(objects)

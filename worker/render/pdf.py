@@ -11,10 +11,14 @@ from PIL import Image
 
 from worker.errors import RenderError
 from worker.render.limits import RenderLimits, check_memory, check_pixels
+from worker.render.pdf_scan import scanned_page
 from worker.render.raster import encode, resize_all
 from worker.render.registry import OutputSpec, Rendition, register
 
 MAX_SCALE = 4.0
+#: Whether a page that is one JPEG (a scan) is decoded from the JPEG at the size needed instead of
+#: by PDFium at full size (``worker.render.pdf_scan``); off only to measure and test against PDFium.
+SCANS_FROM_JPEG = True
 # PDFium is not thread-safe. Each render process renders one job at a time (so PDFs render in
 # parallel across processes); the lock keeps in-process callers (tests, tools) safe too.
 _PDFIUM_LOCK = threading.Lock()
@@ -53,6 +57,10 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: Re
             width, height = round(pw * scale), round(ph * scale)
             check_pixels(width, height, limits.max_pixels)
             check_memory(width, height, "PDF", outputs, limits)
+            if SCANS_FROM_JPEG:
+                scanned = scanned_page(data, doc, page, scale, outputs, limits)
+                if scanned is not None:
+                    return scanned
             bitmap = page.render(scale=scale)
             try:
                 image: Image.Image = bitmap.to_pil().convert("RGB")

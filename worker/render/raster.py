@@ -80,7 +80,7 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
         held, source = 0, None
         if image.format == "JPEG":
             if image.info.get("progressive"):
-                held = jpeg_coefficient_bytes(image.width, image.height, _sampling(image))
+                held = jpeg_coefficient_bytes(image.width, image.height, sampling(image))
                 source = f"{image.width}x{image.height} progressive JPEG"
             w, h = needed_size(image.width, image.height, outputs, swap=orientation in _SWAPS_AXES)
             image.draft("RGB", (w, h))
@@ -119,7 +119,7 @@ def _alpha_range(image: Image.Image) -> tuple[float, float]:
     return low, high
 
 
-def _sampling(image: Image.Image) -> list[tuple[int, int]]:
+def sampling(image: Image.Image) -> list[tuple[int, int]]:
     """A JPEG's components' sampling factors, from its frame header (``layer``: id, h, v, table)."""
     layers = getattr(image, "layer", None) or [("", 1, 1, 0)] * len(image.getbands())
     return [(int(h), int(v)) for _id, h, v, _table in layers]
