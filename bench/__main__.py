@@ -35,6 +35,7 @@ from bench import (
     run_suite,
     scaling_suite,
 )
+from bench.preview_corpus import KINDS
 from bench.redis_kit import BenchRedis
 
 SECTIONS = (
@@ -63,6 +64,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="preview files per kind (default 8: camera and phone JPEGs, screenshots, transparent PNGs, "
         "animated GIF and WebP, three PDF kinds; quick 1)",
     )
+    p.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="preview: comma-separated corpus kinds to run (default all; e.g. pdf-text,pdf-vector,pdf-scan)",
+    )
     default = ",".join(s for s in SECTIONS if s not in OPT_IN)
     p.add_argument(
         "--only", default=default, help=f"comma-separated sections of {SECTIONS} (default: all but {OPT_IN})"
@@ -78,6 +84,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.only) - set(SECTIONS)
     if unknown or args.corpus < 1 or args.rounds < 1 or args.jobs < 1:
         p.error(f"bad --only {sorted(unknown)}" if unknown else "bad --corpus/--rounds/--jobs")
+    args.kinds = tuple(k.strip() for k in args.kinds.split(","))
+    if not args.kinds or set(args.kinds) - set(KINDS):
+        p.error(f"bad --kinds {sorted(set(args.kinds) - set(KINDS))}: the kinds are {', '.join(KINDS)}")
     return args
 
 
@@ -129,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             print("preview ...", file=sys.stderr)
             root = preview_suite.corpus(args.corpus)
             rounds = max(1, min(args.rounds, 3))
-            results["preview"] = {"per_kind": args.corpus, **preview_suite.compare(root, redis, rounds)}
+            results["preview"] = {
+                "per_kind": args.corpus,
+                **preview_suite.compare(root, redis, rounds, args.kinds),
+            }
         if "redis" in args.only:
             print("redis memory ...", file=sys.stderr)
             jobs, batch = (400, 100) if args.quick else (20_000, 2_000)

@@ -5,9 +5,9 @@ redis-server and prints the top functions by own time and by cumulative time. ``
 profiles the path users run instead: ``python -m worker run`` (under ``python -m cProfile``)
 draining pre-filled dryRun jobs. ``render`` profiles the renderer on the preview corpus
 (``bench.preview_corpus``, the distinct files of each kind, ``--rounds`` times each, the three
-WebP boxes of ``python -m bench --only preview``) in this one process and prints, per kind, the
-milliseconds per file spent decoding, resizing and encoding, and inside the encoding in
-libwebp's ``WebPEncode`` itself: the encoder's floor.
+WebP boxes of ``python -m bench --only preview``; ``--kinds`` narrows it) in this one process and
+prints, per kind, the milliseconds per file spent decoding, resizing and encoding, and inside
+the encoding in libwebp's ``WebPEncode`` itself: the encoder's floor.
 """
 
 from __future__ import annotations
@@ -35,9 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="render: renders of each distinct file")
     p.add_argument("--corpus", type=int, default=8, help="render: the preview corpus's files per kind")
+    p.add_argument("--kinds", help="render: comma-separated corpus kinds (default all)")
     args = p.parse_args(argv)
     if args.impl == "render":
-        return _profile_render(args.rounds, args.corpus)
+        from bench.preview_corpus import KINDS
+
+        kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
+        if set(kinds) - set(KINDS):
+            p.error(f"bad --kinds {sorted(set(kinds) - set(KINDS))}: the kinds are {', '.join(KINDS)}")
+        return _profile_render(args.rounds, args.corpus, kinds)
     if args.impl == "run":
         return _profile_run(args.jobs, args.concurrency, args.top)
     with BenchRedis() as redis:
@@ -106,9 +112,9 @@ STAGES = {
 }
 
 
-def _profile_render(rounds: int, per_kind: int) -> int:
+def _profile_render(rounds: int, per_kind: int, kinds: tuple[str, ...]) -> int:
     """Per kind: ms per file in each of the renderer's stages, and the encoder's own share."""
-    from bench.preview_corpus import KINDS, corpus, distinct
+    from bench.preview_corpus import corpus, distinct
     from bench.vips_service import BOXES
     from worker.render import OutputSpec, RenderLimits, render
 
@@ -117,7 +123,7 @@ def _profile_render(rounds: int, per_kind: int) -> int:
     root = corpus(per_kind)
     header = " ".join(f"{stage:>10s}" for stage in STAGES)
     print(f"{'kind':15s} {'ms/file':>8s} {header}  encoder share")
-    for kind in KINDS:
+    for kind in kinds:
         sources = [path.read_bytes() for path in distinct(root, kind)]
         render(sources[0], outputs, limits)  # first-use costs (codec tables, imports) are not a render's
         profiler = cProfile.Profile()

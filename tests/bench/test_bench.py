@@ -116,3 +116,16 @@ def test_quick_cluster_sections_time_the_real_engine_and_scaling(tmp_path: Path)
     # Real scaling happened: never instant (a scrape and a sync at least), KEDA woke from zero.
     assert all(m["scale_out_s"] > 0.5 for m in scaling["median"].values()), scaling
     assert scaling["median"]["keda"]["wake_s"] > 0.2 and scaling["ratio_keda_adapter"] > 0
+
+
+def test_kinds_narrow_the_preview_section_and_a_bad_kind_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.__main__ import parse
+
+    assert parse([]).kinds == KINDS
+    assert parse(["--kinds", "pdf-text, pdf-scan"]).kinds == ("pdf-text", "pdf-scan")
+    with pytest.raises(SystemExit) as exited:
+        parse(["--kinds", "pdf-scan,pdf-photo"])
+    assert exited.value.code == 2
+    assert "bad --kinds ['pdf-photo']" in capsys.readouterr().err
