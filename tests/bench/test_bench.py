@@ -129,3 +129,16 @@ def test_kinds_narrow_the_preview_section_and_a_bad_kind_is_refused(
         parse(["--kinds", "pdf-scan,pdf-photo"])
     assert exited.value.code == 2
     assert "bad --kinds ['pdf-photo']" in capsys.readouterr().err
+
+
+def test_pdf_cpu_prints_each_pdf_kind_with_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import pdf_cpu
+    from bench.preview_corpus import PDF_KINDS
+
+    assert pdf_cpu.main(["--rounds", "1", "--corpus", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "pdftoppm" in lines[0] and "PDFium only" in lines[0]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == set(PDF_KINDS)
+    for row in rows.values():
+        assert all(float(ms) > 0 for ms in row[1:4]) and row[4].endswith("x")
