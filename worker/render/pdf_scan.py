@@ -39,7 +39,7 @@ from worker.render.registry import OutputSpec
 #: How far (in bitmap pixels) the image's edges may be from the page's.
 EDGE_TOLERANCE_PX = 0.25
 #: The resize from the DCT-scaled decode to the bitmap. Bicubic scores at least PDFium's own
-#: area-averaging (SSIM against the supersampled page) at the same bytes within 1 %; LANCZOS
+#: downscale (SSIM against the supersampled page) at the same bytes within 1 %; LANCZOS
 #: scores a little higher but costs as much time as the decode it saves (docs/throughput.md).
 RESAMPLE = Image.Resampling.BICUBIC
 #: By PDFium's colour space family: Pillow's mode, PDFium's bits per pixel, the dictionary's name.
