@@ -16,7 +16,8 @@ an image dictionary with anything but the plain keys (``SMask``, ``Mask``, ``Dec
 ``/DeviceRGB`` or ``/DeviceGray`` (CMYK, ICC, Indexed), a filter other than one ``DCTDecode``,
 an encrypted file, graphics-state parameters anywhere in the file (``/ExtGState``, which may
 carry a transfer function), object streams or escaped names (which could hide them), an image
-larger than the pixel guard or the memory budget, and a JPEG that Pillow cannot decode. So a
+larger than the pixel guard or the memory budget, an image smaller than the bitmap (PDFium
+scales it up its own way), and a JPEG that Pillow cannot decode. So a
 hostile file fails, or renders, exactly as it does through PDFium.
 """
 

@@ -54,6 +54,9 @@ MAKE = {
     "jpeg": media.jpeg,
     "pdf": lambda w, h: media.pdf(w, h, pages=1),
     "pjpeg": media.progressive_jpeg,
+    # a 300 dpi scan: one JPEG covering the page, decoded from the JPEG at its draft size
+    # (worker.render.pdf_scan), not by PDFium at full size
+    "scan": lambda w, h: media.encode(media._image(w, h), "PDF", resolution=300.0),
 }
 
 # (kind, width, height, Pillow's format name for the estimate, decoded size); PDF sizes are points,
@@ -67,6 +70,7 @@ CASES = [
     ("jpeg", 4000, 3000, "JPEG", (2000, 1500)),  # decoded at the 1/2 draft size
     ("pdf", 612, 792, "PDF", (1212, 1568)),
     ("pjpeg", 4000, 3000, "JPEG", (2000, 1500)),
+    ("scan", 2480, 3508, "JPEG", (1240, 1754)),  # A4 at 300 dpi; its 1212x1715 bitmap from the 1/2 draft
 ]
 
 
