@@ -59,6 +59,25 @@ def scanned_page(
     # pypdfium2's bitmap size; PDFium stretches an image over every pixel its rectangle touches,
     # so a page that covers 285.7 columns gets the image over all 286, as here.
     size = (math.ceil(pw * scale), math.ceil(ph * scale))
+    try:
+        found = _plain_scan(data, doc, page, scale)
+    except pdfium.PdfiumError:
+        return None  # PDFium could not say (an object's bounds, matrix or data): it renders
+    if found is None:
+        return None
+    raw, turn, (mode, pixels) = found
+    stored = (size[1], size[0]) if turn[0] else size  # the bitmap's size in the image's own orientation
+    decoded = _decode(raw, mode, pixels, stored, outputs, limits)
+    if decoded is None:
+        return None
+    return _apply_turn(decoded.resize(stored, RESAMPLE), turn).convert("RGB")
+
+
+def _plain_scan(
+    data: bytes, doc: pdfium.PdfDocument, page: pdfium.PdfPage, scale: float
+) -> tuple[bytes, Turn, tuple[str, tuple[int, int]]] | None:
+    """The page's one image's raw JPEG, how it is turned, and its Pillow mode and pixel size, if
+    the page is provably nothing else; ``None`` otherwise."""
     if pdfium_c.FPDF_GetSecurityHandlerRevision(doc) != -1:
         return None
     image = _the_only_image(page)
@@ -72,16 +91,10 @@ def scanned_page(
     if space is None or meta.bits_per_pixel != space[1] or image.get_filters() != ["DCTDecode"]:
         return None
     raw = bytes(image.get_data(decode_simple=False))
-    if not image_dict_is_plain(data, raw, space[2], (meta.width, meta.height)):
+    pixels = (meta.width, meta.height)
+    if not image_dict_is_plain(data, raw, space[2], pixels) or not only_plain_objects(data, raw):
         return None
-    if not only_plain_objects(data, raw):
-        return None
-    swapped = turn[0]
-    stored = (size[1], size[0]) if swapped else size  # the bitmap's size in the image's own orientation
-    decoded = _decode(raw, space[0], (meta.width, meta.height), stored, outputs, limits)
-    if decoded is None:
-        return None
-    return _apply_turn(decoded.resize(stored, RESAMPLE), turn).convert("RGB")
+    return raw, turn, (space[0], pixels)
 
 
 def _the_only_image(page: pdfium.PdfPage) -> pdfium.PdfImage | None:
