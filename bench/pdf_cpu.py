@@ -8,13 +8,12 @@ time per file, and is far less moved by other load: per PDF kind, the distinct f
 bench corpus, ``--rounds`` times each (median), the worker's ``render`` (this process's CPU
 time) with the scanned-page shortcut on and off (``worker.render.pdf.SCANS_FROM_JPEG``), and the
 bench's ``pdftoppm`` reference (``pdftoppm``'s own CPU time from ``RUSAGE_CHILDREN``, then the
-libvips renditions in this process with ``VIPS_CONCURRENCY=1``).
+libvips renditions in this process on one libvips thread, like one render).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
@@ -23,8 +22,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-
-os.environ.setdefault("VIPS_CONCURRENCY", "1")  # before pyvips loads: one thread, like one render
 
 
 def _cpu_ms(run: Callable[[], object], rounds: int) -> float:
@@ -47,13 +44,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=int, default=8, help="the preview corpus's files per kind")
     args = p.parse_args(argv)
     from bench import vips_service
+    from worker.render import pdf as render_pdf
+
+    threads, shortcut = vips_service.pyvips.concurrency_get(), render_pdf.SCANS_FROM_JPEG
+    vips_service.pyvips.concurrency_set(1)  # one thread, like one render process
+    try:
+        _measure(args.rounds, args.corpus)
+    finally:
+        vips_service.pyvips.concurrency_set(threads)
+        render_pdf.SCANS_FROM_JPEG = shortcut
+    return 0
+
+
+def _measure(rounds: int, per_kind: int) -> None:
+    from bench import vips_service
     from bench.preview_corpus import PDF_KINDS, corpus, distinct
     from worker.render import OutputSpec, RenderLimits, render
     from worker.render import pdf as render_pdf
 
     outputs = [OutputSpec(f"b{box}", "webp", box, box) for box in vips_service.BOXES]
     limits = RenderLimits(10**9, 2**40)
-    root = corpus(args.corpus)
+    root = corpus(per_kind)
     head = f"{'kind':12s} {'worker':>8s} {'PDFium only':>12s} {'pdftoppm':>9s}  ratio (PDFium only)"
     print(f"CPU ms a file: {head}")
     with tempfile.TemporaryDirectory(prefix="bench-pdf-cpu-") as tmp:
@@ -63,13 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                 data = path.read_bytes()
                 for side, on in (("worker", True), ("pdfium", False)):
                     render_pdf.SCANS_FROM_JPEG = on
-                    ms[side] += _cpu_ms(partial(render, data, outputs, limits), args.rounds)
-                render_pdf.SCANS_FROM_JPEG = True
-                ms["pdftoppm"] += _cpu_ms(partial(vips_service.pdftoppm, path, Path(tmp)), args.rounds)
+                    ms[side] += _cpu_ms(partial(render, data, outputs, limits), rounds)
+                ms["pdftoppm"] += _cpu_ms(partial(vips_service.pdftoppm, path, Path(tmp)), rounds)
             n = len(distinct(root, kind))
             w, f, r = ms["worker"] / n, ms["pdfium"] / n, ms["pdftoppm"] / n
             print(f"               {kind:12s} {w:8.1f} {f:12.1f} {r:9.1f}  {r / w:5.2f}x ({r / f:.2f}x)")
-    return 0
 
 
 if __name__ == "__main__":
