@@ -193,3 +193,37 @@ async def test_an_idle_blocking_wait_never_races_its_socket_timeout(redis_server
         started = time.monotonic()
         await asyncio.wait_for(worker.close(), 10)
     assert time.monotonic() - started < 2
+
+
+async def test_the_completion_call_sends_what_bullmq_would(
+    redis_server: RedisServer, monkeypatch: Any
+) -> None:
+    """``FastWorker._completed_args`` keeps the queue's keys between jobs; the keys and arguments it
+    sends are bullmq's ``moveToCompletedArgs``, byte for byte, whatever the job and its options."""
+    from bullmq import Job
+
+    monkeypatch.setattr(time, "time", lambda: 1_765_000_000.1234)
+    worker = FastWorker(
+        "fp-args", None, {**opts(redis_server.url, 5), "autorun": False, "limiter": {"max": 3}}
+    )
+    try:
+        values: list[Any] = [None, {"outcome": "dryrun", "renditions": 0}, "text", 3, [1.5, "é"]]
+        keeps: list[Any] = [False, True, None, 0, 7, {"age": 60, "count": 1000}, {"count": 5}]
+        job_opts: list[dict[str, Any]] = [
+            {},
+            {"attempts": 3},
+            {"failParentOnFailure": True},
+            {"removeDependencyOnFailure": True, "attempts": 2},
+        ]
+        for i, (value, keep, extra) in enumerate((v, k, o) for v in values for k in keeps for o in job_opts):
+            job = Job(worker, "n", {}, {"jobId": f"j{i}", **extra})
+            job.attemptsMade = i % 3
+            for fetch in (True, False):
+                expected = worker.scripts.moveToCompletedArgs(job, value, keep, f"tok:{i}", fetch)
+                assert worker._completed_args(job, value, keep, f"tok:{i}", fetch) == expected
+        worker.opts["metrics"] = {"maxDataPoints": 60}  # the queue's options are read on every call
+        job = Job(worker, "n", {}, {"jobId": "m"})
+        expected = worker.scripts.moveToCompletedArgs(job, None, False, "t", True)
+        assert worker._completed_args(job, None, False, "t", True) == expected
+    finally:
+        await worker.close()
