@@ -438,7 +438,9 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
     async def _process(self, job: Job, token: str) -> Job | None:
         """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any.
 
-        Ends with the event ``settled`` (job, token, recorded): ``recorded`` is True once Redis took
+        Ends with the event ``settled`` (job, token, recorded), or, when a next job came with the
+        completion, schedules it for the next pass of the loop (the next job's completion call is
+        then on its way to Redis): ``recorded`` is True once Redis took
         the attempt's finish (``moveToFinished`` completed or failed it), False when it refused it
         (``Missing lock`` after a stall or a Redis restart) or was never asked (forced close, or a
         job handed back with ``DelayedError``), so the consumer counts an outcome only once it holds.
@@ -484,5 +486,10 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         finally:
             self.jobs.discard((job, token))
             self.lockManager.untrack_job(job.id)
-            self.emit("settled", job, token, recorded)
+            if next_job is None:
+                self.emit("settled", job, token, recorded)
+            else:
+                # The next job's completion goes to Redis first; this one's bookkeeping (the log line,
+                # the counters) runs while Redis works on it, off the round trip (#34, concurrency 1).
+                asyncio.get_running_loop().call_soon(self.emit, "settled", job, token, recorded)
         return next_job

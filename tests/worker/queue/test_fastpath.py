@@ -227,3 +227,39 @@ async def test_the_completion_call_sends_what_bullmq_would(
         assert worker._completed_args(job, None, False, "t", True) == expected
     finally:
         await worker.close()
+
+
+async def test_a_jobs_bookkeeping_runs_while_the_next_jobs_completion_is_in_flight(
+    redis_server: RedisServer,
+) -> None:
+    """At concurrency 1, ``settled`` of a job that came with a next job runs once that next job's
+    completion call is on its way to Redis (#34): its log line and counters are off the round trip.
+    Every job is still settled once, recorded, in order."""
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    async with producer(redis_server.url, name) as q:
+        await q.addBulk([{"name": "n", "data": {"i": i}} for i in range(20)])
+    events: list[tuple[str, str, int]] = []
+    done = asyncio.Event()
+
+    async def process(job: Any, token: str) -> None:
+        events.append(("process", job.id, 0))
+
+    worker = FastWorker(name, process, {**opts(redis_server.url, 1), "autorun": False})
+
+    def settled(job: Any, token: str, recorded: bool) -> None:
+        assert worker._pipe is not None and worker._pipe._proto is not None
+        events.append(("settled", job.id, len(worker._pipe._proto.pending)))
+        assert recorded
+        if len([e for e in events if e[0] == "settled"]) == 20:
+            done.set()
+
+    worker.on("settled", settled)
+    runner = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(done.wait(), 30)
+    await worker.close()
+    await runner
+    settles = [e for e in events if e[0] == "settled"]
+    assert [int(e[1]) for e in settles] == list(range(1, 21))
+    for job_id in range(1, 20):  # every job but the last came with a next one
+        at = events.index(("settled", str(job_id), 1))  # one call in flight: the next job's completion
+        assert events.index(("process", str(job_id + 1), 0)) < at
