@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = tp
         if "run" in args.only:
             print("python -m worker run on dryRun jobs ...", file=sys.stderr)
-            jobs = 200 if args.quick else 5_000
+            jobs = 200 if args.quick else args.jobs
             results["run"] = run_suite.throughput(redis, args.concurrency, jobs, max(1, min(args.rounds, 3)))
         if "clients" in args.only:
             print("Redis clients, Lua calls from 50 tasks ...", file=sys.stderr)

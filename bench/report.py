@@ -123,15 +123,18 @@ def _run_rows(run: dict[str, Any]) -> list[str]:
     lines = [
         f"python -m worker run, dryRun jobs/s from the jobs' own stamps (median of {run['rounds']}, "
         f"{run['jobs']} jobs per run)",
-        "  conc        worker          node   worker/node   worker-2p/node",
+        "  conc        worker          node   worker/node     worker-2p       node-2p   2p/2p",
     ]
     for conc in med["node"]:
-        two = ratios.get("worker-2p/node", {}).get(conc)
+        two = ratios["worker-2p/node-2p"].get(conc)
+        pair = f"{med['worker-2p'][conc]:>12.0f}  {med['node-2p'][conc]:>12.0f}" if two else " " * 26
         lines.append(
             f"  {conc:>4}  {med['worker'][conc]:>12.0f}  {med['node'][conc]:>12.0f}   "
-            f"{_fmt(ratios['worker/node'][conc]):>11}   {_fmt(two):>14}"
+            f"{_fmt(ratios['worker/node'][conc]):>11}  {pair}   {_fmt(two) if two else '':>5}"
         )
-    lines.append("  peak RSS (KiB): " + ", ".join(f"{k} {v}" for k, v in run["rss_peak_kb"].items()))
+    lines.append(
+        "  peak RSS per process (KiB): " + ", ".join(f"{k} {v}" for k, v in run["rss_peak_kb"].items())
+    )
     return lines
 
 

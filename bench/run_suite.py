@@ -5,7 +5,9 @@ tiny inline PNG, one output), then starts one worker process: ``python -m worker
 whole path (job-id check, schema validation, metrics, a log line per job, outcome bookkeeping),
 or the Node.js BullMQ 6.7 no-op worker of ``bench/node/noop.mjs``. The time comes from the jobs'
 own stamps in Redis: the last ``finishedOn`` minus the first ``processedOn``, so neither process
-start-up nor the enqueue counts for either side. Implementations are interleaved per round.
+start-up nor the enqueue counts for either side. Implementations are interleaved per round. At the
+largest concurrency both sides also run as two processes on the one queue
+(``PREVIEW_WORKER_PROCESSES=2`` against two Node.js workers), each at that concurrency.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from bench.worker_proc import spawn, worker_env
 from worker import constants as c
 
 REPO = Path(__file__).resolve().parent.parent
-#: ``worker``: one ``python -m worker run``; ``worker-2p``: the same with PREVIEW_WORKER_PROCESSES=2.
-IMPLS = ("worker", "node", "worker-2p")
+#: ``worker``: one ``python -m worker run``; ``node``: one Node.js worker; ``-2p``: two processes
+#: (``PREVIEW_WORKER_PROCESSES=2``, or two Node.js workers on the same queue).
+IMPLS = ("worker", "node", "worker-2p", "node-2p")
+TWO_PROCESS = ("worker-2p", "node-2p")
 
 
 def tiny_png() -> str:
@@ -71,25 +75,44 @@ def run_python(redis: BenchRedis, queue: str, concurrency: int, jobs: int, proce
         )  # fmt: skip
         proc = spawn(env)
         try:
-            rss = _wait_completed(redis, queue, jobs, proc)
+            (rss,) = _wait_completed(redis, queue, jobs, proc)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
     return rss
 
 
-def _wait_completed(redis: BenchRedis, queue: str, jobs: int, proc: subprocess.Popen[str]) -> int:
+def run_nodes(redis: BenchRedis, queue: str, concurrency: int, jobs: int, processes: int) -> int:
+    """Run ``processes`` Node.js BullMQ workers on ``queue`` until every job completed; returns the
+    largest one's peak RSS (KiB). Each would stop after ``jobs`` of its own, so they are stopped."""
+    argv = [*queue_suite.command("node"), redis.url, queue, str(concurrency), str(jobs), "throughput"]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+        for _ in range(processes)
+    ]
+    try:
+        return max(_wait_completed(redis, queue, jobs, *procs))
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(60)
+
+
+def _wait_completed(redis: BenchRedis, queue: str, jobs: int, *procs: subprocess.Popen[str]) -> list[int]:
+    """Wait until ``jobs`` jobs of ``queue`` completed; the peak RSS (KiB) of each of ``procs``."""
     key = f"{c.BULL_PREFIX}:{queue}:completed"
     deadline = time.monotonic() + 600
-    rss = 0
-    while redis.client.zcard(key) < jobs:
-        if proc.poll() is not None:
-            raise RuntimeError(f"python -m worker run exited with {proc.returncode}")
+    rss = [0] * len(procs)
+    while True:
+        rss = [max(kb, _tree_rss_kb(proc.pid)) for kb, proc in zip(rss, procs, strict=True)]
+        if redis.client.zcard(key) >= jobs:
+            return rss
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {redis.client.zcard(key)} of {jobs} jobs completed")
-        rss = max(rss, _tree_rss_kb(proc.pid))
         time.sleep(0.02)
-    return max(rss, _tree_rss_kb(proc.pid))
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -111,9 +134,13 @@ def _tree_rss_kb(pid: int) -> int:
 
 
 def throughput(redis: BenchRedis, concurrencies: list[int], jobs: int, rounds: int) -> dict[str, Any]:
-    """Jobs/s per implementation and concurrency (``worker-2p`` at the largest only), median of rounds."""
+    """Jobs/s per implementation and concurrency (two processes at the largest only), median of rounds.
+
+    Ratios are same-run: ``worker/node`` one process each, ``worker-2p/node-2p`` two each."""
     top = max(concurrencies)
-    plan = [(impl, conc) for conc in concurrencies for impl in IMPLS if impl != "worker-2p" or conc == top]
+    plan = [
+        (impl, conc) for conc in concurrencies for impl in IMPLS if impl not in TWO_PROCESS or conc == top
+    ]
     samples: dict[str, dict[int, list[float]]] = {}
     rss: dict[str, int] = {}
     for r in range(rounds):
@@ -125,6 +152,8 @@ def throughput(redis: BenchRedis, concurrencies: list[int], jobs: int, rounds: i
                 if impl == "node":
                     out = queue_suite.run_worker("node", redis.url, queue, conc, jobs, "throughput")
                     peak = int(out["rss_peak_kb"])
+                elif impl == "node-2p":
+                    peak = run_nodes(redis, queue, conc, jobs, 2)
                 else:
                     peak = run_python(redis, queue, conc, jobs, 2 if impl == "worker-2p" else 1)
                 samples.setdefault(impl, {}).setdefault(conc, []).append(stamps_rate(redis, queue, jobs))
@@ -137,8 +166,7 @@ def throughput(redis: BenchRedis, concurrencies: list[int], jobs: int, rounds: i
             )
     median = {i: {str(cc): statistics.median(v) for cc, v in per.items()} for i, per in samples.items()}
     ratios = {
-        f"{impl}/node": {cc: v / median["node"][cc] for cc, v in per.items()}
-        for impl, per in median.items()
-        if impl != "node"
+        "worker/node": {cc: v / median["node"][cc] for cc, v in median["worker"].items()},
+        "worker-2p/node-2p": {cc: v / median["node-2p"][cc] for cc, v in median["worker-2p"].items()},
     }
     return {"jobs": jobs, "rounds": rounds, "median": median, "ratios": ratios, "rss_peak_kb": rss}

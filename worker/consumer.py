@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from bullmq import Job, UnrecoverableError
@@ -40,9 +40,10 @@ CLOSE_TIMEOUT_SECONDS = 10.0
 CANCEL_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Attempt:
-    """What an attempt ended as, counted and logged once Redis records it."""
+    """What an attempt ended as, counted and logged once Redis records it (its ``duration`` is set
+    when it ends: a frozen copy per job cost more than the rest of the bookkeeping, #34)."""
 
     outcome: str  # the job's outcome (logged as ``job <outcome>``)
     extra: tuple[str, ...] = ()  # outcomes counted besides it: dlq, invalid, reused
@@ -197,9 +198,9 @@ class Consumer:
         self._ended(job, token, _Attempt("failed", extra, reason, cause), started)
 
     def _ended(self, job: Job, token: str, attempt: _Attempt, started: float) -> None:
-        duration = time.monotonic() - started
+        attempt.duration = duration = time.monotonic() - started
         self.metrics.job_duration.observe(duration)
-        self._ending[str(job.id), token] = replace(attempt, duration=duration)
+        self._ending[str(job.id), token] = attempt
 
     def _settled(self, job: Job, token: str, recorded: bool) -> None:
         """FastWorker's ``settled`` event: count and log the attempt if Redis recorded its finish."""

@@ -68,8 +68,9 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert all(r > 0 for r in tp["ratios"]["fast/node"].values())
     assert all(kb > 10_000 for kb in tp["rss_peak_kb"].values())
     run = results["run"]
-    assert set(run["median"]) == {"worker", "node", "worker-2p"}
-    assert set(run["ratios"]["worker/node"]) == {"1", "10"} and set(run["ratios"]["worker-2p/node"]) == {"10"}
+    assert set(run["median"]) == {"worker", "node", "worker-2p", "node-2p"}
+    assert set(run["ratios"]["worker/node"]) == {"1", "10"}
+    assert set(run["ratios"]["worker-2p/node-2p"]) == {"10"}
     assert all(r > 0 for r in run["ratios"]["worker/node"].values())
     assert all(kb > 10_000 for kb in run["rss_peak_kb"].values())
     assert set(results["clients"]["median"]) == {"pipe", "redis-py", "glide", "coredis"}

@@ -107,3 +107,72 @@ def test_over_bounds_refuses_only_what_the_schema_refuses(data: st.DataObject) -
     if shape.over_bounds(payload):
         assert list(validation._validator().iter_errors(payload)), payload
     assert not shape.over_bounds(VALID)
+
+
+def _near_bounds(data: st.DataObject) -> object:
+    """A payload from ``_mutate`` with parts on either side of the schema's bounds: strings one
+    char short of or over their maxLength, 8 or 9 outputs, 32 or 33 metadata keys, a key of 64 or
+    65 chars, an output, source or job with one property too many."""
+    payload = _mutate(data)
+    if not isinstance(payload, dict):
+        return payload
+    edge = st.sampled_from([-1, 0, 1])
+    choice = data.draw(st.sets(st.sampled_from(["url", "path", "inline", "outputs", "meta", "key", "value",
+                                                "out_extra", "source_extra", "job_extra"])))  # fmt: skip
+    for what in sorted(choice):
+        at = data.draw(edge)
+        if what in ("url", "path", "inline"):
+            longest = {"url": 2048, "path": 1024, "inline": 134217728}[what]
+            size = min(longest + at, 4096)  # the inline bound itself is tested below, once
+            payload["source"] = {what: "A" * size}
+        elif what == "outputs":
+            payload["outputs"] = [{**OUT, "name": f"o{i}"} for i in range(8 + at)]
+        elif what == "meta":
+            payload["metadata"] = {f"k{i}": i for i in range(32 + at)}
+        elif what == "key":
+            payload["metadata"] = {"k" * (64 + at): 1}
+        elif what == "value":
+            payload["metadata"] = {"k": "v" * (1024 + at), "n": data.draw(EDGE)}
+        elif what == "out_extra":
+            payload["outputs"] = [{**OUT, "fit": "cover", "quality": 80, **({"x": 1} if at > 0 else {})}]
+        elif what == "source_extra" and isinstance(payload.get("source"), dict):
+            payload["source"] = {**payload["source"], "url": "https://h/p"} if at > 0 else payload["source"]
+        elif what == "job_extra":
+            payload.update({"dryRun": True, "priority": 1, "metadata": {}, "jobId": "j"})
+            if at > 0:
+                payload["extra"] = 1
+    return payload
+
+
+EDGE = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2)
+)
+
+
+def _walked(payload: object) -> list[object]:
+    return list(shape._walk(validation.schema(), validation.schema(), payload, []))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fits_says_no_exactly_where_the_walk_finds_something(data: st.DataObject) -> None:
+    payload = _near_bounds(data)
+    assert shape.fits(payload) == (not _walked(payload)), payload
+
+
+def test_fits_on_the_largest_job_and_one_past_each_bound() -> None:
+    assert shape.fits(LARGEST) and shape.fits(VALID)
+    past = [
+        {**VALID, "source": {"inline": "A" * (134217728 + 4)}},
+        {**VALID, "source": {"url": "h" * 2049}},
+        {**LARGEST, "outputs": [*LARGEST["outputs"], OUT]},
+        {**LARGEST, "metadata": {**LARGEST["metadata"], "k99": 1}},
+        {**VALID, "metadata": {"k" * 65: 1}},
+        {**VALID, "metadata": {"k": "v" * 1025}},
+        {**VALID, "outputs": [{**OUT, "fit": "cover", "quality": 80, "extra": 1}]},
+        {**LARGEST, "extra": 1},
+    ]
+    for payload in past:
+        assert not shape.fits(payload) and _walked(payload) and shape.over_bounds(payload)
+    for scalar in (None, 1, "x" * 10**6, [], {}, True):  # not a job at all: nothing over a bound
+        assert shape.fits(scalar) == (not _walked(scalar))

@@ -193,3 +193,73 @@ async def test_an_idle_blocking_wait_never_races_its_socket_timeout(redis_server
         started = time.monotonic()
         await asyncio.wait_for(worker.close(), 10)
     assert time.monotonic() - started < 2
+
+
+async def test_the_completion_call_sends_what_bullmq_would(
+    redis_server: RedisServer, monkeypatch: Any
+) -> None:
+    """``FastWorker._completed_args`` keeps the queue's keys between jobs; the keys and arguments it
+    sends are bullmq's ``moveToCompletedArgs``, byte for byte, whatever the job and its options."""
+    from bullmq import Job
+
+    monkeypatch.setattr(time, "time", lambda: 1_765_000_000.1234)
+    worker = FastWorker(
+        "fp-args", None, {**opts(redis_server.url, 5), "autorun": False, "limiter": {"max": 3}}
+    )
+    try:
+        values: list[Any] = [None, {"outcome": "dryrun", "renditions": 0}, "text", 3, [1.5, "é"]]
+        keeps: list[Any] = [False, True, None, 0, 7, {"age": 60, "count": 1000}, {"count": 5}]
+        job_opts: list[dict[str, Any]] = [
+            {},
+            {"attempts": 3},
+            {"failParentOnFailure": True},
+            {"removeDependencyOnFailure": True, "attempts": 2},
+        ]
+        for i, (value, keep, extra) in enumerate((v, k, o) for v in values for k in keeps for o in job_opts):
+            job = Job(worker, "n", {}, {"jobId": f"j{i}", **extra})
+            job.attemptsMade = i % 3
+            for fetch in (True, False):
+                expected = worker.scripts.moveToCompletedArgs(job, value, keep, f"tok:{i}", fetch)
+                assert worker._completed_args(job, value, keep, f"tok:{i}", fetch) == expected
+        worker.opts["metrics"] = {"maxDataPoints": 60}  # the queue's options are read on every call
+        job = Job(worker, "n", {}, {"jobId": "m"})
+        expected = worker.scripts.moveToCompletedArgs(job, None, False, "t", True)
+        assert worker._completed_args(job, None, False, "t", True) == expected
+    finally:
+        await worker.close()
+
+
+async def test_a_jobs_bookkeeping_runs_while_the_next_jobs_completion_is_in_flight(
+    redis_server: RedisServer,
+) -> None:
+    """At concurrency 1, ``settled`` of a job that came with a next job runs once that next job's
+    completion call is on its way to Redis (#34): its log line and counters are off the round trip.
+    Every job is still settled once, recorded, in order."""
+    name = f"fp-{uuid.uuid4().hex[:8]}"
+    async with producer(redis_server.url, name) as q:
+        await q.addBulk([{"name": "n", "data": {"i": i}} for i in range(20)])
+    events: list[tuple[str, str, int]] = []
+    done = asyncio.Event()
+
+    async def process(job: Any, token: str) -> None:
+        events.append(("process", job.id, 0))
+
+    worker = FastWorker(name, process, {**opts(redis_server.url, 1), "autorun": False})
+
+    def settled(job: Any, token: str, recorded: bool) -> None:
+        assert worker._pipe is not None and worker._pipe._proto is not None
+        events.append(("settled", job.id, len(worker._pipe._proto.pending)))
+        assert recorded
+        if len([e for e in events if e[0] == "settled"]) == 20:
+            done.set()
+
+    worker.on("settled", settled)
+    runner = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(done.wait(), 30)
+    await worker.close()
+    await runner
+    settles = [e for e in events if e[0] == "settled"]
+    assert [int(e[1]) for e in settles] == list(range(1, 21))
+    for job_id in range(1, 20):  # every job but the last came with a next one
+        at = events.index(("settled", str(job_id), 1))  # one call in flight: the next job's completion
+        assert events.index(("process", str(job_id + 1), 0)) < at
