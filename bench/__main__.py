@@ -25,6 +25,7 @@ from bench import (
     client_suite,
     engine_suite,
     failover_suite,
+    local_engine,
     noop,
     preview_suite,
     program_suite,
@@ -74,6 +75,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--only", default=default, help=f"comma-separated sections of {SECTIONS} (default: all but {OPT_IN})"
     )
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.png go")
+    p.add_argument(
+        "--cluster", type=Path, metavar="STATE_DIR",
+        help="the engine, scaling and rollback sections use the running local cluster of this state folder "
+        "(left running) instead of starting one of their own each",
+    )  # fmt: skip
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.jobs = args.jobs or (100 if args.quick else 10000)
@@ -87,6 +93,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.kinds = tuple(k.strip() for k in args.kinds.split(","))
     if not args.kinds or set(args.kinds) - set(KINDS):
         p.error(f"bad --kinds {sorted(set(args.kinds) - set(KINDS))}: the kinds are {', '.join(KINDS)}")
+    if args.cluster is not None and local_engine.running_cluster(args.cluster) is None:
+        p.error(f"--cluster {args.cluster}: no running local cluster there (`python -m infra local up`)")
     return args
 
 
@@ -158,13 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         results["program"] = program_suite.run()
     if "engine" in args.only:
         print("pulumi preview/up on a local cluster ...", file=sys.stderr)
-        results["engine"] = engine_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
+        results["engine"] = engine_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
     if "scaling" in args.only:
         print("backlog to scale-out on a local cluster ...", file=sys.stderr)
-        results["scaling"] = scaling_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
+        results["scaling"] = scaling_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
     if "rollback" in args.only:
         print("break-glass rollback --apply to the previous digest Available ...", file=sys.stderr)
-        results["rollback"] = rollback_suite.run(rounds=1 if args.quick else min(args.rounds, 3))
+        results["rollback"] = rollback_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
     print(report.table(results))
     json_path, png_path = report.write(results, args.out)
     print(f"wrote {json_path} and {png_path}")

@@ -1,8 +1,8 @@
 """The real engine on the path platform teams run: ``pulumi preview`` and ``pulumi up`` of the dev stack.
 
-A local cluster of its own (a throwaway state folder) and a file backend of its own;
-the project runs from a copy (:mod:`infra.tools.local.project`), so nothing in the work tree
-changes. Per round: ``preview`` of an empty stack, ``up`` from empty until every
+A local cluster of its own (a throwaway state folder, or ``--cluster``'s running one) and a file
+backend of its own; the project runs from a copy (:mod:`infra.tools.local.project`), so nothing in
+the work tree changes. Per round: ``preview`` of an empty stack, ``up`` from empty until every
 Deployment is Available (the engine waits for that), ``preview --expect-no-changes``,
 then ``destroy``. Whole-command wall times, as a user sees them; medians over rounds.
 Targets (issue 12): preview under 10 s, up under 60 s on this machine.
@@ -31,9 +31,10 @@ def _timed(cmd: list[str], environ: dict[str, str], cwd: Path) -> float:
     return seconds
 
 
-def run(rounds: int) -> dict[str, Any]:
-    """Median wall seconds of preview, up, no-change preview and destroy over ``rounds`` rounds."""
-    with local_engine("bench-engine-") as ws:
+def run(rounds: int, shared: Path | None = None) -> dict[str, Any]:
+    """Median wall seconds of preview, up, no-change preview and destroy over ``rounds`` rounds
+    (on the running cluster of state folder ``shared``, if given)."""
+    with local_engine("bench-engine-", shared) as ws:
         environ, project = ws.environ, ws.project
         pulumi = ["pulumi", "--non-interactive"]
         _timed([*pulumi, "stack", "init", STACK], environ, project)

@@ -73,9 +73,10 @@ def _live(environ: dict[str, str], cwd: Path) -> tuple[str, bool]:
     return image, available and settled and status.get("observedGeneration") == d["metadata"]["generation"]
 
 
-def run(rounds: int) -> dict[str, Any]:
-    """Wall seconds from the command to D1 live and Available, per round; their median."""
-    with local_engine("bench-rollback-") as ws:
+def run(rounds: int, shared: Path | None = None) -> dict[str, Any]:
+    """Wall seconds from the command to D1 live and Available, per round; their median (on the
+    running cluster of state folder ``shared``, if given)."""
+    with local_engine("bench-rollback-", shared) as ws:
         root, environ = ws.root, {**ws.environ, **IDENTITY}
         # No `gh`: its pull request would need GitHub; the command prints how to open it instead.
         environ["PATH"] = os.pathsep.join(

@@ -1,7 +1,7 @@
 """Backlog to scale-out on the local cluster, in both autoscaling modes measured in the same run.
 
-A local cluster of its own, a ``redis-server``, a real ``python -m worker api`` on the host
-(the queue-depth exporter, scraped by Debian's Prometheus as a pod of the stack's namespace),
+A local cluster of its own (or ``--cluster``'s), a ``redis-server``, a real ``python -m worker api``
+on the host (the queue-depth exporter, scraped by Debian's Prometheus as a pod of the stack's namespace),
 and per mode the real metrics path: prometheus-adapter, or KEDA's operator and metrics
 server. Per round and mode: ``pulumi up`` of the dev stack in that mode (queue-depth target
 10, CPU off, max 6 pods), then 40 waiting jobs, then the time until the HPA wants 4 pods.
@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from bullmq import Queue
 
+from bench.local_engine import cluster
 from bench.redis_kit import BenchRedis, free_port
 from bench.worker_proc import spawn, worker_env
 from infra.manifests.scaling.adapter import CONFIG_FILE
@@ -34,7 +35,6 @@ from infra.tools.local.addons.keda import Keda
 from infra.tools.local.addons.metrics_adapter import MetricsStack
 from infra.tools.local.addons.prometheus import Prometheus, Target
 from infra.tools.local.cluster import control_plane, kube, shell_env
-from infra.tools.local.layout import StateDir
 from infra.tools.local.project import project_copy
 from worker import constants as c
 
@@ -157,28 +157,27 @@ def _round(mode: str, environ: dict[str, str], project: Path, redis_url: str) ->
         _pulumi(environ, project, "destroy", "--stack", STACK, "--yes")
 
 
-def run(rounds: int) -> dict[str, Any]:
-    """Median seconds from backlog to scale-out per mode (and KEDA's wake from zero)."""
+def run(rounds: int, shared: Path | None = None) -> dict[str, Any]:
+    """Median seconds from backlog to scale-out per mode (and KEDA's wake from zero), on the running
+    cluster of state folder ``shared`` if given."""
     times: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp, BenchRedis() as redis:
         root = Path(tmp)
-        state = StateDir(root / "cluster")
         api_port, prometheus_port = free_port(), free_port()
         api = spawn(worker_env(redis.url, QUEUE, str(root / "data"), api_port=api_port), command="api")
         try:
-            running = control_plane.up(state, log=lambda _: None)
-            (root / "backend").mkdir()
-            environ = {**os.environ, **shell_env.variables(state, backend=root / "backend")}
-            project = project_copy(root / "project")
-            _pulumi(environ, project, "stack", "init", STACK)
-            targets = [Target(api_port, NAMESPACE)]
-            for index in range(rounds):
-                for mode in MODES:  # interleaved, so drift hits both alike
-                    stack_config(project, mode, f"http://127.0.0.1:{prometheus_port}")
-                    with _metrics_path(mode, running, root / f"{mode}-{index}", targets, prometheus_port):
-                        times[mode].append(_round(mode, environ, project, redis.url))
+            with cluster(root, shared) as running:
+                (root / "backend").mkdir()
+                environ = {**os.environ, **shell_env.variables(running.state, backend=root / "backend")}
+                project = project_copy(root / "project")
+                _pulumi(environ, project, "stack", "init", STACK)
+                targets = [Target(api_port, NAMESPACE)]
+                for index in range(rounds):
+                    for mode in MODES:  # interleaved, so drift hits both alike
+                        stack_config(project, mode, f"http://127.0.0.1:{prometheus_port}")
+                        with _metrics_path(mode, running, root / f"{mode}-{index}", targets, prometheus_port):
+                            times[mode].append(_round(mode, environ, project, redis.url))
         finally:
-            control_plane.down(state, log=lambda _: None)
             api.terminate()
             api.wait(30)
     median = {

@@ -21,18 +21,17 @@ from bench.preview_corpus import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The engine and scaling sections start a local cluster of their own on the fixed loopback ports:
-# their test runs with the end-to-end half, before that half's shared cluster starts
-# (tests/e2e/conftest.py); the other sections run with the rest of the suite.
+# The engine and scaling sections need a local cluster: their test runs with the end-to-end half,
+# on that half's shared cluster (tests/e2e/test_bench_cluster.py); the other sections run here,
+# with the rest of the suite.
 CLUSTER_SECTIONS = ("engine", "scaling")
-RUN_BEFORE_SESSION_CLUSTER = True
 
 
-def quick_run(out: Path, sections: list[str]) -> tuple[str, dict[str, Any]]:
-    """``python -m bench --quick`` over ``sections``: its stdout and results.json."""
+def quick_run(out: Path, sections: list[str], *extra: str) -> tuple[str, dict[str, Any]]:
+    """``python -m bench --quick`` over ``sections`` (and ``extra`` arguments): stdout and results.json."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--concurrency", "1,10", "--out", str(out),
-         "--only", ",".join(sections)],
+         "--only", ",".join(sections), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,26 +96,6 @@ def test_quick_run_prints_table_and_writes_json_and_chart(tmp_path: Path) -> Non
     assert set(results["program"]) == {"dev", "prod", "staging"}
     assert all("warm_s" in r for r in results["program"].values()), results["program"]
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.mark.e2e
-@pytest.mark.timeout(900)
-def test_quick_cluster_sections_time_the_real_engine_and_scaling(tmp_path: Path) -> None:
-    stdout, results = quick_run(tmp_path / "results", list(CLUSTER_SECTIONS))
-    for heading in (
-        "Real engine, dev stack on the local cluster",
-        "Backlog to scale-out on the local cluster",
-    ):
-        assert heading in stdout, stdout
-    engine = results["engine"]
-    assert set(engine["median_s"]) == {"preview", "up", "preview_no_changes", "destroy"}
-    assert all(seconds > 0.5 for seconds in engine["median_s"].values()), engine  # real commands ran
-    assert set(engine["met"]) == {"preview", "up"}
-    scaling = results["scaling"]
-    assert set(scaling["median"]) == {"adapter", "keda"}
-    # Real scaling happened: never instant (a scrape and a sync at least), KEDA woke from zero.
-    assert all(m["scale_out_s"] > 0.5 for m in scaling["median"].values()), scaling
-    assert scaling["median"]["keda"]["wake_s"] > 0.2 and scaling["ratio_keda_adapter"] > 0
 
 
 def test_kinds_narrow_the_preview_section_and_a_bad_kind_is_refused(

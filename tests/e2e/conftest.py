@@ -34,13 +34,21 @@ from tests.worker.store_kit import MinioServer, minio  # noqa: F401 (`minio`: th
 FIRST = "RUN_BEFORE_SESSION_CLUSTER"
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything: the check below sees every test
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test here `e2e`; run modules with ``RUN_BEFORE_SESSION_CLUSTER`` first.
 
     Those start and stop their own cluster on the same loopback ports, so they
-    must finish before the session's cluster starts.
+    must finish before the session's cluster starts. An ``e2e`` test outside this folder is
+    refused: ``./dev test``'s end-to-end half collects only this folder, and the other half
+    deselects ``e2e``, so such a test would run in neither.
     """
     here = Path(__file__).parent
+    elsewhere = [item.nodeid for item in items if item.get_closest_marker("e2e") is not None
+                 and not Path(str(item.fspath)).is_relative_to(here)]  # fmt: skip
+    if elsewhere:
+        raise pytest.UsageError(f"e2e tests must live under {here} (./dev test runs them from there): "
+                                f"{', '.join(elsewhere)}")  # fmt: skip
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.e2e)

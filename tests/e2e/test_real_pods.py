@@ -49,6 +49,7 @@ from e2e_kit import (
 )
 from PIL import Image
 
+from infra.config.model import READY_TIMEOUT_MIN_SECONDS
 from infra.manifests.common import API_NAME
 from infra.tools.image.registry_server import Registry
 from infra.tools.local.cluster import kube
@@ -69,6 +70,12 @@ CONCURRENCY = 3  # not the dev stack's 2: the pods must be told this one
 WORKER = "preview-worker-stable"
 READY_TIMEOUT = "3m"
 DRAIN = 3  # the worker's drainSeconds: its pods' grace period is this plus 15 s
+# The worker's job lock and stalled check (30 s each by default): a job whose worker the kernel
+# killed goes back to the queue once its lock expires, at the next stalled check. Shorter here so
+# the OOM test waits seconds, not a minute; the lock is still renewed every 5 s by a live worker.
+LOCK_MS, STALLED_INTERVAL_MS = 10_000, 5_000
+# The refused setting's `up` fails after readyTimeout: the setting's minimum, 30 s (infra/config).
+REFUSED_READY_TIMEOUT = f"{READY_TIMEOUT_MIN_SECONDS}s"
 
 
 def _stack_file(text: str, image: str, bucket: str, minio: MinioServer, redis_port: int) -> str:
@@ -77,7 +84,9 @@ def _stack_file(text: str, image: str, bucket: str, minio: MinioServer, redis_po
     text = text.replace("namespace: preview-dev", f"namespace: {NAMESPACE}")
     text = text.replace("queueName: preview-jobs", f"queueName: {QUEUE}")
     text = text.replace(
-        "    concurrency: 2\n", f"    concurrency: {CONCURRENCY}\n    drainSeconds: {DRAIN}\n"
+        "    concurrency: 2\n",
+        f"    concurrency: {CONCURRENCY}\n    drainSeconds: {DRAIN}\n"
+        f"    lockMs: {LOCK_MS}\n    stalledIntervalMs: {STALLED_INTERVAL_MS}\n",
     )
     text = re.sub(r"(mobius-preview-worker:image: )\S+", rf"\g<1>{image}", text)
     # Room for the long render's 2400-px page (the render budget is the limit's share, worker.render).
@@ -350,7 +359,7 @@ def test_a_setting_the_worker_refuses_at_start_fails_up_with_the_pods_reason(
     good = deployed.values["redis_url"]
     before = {p["metadata"]["name"] for p in _worker_pods(deployed)}
     deployed.set_vault(redis_url="http://not-a-redis-url.invalid:6379")
-    _set_ready_timeout(deployed, "40s")
+    _set_ready_timeout(deployed, REFUSED_READY_TIMEOUT)
     try:
         out = deployed.up(expect_fail=True)
         assert re.search(r"CrashLoopBackOff|exited with code 2|Error", out), out[-3000:]

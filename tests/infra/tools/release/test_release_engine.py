@@ -3,7 +3,8 @@
 The stacks' updates are made by an inline Automation API program (no language plugin
 needed), each stack with its own passphrase; :func:`deployed_digest` then reads them back
 the way the gate does in the repository's project: non-secret outputs only, with no
-passphrase. Fails, never skips, when the CLI is not built.
+passphrase. Fails, never skips, when the CLI is not built. No cluster: these run with the rest of
+the suite, not the end-to-end half (whose ``e2e`` mark is for the engine against the local cluster).
 """
 
 from __future__ import annotations
@@ -98,7 +99,6 @@ def _up(tmp_path: Path, stable: str | None, stack_name: str = "staging") -> bool
     return True
 
 
-@pytest.mark.e2e
 def test_deployed_digest_is_the_last_successful_up(engine_env: None, repo: Path, tmp_path: Path) -> None:
     first, second = split_image(digest("a"))[1], split_image(digest("b"))[1]
     with pytest.raises(
@@ -113,7 +113,6 @@ def test_deployed_digest_is_the_last_successful_up(engine_env: None, repo: Path,
     assert engine.deployed_digest(repo, "staging") is None  # the last update failed
 
 
-@pytest.mark.e2e
 def test_promote_gate_reads_the_engine(engine_env: None, repo: Path, run: Run, tmp_path: Path) -> None:
     """`promote` without an injected lookup asks the real engine about staging's last `pulumi up`."""
     staging = StackFile(repo / "Pulumi.staging.yaml").state().image
@@ -130,7 +129,6 @@ def test_promote_gate_reads_the_engine(engine_env: None, repo: Path, run: Run, t
     assert StackFile(repo / "Pulumi.prod.yaml").state().canary_image == staging
 
 
-@pytest.mark.e2e
 def test_promote_needs_only_the_targets_passphrase(
     engine_env: None, repo: Path, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,7 +167,6 @@ def test_promote_needs_only_the_targets_passphrase(
     assert split_image(staging)[1] in refused.err
 
 
-@pytest.mark.e2e
 def test_the_source_backend_may_be_another(
     engine_env: None, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
