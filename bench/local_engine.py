@@ -1,10 +1,9 @@
 """A throwaway local cluster, Pulumi file backend and project copy, for the suites that run the engine.
 
-Shared by :mod:`bench.engine_suite` and :mod:`bench.rollback_suite`: a state folder of their own
-(so nothing of a person's ``python -m infra local`` cluster is touched), stopped at the end; or,
-with ``--cluster DIR``, the running cluster of that state folder, left running (the smoke test
-passes the end-to-end session's own). :func:`cluster` is that choice, for
-:mod:`bench.scaling_suite` too.
+Shared by :mod:`bench.engine_suite`, :mod:`bench.rollback_suite` and :mod:`bench.scaling_suite`:
+a state folder of their own (so nothing of a person's ``python -m infra local`` cluster is
+touched), stopped at the end; or, with ``--cluster DIR``, the running cluster of that state
+folder, left running (the smoke test passes the end-to-end session's own).
 """
 
 from __future__ import annotations
@@ -23,11 +22,13 @@ from infra.tools.local.project import project_copy
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a suite runs: its temporary root, the engine's environment and the project copy."""
+    """Where a suite runs: its temporary root, the engine's environment, the project copy and the
+    local cluster the environment points at."""
 
     root: Path
     environ: dict[str, str]
     project: Path
+    cluster: control_plane.Cluster
 
 
 def running_cluster(state_root: Path) -> control_plane.Cluster | None:
@@ -37,7 +38,7 @@ def running_cluster(state_root: Path) -> control_plane.Cluster | None:
 
 
 @contextmanager
-def cluster(root: Path, shared: Path | None = None) -> Iterator[control_plane.Cluster]:
+def _cluster(root: Path, shared: Path | None = None) -> Iterator[control_plane.Cluster]:
     """The running cluster of state folder ``shared`` (left running), or one started under ``root``
     and stopped at the end."""
     if shared is not None:
@@ -55,10 +56,10 @@ def cluster(root: Path, shared: Path | None = None) -> Iterator[control_plane.Cl
 
 @contextmanager
 def local_engine(prefix: str, shared: Path | None = None) -> Iterator[Workspace]:
-    """A local cluster (:func:`cluster`) with a file backend and a project copy of their own."""
+    """A local cluster (:func:`_cluster`) with a file backend and a project copy of their own."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         root = Path(tmp)
-        with cluster(root, shared) as running:
+        with _cluster(root, shared) as running:
             (root / "backend").mkdir()
             environ = {**os.environ, **shell_env.variables(running.state, backend=root / "backend")}
-            yield Workspace(root, environ, project_copy(root / "project"))
+            yield Workspace(root, environ, project_copy(root / "project"), running)

@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,15 +25,14 @@ from typing import Any
 import yaml
 from bullmq import Queue
 
-from bench.local_engine import cluster
+from bench.local_engine import local_engine
 from bench.redis_kit import BenchRedis, free_port
 from bench.worker_proc import spawn, worker_env
 from infra.manifests.scaling.adapter import CONFIG_FILE
 from infra.tools.local.addons.keda import Keda
 from infra.tools.local.addons.metrics_adapter import MetricsStack
 from infra.tools.local.addons.prometheus import Prometheus, Target
-from infra.tools.local.cluster import control_plane, kube, shell_env
-from infra.tools.local.project import project_copy
+from infra.tools.local.cluster import control_plane, kube
 from worker import constants as c
 
 STACK, NAMESPACE, QUEUE, DEPLOYMENT = "dev", "preview-dev", "bench-scale", "preview-worker-stable"
@@ -161,22 +158,18 @@ def run(rounds: int, shared: Path | None = None) -> dict[str, Any]:
     """Median seconds from backlog to scale-out per mode (and KEDA's wake from zero), on the running
     cluster of state folder ``shared`` if given."""
     times: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
-    with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp, BenchRedis() as redis:
-        root = Path(tmp)
+    with local_engine("bench-scaling-", shared) as ws, BenchRedis() as redis:
         api_port, prometheus_port = free_port(), free_port()
-        api = spawn(worker_env(redis.url, QUEUE, str(root / "data"), api_port=api_port), command="api")
+        api = spawn(worker_env(redis.url, QUEUE, str(ws.root / "data"), api_port=api_port), command="api")
         try:
-            with cluster(root, shared) as running:
-                (root / "backend").mkdir()
-                environ = {**os.environ, **shell_env.variables(running.state, backend=root / "backend")}
-                project = project_copy(root / "project")
-                _pulumi(environ, project, "stack", "init", STACK)
-                targets = [Target(api_port, NAMESPACE)]
-                for index in range(rounds):
-                    for mode in MODES:  # interleaved, so drift hits both alike
-                        stack_config(project, mode, f"http://127.0.0.1:{prometheus_port}")
-                        with _metrics_path(mode, running, root / f"{mode}-{index}", targets, prometheus_port):
-                            times[mode].append(_round(mode, environ, project, redis.url))
+            _pulumi(ws.environ, ws.project, "stack", "init", STACK)
+            targets = [Target(api_port, NAMESPACE)]
+            for index in range(rounds):
+                for mode in MODES:  # interleaved, so drift hits both alike
+                    stack_config(ws.project, mode, f"http://127.0.0.1:{prometheus_port}")
+                    folder = ws.root / f"{mode}-{index}"
+                    with _metrics_path(mode, ws.cluster, folder, targets, prometheus_port):
+                        times[mode].append(_round(mode, ws.environ, ws.project, redis.url))
         finally:
             api.terminate()
             api.wait(30)

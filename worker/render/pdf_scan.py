@@ -32,7 +32,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
-from worker.render.limits import RenderLimits, jpeg_coefficient_bytes, peak_bytes
+from worker.errors import BudgetExceeded
+from worker.render.limits import RenderLimits, check_memory, check_pixels, jpeg_coefficient_bytes
 from worker.render.pdf_stream import image_dict_is_plain, only_plain_objects
 from worker.render.raster import sampling
 from worker.render.registry import OutputSpec
@@ -183,17 +184,17 @@ def _decode(
         jpeg = Image.open(io.BytesIO(raw), formats=["JPEG"])
         if jpeg.size != pixels or jpeg.mode != mode or "adobe" in jpeg.info:
             return None
-        if jpeg.width * jpeg.height > limits.max_pixels:
-            return None
+        check_pixels(jpeg.width, jpeg.height, limits.max_pixels)
         held = 0
         if jpeg.info.get("progressive"):
             held = jpeg_coefficient_bytes(jpeg.width, jpeg.height, sampling(jpeg))
         jpeg.draft(mode, needed)
         if jpeg.width < needed[0] or jpeg.height < needed[1]:
             return None
-        if peak_bytes(jpeg.width, jpeg.height, "JPEG", outputs) + held > limits.memory_bytes:
-            return None
+        check_memory(jpeg.width, jpeg.height, "JPEG", outputs, limits, held_bytes=held)
         jpeg.load()
+    except BudgetExceeded:
+        return None  # over a guard: PDFium's own failure (or render) is then today's outcome
     except MemoryError:
         raise  # the render process's limit: reported with the budget by worker.render.child
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
