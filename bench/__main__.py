@@ -36,7 +36,7 @@ from bench import (
     run_suite,
     scaling_suite,
 )
-from bench.preview_corpus import KINDS
+from bench.preview_corpus import KINDS, parse_kinds
 from bench.redis_kit import BenchRedis
 
 SECTIONS = (
@@ -90,9 +90,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.only) - set(SECTIONS)
     if unknown or args.corpus < 1 or args.rounds < 1 or args.jobs < 1:
         p.error(f"bad --only {sorted(unknown)}" if unknown else "bad --corpus/--rounds/--jobs")
-    args.kinds = tuple(k.strip() for k in args.kinds.split(","))
-    if not args.kinds or set(args.kinds) - set(KINDS):
-        p.error(f"bad --kinds {sorted(set(args.kinds) - set(KINDS))}: the kinds are {', '.join(KINDS)}")
+    try:
+        args.kinds = parse_kinds(args.kinds)
+    except ValueError as err:
+        p.error(str(err))
     if args.cluster is not None and local_engine.running_cluster(args.cluster) is None:
         p.error(f"--cluster {args.cluster}: no running local cluster there (`python -m infra local up`)")
     return args

@@ -34,6 +34,15 @@ EXTENSIONS = {
 }  # fmt: skip
 
 
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """The corpus kinds of a comma-separated ``--kinds`` value; ValueError naming any unknown one."""
+    kinds = tuple(k.strip() for k in text.split(","))
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"bad --kinds {unknown}: the kinds are {', '.join(KINDS)}")
+    return kinds
+
+
 def corpus(per_kind: int) -> Path:
     """Generate (or reuse from the cache) ``per_kind`` files of every kind; returns the root."""
     if per_kind < 1:

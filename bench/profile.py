@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", help="render: comma-separated corpus kinds (default all)")
     args = p.parse_args(argv)
     if args.impl == "render":
-        from bench.preview_corpus import KINDS
+        from bench.preview_corpus import KINDS, parse_kinds
 
-        kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
-        if set(kinds) - set(KINDS):
-            p.error(f"bad --kinds {sorted(set(kinds) - set(KINDS))}: the kinds are {', '.join(KINDS)}")
+        try:
+            kinds = parse_kinds(args.kinds) if args.kinds else KINDS
+        except ValueError as err:
+            p.error(str(err))
         return _profile_render(args.rounds, args.corpus, kinds)
     if args.impl == "run":
         return _profile_run(args.jobs, args.concurrency, args.top)
