@@ -7,7 +7,11 @@ draining pre-filled dryRun jobs. ``render`` profiles the renderer on the preview
 (``bench.preview_corpus``, the distinct files of each kind, ``--rounds`` times each, the three
 WebP boxes of ``python -m bench --only preview``; ``--kinds`` narrows it) in this one process and
 prints, per kind, the milliseconds per file spent decoding, resizing and encoding, and inside
-the encoding in libwebp's ``WebPEncode`` itself: the encoder's floor.
+the encoding in libwebp's ``WebPEncode`` itself: the encoder's floor. For the raster kinds it
+then times, without the profiler and alternating round by round, the CPU milliseconds per file
+of the same renders and of the pyvips service's (``bench.vips_service.raster``, one libvips
+thread), and their ratio: CPU time, which other load on the machine moves far less than the
+wall-clock files/s of ``python -m bench --only preview``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import io
+import os
 import pstats
+import statistics
 import sys
+import tempfile
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import uvloop
 
@@ -114,16 +125,18 @@ STAGES = {
 
 
 def _profile_render(rounds: int, per_kind: int, kinds: tuple[str, ...]) -> int:
-    """Per kind: ms per file in each of the renderer's stages, and the encoder's own share."""
-    from bench.preview_corpus import corpus, distinct
-    from bench.vips_service import BOXES
+    """Per kind: ms per file in each of the renderer's stages, the encoder's own share, and the CPU
+    ms per file of the worker's renders against the pyvips service's (raster kinds)."""
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")  # read when pyvips loads libvips, just below
+    from bench.preview_corpus import PDF_KINDS, corpus, distinct
+    from bench.vips_service import BOXES, raster
     from worker.render import OutputSpec, RenderLimits, render
 
     outputs = [OutputSpec(f"b{box}", "webp", box, box) for box in BOXES]
     limits = RenderLimits(10**9, 2**40)
     root = corpus(per_kind)
     header = " ".join(f"{stage:>10s}" for stage in STAGES)
-    print(f"{'kind':15s} {'ms/file':>8s} {header}  encoder share")
+    print(f"{'kind':15s} {'ms/file':>8s} {header}  encoder share  {'cpu/file':>8s} {'pyvips':>8s} x-pyvips")
     for kind in kinds:
         sources = [path.read_bytes() for path in distinct(root, kind)]
         render(sources[0], outputs, limits)  # first-use costs (codec tables, imports) are not a render's
@@ -145,8 +158,39 @@ def _profile_render(rounds: int, per_kind: int, kinds: tuple[str, ...]) -> int:
         }  # fmt: skip
         share = ms["WebPEncode"] / total if total else 0.0
         cells = " ".join(f"{ms[stage]:10.1f}" for stage in STAGES)
-        print(f"{kind:15s} {total:8.1f} {cells}  {share:6.0%}")
+        if kind in PDF_KINDS:  # pyvips-binary has no PDF loader: `python -m bench.pdf_cpu` compares pdftoppm
+            cpu = f"{'-':>8s} {'-':>8s} {'-':>8s}"
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-profile-") as out:
+                paths = distinct(root, kind)
+                mine, theirs = cpu_ms_per_file(
+                    [functools.partial(render, data, outputs, limits) for data in sources],
+                    [functools.partial(raster, path, Path(out)) for path in paths],
+                    rounds,
+                )
+            cpu = f"{mine:8.1f} {theirs:8.1f} {theirs / mine:7.2f}x"
+        print(f"{kind:15s} {total:8.1f} {cells}  {share:6.0%}  {cpu}")
     return 0
+
+
+def cpu_ms_per_file(
+    ours: list[Callable[[], object]], theirs: list[Callable[[], object]], rounds: int
+) -> tuple[float, float]:
+    """Median over ``rounds`` of the CPU ms per file of each side, the two sides alternating per round.
+
+    Each list renders one file per call; each side renders its first file once before timing.
+    """
+    ours[0]()
+    theirs[0]()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(rounds):
+        for calls, times in ((ours, a), (theirs, b)):
+            start = time.process_time()
+            for call in calls:
+                call()
+            times.append((time.process_time() - start) * 1000 / len(calls))
+    return statistics.median(a), statistics.median(b)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,27 @@ def scan_pdf(
         *extra_objects,
     ]
     return _assemble_pdf(objects)
+
+
+def lossless_jpeg(width: int, height: int) -> bytes:
+    """A lossless (SOF3) 8-bit greyscale JPEG, all 128: predictor 1, so every difference is 0.
+
+    Pillow cannot write one. One Huffman code (``0``, category 0) encodes each sample in one bit.
+    """
+    import struct
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+
+    frame = struct.pack(">BHHB", 8, height, width, 1) + bytes([1, 0x11, 0])
+    table = bytes([0x00, 1] + [0] * 15 + [0])  # DC table 0: one code of length 1, for category 0
+    scan = bytes([1, 1, 0x00, 1, 0, 0])  # one component on table 0; predictor 1, no point transform
+    samples = bytes((width * height + 7) // 8)  # one 0 bit a sample
+    return (
+        b"\xff\xd8"
+        + segment(0xC3, frame)
+        + segment(0xC4, table)
+        + segment(0xDA, scan)
+        + samples
+        + b"\xff\xd9"
+    )

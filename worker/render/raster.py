@@ -78,7 +78,7 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
         check_pixels(image.width, image.height, limits.max_pixels)
         orientation = image.getexif().get(0x0112, 1)
         held, source = 0, None
-        if image.format == "JPEG":
+        if image.format == "JPEG" and not lossless_jpeg(data):
             if image.info.get("progressive"):
                 held = jpeg_coefficient_bytes(image.width, image.height, sampling(image))
                 source = f"{image.width}x{image.height} progressive JPEG"
@@ -111,6 +111,29 @@ def decode(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> 
         # animated WebP's render; docs/throughput.md, issue 34).
         return decoded.convert("RGB")
     return decoded
+
+
+#: Start-of-frame markers of lossless JPEG (sequential, differential; Huffman or arithmetic coded).
+_LOSSLESS_FRAMES = frozenset((0xC3, 0xC7, 0xCB, 0xCF))
+
+
+def lossless_jpeg(data: bytes) -> bool:
+    """Whether a JPEG's frame is lossless, which libjpeg cannot decode scaled (so no draft).
+
+    Walks the marker segments from SOI to the first start-of-frame (``0xFFC0``-``0xFFCF`` but
+    DHT, JPG and DAC). Drafted, such a file failed with "broken data stream" though it decodes
+    whole. A malformed header answers False and fails in the decoder as before.
+    """
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte
+            pos += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker in _LOSSLESS_FRAMES
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return False
 
 
 def _alpha_range(image: Image.Image) -> tuple[float, float]:

@@ -209,3 +209,32 @@ def test_smaller_renditions_are_made_from_a_larger_one_and_look_the_same(
         direct = real(image, out)
         diff = ImageStat.Stat(ImageChops.difference(made, direct)).mean
         assert max(diff) < 2.0, (out.name, diff)  # mean difference under 2 of 255 per channel
+
+
+def test_lossless_jpeg_is_decoded_whole_not_drafted() -> None:
+    # libjpeg cannot scale a lossless frame: drafted, it failed with "broken data stream".
+    from worker.render import raster
+
+    data = media.lossless_jpeg(1600, 1200)
+    assert raster.lossless_jpeg(data)
+    _kind, (r,) = render(data, [OutputSpec("t", "webp", 320, 320)], LIMITS)
+    image = decode_image(r.data).convert("L")
+    assert image.size == (320, 240)
+    assert image.getextrema() == (128, 128)
+
+
+@pytest.mark.parametrize(
+    ("data", "lossless"),
+    [
+        (media.jpeg(64, 48), False),
+        (media.progressive_jpeg(64, 48), False),
+        (media.jpeg(64, 48, orientation=6), False),  # an APP1 segment before the frame
+        (b"\xff\xd8\xff\xff\xff\xc3\x00\x02", True),  # fill bytes, then a (truncated) SOF3
+        (b"\xff\xd8\xff\xc3", False),  # too short to read
+        (b"\xff\xd8junk", False),
+    ],
+)
+def test_lossless_jpeg_reads_the_frame_marker(data: bytes, lossless: bool) -> None:
+    from worker.render import raster
+
+    assert raster.lossless_jpeg(data) is lossless
