@@ -230,7 +230,8 @@ class Consumer:
             self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
         if c.REUSED_OUTCOME in attempt.extra:
             extra["reused"] = True  # the artifacts an earlier, unrecorded attempt stored
-        log.info(f"job {attempt.outcome}", extra={**extra, "outcome": attempt.outcome})
+        extra["outcome"] = attempt.outcome
+        logs.info(log, f"job {attempt.outcome}", extra)  # log.info's line, without its record (#34)
 
     def _on_error(self, err: Any, *_: Any) -> None:
         log.warning("bullmq error", extra={"error": f"{type(err).__name__}: {err}"})
