@@ -448,6 +448,14 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         moved: list[Any] | None = raw2NextJobData(result)
         return moved
 
+    def emit(self, event_name: str, *args: Any, **kwargs: Any) -> None:
+        """bullmq's ``EventEmitter.emit`` without its list when no one listens: ``completed`` and
+        ``active`` are emitted for every job and the consumer listens to neither (#34)."""
+        callbacks = self._callbacks.get(event_name)
+        if callbacks:
+            for callback in callbacks:
+                callback(*args, **kwargs)
+
     async def _process(self, job: Job, token: str) -> Job | None:
         """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any.
 
