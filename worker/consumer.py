@@ -29,7 +29,7 @@ from mobius_preview_client.contract.documents import JobResult
 from worker import constants as c
 from worker import errors, logs, pipeline
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
-from worker.metrics import Metrics
+from worker.metrics import Metrics, PassTally
 from worker.queue import queues
 from worker.queue.fastpath import FastWorker
 from worker.settings import Settings
@@ -68,6 +68,8 @@ class Consumer:
         self._round_errors = 0
         #: Attempts ended but not yet recorded by Redis, by (job id, lock token).
         self._ending: dict[tuple[str, str], _Attempt] = {}
+        #: The per-job counters and the in-flight gauge, added up over each loop pass (#34).
+        self._tally = PassTally()
 
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
@@ -157,14 +159,15 @@ class Consumer:
         """The BullMQ processor: run the pipeline for one job and map its outcome."""
         job_id, attempt = str(job.id), job.attemptsMade + 1
         started = time.monotonic()
-        self.metrics.jobs_taken.inc()
+        tally = self._tally
+        tally.add(self.metrics.jobs_taken)
         poison: intake.Poison | None = getattr(job, "poison", None)
         if poison is not None:  # failed the JSON gate: dead-lettered with its raw bytes, never retried
             await self._give_up(job, token, poison.reason, "invalid", started, c.REASON_INVALID)
             raise UnrecoverableError(poison.reason)
         queues.apply_retry_policy(job, self.settings)
         active = self.metrics.jobs_in_flight
-        active.inc()
+        tally.add(active)
         try:
             result = await pipeline.run(job_id, job.data, self.settings, self.renders)
         except RenderCancelled:
@@ -184,7 +187,7 @@ class Consumer:
                 self._ended(job, token, _Attempt("retried", reason=reason, cause=cause), started)
             raise
         finally:
-            active.dec()
+            tally.add(active, -1)
         self._ended(job, token, _Attempt(result.outcome, ("reused",) if result.reused else ()), started)
         return {"outcome": result.outcome, "renditions": len((result.manifest or {}).get("renditions", []))}
 
@@ -224,13 +227,14 @@ class Consumer:
             )
             return
         for outcome in (attempt.outcome, *attempt.extra):
-            self.metrics.outcome(outcome, attempt.cause)
+            self._tally.add(self.metrics.outcome_series(outcome, attempt.cause))
         if attempt.outcome in c.GOOD_OUTCOMES and job.timestamp:
             # From the producer's clock to ours: a skew never makes a negative time.
             self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
         if c.REUSED_OUTCOME in attempt.extra:
             extra["reused"] = True  # the artifacts an earlier, unrecorded attempt stored
-        log.info(f"job {attempt.outcome}", extra={**extra, "outcome": attempt.outcome})
+        extra["outcome"] = attempt.outcome
+        logs.info(log, f"job {attempt.outcome}", extra)  # log.info's line, without its record (#34)
 
     def _on_error(self, err: Any, *_: Any) -> None:
         log.warning("bullmq error", extra={"error": f"{type(err).__name__}: {err}"})

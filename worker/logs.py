@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -25,6 +26,10 @@ _STD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "as
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 #: A record's own attributes come first in its ``__dict__``; ``extra=`` fields follow them.
 _OWN_ATTRS = len(vars(logging.makeLogRecord({})))
+#: Keys a line's own fields take, and the record's attributes: never an ``extra=`` field of a fast line.
+_TAKEN = frozenset({"ts", "level", "logger", "msg"}) | _STD_ATTRS
+#: How ``_ENCODER`` writes a string (``ensure_ascii``), used by :func:`_json` for the same bytes.
+_STRING = json.encoder.encode_basestring_ascii
 
 
 def secret_values() -> tuple[str, ...]:
@@ -91,6 +96,14 @@ class PassHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self._queue(line)
+
+    def write_line(self, line: str) -> None:
+        """Queue one line formatted by the caller (:func:`info`), as :meth:`emit` queues a record's."""
+        with self.lock or contextlib.nullcontext():
+            self._queue(line)
+
+    def _queue(self, line: str) -> None:
         self.pending.append(line)
         if self.scheduled:
             return
@@ -109,6 +122,72 @@ class PassHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 lines, self.pending = self.pending, []
                 self.stream.write("\n".join(lines) + "\n")
             super().flush()
+
+
+def info(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``: the same line, made without the logging module's record,
+    handler chain and JSON encoder when :func:`setup`'s handler is the only one the record would
+    reach (9 µs a line → about 2 µs, #34: the consumer writes one per job). Otherwise, or when a
+    field is not a plain JSON value, ``logger.info`` itself.
+    """
+    handler = _sole_handler(logger)
+    if handler is None or not _TAKEN.isdisjoint(fields):
+        logger.info(msg, extra=fields)
+        return
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    try:
+        parts = [f'{{"ts":{_json(round(time.time(), 3))},"level":"info","logger":{_STRING(logger.name)}',
+                 f',"msg":{_STRING(msg)}']  # fmt: skip
+        parts += [f",{_STRING(key)}:{_json(value)}" for key, value in fields.items() if key[:1] != "_"]
+    except (_NotPlain, TypeError):  # TypeError: a key that is not a string
+        logger.info(msg, extra=fields)
+        return
+    parts.append("}")
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    handler.write_line(scrub("".join(parts), formatter.secrets))
+
+
+class _NotPlain(Exception):
+    """A value :func:`_json` leaves to the JSON encoder."""
+
+
+def _json(value: Any) -> str:
+    """``value`` as ``_ENCODER`` writes it, for a string, an int, a finite float, a boolean or None."""
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is bool or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    raise _NotPlain
+
+
+def _sole_handler(logger: logging.Logger) -> PassHandler | None:
+    """The handler ``logger``'s records reach, if it is only a :class:`PassHandler` with a
+    :class:`JsonFormatter` and no filter or record factory of anyone else's is on the way; else None."""
+    if (
+        logger.filters
+        or logger.disabled
+        or logging.getLogRecordFactory() is not logging.LogRecord
+        or logging.getLevelName(logging.INFO) != "INFO"
+    ):
+        return None
+    found: list[logging.Handler] = []
+    node: logging.Logger | None = logger
+    while node is not None:
+        found += node.handlers
+        node = node.parent if node.propagate else None
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if type(handler) is not PassHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler if type(handler.formatter) is JsonFormatter else None
 
 
 def setup(level: str = "INFO") -> logging.Logger:

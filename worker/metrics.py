@@ -8,6 +8,9 @@ a canary with stable. ``docs/metrics.md`` is generated from these declarations
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -156,6 +159,10 @@ class Metrics:
 
     def outcome(self, outcome: str, reason: str = c.REASON_NONE) -> None:
         """Count one job outcome (``constants.OUTCOMES``) with its ``reason`` (``constants.REASONS``)."""
+        self.outcome_series(outcome, reason).inc()
+
+    def outcome_series(self, outcome: str, reason: str = c.REASON_NONE) -> Any:
+        """The counter :meth:`outcome` increments (for a :class:`PassTally`)."""
         child = self._outcomes.get((outcome, reason))
         if child is None:
             if outcome not in c.OUTCOMES or reason not in c.REASONS:
@@ -163,7 +170,7 @@ class Metrics:
             child = self._outcomes[outcome, reason] = self.outcomes.labels(
                 self.track, self.release, outcome, reason
             )
-        child.inc()
+        return child
 
     def set_concurrency(self, concurrency: int) -> None:
         """Record the concurrency this process runs with."""
@@ -194,6 +201,42 @@ class Metrics:
         Redis yet reports no value rather than a zero)."""
         self.redis_memory_used.labels(self.track, self.release).set(used)
         self.redis_maxmemory.labels(self.track, self.release).set(maxmemory)
+
+
+class PassTally:
+    """Counter and gauge changes made during one event-loop pass, applied together when it ends.
+
+    At concurrency 50 a pass finishes many jobs: one ``inc(n)`` per series then replaces one call
+    per job, each a lock and, under the per-core supervisor, a write to a multiprocess file (#34).
+    Every change is applied, in full, before the next pass (a scrape runs in a pass of its own);
+    outside a running loop a change is applied at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[Any, float] = {}
+        self.scheduled = False
+
+    def add(self, series: Any, amount: float = 1) -> None:
+        """``series.inc(amount)`` (a counter's or gauge's child), at the end of this pass."""
+        pending = self.pending
+        pending[series] = pending.get(series, 0) + amount
+        if self.scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.apply()
+            return
+        self.scheduled = True
+        loop.call_soon(self.apply)
+
+    def apply(self) -> None:
+        """Apply every pending change now (a gauge's changes that add up to 0 are not written)."""
+        self.scheduled = False
+        pending, self.pending = self.pending, {}
+        for series, amount in pending.items():
+            if amount:
+                series.inc(amount)
 
 
 class ApiMetrics:

@@ -137,10 +137,10 @@ def over_bounds(payload: Any) -> list[Violation]:
     Walks only as far as the bounds allow (an array over ``maxItems`` is reported, not entered),
     so its cost is bounded by the schema whatever the payload holds.
     """
+    if fits(payload):  # first: the import below costs a job about 1 µs (#34)
+        return []
     from mobius_preview_client.contract.validation import schema
 
-    if fits(payload):
-        return []
     return list(_walk(schema(), schema(), payload, []))
 
 

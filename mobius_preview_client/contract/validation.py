@@ -31,6 +31,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 _BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 #: A JSON escape of a UTF-16 surrogate (``\\ud800``): a lone one decodes to a string no UTF-8 holds.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: The error-message name fastjsonschema's code builds for each array item before checking it.
+_ITEM_NAME = re.compile(r'\(name_prefix or "data"\) \+ "[^"]*\[\{\w+\}\]"\.format\(\*\*locals\(\)\)')
 
 
 def schema_path() -> Path:
@@ -64,7 +66,17 @@ def _compiled() -> Callable[[Any], Any]:
     # contentEncoding is an annotation in draft 2020-12, but fastjsonschema (draft 7) would decode
     # it; the base64 check is _extra_checks' alone, as for jsonschema.
     plain = _without("contentEncoding", schema())
-    return fastjsonschema.compile(plain, use_default=False, detailed_exceptions=False)
+    code = fastjsonschema.compile_to_code(plain, use_default=False, detailed_exceptions=False)
+    # Only a yes or no is asked of it, so the name each array item's check would carry into an
+    # error message is not built: a ``format(**locals())`` per output, 2.8 of its 6.4 µs for a job
+    # with one output (#34). The rest of the code is fastjsonschema's, unchanged.
+    code = _ITEM_NAME.sub("name_prefix", code)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<fastjsonschema>", "exec"), namespace)  # as fastjsonschema.compile does
+    root = re.search(r"^def (\w+)\(", code, re.MULTILINE)
+    assert root is not None
+    check: Callable[[Any], Any] = namespace[root[1]]
+    return check
 
 
 def _without(keyword: str, node: Any) -> Any:

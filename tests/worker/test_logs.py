@@ -53,5 +53,70 @@ def test_store_credentials_are_scrubbed(
     assert line["msg"] == "signing failed with key <redacted>"
 
 
+FAST_FIELDS = [
+    {"jobId": "r1", "attempt": 1, "duration": 0.0002, "outcome": "dryrun"},
+    {"jobId": "ä\"\\\n\u2028😀", "attempt": 2**70, "duration": 1e-07, "outcome": "failed",
+     "reason": "ValueError: x", "cause": "invalid", "reused": True, "none": None, "off": False},
+    {"jobId": "x", "duration": float("nan"), "big": float("inf"), "list": [1, {"a": 2}], "obj": object()},
+    {"jobId": "x", "_private": "dropped", "attempt": -3},
+    {"ts": "taken", "jobId": "x"},  # a key the line's own fields take: logging's own path, as ever
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", FAST_FIELDS)
+def test_fast_info_line_is_the_logging_modules_line(
+    fields: dict[str, object], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logs.info writes, byte for byte, the line log.info would, whatever the fields hold (only the
+    timestamp is the clock's), and secrets are scrubbed from it alike."""
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2-pw@redis:6379/0")
+    logs.setup("INFO")
+    log = logs.get("consumer")
+    fields = {**fields, "error": "at redis://:hunter2-pw@redis:6379/0"}
+    monkeypatch.setattr(logs.time, "time", lambda: 1796637677.8824)
+    try:
+        log.info("job dryrun", extra=dict(fields))
+    except KeyError:  # logging refuses such a key: so must the fast line
+        with pytest.raises(KeyError):
+            logs.info(log, "job dryrun", dict(fields))
+        return
+    logs.info(log, "job dryrun", dict(fields))
+    logging.getLogger().handlers[0].flush()
+    slow, fast = capsys.readouterr().out.splitlines()
+    assert fast == slow and "hunter2" not in fast
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_fast_info_line_defers_to_any_other_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a handler besides setup()'s, a filter, or a level above INFO, logs.info is log.info."""
+    logs.setup("INFO")
+    log = logs.get("consumer")
+    kept = _Kept()
+    logging.getLogger().addHandler(kept)
+    try:
+        logs.info(log, "job completed", {"jobId": "a-1"})
+    finally:
+        logging.getLogger().removeHandler(kept)
+    assert [(r.getMessage(), r.__dict__["jobId"]) for r in kept.records] == [("job completed", "a-1")]
+    log.addFilter(lambda record: record.__dict__.get("jobId") != "a-2")
+    try:
+        logs.info(log, "job completed", {"jobId": "a-2"})
+    finally:
+        log.filters.clear()
+    logs.setup("WARNING")
+    logs.info(log, "job completed", {"jobId": "a-3"})
+    logging.getLogger().handlers[0].flush()
+    out = capsys.readouterr().out
+    assert '"a-1"' in out and "a-2" not in out and "a-3" not in out
+
+
 def teardown_module() -> None:
     logging.getLogger().handlers.clear()

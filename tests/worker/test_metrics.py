@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import constants as c
-from worker.metrics import DURATION_BUCKETS, ApiMetrics, Metrics
+from worker.metrics import DURATION_BUCKETS, ApiMetrics, Metrics, PassTally
 from worker.metrics_doc import exposed_name
 
 
@@ -70,6 +72,36 @@ def test_outcomes_are_counted_once_in_one_series() -> None:
         m.outcome("exploded")
     with pytest.raises(ValueError, match="reason 'exploded'"):
         m.outcome(c.FAILED_OUTCOME, "exploded")
+
+
+def test_a_pass_tally_applies_every_change_exactly_when_the_pass_ends() -> None:
+    """Within a running loop the changes wait for the end of the pass, then all land, exactly; a
+    gauge's changes that cancel out leave it as it was; outside a loop a change lands at once."""
+    m = Metrics("stable")
+    tally = PassTally()
+
+    def value(name: str, outcome: str | None = None) -> float:
+        return next(v for n, labels, v in samples(m) if n == name and labels.get("outcome") == outcome)
+
+    async def one_pass() -> tuple[float, float, float]:
+        for _ in range(3):
+            tally.add(m.jobs_taken)
+            tally.add(m.jobs_in_flight)
+            tally.add(m.outcome_series(c.GOOD_OUTCOMES[1]))
+        tally.add(m.jobs_in_flight, -2)
+        during = (
+            value(c.METRIC_JOBS_TAKEN),
+            value(c.METRIC_JOBS_IN_FLIGHT),
+            value(c.METRIC_JOB_OUTCOMES, "dryrun"),
+        )
+        await asyncio.sleep(0)
+        return during
+
+    assert asyncio.run(one_pass()) == (0.0, 0.0, 0.0)
+    assert (value(c.METRIC_JOBS_TAKEN), value(c.METRIC_JOBS_IN_FLIGHT)) == (3.0, 1.0)
+    assert value(c.METRIC_JOB_OUTCOMES, "dryrun") == 3.0
+    tally.add(m.jobs_in_flight, -1)
+    assert value(c.METRIC_JOBS_IN_FLIGHT) == 0.0 and not tally.pending
 
 
 def test_every_name_has_its_process_prefix_and_counters_end_in_total() -> None:

@@ -53,11 +53,11 @@ import redis.asyncio as aioredis
 from bullmq import Job, Worker
 from bullmq.custom_errors import DelayedError, UnrecoverableError, WaitingChildrenError
 from bullmq.redis_connection import RedisConnection
-from bullmq.scripts import Scripts
+from bullmq.scripts import Scripts, raw2NextJobData
 from bullmq.timer import Timer
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, DataError, NoScriptError, TimeoutError
 
 from mobius_preview_client import connections, intake
 from worker import logs
@@ -436,6 +436,26 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
         ]
         return keys, args
 
+    def _moved(self, job_id: str, result: Any) -> list[Any] | None:
+        """``Scripts.moveToFinished``'s answer from the script's reply: the next job's data, or
+        bullmq's error for a negative code (``Missing lock`` and the like)."""
+        if result is None:
+            return None
+        if type(result) is int and result < 0:
+            raise self.scripts.finishedErrors(
+                {"code": result, "jobId": job_id, "command": "moveToFinished", "state": "active"}
+            )
+        moved: list[Any] | None = raw2NextJobData(result)
+        return moved
+
+    def emit(self, event_name: str, *args: Any, **kwargs: Any) -> None:
+        """bullmq's ``EventEmitter.emit`` without its list when no one listens: ``completed`` and
+        ``active`` are emitted for every job and the consumer listens to neither (#34)."""
+        callbacks = self._callbacks.get(event_name)
+        if callbacks:
+            for callback in callbacks:
+                callback(*args, **kwargs)
+
     async def _process(self, job: Job, token: str) -> Job | None:
         """bullmq's ``processJob``, completing with ``fetchNext``; returns the next job, if any.
 
@@ -464,7 +484,17 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
                 keys, args = self._completed_args(
                     job, result, job.opts.get("removeOnComplete", False), token, fetch
                 )
-                moved = await self.scripts.moveToFinished(job.id, keys, args)
+                script = self.scripts.commands["moveToFinished"]
+                command = script.command(keys, args) if type(script) is PipelinedScript else None
+                sent = None if command is None else script.pipe.sent(command)
+                if sent is None:
+                    moved = await self.scripts.moveToFinished(job.id, keys, args)
+                else:  # Scripts.moveToFinished and the script's call, without their two coroutines
+                    try:
+                        raw = script.pipe.reply(await sent[0], sent[1])
+                    except (NoScriptError, ConnectionError) as err:
+                        raw = await script.recover(err, command, keys, args)
+                    moved = self._moved(job.id, raw)
                 recorded = True
                 job.returnvalue = result
                 job.attemptsMade = job.attemptsMade + 1

@@ -200,8 +200,21 @@ class PipelinedConnection:
         proto = self._proto
         if proto is None or proto.lost is not None:
             proto = await self._connect()
+        return self.reply(await proto.send(args), proto)
+
+    def sent(self, args: tuple[Any, ...]) -> tuple[asyncio.Future[Any], _Protocol] | None:
+        """:meth:`execute` without its coroutine: ``args`` sent now on the open connection, the
+        future of the raw reply and the connection, to pass to :meth:`reply`; None when the
+        connection is not open (then :meth:`execute`, which opens it)."""
+        proto = self._proto
+        if proto is None or proto.lost is not None:
+            return None
+        return proto.send(args), proto
+
+    def reply(self, raw: Any, proto: _Protocol) -> Any:
+        """A raw reply from ``proto`` as :meth:`execute` returns it (an error reply raised)."""
         try:
-            return _decode(await proto.send(args))
+            return _decode(raw)
         except ReadOnlyError:
             if self.target.sentinel is None:
                 raise
@@ -331,20 +344,35 @@ class PipelinedScript:
     async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
         keys = keys or []
         args = args or []
-        if client is None:
-            command = ("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        if client is not None:
+            return await self.script(keys=keys, args=args, client=client)
+        command = self.command(keys, args)
+        try:
+            return await self.pipe.execute(*command)
+        except (NoScriptError, ConnectionError) as err:
+            return await self.recover(err, command, keys, args)
+
+    def command(self, keys: list[Any], args: list[Any]) -> tuple[Any, ...]:
+        """The ``EVALSHA`` command of a call (for :meth:`PipelinedConnection.sent`)."""
+        return ("EVALSHA", self.script.sha, len(keys), *keys, *args)
+
+    async def recover(
+        self, err: Exception, command: tuple[Any, ...], keys: list[Any], args: list[Any]
+    ) -> Any:
+        """Finish a call whose pipelined ``command`` failed with ``err``: ``NOSCRIPT`` loads the
+        script over the pipe and runs it again; a failure of the pipe itself (redis-py's
+        ``BusyLoadingError``, the server loading, is one too) runs it through redis-py."""
+        if isinstance(err, NoScriptError):
+            self.loads += 1
             try:
-                try:
-                    return await self.pipe.execute(*command)
-                except NoScriptError:
-                    self.loads += 1
-                    await self.pipe.execute("SCRIPT", "LOAD", self.script.script)
-                    return await self.pipe.execute(*command)
-            except ConnectionError as err:  # redis-py's BusyLoadingError (server loading) is one too
-                self.fallbacks += 1
-                if self.fallbacks == 1 or self.fallbacks % 1000 == 0:
-                    log.info(
-                        "pipelined script call fell back to redis-py",
-                        extra={"error": f"{type(err).__name__}: {err}", "fallbacks": self.fallbacks},
-                    )
-        return await self.script(keys=keys, args=args, client=client)
+                await self.pipe.execute("SCRIPT", "LOAD", self.script.script)
+                return await self.pipe.execute(*command)
+            except ConnectionError as lost:
+                err = lost
+        self.fallbacks += 1
+        if self.fallbacks == 1 or self.fallbacks % 1000 == 0:
+            log.info(
+                "pipelined script call fell back to redis-py",
+                extra={"error": f"{type(err).__name__}: {err}", "fallbacks": self.fallbacks},
+            )
+        return await self.script(keys=keys, args=args)

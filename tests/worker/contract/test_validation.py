@@ -206,6 +206,20 @@ def test_the_compiled_schema_agrees_on_every_example_and_counter_example() -> No
         assert slow == (path.parent == EXAMPLES), path.name
 
 
+def test_the_compiled_schema_builds_no_error_name_for_a_valid_item() -> None:
+    """The compiled check is fastjsonschema's code less the error-message name it built for each
+    array item (#34): the pattern still finds that code (so a fastjsonschema upgrade that changes it
+    fails here rather than quietly costing 2.8 µs a job), and a bad output is still refused."""
+    import fastjsonschema
+
+    plain = validation._without("contentEncoding", validation.schema())
+    code = fastjsonschema.compile_to_code(plain, use_default=False, detailed_exceptions=False)
+    assert len(validation._ITEM_NAME.findall(code)) == 1  # the outputs array: the schema's only one
+    good = json.loads((EXAMPLES / "full.json").read_text())
+    assert validation._accepted(good)
+    assert not validation._accepted({**good, "outputs": [*good["outputs"], {"name": "x", "format": "gif"}]})
+
+
 def test_a_payload_the_compiled_schema_refuses_still_lists_every_violation() -> None:
     bad = {"jobId": "wait", "source": {"inline": "AA==", "url": "https://h/p"}, "outputs": [{"name": "?"}]}
     assert not validation._accepted(bad)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import redis
 from bullmq import Queue, Worker
 from redis.asyncio.connection import Connection
@@ -263,3 +264,39 @@ async def test_a_jobs_bookkeeping_runs_while_the_next_jobs_completion_is_in_flig
     for job_id in range(1, 20):  # every job but the last came with a next one
         at = events.index(("settled", str(job_id), 1))  # one call in flight: the next job's completion
         assert events.index(("process", str(job_id + 1), 0)) < at
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        None,
+        [],
+        [[], "7", 0, 0],
+        [["name", "n", "data", '{"i":1}', "opts", "{}", "timestamp", "1"], "7", 5, 0],
+        [["name", "n", "data"], "8", 0, 0],  # odd: bullmq's own path, and its error
+        [["a", "1"], "9"],
+    ],
+)
+def test_the_completion_reply_reads_as_bullmqs(reply: Any) -> None:
+    """FastWorker._moved gives what bullmq's Scripts.moveToFinished returns for the same reply."""
+    from bullmq.scripts import raw2NextJobData
+
+    worker = FastWorker.__new__(FastWorker)
+    try:
+        expected: Any = raw2NextJobData(reply) if reply is not None else None
+    except IndexError as err:
+        with pytest.raises(type(err)):
+            worker._moved("7", reply)
+        return
+    assert worker._moved("7", reply) == expected
+
+
+def test_events_reach_every_listener_and_none_is_needed() -> None:
+    worker = FastWorker.__new__(FastWorker)
+    worker._callbacks = {}
+    heard: list[tuple[Any, ...]] = []
+    worker.emit("completed", 1)  # no listener: nothing happens
+    worker.on("completed", lambda *a: heard.append(("a", *a)))
+    worker.on("completed", lambda *a: heard.append(("b", *a)))
+    worker.emit("completed", 1, 2)
+    assert heard == [("a", 1, 2), ("b", 1, 2)]

@@ -14,6 +14,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from bullmq import Queue
+from bullmq.scripts import Scripts
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 from worker_kit import RedisServer, eventually, free_port
 
@@ -258,6 +259,31 @@ async def test_fast_worker_rides_out_a_redis_restart_without_losing_a_job(tmp_pa
         assert sum(worker.scripts.commands[s].fallbacks for s in PIPELINED_SCRIPTS) > 0
     finally:
         server.stop()
+
+
+async def test_the_completion_call_goes_straight_to_the_pipe_and_reloads_a_flushed_script(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastWorker sends moveToFinished on the pipe itself, not through bullmq's
+    ``Scripts.moveToFinished`` and the script's coroutine (#34); a script flushed mid-drain is
+    loaded again over the pipe (NOSCRIPT), and no job is lost or failed."""
+    through_bullmq: list[Any] = []
+    original = Scripts.moveToFinished
+
+    async def counted(self: Scripts, *args: Any) -> Any:
+        through_bullmq.append(args)
+        return await original(self, *args)
+
+    monkeypatch.setattr(Scripts, "moveToFinished", counted)
+    drained = asyncio.ensure_future(drain_fast(redis_server.url, 400, 5, pause=0.005))
+    client = redis_server.client()
+    await eventually(lambda: asyncio.sleep(0, _completed_any(client)), timeout=20)
+    client.script_flush()
+    worker, name = await asyncio.wait_for(drained, 60)
+    assert (client.zcard(f"bull:{name}:completed"), client.zcard(f"bull:{name}:failed")) == (400, 0)
+    finish = worker.scripts.commands["moveToFinished"]
+    assert finish.loads >= 1 and finish.fallbacks == 0
+    assert through_bullmq == []
 
 
 def _completed_any(client: redis.Redis) -> bool:
