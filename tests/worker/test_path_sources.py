@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_api import api
+from api_kit import api
 from worker_kit import consumer, payload, queues, wait_state
 
 from worker.settings import Settings

@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import worker_media as media
+from api_kit import JOB, JSON_TYPE, api
 from prometheus_client.parser import text_string_to_metric_families
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
 from worker_kit import (
     AUTH,
-    OUTPUTS,
     consumer,
     decode_image,
     eventually,
     free_port,
     queues,
-    served,
     wait_state,
 )
 
 from mobius_preview_client.contract import jobid
 from worker import constants as c
-from worker.api.app import create_app
 from worker.settings import Settings
-
-JSON_TYPE = {"Content-Type": "application/json"}
-JOB = {"source": {"inline": base64.b64encode(media.jpeg(400, 300)).decode()}, "outputs": OUTPUTS}
-
-
-@asynccontextmanager
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(create_app(settings), AUTH) as client:
-        yield client
 
 
 async def test_enqueue_201_then_200_for_the_same_job_id(settings: Settings) -> None:

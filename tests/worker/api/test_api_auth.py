@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_kit import JOB
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from test_api import JOB
 from worker_kit import consumer, free_port, served, wait_state
 from worker_kit import queues as open_queues
 

@@ -9,7 +9,7 @@ trailing slash got a 307 whose absolute Location came from the Host header, befo
 from __future__ import annotations
 
 import pytest
-from test_api import JOB, api
+from api_kit import JOB, api
 from worker_kit import consumer, eventually, queues
 
 from mobius_preview_client import AsyncPreviewClient

@@ -10,8 +10,8 @@ import base64
 
 import pytest
 import worker_media as media
+from api_kit import JSON_TYPE, api
 from prometheus_client.parser import text_string_to_metric_families
-from test_api import JSON_TYPE, api
 
 from worker import constants as c
 from worker.settings import Settings

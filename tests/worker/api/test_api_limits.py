@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api import JOB, api
+from api_kit import JOB, api
 from worker_kit import TEST_TOKEN, free_port
 
 from worker import constants as c

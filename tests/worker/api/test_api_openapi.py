@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 import worker_media as media
+from api_kit import JOB, api
 from jsonschema import Draft202012Validator
 from pydantic import SecretStr
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from store_kit import MinioServer, minio, s3_settings  # noqa: F401  (minio is a fixture)
-from test_api import JOB, api
 from worker_kit import consumer, free_port, queues, wait_state
 
 from worker import constants as c

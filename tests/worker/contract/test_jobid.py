@@ -11,7 +11,7 @@ import re
 
 import pytest
 import redis.asyncio as aioredis
-from test_api import JOB, api
+from api_kit import JOB, api
 
 from mobius_preview_client.contract import jobid, validation
 from worker.settings import Settings

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 import worker_media as media
+from api_kit import api
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from test_api import api
 from worker_kit import consumer, eventually, queues
 
 from worker import constants as c
