@@ -62,6 +62,7 @@ class Consumer:
         self.queues = queues.Queues(settings, queues.redis_client(settings.redis_url, patient=True))
         self.monitor = queues.Queues(settings, queues.redis_client(settings.redis_url))
         self.renders = pipeline.render_pool(settings)
+        self.rules = pipeline.job_rules(settings)
         self.worker: FastWorker | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -169,7 +170,7 @@ class Consumer:
         active = self.metrics.jobs_in_flight
         tally.add(active)
         try:
-            result = await pipeline.run(job_id, job.data, self.settings, self.renders)
+            result = await pipeline.run(job_id, job.data, self.settings, self.rules, self.renders)
         except RenderCancelled:
             # Shutdown, not the job: back to the queue now, without using an attempt.
             await job.moveToDelayed(int(time.time() * 1000), token)

@@ -30,6 +30,20 @@ class Result:
     reused: bool = False
 
 
+@dataclass(frozen=True)
+class JobRules:
+    """What validating a job's payload needs from the settings, worked out once per consumer: the
+    inline cap in force is derived from the Redis budget (2 µs, a few per cent of a dryRun job, #34)."""
+
+    max_inline_bytes: int
+    path_sources: bool
+
+
+def job_rules(settings: Settings) -> JobRules:
+    """The validation rules ``settings`` set."""
+    return JobRules(settings.inline_bytes, settings.path_sources == "on")
+
+
 def limits(settings: Settings) -> sources.SourceLimits:
     """Source limits from settings."""
     return sources.SourceLimits(
@@ -48,12 +62,12 @@ def render_pool(settings: Settings) -> RenderPool:
     return RenderPool(s.render_pool_size, s.render_memory_bytes, s.render_timeout_seconds)
 
 
-async def run(job_id: str, payload: Any, settings: Settings, renders: RenderPool) -> Result:
+async def run(job_id: str, payload: Any, settings: Settings, rules: JobRules, renders: RenderPool) -> Result:
     """Process one job; raises ``InvalidJobError``/``PermanentJobError``/``TransientJobError`` on failure,
     or ``RenderCancelled`` when the worker's shutdown stopped its render."""
     if not jobid.safe(job_id):
         raise PermanentJobError(f"job id {job_id!r} is not a safe artifact directory name")
-    job = validation.validate(payload, settings.inline_bytes, settings.path_sources == "on")
+    job = validation.validate(payload, rules.max_inline_bytes, rules.path_sources)
     if job.get("dryRun", False):
         return Result("dryrun")
     # In a thread: the first call imports boto3 and builds an S3 client, a second or more of CPU

@@ -44,7 +44,7 @@ async def test_float_numbers_the_schema_accepts_render(
     assert validation.violations(payload) == []
     renders = pipeline.render_pool(settings)
     try:
-        result = await pipeline.run(job_id, payload, settings, renders)
+        result = await pipeline.run(job_id, payload, settings, pipeline.job_rules(settings), renders)
     finally:
         await renders.close()
     assert result.outcome == "completed" and result.manifest is not None
