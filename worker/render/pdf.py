@@ -60,10 +60,11 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: Re
             if SCANS_FROM_JPEG:
                 scanned = scanned_page(data, doc, page, scale, outputs, limits)
                 if scanned is not None:
-                    return scanned
-            bitmap = page.render(scale=scale)
+                    return scanned if scanned.mode == "RGB" else scanned.convert("RGB")
+            # RGB straight from PDFium (not BGR): Pillow takes it without swapping the bytes.
+            bitmap = page.render(scale=scale, rev_byteorder=True)
             try:
-                image: Image.Image = bitmap.to_pil().convert("RGB")
+                image: Image.Image = bitmap.to_pil()  # a copy: Pillow keeps RGB in 4 bytes a pixel
                 return image
             finally:
                 bitmap.close()
