@@ -78,10 +78,9 @@ def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: Re
                 scanned = scanned_page(data, doc, page, scale, outputs, limits)
                 if scanned is not None:
                     return scanned
-            # RGB straight from PDFium (not BGR): Pillow takes it without swapping the bytes.
-            bitmap = page.render(scale=scale, rev_byteorder=True)
+            bitmap = page.render(scale=scale)
             try:
-                image: Image.Image = bitmap.to_pil()  # a copy: Pillow keeps RGB in 4 bytes a pixel
+                image: Image.Image = bitmap.to_pil().convert("RGB")
                 return image
             finally:
                 bitmap.close()
