@@ -64,6 +64,24 @@ def pdf(width_pt: int = 612, height_pt: int = 792, pages: int = 2) -> bytes:
     return encode(images[0], "PDF", resolution=72.0, save_all=True, append_images=images[1:])
 
 
+def text_pdf(lines: int = 40, colour: bytes = b"") -> bytes:
+    """One US-letter page of Helvetica text (not embedded), black on white; ``colour``: content
+    drawn after it (e.g. a small red mark)."""
+    text = b"".join(
+        b"(Line %d of a text page, set in 11 pt Helvetica, anti-aliased by PDFium) Tj T* " % n
+        for n in range(lines)
+    )
+    content = b"BT /F1 11 Tf 13 TL 56 740 Td " + text + b"ET\n" + colour
+    return _assemble_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ])  # fmt: skip
+
+
 def empty_pdf() -> bytes:
     """A well-formed PDF whose page tree has zero pages (as PDFium itself writes one)."""
     return _assemble_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 
 import pypdfium2 as pdfium
-from PIL import Image
+from PIL import Image, ImageChops
 
 from worker.errors import RenderError
 from worker.render.limits import RenderLimits, check_memory, check_pixels
@@ -29,14 +29,31 @@ def render_pdf(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits)
     """Render page 1 at the size the largest rendition needs, then produce each rendition.
 
     The largest is the page bitmap itself; the smaller ones are resized from the smallest larger
-    one (``resize_all``), as for a raster source.
+    one (``resize_all``), as for a raster source. A page whose every pixel is grey (most text)
+    is resized as its one band and each rendition made RGB again: the same pixels as resizing
+    all three bands alike, for a third of the resize (docs/throughput.md, issue 34).
     """
     with _PDFIUM_LOCK:
-        image = _rasterise_first_page(data, outputs, limits)
-    return [encode(resized, out) for resized, out in zip(resize_all(image, outputs), outputs, strict=True)]
+        page = _rasterise_first_page(data, outputs, limits)
+    grey = page if page.mode == "L" else grey_band(page)
+    if grey is None:
+        return [encode(resized, out) for resized, out in zip(resize_all(page, outputs), outputs, strict=True)]
+    return [
+        encode(page if resized is grey and page.mode == "RGB" else resized.convert("RGB"), out)
+        for resized, out in zip(resize_all(grey, outputs), outputs, strict=True)
+    ]
+
+
+def grey_band(image: Image.Image) -> Image.Image | None:
+    """The red band of an RGB image whose every pixel has equal red, green and blue, else ``None``."""
+    red, green, blue = image.split()
+    if ImageChops.difference(red, green).getbbox() or ImageChops.difference(green, blue).getbbox():
+        return None
+    return red
 
 
 def _rasterise_first_page(data: bytes, outputs: Sequence[OutputSpec], limits: RenderLimits) -> Image.Image:
+    """Page 1's bitmap: RGB, or L for a scan whose JPEG is grey (``worker.render.pdf_scan``)."""
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError:

@@ -55,7 +55,8 @@ def scanned_page(
     data: bytes, doc: pdfium.PdfDocument, page: pdfium.PdfPage, scale: float,
     outputs: Sequence[OutputSpec], limits: RenderLimits,
 ) -> Image.Image | None:  # fmt: skip
-    """Page 1 as ``page.render(scale=scale)`` would draw it (RGB, same size), or ``None`` to render it."""
+    """Page 1 as ``page.render(scale=scale)`` would draw it (same size; RGB, or L for a grey JPEG),
+    or ``None`` to render it."""
     pw, ph = page.get_size()
     # pypdfium2's bitmap size; PDFium stretches an image over every pixel its rectangle touches,
     # so a page that covers 285.7 columns gets the image over all 286, as here.
@@ -71,7 +72,7 @@ def scanned_page(
     decoded = _decode(raw, mode, pixels, stored, outputs, limits)
     if decoded is None:
         return None
-    return _apply_turn(decoded.resize(stored, RESAMPLE), turn).convert("RGB")
+    return _apply_turn(decoded.resize(stored, RESAMPLE), turn)
 
 
 def _plain_scan(

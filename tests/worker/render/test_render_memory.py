@@ -3,8 +3,8 @@
 
 A 130 KB WebP of 7000x7000 peaked at 1 GiB and an RGBA PNG of the same size at 650 MB, both under
 the pixel guard and over the stacks' memory limits. Each source here is rendered in a fresh
-process whose peak RSS is reset just before the render (``/proc/self/clear_refs``), so the
-number is the render's own.
+process, with the render processes' allocator settings, whose peak RSS is reset just before
+the render (``/proc/self/clear_refs``), so the number is the render's own.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ MEASURE = """
 import json, sys
 sys.path[:0] = [sys.argv[1]]
 from worker.render import OutputSpec, RenderLimits, render
+from worker.render.child import keep_freed_memory
+assert keep_freed_memory()  # the render process's allocator settings
 outputs = [OutputSpec("thumb", "webp", 320, 320), OutputSpec("card", "jpeg", 1200, 1200, "cover")]
 # Warm up on a small source of the same kind: the codecs' first-use allocations are not the
 # render's. The source comes from a file written by the test, so no freed heap of making it is
