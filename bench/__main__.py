@@ -52,7 +52,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per measurement (default 5, quick 1)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds per measurement (default 5, or 3 for the long sections: run, clients, "
+        "latency, preview and the cluster ones; quick 1)",
+    )  # fmt: skip
     p.add_argument(
         "--jobs",
         type=int,
@@ -81,6 +86,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "(left running) instead of starting one of their own each",
     )  # fmt: skip
     args = p.parse_args(argv)
+    #: The long sections' rounds: 3 unless asked for (at least 3 keeps a median of three).
+    args.long_rounds = args.rounds or (1 if args.quick else 3)
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.jobs = args.jobs or (100 if args.quick else 10000)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -125,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         if "run" in args.only:
             print("python -m worker run on dryRun jobs ...", file=sys.stderr)
             jobs = 200 if args.quick else args.jobs
-            results["run"] = run_suite.throughput(redis, args.concurrency, jobs, max(1, min(args.rounds, 3)))
+            results["run"] = run_suite.throughput(redis, args.concurrency, jobs, args.long_rounds)
         if "clients" in args.only:
             print("Redis clients, Lua calls from 50 tasks ...", file=sys.stderr)
             calls = 2_000 if args.quick else 50_000
-            results["clients"] = client_suite.compare(redis, 50, calls, max(1, min(args.rounds, 3)))
+            results["clients"] = client_suite.compare(redis, 50, calls, args.long_rounds)
         if "levers" in args.only:
             print("levers ...", file=sys.stderr)
             conc = max(args.concurrency)
@@ -141,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             print("latency ...", file=sys.stderr)
             jobs = 50 if args.quick else 500
             results["latency"] = queue_suite.latency(
-                redis, ["plain", "fast", "node"], 10, jobs, 100.0, max(1, min(args.rounds, 3))
+                redis, ["plain", "fast", "node"], 10, jobs, 100.0, args.long_rounds
             )
         if "preview" in args.only:
             print("preview ...", file=sys.stderr)
             root = preview_suite.corpus(args.corpus)
-            rounds = max(1, min(args.rounds, 3))
+            rounds = args.long_rounds
             results["preview"] = {
                 "per_kind": args.corpus,
                 **preview_suite.compare(root, redis, rounds, args.kinds),
@@ -161,19 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     if "failover" in args.only:
         print("redis failover ...", file=sys.stderr)
         jobs = 2000 if args.quick else 5000
-        results["failover"] = failover_suite.compare(jobs, max(1, min(args.rounds, 3)))
+        results["failover"] = failover_suite.compare(jobs, args.long_rounds)
     if "program" in args.only:
         print("program evaluation ...", file=sys.stderr)
         results["program"] = program_suite.run()
     if "engine" in args.only:
         print("pulumi preview/up on a local cluster ...", file=sys.stderr)
-        results["engine"] = engine_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
+        results["engine"] = engine_suite.run(args.long_rounds, args.cluster)
     if "scaling" in args.only:
         print("backlog to scale-out on a local cluster ...", file=sys.stderr)
-        results["scaling"] = scaling_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
+        results["scaling"] = scaling_suite.run(args.long_rounds, args.cluster)
     if "rollback" in args.only:
         print("break-glass rollback --apply to the previous digest Available ...", file=sys.stderr)
-        results["rollback"] = rollback_suite.run(1 if args.quick else min(args.rounds, 3), args.cluster)
+        results["rollback"] = rollback_suite.run(args.long_rounds, args.cluster)
     print(report.table(results))
     json_path, png_path = report.write(results, args.out)
     print(f"wrote {json_path} and {png_path}")

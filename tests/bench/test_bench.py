@@ -111,6 +111,15 @@ def test_kinds_narrow_the_preview_section_and_a_bad_kind_is_refused(
     assert "bad --kinds ['pdf-photo']" in capsys.readouterr().err
 
 
+def test_rounds_asked_for_are_the_rounds_every_section_runs() -> None:
+    from bench.__main__ import parse
+
+    default, asked, quick = parse([]), parse(["--rounds", "7"]), parse(["--quick"])
+    assert (default.rounds, default.long_rounds) == (5, 3)  # the long sections default to three
+    assert (asked.rounds, asked.long_rounds) == (7, 7)  # not capped at three when asked for
+    assert (quick.rounds, quick.long_rounds) == (1, 1)
+
+
 def test_pdf_cpu_prints_each_pdf_kind_with_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import pdf_cpu
     from bench.preview_corpus import PDF_KINDS
