@@ -144,11 +144,13 @@ async def test_slow_heads_and_short_bodies_are_closed_at_their_deadlines(worker_
         short_body_401 = request(api.port, post(b"x" * 1000, auth=False) + b'{"sou', timeout=5)
         results = await asyncio.gather(slow_head, silent, short_body, short_body_401)
     (head_status, head_answer, head_took), (silent_status, _, silent_took) = results[:2]
-    assert head_status == 408 and 1.0 <= head_took < 2.5, results[0]
+    # Two processes' clocks and timers: the server's 1 s timer was once seen to close the connection
+    # 0.13 ms before the client's clock showed a full second, so the lower bounds allow 50 ms.
+    assert head_status == 408 and 0.95 <= head_took < 2.5, results[0]
     assert json.loads(head_answer) == {"error": "request head not received within 1 s"}
-    assert silent_status == 0 and 1.0 <= silent_took < 2.5, results[1]  # closed without a word
+    assert silent_status == 0 and 0.95 <= silent_took < 2.5, results[1]  # closed without a word
     (body_status, body_answer, body_took), (unauth_status, _, _) = results[2:]
-    assert body_status == 408 and 1.5 <= body_took < 3.0, results[2]
+    assert body_status == 408 and 1.45 <= body_took < 3.0, results[2]
     assert json.loads(body_answer) == {"error": "request body not received within 1.5 s"}
     assert unauth_status == 401  # answered at once; its connection then closes at the deadline
 
