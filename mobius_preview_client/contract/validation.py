@@ -207,6 +207,22 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _decoded(text: str) -> Any:
+    """``_DECODER.decode(text)``. A document that fills the whole text, as a job's always does, is
+    read by the decoder's scanner alone, without ``decode``'s two whitespace matches and its
+    ``raw_decode`` (#34); any other text (spaces around it, extra data, no value) goes to ``decode``,
+    so every refusal and its message are ``decode``'s own. An error inside the document is the same
+    either way: ``decode`` scans it from the same place."""
+    try:
+        payload, end = _SCAN(text, 0)
+    except StopIteration:  # no value at the start: maybe spaces before it, else decode says why
+        return _DECODER.decode(text)
+    return payload if end == len(text) else _DECODER.decode(text)
+
+
 def parse(body: bytes | str, max_bytes: int | None = None) -> Any:
     """Decode ``body`` as strict JSON (RFC 8259), or raise :class:`InvalidJobError` saying why.
 
@@ -229,7 +245,7 @@ def parse(body: bytes | str, max_bytes: int | None = None) -> Any:
             raise InvalidJobError([Violation("$", f"is {size} bytes, over the {max_bytes}-byte limit")])
         if text.startswith("\ufeff"):
             raise InvalidJobError([Violation("$", "is not valid JSON: starts with a byte-order mark")])
-        payload = _DECODER.decode(text)
+        payload = _decoded(text)
         if _SURROGATE_ESCAPE.search(text):  # the only way a lone surrogate gets in: check them all
             json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except RecursionError:

@@ -86,6 +86,8 @@ FINISH_KEYS = (
 )
 #: ``json.dumps(value, separators=(",", ":"), allow_nan=False)``, its encoder made once.
 _RESULT_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: ``msgpack.packb(value, use_bin_type=True)``, its packer made once (``packb`` makes one per call).
+_PACK = msgpack.Packer(use_bin_type=True).pack
 
 
 class _HiredisPacking:
@@ -407,7 +409,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
             keep_jobs = {"count": 0} if keep else {"count": -1}
         metrics = self.opts.get("metrics")
         job_opts = job.opts
-        packed = msgpack.packb(
+        packed = _PACK(
             {
                 "token": token,
                 "keepJobs": keep_jobs,
@@ -420,8 +422,7 @@ class FastWorker(Worker):  # type: ignore[misc]  # bullmq ships no type informat
                 "cpof": job_opts.get("continueParentOnFailure", False),
                 "idof": job_opts.get("ignoreDependencyOnFailure", False),
                 "rdof": job_opts.get("removeDependencyOnFailure", False),
-            },
-            use_bin_type=True,
+            }
         )
         stored = _RESULT_JSON(value) or ""
         args = [

@@ -249,3 +249,44 @@ def test_padding_after_a_complete_group_is_refused_on_every_python() -> None:
     assert [validation.base64_size(t) for t in ("AAAA", "AAAA=", "AAAA==", "AA==", "AAA=", "=")] == [
         3, None, None, 1, 2, None,
     ]  # fmt: skip
+
+
+# --- The JSON gate's decoding: the scanner alone when the document fills the text (#34) ---
+
+JSON_PIECES = st.sampled_from([
+    "{", "}", "[", "]", ",", ":", '"a"', '"\\ud800"', '"\\u00e9"', '"é"', "1", "-0", "1.5", "1e400", "-1e999",
+    "NaN", "Infinity", "-Infinity", "true", "null", " ", "\n", "\t", "x", '"', "\\", "1" * 5000, "",
+])  # fmt: skip
+
+
+def _decoded_or_error(decode: object, text: str) -> tuple[str, object]:
+    try:
+        return "value", decode(text)  # type: ignore[operator]
+    except (ValueError, RecursionError) as err:
+        return type(err).__name__, str(err)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pieces=st.lists(JSON_PIECES, max_size=12), text=st.text(max_size=8))
+def test_the_gate_decodes_and_refuses_exactly_as_json_decode(pieces: list[str], text: str) -> None:
+    """``validation._decoded`` skips ``JSONDecoder.decode``'s whitespace matches for a document that
+    fills the text; every value, refusal and message (the position in it included) stays decode's."""
+    for candidate in ("".join(pieces), text, "".join(pieces) + text, text + "".join(pieces)):
+        expected = _decoded_or_error(validation._DECODER.decode, candidate)
+        assert _decoded_or_error(validation._decoded, candidate) == expected, candidate
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', ' {"a":1}', '{"a":1} ', '{"a":1}x', '{"a":1}{}', "", " ", "[1,", "[1,]", '{"a":1e400}',
+     "[NaN]", '"\\ud800"', "[" * 100_000 + "]" * 100_000, '{"a": [1, 2.5, {"b": null}]}\n'],
+)  # fmt: skip
+def test_the_gate_reads_edge_texts_as_json_decode(text: str) -> None:
+    expected = _decoded_or_error(validation._DECODER.decode, text)
+    assert _decoded_or_error(validation._decoded, text) == expected
+    try:
+        parsed: object = validation.parse(text)
+    except InvalidJobError as err:
+        assert expected[0] != "value" or "\\ud800" in text, err
+    else:
+        assert expected == ("value", parsed)

@@ -300,3 +300,24 @@ def test_events_reach_every_listener_and_none_is_needed() -> None:
     worker.on("completed", lambda *a: heard.append(("b", *a)))
     worker.emit("completed", 1, 2)
     assert heard == [("a", 1, 2), ("b", 1, 2)]
+
+
+async def test_the_shared_packer_starts_afresh_after_a_value_it_cannot_pack(
+    redis_server: RedisServer, monkeypatch: Any
+) -> None:
+    """``_completed_args`` packs with one ``msgpack.Packer`` for the process (#34): a call that fails
+    half-way (a queue option msgpack cannot pack) leaves nothing behind in it for the next call."""
+    from bullmq import Job
+
+    monkeypatch.setattr(time, "time", lambda: 1_765_000_000.1234)
+    worker = FastWorker("fp-pack", None, {**opts(redis_server.url, 5), "autorun": False})
+    try:
+        job = Job(worker, "n", {}, {"jobId": "p1"})
+        expected = worker.scripts.moveToCompletedArgs(job, None, False, "t", True)
+        worker.opts["limiter"] = {"max": object()}
+        with pytest.raises(TypeError):
+            worker._completed_args(job, None, False, "t", True)
+        del worker.opts["limiter"]
+        assert worker._completed_args(job, None, False, "t", True) == expected
+    finally:
+        await worker.close()

@@ -131,3 +131,19 @@ def test_a_job_with_parent_links_is_left_to_bullmq(queue: FastWorker) -> None:
         "queueKey": "bull:other",
         "fpof": True,
     }
+
+
+def test_short_option_names_are_renamed_and_the_parsed_options_left_alone(queue: FastWorker) -> None:
+    """``_job`` skips ``optsFromJSON``'s copy when no option has one of bullmq's short names (#34);
+    with one (``kl``, ``de``) they are renamed as bullmq renames them, and either way the gate's
+    parsed options are neither changed nor shared with the job."""
+    for opts in ({"attempts": 2, "kl": 3, "de": {"id": "d1"}}, {"attempts": 2, "keepLogs": 3}):
+        raw = {"name": "n", "timestamp": "1", "opts": json.dumps(opts)}
+        parsed = json.loads(raw["opts"])
+        assert_same(queue, raw, "j")
+        job = intake._job(queue, raw, "j", parsed)
+        assert parsed == opts and job.opts is not parsed
+        assert job.opts["keepLogs"] == 3 and "kl" not in job.opts
+        assert job.deduplication_id == ("d1" if "de" in opts else None)
+        job.opts["attempts"] = 9
+        assert parsed["attempts"] == 2
