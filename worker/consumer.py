@@ -72,6 +72,15 @@ class Consumer:
         #: The per-job counters and the in-flight gauge, added up over each loop pass (#34).
         self._tally = PassTally()
 
+    @property
+    def unsettled(self) -> int:
+        """Attempts ended whose finish Redis has not acknowledged yet, plus counts not yet applied.
+
+        Redis shows a job finished as soon as its completion script has run, a moment before this
+        process reads the reply and counts the outcome at the end of that loop pass.
+        """
+        return len(self._ending) + len(self._tally.pending)
+
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
         s = self.settings

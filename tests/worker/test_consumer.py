@@ -54,6 +54,15 @@ def outcome_count(cons: Any, outcome: str, reason: str | None = None) -> float:
     )
 
 
+async def settled(cons: Any) -> None:
+    """Wait until the consumer has counted every attempt it ended (``Consumer.unsettled``)."""
+
+    async def probe() -> bool:
+        return cons.unsettled == 0
+
+    await eventually(probe, timeout=5.0, every=0.01)
+
+
 async def test_happy_path_per_input_kind(
     settings: Settings, source_server: SourceServer, input_root: Path
 ) -> None:
@@ -79,6 +88,7 @@ async def test_happy_path_per_input_kind(
             check_artifacts(settings, job_id, expected)
             manifest = artifacts.load_manifest(settings.data_dir, job_id)
             assert manifest is not None and manifest["metadata"] == {"case": job_id}
+        await settled(cons)
         assert outcome_count(cons, "completed") == len(cases)
         assert (await q.counts())["completed"] == len(cases)
 
@@ -95,6 +105,7 @@ async def test_same_job_id_twice_is_one_job_and_one_artifact_set(settings: Setti
             await wait_state(q, "idem-1", "completed")
             assert await q.enqueue(body) == ("idem-1", False)
             await asyncio.sleep(0.3)
+            await settled(cons)
             assert outcome_count(cons, "completed") == 1
         assert sorted(p.name for p in settings.data_dir.iterdir()) == ["idem-1"]
 
@@ -112,6 +123,7 @@ async def test_transient_errors_retry_with_exponential_backoff(
         assert job is not None and job.attemptsMade == 3
         assert source_server.routes["/retry/a.jpg"].hits == 3
         assert elapsed >= 0.2 + 0.4  # backoff 200 ms, then 400 ms
+        await settled(cons)
         assert (outcome_count(cons, "retried"), outcome_count(cons, "completed")) == (2, 1)
         assert (await q.counts())["dlq"] == 0
 
@@ -130,6 +142,7 @@ async def test_exhausted_retries_go_to_dlq(settings: Settings, source_server: So
         )
         assert entry.data["attemptsMade"] == 3
         assert entry.data["data"] == payload({"url": url}, "down-1")
+        await settled(cons)
         assert (
             outcome_count(cons, "retried"),
             outcome_count(cons, "failed"),
@@ -171,6 +184,7 @@ async def test_each_error_path_is_counted_with_its_reason(
             c.REASON_BUDGET: 1.0,  # a 50000x50000 PNG over the pixel guard
             c.REASON_INVALID: 1.0,  # the producer's mistake
         }
+        await settled(cons)
         assert outcome_count(cons, "retried", c.REASON_SOURCE) == 2  # the 503s before the last attempt
         assert outcome_count(cons, "invalid", c.REASON_INVALID) == 1
         assert outcome_count(cons, "dlq") == outcome_count(cons, "failed")
@@ -238,6 +252,7 @@ async def test_dry_run_validates_and_counts_but_never_renders(
         job = await q.get("dry-1")
         assert job is not None and job.returnvalue == {"outcome": "dryrun", "renditions": 0}
         assert calls == [] and not (settings.data_dir / "dry-1").exists()
+        await settled(cons)
         assert outcome_count(cons, "dryrun") == 1
         taken = cons.metrics.registry.get_sample_value(c.METRIC_JOBS_TAKEN, labels(cons))
         assert taken == 1
@@ -314,6 +329,7 @@ async def test_bad_input_fails_clearly_and_the_worker_carries_on(
             assert (job_id, job.failedReason, job.attemptsMade) == (job_id, reason, 1)
         dlq = {e.id: e.data["reason"] for e in await q.dlq_entries()}
         assert dlq == {job_id: reason for job_id, (_, reason) in bad.items()}
+        await settled(cons)
         assert outcome_count(cons, "invalid") == 3
         assert outcome_count(cons, "dlq") == len(bad)
 
@@ -382,4 +398,5 @@ async def test_turnaround_is_timed_from_enqueue_for_jobs_that_end_well(settings:
                 return float(value or 0)
 
             assert (bucket("1.0"), bucket("5.0"), bucket("+Inf")) == (0, 1, 1)
+            await settled(cons)
             assert outcome_count(cons, "failed") == 1
