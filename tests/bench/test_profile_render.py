@@ -26,8 +26,10 @@ def test_render_profile_gives_every_kind_its_stages_and_the_encoders_share() -> 
     for kind, (total, decode, resize, encode, webp, share, cpu, vips, ratio) in rows.items():
         numbers = [float(total), float(decode), float(resize), float(encode), float(webp)]
         assert all(n > 0 for n in numbers), (kind, numbers)
-        # The stages are parts of the render, libwebp's call a part of the encoding.
-        assert float(webp) <= float(encode) and float(decode) + float(resize) + float(encode) <= float(total)
+        # The stages are parts of the render, libwebp's call a part of the encoding; each figure is
+        # printed rounded to 0.1 ms, so three rounded parts may sum up to 0.15 ms over the total.
+        parts = float(decode) + float(resize) + float(encode)
+        assert float(webp) <= float(encode) and parts <= float(total) + 0.15 + 1e-9, (kind, parts, total)
         assert share.endswith("%") and 0 < int(share[:-1]) < 100
         if kind in PDF_KINDS:  # no PDF loader in pyvips-binary
             assert (cpu, vips, ratio) == ("-", "-", "-")
