@@ -6,7 +6,6 @@ from every line before it is written, whatever code produced the message.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -19,6 +18,7 @@ import time
 from typing import Any
 
 from worker import constants as c
+from worker.passes import at_pass_end
 
 LOGGER_NAME = "worker"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
@@ -105,15 +105,9 @@ class PassHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _queue(self, line: str) -> None:
         self.pending.append(line)
-        if self.scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self.scheduled = True
-        loop.call_soon(self.flush)
+        if not self.scheduled:
+            self.scheduled = True
+            at_pass_end(self.flush)
 
     def flush(self) -> None:
         with self.lock or contextlib.nullcontext():

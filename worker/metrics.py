@@ -8,13 +8,13 @@ a canary with stable. ``docs/metrics.md`` is generated from these declarations
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
 from worker import constants as c
+from worker.passes import at_pass_end
 from worker.tunables import Tunables
 
 DEFAULT_QUEUE: str = Tunables.model_fields["queue_name"].default
@@ -220,15 +220,9 @@ class PassTally:
         """``series.inc(amount)`` (a counter's or gauge's child), at the end of this pass."""
         pending = self.pending
         pending[series] = pending.get(series, 0) + amount
-        if self.scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.apply()
-            return
-        self.scheduled = True
-        loop.call_soon(self.apply)
+        if not self.scheduled:
+            self.scheduled = True
+            at_pass_end(self.apply)
 
     def apply(self) -> None:
         """Apply every pending change now (a gauge's changes that add up to 0 are not written)."""
