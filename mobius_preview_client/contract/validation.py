@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import re
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ from mobius_preview_client.contract import jobid, shape
 from mobius_preview_client.errors import InvalidJobError, Violation
 
 PACKAGE = Path(__file__).resolve().parents[1]
-_BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+#: The schema's pattern for an inline source, which :func:`base64_text` checks in its place.
+INLINE_PATTERN = "^[A-Za-z0-9+/]*={0,2}(?!\\n)$"
+#: RFC 4648's base64 alphabet: an inline source's characters besides up to two ``=``.
+_BASE64_ALPHABET = (string.ascii_letters + string.digits + "+/").encode("ascii")
 #: A JSON escape of a UTF-16 surrogate (``\\ud800``): a lone one decodes to a string no UTF-8 holds.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 #: The error-message name fastjsonschema's code builds for each array item before checking it.
@@ -66,6 +70,11 @@ def _compiled() -> Callable[[Any], Any]:
     # contentEncoding is an annotation in draft 2020-12, but fastjsonschema (draft 7) would decode
     # it; the base64 check is _extra_checks' alone, as for jsonschema.
     plain = _without("contentEncoding", schema())
+    # The inline source's pattern is asked of base64_text instead (see _accepted): a regex over
+    # megabytes of base64 held the event loop four times as long, and ran twice (#34).
+    inline = plain["properties"]["source"]["properties"]["inline"]
+    if inline.pop("pattern") != INLINE_PATTERN:
+        raise AssertionError("the schema's inline pattern changed: change base64_text with it")
     code = fastjsonschema.compile_to_code(plain, use_default=False, detailed_exceptions=False)
     # Only a yes or no is asked of it, so the name each array item's check would carry into an
     # error message is not built: a ``format(**locals())`` per output, 2.8 of its 6.4 µs for a job
@@ -88,11 +97,28 @@ def _without(keyword: str, node: Any) -> Any:
 
 
 def _accepted(payload: Any) -> bool:
+    """Whether the schema accepts ``payload``: the compiled check, then the inline pattern."""
     try:
         _compiled()(payload)
     except Exception:  # a violation, or input the generated code cannot handle: jsonschema decides
         return False
-    return True
+    inline = payload["source"].get("inline")  # accepted: a dict with a source object
+    return inline is None or base64_text(inline)
+
+
+def base64_text(text: str) -> bool:
+    """Whether ``text`` matches :data:`INLINE_PATTERN` (``[A-Za-z0-9+/]*`` then at most two ``=``).
+
+    One pass in C (``bytes.translate`` deletes the alphabet; nothing may be left) instead of the
+    pattern's regex: a MiB of base64 in 2.6 ms instead of 11 (#34). ``isascii`` first, so no
+    character outside ASCII reaches the encoding.
+    """
+    core = text.rstrip("=")
+    return (
+        len(text) - len(core) <= 2
+        and core.isascii()
+        and not core.encode("ascii").translate(None, _BASE64_ALPHABET)
+    )
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -127,15 +153,20 @@ def violations(
     ``path_sources=False`` (``PREVIEW_PATH_SOURCES=off``, the stacks' default) refuses ``source.path``.
     A payload over one of the schema's bounds (too long, too many) gets only those violations
     (:func:`mobius_preview_client.contract.shape.over_bounds`): checking the rest of it could take minutes.
+    The compiled check comes first: it enforces every bound too, stopping at the first one passed,
+    so a payload it accepts needs no walk of the bounds (#34).
     """
-    if too_much := shape.over_bounds(payload):
+    accepted = _accepted(payload)
+    if accepted:
+        found: list[Violation] = []
+    elif too_much := shape.over_bounds(payload):
         return too_much
-    found = [] if _accepted(payload) else [
-        Violation(json_path(e.absolute_path), _message(e))
-        for e in _validator().iter_errors(payload)
-    ]  # fmt: skip
+    else:
+        found = [
+            Violation(json_path(e.absolute_path), _message(e)) for e in _validator().iter_errors(payload)
+        ]
     if isinstance(payload, dict):
-        found += _extra_checks(payload, max_inline_bytes)
+        found += _extra_checks(payload, max_inline_bytes, accepted)
         source = payload.get("source")
         if not path_sources and isinstance(source, dict) and "path" in source:
             where = json_path(["source", "path"])
@@ -143,7 +174,7 @@ def violations(
     return sorted(found, key=lambda v: v.path)
 
 
-def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list[Violation]:
+def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None, accepted: bool) -> list[Violation]:
     found: list[Violation] = []
     outputs = payload.get("outputs")
     if isinstance(outputs, list):
@@ -158,7 +189,8 @@ def _extra_checks(payload: dict[str, Any], max_inline_bytes: int | None) -> list
                     seen.add(value)
     source = payload.get("source")
     inline = source.get("inline") if isinstance(source, dict) else None
-    if isinstance(inline, str) and _BASE64_CHARS.fullmatch(inline):  # else the schema already said so
+    # Unless the schema accepted it (base64_text said yes), ask: else the schema already said so.
+    if isinstance(inline, str) and (accepted or base64_text(inline)):
         size = base64_size(inline)
         if size is None:
             found.append(Violation(json_path(["source", "inline"]), "is not valid base64"))

@@ -160,6 +160,15 @@ def test_fits_says_no_exactly_where_the_walk_finds_something(data: st.DataObject
     assert shape.fits(payload) == (not _walked(payload)), payload
 
 
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_what_the_compiled_check_accepts_is_within_every_bound(data: st.DataObject) -> None:
+    """``violations`` asks the compiled check first and walks the bounds only when it refuses (#34)."""
+    payload = _near_bounds(data)
+    if validation._accepted(payload):
+        assert shape.fits(payload), payload
+
+
 def test_fits_on_the_largest_job_and_one_past_each_bound() -> None:
     assert shape.fits(LARGEST) and shape.fits(VALID)
     past = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,29 @@ def test_the_base64_size_is_what_decoding_gives_and_none_exactly_when_decoding_f
     if len(text.rstrip("=")) % 4 == 0 and text.endswith("="):
         decoded = None
     assert validation.base64_size(text) == decoded
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="AZaz09+/=\n\r é\x00-_", max_size=12),
+    st.from_regex(r"\A[A-Za-z0-9+/]{0,12}={0,3}\n?\Z"),
+    st.text(max_size=8),
+))  # fmt: skip
+def test_base64_text_says_what_the_schemas_inline_pattern_says(text: str) -> None:
+    """The compiled check leaves the inline pattern to ``base64_text`` (#34): the same verdict as
+    the pattern itself, as Python (and fastjsonschema before) reads it."""
+    assert validation.base64_text(text) == bool(re.search(validation.INLINE_PATTERN, text))
+
+
+def test_the_schema_still_declares_the_pattern_base64_text_checks() -> None:
+    inline = validation.schema()["properties"]["source"]["properties"]["inline"]
+    assert inline["pattern"] == validation.INLINE_PATTERN
+    assert validation._accepted(VALID)
+    assert not validation._accepted({**VALID, "source": {"inline": "iVBO-w0K"}})
+    assert not validation._accepted({**VALID, "source": {"inline": "iVBORw0KGgo=\n"}})
+    assert [(v.path, v.message) for v in validation.violations({**VALID, "source": {"inline": "AA=A"}})] == [
+        ("$.source.inline", "does not match the required pattern (4 chars)")
+    ]
 
 
 def test_padding_after_a_complete_group_is_refused_on_every_python() -> None:
