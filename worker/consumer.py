@@ -79,7 +79,7 @@ class Consumer:
         Redis shows a job finished as soon as its completion script has run, a moment before this
         process reads the reply and counts the outcome at the end of that loop pass.
         """
-        return len(self._ending) + len(self._tally.pending)
+        return len(self._ending) + len(self._tally)
 
     def start(self) -> None:
         """Start fetching jobs (must be called inside the running loop)."""
@@ -212,7 +212,7 @@ class Consumer:
 
     def _ended(self, job: Job, token: str, attempt: _Attempt, started: float) -> None:
         attempt.duration = duration = time.monotonic() - started
-        self.metrics.job_duration.observe(duration)
+        self._tally.observe(self.metrics.job_duration, duration)
         self._ending[str(job.id), token] = attempt
 
     def _settled(self, job: Job, token: str, recorded: bool) -> None:
@@ -240,7 +240,7 @@ class Consumer:
             self._tally.add(self.metrics.outcome_series(outcome, attempt.cause))
         if attempt.outcome in c.GOOD_OUTCOMES and job.timestamp:
             # From the producer's clock to ours: a skew never makes a negative time.
-            self.metrics.job_turnaround.observe(max(0.0, time.time() - job.timestamp / 1000))
+            self._tally.observe(self.metrics.job_turnaround, max(0.0, time.time() - job.timestamp / 1000))
         if c.REUSED_OUTCOME in attempt.extra:
             extra["reused"] = True  # the artifacts an earlier, unrecorded attempt stored
         extra["outcome"] = attempt.outcome

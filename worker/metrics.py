@@ -8,6 +8,8 @@ a canary with stable. ``docs/metrics.md`` is generated from these declarations
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter as Tally
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -204,7 +206,8 @@ class Metrics:
 
 
 class PassTally:
-    """Counter and gauge changes made during one event-loop pass, applied together when it ends.
+    """Counter and gauge changes and histogram observations made during one event-loop pass,
+    applied together when it ends.
 
     At concurrency 50 a pass finishes many jobs: one ``inc(n)`` per series then replaces one call
     per job, each a lock and, under the per-core supervisor, a write to a multiprocess file (#34).
@@ -214,7 +217,12 @@ class PassTally:
 
     def __init__(self) -> None:
         self.pending: dict[Any, float] = {}
+        self.observed: dict[Any, list[float]] = {}
         self.scheduled = False
+
+    def __len__(self) -> int:
+        """How many series have changes not applied yet."""
+        return len(self.pending) + len(self.observed)
 
     def add(self, series: Any, amount: float = 1) -> None:
         """``series.inc(amount)`` (a counter's or gauge's child), at the end of this pass."""
@@ -224,13 +232,41 @@ class PassTally:
             self.scheduled = True
             at_pass_end(self.apply)
 
+    def observe(self, histogram: Any, value: float) -> None:
+        """``histogram.observe(value)`` (a histogram's child; ``value`` finite), at the end of this pass."""
+        values = self.observed.get(histogram)
+        if values is None:
+            self.observed[histogram] = [value]
+        else:
+            values.append(value)
+        if not self.scheduled:
+            self.scheduled = True
+            at_pass_end(self.apply)
+
     def apply(self) -> None:
         """Apply every pending change now (a gauge's changes that add up to 0 are not written)."""
         self.scheduled = False
         pending, self.pending = self.pending, {}
+        observed, self.observed = self.observed, {}
         for series, amount in pending.items():
             if amount:
                 series.inc(amount)
+        for histogram, values in observed.items():
+            observe_all(histogram, values)
+
+
+def observe_all(histogram: Any, values: list[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values`` (finite): the same sum and bucket counts, with
+    one increment of the sum and one per bucket touched instead of one of each per value.
+
+    prometheus_client has no call for many observations, so this uses the fields its ``observe``
+    updates (``_sum``, ``_buckets``, ``_upper_bounds``: a value counts in the first bucket whose
+    bound is not below it); ``tests/worker/test_metrics.py`` checks the result against ``observe``.
+    """
+    bounds = histogram._upper_bounds
+    histogram._sum.inc(sum(values))
+    for bucket, count in Tally(bisect.bisect_left(bounds, v) for v in values).items():
+        histogram._buckets[bucket].inc(count)
 
 
 class ApiMetrics:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import constants as c
-from worker.metrics import DURATION_BUCKETS, ApiMetrics, Metrics, PassTally
+from worker.metrics import DURATION_BUCKETS, ApiMetrics, Metrics, PassTally, observe_all
 from worker.metrics_doc import exposed_name
 
 
@@ -102,6 +103,41 @@ def test_a_pass_tally_applies_every_change_exactly_when_the_pass_ends() -> None:
     assert value(c.METRIC_JOB_OUTCOMES, "dryrun") == 3.0
     tally.add(m.jobs_in_flight, -1)
     assert value(c.METRIC_JOBS_IN_FLIGHT) == 0.0 and not tally.pending
+
+
+def test_observing_many_values_at_once_gives_what_observing_each_gives() -> None:
+    """``observe_all`` (a pass's observations, #34) writes prometheus_client's own fields: the same
+    exposition as ``observe`` per value, values on every bound, between them and past the last."""
+    rng = random.Random(7)
+    values = [*DURATION_BUCKETS, 0.0, 1e-9, 61.0, 1e6, *(rng.uniform(0, 70) for _ in range(500))]
+    values += [b * (1 + 1e-12) for b in DURATION_BUCKETS]
+    one, many = Metrics("stable"), Metrics("stable")
+    for v in values:
+        one.job_duration.observe(v)
+    observe_all(many.job_duration, values[:300])
+    observe_all(many.job_duration, values[300:])
+    assert samples(many) == samples(one)
+    assert any(n.endswith("_bucket") and labels["le"] == "0.01" and v > 0 for n, labels, v in samples(one))
+
+
+def test_a_pass_tally_observes_when_the_pass_ends() -> None:
+    m = Metrics("stable")
+    tally = PassTally()
+
+    def count() -> float:
+        return next(v for n, _, v in samples(m) if n == f"{c.METRIC_JOB_DURATION}_count")
+
+    async def one_pass() -> tuple[float, int]:
+        for v in (0.2, 0.3, 40.0):
+            tally.observe(m.job_duration, v)
+        during = count(), len(tally)
+        await asyncio.sleep(0)
+        return during
+
+    assert asyncio.run(one_pass()) == (0.0, 1)
+    assert count() == 3.0 and len(tally) == 0
+    tally.observe(m.job_duration, 0.1)  # outside a loop: at once
+    assert count() == 4.0
 
 
 def test_every_name_has_its_process_prefix_and_counters_end_in_total() -> None:
