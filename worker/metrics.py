@@ -228,9 +228,7 @@ class PassTally:
         """``series.inc(amount)`` (a counter's or gauge's child), at the end of this pass."""
         pending = self.pending
         pending[series] = pending.get(series, 0) + amount
-        if not self.scheduled:
-            self.scheduled = True
-            at_pass_end(self.apply)
+        self._schedule()
 
     def observe(self, histogram: Any, value: float) -> None:
         """``histogram.observe(value)`` (a histogram's child; ``value`` finite), at the end of this pass."""
@@ -239,6 +237,9 @@ class PassTally:
             self.observed[histogram] = [value]
         else:
             values.append(value)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self.scheduled:
             self.scheduled = True
             at_pass_end(self.apply)
