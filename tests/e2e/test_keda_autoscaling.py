@@ -44,19 +44,19 @@ pytestmark = pytest.mark.timeout(600)
 STACK, NAMESPACE, QUEUE = "dev-k", "preview-dev-k", "keda-q"
 DEPLOYMENT = "preview-worker-stable"
 TARGET, MAX_REPLICAS, COOLDOWN, WINDOW = 10, 6, 8, 5
-PROMETHEUS_PORT = free_port()  # in the stack file: KEDA's operator queries it
 BACKLOG = 40
 WANT = math.ceil(BACKLOG / TARGET)
 
 
-def stack_file(text: str) -> str:
+def stack_file(text: str, prometheus_port: int) -> str:
+    """The dev stack file made a KEDA one whose operator queries the Prometheus on ``prometheus_port``."""
     autoscaling = (
         "    provider: keda\n"
         "    cpuTarget: null\n"
         f"    queueDepthTarget: {TARGET}\n"
         f"    scaleDownWindowSeconds: {WINDOW}\n"
         "    keda:\n"
-        f"      prometheusUrl: http://127.0.0.1:{PROMETHEUS_PORT}\n"
+        f"      prometheusUrl: http://127.0.0.1:{prometheus_port}\n"
         "      scaleToZero: true\n"
         "      pollingIntervalSeconds: 1\n"
         f"      cooldownPeriodSeconds: {COOLDOWN}\n"
@@ -102,9 +102,11 @@ def scaling(
 ) -> Iterator[Deployed]:
     """The job API scraped by Prometheus, KEDA up, then the stack deployed."""
     workdir = tmp_path_factory.mktemp("keda")
-    api_port = free_port()
+    # Ports are picked here, just before use, not at import: a port picked at collection time
+    # sat free for the half hour before this module ran and an ephemeral client socket took it.
+    api_port, prometheus_port = free_port(), free_port()
     api = spawn(worker_env(redis_server.url, QUEUE, str(workdir / "data"), api_port=api_port), command="api")
-    prometheus = Prometheus(workdir / "prometheus", [Target(api_port, NAMESPACE)], PROMETHEUS_PORT)
+    prometheus = Prometheus(workdir / "prometheus", [Target(api_port, NAMESPACE)], prometheus_port)
     keda = Keda(
         local_cluster, workdir / "keda", grpc_port=free_port(), metrics_server_port=free_port(),
         health_port=free_port(), operator_metrics_port=free_port(), metrics_server_metrics_port=free_port(),
@@ -115,7 +117,8 @@ def scaling(
                    lambda: f"exit {api.poll()}")  # fmt: skip
         prometheus.start()
         keda.start()
-        (project / f"Pulumi.{STACK}.yaml").write_text(stack_file((project / "Pulumi.dev.yaml").read_text()))
+        dev = (project / "Pulumi.dev.yaml").read_text()
+        (project / f"Pulumi.{STACK}.yaml").write_text(stack_file(dev, prometheus_port))
         pulumi_run(["stack", "init", STACK], environ, project)
         pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
         try:
