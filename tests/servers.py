@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import requests
 import yaml
 
 from bench.redis_kit import SentinelGroup, TlsFiles
+from infra.tools.local.ports import free_port
 
 __all__ = [
     "Prom",
@@ -41,13 +41,6 @@ __all__ = [
 #: Built from the hashicorp/vault Go module by deps/setup.d/40-vault.sh.
 VAULT_BIN = Path.home() / ".cache" / "mobius-preview-worker" / "vault" / "vault-v1.21.0"
 VAULT_ROOT_TOKEN = "root-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def bearer_status(url: str, token: str) -> int:

@@ -16,6 +16,7 @@ import pytest
 
 from infra.tools.local.cluster import shell_env
 from infra.tools.local.layout import REPO_ROOT, StateDir
+from infra.tools.local.ports import free_port
 from infra.tools.local.realnode.layout import HOST_ADDRESS, NODE_LABEL, NODE_TAINT
 
 
@@ -51,9 +52,7 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 def port_forward(environ: dict[str, str], namespace: str, target: str, port: int) -> Iterator[str]:
     """``kubectl port-forward`` to ``target``'s ``port`` (a real node's pod) on a free loopback port;
     yields its ``http://127.0.0.1:<port>`` once it accepts connections, stops it at the end."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        local = s.getsockname()[1]
+    local = free_port()
     forward = ["kubectl", "-n", namespace, "port-forward", target, f"{local}:{port}"]
     proc = subprocess.Popen(forward, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

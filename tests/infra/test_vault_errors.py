@@ -4,13 +4,12 @@ program before any resource is registered."""
 
 from __future__ import annotations
 
-import socket
-
 import hvac
 import pytest
 
 from infra import vault
 from infra.errors import VaultError
+from infra.tools.local.ports import free_port
 from infra.tools.snapshot.harness import ProgramRun, run_program
 
 STORE_KEYS = {
@@ -24,10 +23,7 @@ VAULT_MODE = {
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
+    return free_port()  # nothing listens there once its socket is closed
 
 
 def test_missing_environment_is_named() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from infra.errors import ImageError
 from infra.supply_chain.registry_reads import is_loopback as is_loopback  # declared with the signature reader
 from infra.tools.image.tools import require
+from infra.tools.local.ports import free_port
 
 _CONFIG = """\
 version: 0.1
@@ -36,14 +37,6 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

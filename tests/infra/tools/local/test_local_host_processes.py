@@ -1,6 +1,5 @@
 """The add-ons' shared harness (``infra.tools.local.addons.host_processes``), on real processes."""
 
-import socket
 import sys
 from pathlib import Path
 
@@ -8,16 +7,10 @@ import pytest
 
 from infra.errors import KubeError
 from infra.tools.local.addons.host_processes import HostProcesses
+from infra.tools.local.ports import free_port
 
 # Python stays argv[0] while it sleeps (an `exec sleep` would not be recognised as ours, nor stopped).
 SPEAK_AND_SLEEP = "import sys, time; print({!r}, file=sys.stderr, flush=True); time.sleep(60)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_started_processes_answer_log_to_their_files_and_stop_last_first(tmp_path: Path) -> None:
