@@ -165,7 +165,7 @@ def pulumi_json(args: list[str], environ: dict[str, str], cwd: Path) -> Any:
     return json.loads(pulumi_run(args, environ, cwd))
 
 
-def drop_stack(project: Path, environ: dict[str, str], stack: str) -> None:
+def drop_stack(project: Path, environ: dict[str, str], stack: str, finalized: tuple[str, ...] = ()) -> None:
     """Clean a stack off the session's cluster at a module's end without waiting: what ``destroy``
     deletes, deleted with ``kubectl --wait=false``, then the stack's state removed (not its file).
 
@@ -176,6 +176,10 @@ def drop_stack(project: Path, environ: dict[str, str], stack: str) -> None:
     stacks keep theirs, as with ``destroy``. Their pods terminate in the background, so the
     Namespace stays Terminating for up to that grace period: use this only where no later test
     creates a Namespace of the same name (``pulumi up`` would fail on it).
+
+    ``finalized``: kinds whose controller (KEDA, the secrets operator) puts a finalizer on them and
+    stops when the module ends: they are deleted first and waited for, while it can take it off;
+    else their Namespace would stay Terminating for good.
     """
     exported = pulumi_json(["stack", "export", "--stack", stack], environ, project)
     objects = [
@@ -184,10 +188,12 @@ def drop_stack(project: Path, environ: dict[str, str], stack: str) -> None:
         if r["type"].startswith("kubernetes:") and r.get("id")
     ]
     created = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
-    doomed = [o for o in objects if o["kind"] == "Namespace" or o["metadata"].get("namespace") not in created]
-    if doomed:
-        listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": doomed})
-        run(["kubectl", "delete", "--wait=false", "--ignore-not-found", "-f", "-"], environ, stdin=listed)
+    first = [o for o in objects if o["kind"] in finalized]
+    rest = [o for o in objects if o["kind"] == "Namespace" or o["metadata"].get("namespace") not in created]
+    for doomed, wait in ((first, "--timeout=60s"), (rest, "--wait=false")):
+        if doomed:
+            listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": doomed})
+            run(["kubectl", "delete", wait, "--ignore-not-found", "-f", "-"], environ, stdin=listed)
     pulumi_run(["stack", "rm", "--stack", stack, "--force", "--yes", "--preserve-config"], environ, project)
 
 

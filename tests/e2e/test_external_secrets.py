@@ -186,7 +186,7 @@ def deployed(
         pulumi_run(["stack", "init", STACK], environ, project)
         pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
         yield project, environ, operator
-        drop_stack(project, environ, STACK)
+        drop_stack(project, environ, STACK, finalized=("ExternalSecret", "SecretStore"))
     finally:
         operator.stop()
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from bullmq import Queue
-from e2e_kit import ScratchProject, dev_stack_as, drop_stack, kubectl_json, pulumi_run, run
+from e2e_kit import ScratchProject, dev_stack_as, drop_stack, kubectl_json, pulumi_run
 
 from bench.worker_proc import spawn, worker_env
 from infra.errors import VerifyError
@@ -125,10 +125,7 @@ def scaling(
             yield Deployed(project, environ, redis_server)
         finally:
             print(keda.log_tail(10))
-            # The ScaledObject first, while KEDA runs to take its finalizer off (or its Namespace
-            # would stay Terminating once KEDA stops); then the rest, without waiting.
-            run(["kubectl", "-n", NAMESPACE, "delete", "scaledobject", "--all", "--timeout=60s"], environ)
-            drop_stack(project, environ, STACK)
+            drop_stack(project, environ, STACK, finalized=("ScaledObject",))
     finally:
         keda.stop()
         prometheus.stop()
