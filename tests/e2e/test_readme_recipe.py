@@ -68,7 +68,11 @@ def project(
     its ``pulumi login``) are dropped (e2e_kit.drop_stack)."""
     folder = project_copy(tmp_path / "project")
     yield folder
-    environ = {**recipe_env, "KUBECONFIG": str(local_cluster.state.kubeconfig)}
+    environ = {
+        **recipe_env,
+        "KUBECONFIG": str(local_cluster.state.kubeconfig),
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+    }
     listed = subprocess.run(["pulumi", "stack", "ls", "--json"], cwd=folder, env=environ, capture_output=True,
                             text=True, timeout=60)  # fmt: skip
     for stack in json.loads(listed.stdout) if listed.returncode == 0 else []:
