@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_kit import ScratchProject, engine_environ, run
+from e2e_kit import ScratchProject, drop_stack, engine_environ, run
 
 from infra.tools.image.registry_server import Registry, serve
 from infra.tools.local.cluster import control_plane, kube, shell_env
@@ -175,14 +174,8 @@ def scratch_project(
 
 @pytest.fixture
 def project(engine_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
-    """A scratch copy of the project; at teardown every stack it made is destroyed (best effort)."""
+    """A scratch copy of the project; at teardown every stack it made is dropped (e2e_kit.drop_stack)."""
     folder = project_copy(tmp_path / "project")
     yield folder
-    listed = subprocess.run(
-        ["pulumi", "stack", "ls", "--json"], cwd=folder, env=engine_env, capture_output=True, text=True
-    )
-    for stack in json.loads(listed.stdout or "[]"):
-        subprocess.run(
-            ["pulumi", "destroy", "--yes", "--non-interactive", "--stack", stack["name"]],
-            cwd=folder, env=engine_env, capture_output=True, timeout=600,
-        )  # fmt: skip
+    for stack in json.loads(run(["pulumi", "stack", "ls", "--json"], engine_env, cwd=folder)):
+        drop_stack(folder, engine_env, stack["name"])

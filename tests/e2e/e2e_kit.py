@@ -165,6 +165,48 @@ def pulumi_json(args: list[str], environ: dict[str, str], cwd: Path) -> Any:
     return json.loads(pulumi_run(args, environ, cwd))
 
 
+def drop_stack(project: Path, environ: dict[str, str], stack: str, finalized: tuple[str, ...] = ()) -> None:
+    """Clean a stack off the session's cluster at a module's end without waiting: what ``destroy``
+    deletes, deleted with ``kubectl --wait=false``, then the stack's state removed (not its file).
+
+    ``pulumi destroy`` waits for every pod's grace period (KWOK keeps a pod until it ends) and for
+    pulumi-kubernetes' fixed waits: 10-40 s a stack. ``destroy`` itself is proven by
+    test_engine_program and test_engine_protection. Only the Namespaces the stack created and its
+    objects outside them are deleted (the Namespace takes what is in it); ``existingNamespace``
+    stacks keep theirs, as with ``destroy``. Their pods terminate in the background, so the
+    Namespace stays Terminating for up to that grace period: use this only where no later test
+    creates a Namespace of the same name (``pulumi up`` would fail on it).
+
+    ``finalized``: kinds whose controller (KEDA, the secrets operator) puts a finalizer on them and
+    stops when the module ends: they are deleted first and waited for, while it can take it off;
+    else their Namespace would stay Terminating for good.
+    """
+    exported = pulumi_json(["stack", "export", "--stack", stack], environ, project)
+    objects = [
+        kube_identity(r["type"], r["id"])
+        for r in exported["deployment"].get("resources") or []
+        if r["type"].startswith("kubernetes:") and r.get("id")
+    ]
+    created = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
+    first = [o for o in objects if o["kind"] in finalized]
+    rest = [o for o in objects if o["kind"] == "Namespace" or o["metadata"].get("namespace") not in created]
+    for doomed, wait in ((first, "--timeout=60s"), (rest, "--wait=false")):
+        if doomed:
+            listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": doomed})
+            run(["kubectl", "delete", wait, "--ignore-not-found", "-f", "-"], environ, stdin=listed)
+    pulumi_run(["stack", "rm", "--stack", stack, "--force", "--yes", "--preserve-config"], environ, project)
+
+
+def kube_identity(token: str, resource_id: str) -> dict[str, Any]:
+    """The object a pulumi-kubernetes resource stands for, from its type token
+    (``kubernetes:apps/v1:Deployment``) and its id (``<namespace>/<name>``, or ``<name>``)."""
+    _, api, kind = token.split(":")
+    group, version = api.split("/")
+    namespace, _, name = resource_id.rpartition("/")
+    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {"apiVersion": version if group == "core" else api, "kind": kind, "metadata": metadata}
+
+
 def process_gone(pid: int) -> bool:
     """True if ``pid`` has exited (a zombie waiting for init to reap it counts as exited)."""
     try:

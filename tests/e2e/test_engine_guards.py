@@ -29,6 +29,9 @@ from tests.infra.supply_chain.signing_kit import Key, push_image, sign_image
 pytestmark = pytest.mark.timeout(300)
 
 COMMITTED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+#: The signed-image test's deploy: a Namespace of its own, as the next module's dev stack deploys
+#: preview-dev while this one is still terminating (conftest.py's ``project`` does not wait for it).
+SIGNED_NAMESPACE = "preview-signed"
 
 
 def namespaces(environ: dict[str, str]) -> set[str]:
@@ -127,6 +130,7 @@ def test_only_an_image_signed_by_the_stacks_signer_deploys(
         signer = "  mobius-preview-worker:imageSignature:\n    publicKey: |\n"
         signer += textwrap.indent(key.public_pem, "      ")
         text = text.replace(committed, f"{pinned} {unsigned}")
+        text = text.replace("namespace: preview-dev", f"namespace: {SIGNED_NAMESPACE}")
         stack_file.write_text(text.replace("config:\n", "config:\n" + signer, 1))
         pulumi_run(["stack", "init", "dev"], engine_env, project)
         before = namespaces(engine_env)
@@ -160,6 +164,6 @@ def test_only_an_image_signed_by_the_stacks_signer_deploys(
         proc = subprocess.run(pin, env=engine_env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"{signed}: signature verified (the configured public key)" in proc.stdout
-        live = kubectl_json(engine_env, "-n", "preview-dev", "get", "deployments")["items"]
+        live = kubectl_json(engine_env, "-n", SIGNED_NAMESPACE, "get", "deployments")["items"]
         images = {c["image"] for d in live for c in d["spec"]["template"]["spec"]["containers"]}
         assert images == {signed}

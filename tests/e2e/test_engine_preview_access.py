@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, drop_stack, kubectl_json, pulumi_json, pulumi_run, run
 
 from infra.manifests import preview_access as pa
 from infra.manifests.secret_sources import ENV_SECRET_NAME, VAULT_SECRET_NAME
@@ -35,8 +35,10 @@ from tests.doc_commands import group
 pytestmark = pytest.mark.timeout(900)
 
 #: dev (a Namespace the stack creates, no protection) and prod (protected): staging is neither
-#: more nor less than dev here, and a third stack costs a minute of the suite.
-NAMESPACES = {"dev": "preview-dev", "prod": "preview"}
+#: more nor less than dev here, and a third stack costs a minute of the suite. dev gets a Namespace
+#: of its own: the stacks are dropped at the end (e2e_kit.drop_stack) while the next module
+#: deploys the committed preview-dev.
+NAMESPACES = {"dev": "preview-dev-pa", "prod": "preview"}
 CANARY = "127.0.0.1:5000/mobius/preview-worker@sha256:" + "3" * 64
 Step = tuple[str, str, tuple[str, ...], tuple[str, ...]]
 
@@ -58,6 +60,9 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     """Both stacks deployed by the admin (side by side), the preview account applied for each, then
     every stack file changed. Yields the project, the admin's and the preview account's environments."""
     project, admin = scratch_project("preview-access")
+    dev_file, own = project / "Pulumi.dev.yaml", f"namespace: {NAMESPACES['dev']}\n"
+    dev_file.write_text(dev_file.read_text().replace("namespace: preview-dev\n", own))
+    assert own in dev_file.read_text()
     # docs/ci.md's block, as a cluster admin runs it: per stack (its `--stack staging` is each
     # stack here), with `python` the .venv's.
     (block,) = group("preview-access")
@@ -81,9 +86,7 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
         path = project / f"Pulumi.{stack}.yaml"
         path.write_text(change(path.read_text(), stack))
     yield project, admin, {**admin, "KUBECONFIG": str(kubeconfig)}
-    for stack in NAMESPACES:
-        pulumi_run(["state", "unprotect", "--all", "--yes", "--stack", stack], admin, project)
-    each_stack(lambda stack: pulumi_run(["destroy", "--stack", stack, "--yes"], admin, project))
+    each_stack(lambda stack: drop_stack(project, admin, stack))
     run(["kubectl", "delete", "namespace", pa.ACCOUNT_NAMESPACE, "--wait=false"], admin)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, drop_stack, git_init, kubectl_json, pulumi_json, pulumi_run, run
 from live_kit import container
 
 from infra.manifests.scaling import canary
@@ -39,8 +39,8 @@ def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, st
     dev = (project / "Pulumi.dev.yaml").read_text()
     for stack, namespace in STACKS.items():
         text = dev.replace("namespace: preview-dev", f"namespace: {namespace}")
-        # KWOK's pods take their whole grace period (drainSeconds + a margin) to go away, and
-        # destroy waits for the namespace, which waits for its pods: a short drain keeps it quick.
+        # KWOK's pods take their whole grace period (drainSeconds + a margin) to go away: a short
+        # drain keeps the pods of replaced ReplicaSets from lingering.
         key = "  mobius-preview-worker:worker:\n"
         text = text.replace(key, f"{key}    drainSeconds: 1\n", 1)
         text = text.replace("  min: 1\n    max: 2", f"  min: {REPLICAS[0]}\n    max: {REPLICAS[1]}", 1)
@@ -50,7 +50,7 @@ def stacks(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, st
     environ = git_init(project, environ)  # each release is a commit on its own branch
     yield project, environ
     for stack in STACKS:
-        pulumi_run(["destroy", "--stack", stack, "--yes"], environ, project)
+        drop_stack(project, environ, stack)
 
 
 def release(project: Path, environ: dict[str, str], *args: str, ok: bool = True) -> str:

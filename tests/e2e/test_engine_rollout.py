@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import ScratchProject, git_init, kubectl_json, pulumi_run, run
+from e2e_kit import ScratchProject, drop_stack, git_init, kubectl_json, pulumi_run, run
 from live_kit import container
 
 from infra.manifests.scaling import canary
@@ -70,7 +70,7 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
     git(project, environ, "push", "-q", "origin", f"{branch}:main")
     git(project, environ, "merge", "-q", "--ff-only", branch)
     yield project, environ, origin
-    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    drop_stack(project, environ, STACK)
 
 
 def git(cwd: Path, environ: dict[str, str], *args: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import ScratchProject, kubectl_json, pulumi_json, pulumi_run, run
+from e2e_kit import ScratchProject, drop_stack, kubectl_json, pulumi_json, pulumi_run, run
 
 from infra.tools.local.layout import REPO_ROOT
 from infra.tools.local.project import LOCAL_CLUSTER_SECTION
@@ -49,10 +49,7 @@ def dev(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, str]]
     project, environ = scratch_project("engine-target")
     pulumi_run(["stack", "init", STACK], environ, project)
     yield project, environ
-    (project / "__main__.py").unlink()
-    (project / "__main__.py").symlink_to(REPO_ROOT / "__main__.py")
-    bind(project, "local")
-    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    drop_stack(project, environ, STACK)  # preview-dev: no later module deploys it
 
 
 def bind(project: Path, identity: str) -> None:

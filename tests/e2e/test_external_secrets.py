@@ -30,6 +30,7 @@ import pytest
 from bullmq import Queue
 from e2e_kit import (
     ScratchProject,
+    drop_stack,
     kubectl_json,
     on_the_real_node,
     pod_ready,
@@ -185,7 +186,7 @@ def deployed(
         pulumi_run(["stack", "init", STACK], environ, project)
         pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
         yield project, environ, operator
-        pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+        drop_stack(project, environ, STACK, finalized=("ExternalSecret", "SecretStore"))
     finally:
         operator.stop()
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from bullmq import Queue
-from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
+from e2e_kit import ScratchProject, dev_stack_as, drop_stack, kubectl_json, pulumi_run
 
 from bench.worker_proc import spawn, worker_env
 from infra.errors import VerifyError
@@ -125,7 +125,7 @@ def scaling(
             yield Deployed(project, environ, redis_server)
         finally:
             print(keda.log_tail(10))
-            pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+            drop_stack(project, environ, STACK, finalized=("ScaledObject",))
     finally:
         keda.stop()
         prometheus.stop()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from bullmq import Queue
-from e2e_kit import ScratchProject, dev_stack_as, kubectl_json, pulumi_run
+from e2e_kit import ScratchProject, dev_stack_as, drop_stack, kubectl_json, pulumi_run
 
 from bench.run_suite import tiny_png
 from bench.worker_proc import spawn, worker_env
@@ -101,7 +101,7 @@ def deployed(
     subprocess.run(["kubectl", "create", "namespace", "monitoring"], env=environ, capture_output=True)
     pulumi_run(["up", "--stack", STACK, "--yes", "--skip-preview"], environ, project)
     yield project, environ
-    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    drop_stack(project, environ, STACK)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ test fails rather than running something else.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_kit import kubectl_json, pulumi_run
+from e2e_kit import drop_stack, kubectl_json, pulumi_run
 from live_kit import container
 
 from infra.tools.local import layout
@@ -60,12 +61,22 @@ def recipe_env(local_cluster: control_plane.Cluster, tmp_path: Path) -> dict[str
 
 
 @pytest.fixture
-def project(tmp_path: Path, recipe_env: dict[str, str]) -> Iterator[Path]:
+def project(
+    tmp_path: Path, recipe_env: dict[str, str], local_cluster: control_plane.Cluster
+) -> Iterator[Path]:
+    """A scratch copy of the project; at teardown the stacks the recipe made (if it got as far as
+    its ``pulumi login``) are dropped (e2e_kit.drop_stack)."""
     folder = project_copy(tmp_path / "project")
     yield folder
-    subprocess.run(["pulumi", "destroy", "--stack", "staging", "--yes", "--non-interactive"], cwd=folder,
-                   env={**recipe_env, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE}, capture_output=True,
-                   timeout=600)  # fmt: skip
+    environ = {
+        **recipe_env,
+        "KUBECONFIG": str(local_cluster.state.kubeconfig),
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+    }
+    listed = subprocess.run(["pulumi", "stack", "ls", "--json"], cwd=folder, env=environ, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    for stack in json.loads(listed.stdout) if listed.returncode == 0 else []:
+        drop_stack(folder, environ, stack["name"])
 
 
 def test_the_recipe_deploys_staging_as_its_stack_file_says(

@@ -27,7 +27,6 @@ import base64
 import io
 import json
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ import httpx
 import pytest
 from e2e_kit import (
     ScratchProject,
+    drop_stack,
     kubectl_json,
     on_the_real_node,
     pod_ready,
@@ -176,8 +176,7 @@ def deployed(
     try:
         yield deployed
     finally:
-        subprocess.run(["pulumi", "destroy", "--stack", STACK, "--yes", "--non-interactive"], cwd=project,
-                       env=environ, capture_output=True, timeout=600)  # fmt: skip
+        drop_stack(project, environ, STACK)
 
 
 def wait_until(check: Any, what: str, timeout: float, on_fail: Any = lambda: "") -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_kit import ScratchProject, pulumi_run, run
+from e2e_kit import ScratchProject, drop_stack, pulumi_run, run
 
 from infra.manifests.common import API_NAME as API
 from infra.manifests.common import APP_NAME
@@ -72,7 +72,7 @@ def deployed(scratch_project: ScratchProject) -> Iterator[tuple[Path, dict[str, 
             ["kubectl", "-n", NAMESPACE, "rollout", "status", f"deployment/{name}", "--timeout=120s"], environ
         )
     yield project, environ
-    pulumi_run(["destroy", "--stack", STACK, "--yes"], environ, project)
+    drop_stack(project, environ, STACK)
 
 
 class HostProcesses:
