@@ -118,11 +118,21 @@ def expected(project: Path, stack: str) -> dict[str, Any]:
     return want
 
 
-def test_pin_with_apply_deploys_the_pinned_digest(stacks: tuple[Path, dict[str, str]]) -> None:
+def test_pin_with_apply_deploys_the_pinned_digest_and_leaves_no_kubeconfig_behind(
+    stacks: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     project, environ = stacks
-    release(project, environ, "pin", "--stack", "dev-a", "--image", D1, "--apply")
+    tmp = {"TMPDIR": str(tmp_path)}
+    release(project, {**environ, **tmp}, "pin", "--stack", "dev-a", "--image", D1, "--apply")
     assert workload(environ, "dev-a") == expected(project, "dev-a")
     assert workload(environ, "dev-a")["preview-worker-stable"][0] == D1
+    # The provider writes its kubeconfig to a temporary file on every configure and never
+    # removes it: a plain preview leaves one in TMPDIR; the apply ran in a folder of its own.
+    assert list(tmp_path.glob("kubeconfig*")) == []
+    pulumi_run(["preview", "--stack", "dev-a"], {**environ, **tmp}, project)
+    assert list(tmp_path.glob("kubeconfig*")), (
+        "the provider no longer leaves its kubeconfig: drop the private TMPDIR"
+    )
 
 
 def test_canary_with_apply_runs_the_split_the_stack_file_says(stacks: tuple[Path, dict[str, str]]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +58,14 @@ def why(exc: Exception) -> str:
     return errors[0] if errors else str(exc).strip()
 
 
-def stack_handle(root: Path, stack: str) -> Any:
-    """The Automation API handle of ``stack`` in the project at ``root``."""
+def stack_handle(root: Path, stack: str, env: Mapping[str, str] | None = None) -> Any:
+    """The Automation API handle of ``stack`` in the project at ``root``; ``env`` is added to the
+    environment of the engine commands it runs."""
     from pulumi import automation as auto
 
+    opts = auto.LocalWorkspaceOptions(env_vars=dict(env)) if env else None
     try:
-        return auto.select_stack(stack_name=stack, work_dir=str(root))
+        return auto.select_stack(stack_name=stack, work_dir=str(root), opts=opts)
     except Exception as exc:  # the Automation API raises CommandError subclasses and OSError
         raise EngineError(f"cannot select stack {stack!r} in {root}: {why(exc)}") from None
 
@@ -149,21 +152,26 @@ def apply(root: Path, stack: str) -> None:
     The Automation API's ``up`` skips the preview, and the pack's stack-wide policies (prod
     sizing) only run once every resource is registered: on their own they would refuse an
     update that had already been applied. The preview runs them before anything changes.
+
+    The engine runs with a ``TMPDIR`` of its own, removed when it ends: pulumi-kubernetes writes
+    the provider's kubeconfig, credentials included, to a new temporary file each time it is
+    configured and never removes it (``writeKubeconfigToFile`` in its provider, 4.25).
     """
-    handle = stack_handle(root, stack)
     options: dict[str, Any] = {
         "policy_packs": [str(root / POLICY_PACK)],
         "color": "never",
         "on_output": lambda line: print(line, end="" if line.endswith("\n") else "\n"),
     }
-    for command, run in (("preview", handle.preview), ("up", handle.up)):
-        try:
-            result = run(**options)
-        except Exception as exc:
-            raise EngineError(
-                f"pulumi {command} --stack {stack} failed (the stack file and its history are already "
-                f"written; fix and rerun `pulumi up --stack {stack}`, "
-                f"or `release rollback --stack {stack}`): {why(exc)}"
-            ) from None
+    with tempfile.TemporaryDirectory(prefix="release-engine-") as private_tmp:
+        handle = stack_handle(root, stack, env={"TMPDIR": private_tmp})
+        for command, run in (("preview", handle.preview), ("up", handle.up)):
+            try:
+                result = run(**options)
+            except Exception as exc:
+                raise EngineError(
+                    f"pulumi {command} --stack {stack} failed (the stack file and its history are "
+                    f"already written; fix and rerun `pulumi up --stack {stack}`, "
+                    f"or `release rollback --stack {stack}`): {why(exc)}"
+                ) from None
     report.applied(stack, result.summary.result)
     print(f"pulumi up --stack {stack}: {result.summary.result}")
