@@ -17,6 +17,7 @@ from infra.config.model import (
     parse_config,
     validate_image_ref,
 )
+from tests.examples import examples
 from worker.constants import QUEUE_NAME_PATTERN, SECRET_ENV_VARS
 
 DIGEST = "a" * 64
@@ -394,7 +395,7 @@ def test_store_defaults_and_namespace_peer() -> None:
     assert (cfg.api.replicas.min, cfg.api.replicas.max, cfg.network.s3_port) == (2, 4, 9000)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.one_of(st.text(max_size=70), st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9._/-]{0,66}\n?\Z")))
 def test_every_queue_name_the_stack_accepts_the_worker_accepts(name: str) -> None:
     from worker.settings import Settings

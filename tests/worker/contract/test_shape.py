@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from test_validation import OUT, VALID, _mutate
 
 from mobius_preview_client.contract import shape, validation
+from tests.examples import examples
 
 #: The largest job the schema allows: every property, 8 outputs with every option, 32 metadata keys.
 LARGEST = {
@@ -51,7 +52,7 @@ def test_a_schema_with_an_unbounded_part_has_no_limits() -> None:
 TRICKY = st.text(alphabet='"\\/[]{},: ab\n\u00e9', max_size=30)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_valid_job_passes_in_chunks_of_any_size(data: st.DataObject) -> None:
     payload = json.loads(json.dumps(LARGEST))
@@ -100,7 +101,7 @@ def test_over_bounds_stops_at_the_bound() -> None:
     assert time.process_time() - started < 2.0
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_over_bounds_refuses_only_what_the_schema_refuses(data: st.DataObject) -> None:
     payload = _mutate(data)
@@ -153,14 +154,14 @@ def _walked(payload: object) -> list[object]:
     return list(shape._walk(validation.schema(), validation.schema(), payload, []))
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fits_says_no_exactly_where_the_walk_finds_something(data: st.DataObject) -> None:
     payload = _near_bounds(data)
     assert shape.fits(payload) == (not _walked(payload)), payload
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_what_the_compiled_check_accepts_is_within_every_bound(data: st.DataObject) -> None:
     """``violations`` asks the compiled check first and walks the bounds only when it refuses (#34)."""

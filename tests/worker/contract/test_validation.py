@@ -145,6 +145,8 @@ def test_inline_with_bad_padding() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from tests.examples import examples  # noqa: E402
+
 EXAMPLES = REPO_ROOT / "schemas" / "examples"
 VALID = {"jobId": "r1", "source": {"inline": "iVBORw0KGgo="}, "outputs": [dict(OUT)]}
 # Values that sit on the edges of the schema's rules: integer-like floats, bools, trailing
@@ -187,7 +189,7 @@ def _both(payload: object) -> tuple[bool, bool]:
     return validation._accepted(payload), not list(validation._validator().iter_errors(payload))
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_the_compiled_schema_accepts_exactly_what_jsonschema_accepts(data: st.DataObject) -> None:
     fast, slow = _both(_mutate(data))
@@ -227,7 +229,7 @@ def test_a_payload_the_compiled_schema_refuses_still_lists_every_violation() -> 
     assert len(validation.violations(bad)) >= 4  # the id, the two sources, the output's name and fields
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.one_of(
     st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
     st.from_regex(r"\A[A-Za-z0-9+/]{0,12}={0,2}\Z"),
@@ -246,7 +248,7 @@ def test_the_base64_size_is_what_decoding_gives_and_none_exactly_when_decoding_f
     assert validation.base64_size(text) == decoded
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.one_of(
     st.text(alphabet="AZaz09+/=\n\r é\x00-_", max_size=12),
     st.from_regex(r"\A[A-Za-z0-9+/]{0,12}={0,3}\n?\Z"),
@@ -290,7 +292,7 @@ def _decoded_or_error(decode: object, text: str) -> tuple[str, object]:
         return type(err).__name__, str(err)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(pieces=st.lists(JSON_PIECES, max_size=12), text=st.text(max_size=8))
 def test_the_gate_decodes_and_refuses_exactly_as_json_decode(pieces: list[str], text: str) -> None:
     """``validation._decoded`` skips ``JSONDecoder.decode``'s whitespace matches for a document that
