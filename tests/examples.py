@@ -23,8 +23,8 @@ def share() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{ENV} must be a number in (0, 1], got {raw!r}") from None
-    if not 0 < value <= 1:  # also refuses nan
+        value = math.nan  # not a number: refused below, with the same message
+    if not 0 < value <= 1:  # refuses nan too
         raise ValueError(f"{ENV} must be a number in (0, 1], got {raw!r}")
     return value
 
