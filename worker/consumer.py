@@ -27,7 +27,7 @@ from bullmq.custom_errors import DelayedError
 from mobius_preview_client import intake
 from mobius_preview_client.contract.documents import JobResult
 from worker import constants as c
-from worker import errors, logs, pipeline
+from worker import errors, logs, pipeline, tasks
 from worker.errors import InvalidJobError, PermanentJobError, RenderCancelled
 from worker.metrics import Metrics, PassTally
 from worker.queue import queues
@@ -38,6 +38,8 @@ log = logs.get("consumer")
 CLOSE_TIMEOUT_SECONDS = 10.0
 #: After a drain's grace: how long the jobs whose renders were killed get to go back to the queue.
 CANCEL_SECONDS = 2.0
+#: How long stop() waits for a housekeeping round in flight to end before closing its clients.
+HOUSEKEEPING_STOP_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -117,8 +119,10 @@ class Consumer:
 
     async def stop(self, grace: float) -> bool:
         """Stop fetching, wait up to ``grace`` seconds for in-flight jobs; True if all drained."""
-        if self._housekeeping:
-            self._housekeeping.cancel()
+        # Ended before the clients its round uses are closed under it: a round cut off by a closed
+        # connection lost its cancellation and kept the process from exiting (worker.tasks).
+        if not await tasks.stop(self._housekeeping, HOUSEKEEPING_STOP_SECONDS):
+            log.warning("housekeeping did not stop", extra={"timeout": HOUSEKEEPING_STOP_SECONDS})
 
         drained = True
         if self.worker is not None:
@@ -253,6 +257,7 @@ class Consumer:
         interval = max(0.5, self.settings.stalled_interval_ms / 1000)
         while True:
             await self.housekeeping_round()
+            tasks.checkpoint()
             await asyncio.sleep(interval)
 
     async def housekeeping_round(self) -> bool:
@@ -275,6 +280,7 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                tasks.reraise_cancel(err)  # the stop, as a client's own error: not a failed step
                 self._housekeeping_error(step, "housekeeping step failed", err)
         return self.metrics.housekeeping_round(ok=self._round_errors == 0)
 
@@ -312,6 +318,7 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                tasks.reraise_cancel(err)
                 self._housekeeping_error("sweep", "failed job not dead-lettered", err, jobId=job_id[:128])
         return swept
 

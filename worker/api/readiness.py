@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from worker import logs
+from worker import logs, tasks
 
 log = logs.get("api")
 #: What a check that Redis has not answered within the age is reported as.
@@ -72,11 +72,13 @@ class RedisWatch:
         while True:
             await asyncio.sleep(self.interval)
             await self._check_once()
+            tasks.checkpoint()
 
     async def _check_once(self) -> None:
         try:
             counts = await asyncio.wait_for(self.check(), self.max_age)
         except Exception as err:  # unreachable, too slow, or any other refusal (LOADING, NOAUTH, …)
+            tasks.reraise_cancel(err)  # close() asked, and the client or wait_for made an error of it
             if self._error is None:
                 log.warning("redis check failed", extra={"error": type(err).__name__})
             self._error = type(err).__name__
