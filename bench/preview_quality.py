@@ -60,12 +60,18 @@ def measure(kind: str, sources: list[Path], outputs: dict[str, Path]) -> dict[st
     ``outputs`` maps an implementation to the folder of its ``<stem>_<box>.webp`` renditions.
     """
     shared = None if kind.startswith("pdf-") else references(kind, sources, "")
+    shared_memo: dict[str, dict[tuple[int, int], Any]] = {p.stem: {} for p in sources}
     result: dict[str, dict[str, Any]] = {}
     for impl, folder in outputs.items():
         refs = shared or references(kind, sources, impl)
+        # A raster's reference resizes are the same for every side; a PDF side has its own page.
+        memo = shared_memo if shared else {p.stem: {} for p in sources}
         per_box: dict[str, Any] = {}
         for box in BOXES:
-            scores = [score(refs[p.stem], (folder / f"{p.stem}_{box}.webp").read_bytes()) for p in sources]
+            scores = [
+                score(refs[p.stem], (folder / f"{p.stem}_{box}.webp").read_bytes(), memo[p.stem])
+                for p in sources
+            ]
             per_box[str(box)] = {
                 "ssim": statistics.fmean(float(s["ssim"]) for s in scores),
                 "bytes": sum(int(s["bytes"]) for s in scores),

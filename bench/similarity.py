@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps
 
 SSIM_TOLERANCE = 0.005
@@ -35,13 +36,23 @@ def luma(image: Image.Image) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
-def _blur(x: np.ndarray) -> np.ndarray:
-    """Separable Gaussian filter, 'valid' mode (the output shrinks by WINDOW - 1 on each axis)."""
+def _kernel() -> np.ndarray:
     t = np.arange(WINDOW) - WINDOW // 2
     k = np.exp(-(t**2) / (2 * SIGMA**2))
-    k /= k.sum()
-    rows = sum(k[i] * x[:, i : x.shape[1] - WINDOW + 1 + i] for i in range(WINDOW))
-    return sum(k[i] * rows[i : x.shape[0] - WINDOW + 1 + i, :] for i in range(WINDOW))  # type: ignore[no-any-return]
+    return k / k.sum()  # type: ignore[no-any-return]
+
+
+_KERNEL = _kernel()
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """Separable Gaussian filter, 'valid' mode (the output shrinks by WINDOW - 1 on each axis).
+
+    Each pass is one product of the image's sliding windows with the kernel: the same sums as
+    eleven shifted multiply-adds (equal to 1e-13), in a quarter of the time and less memory.
+    """
+    rows = sliding_window_view(x, WINDOW, axis=1) @ _KERNEL
+    return sliding_window_view(rows, WINDOW, axis=0) @ _KERNEL  # type: ignore[no-any-return]
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,14 +86,24 @@ def full_decode(path: Path) -> Image.Image:
         return oriented.convert(mode)
 
 
-def score(reference: Image.Image, rendition: bytes) -> dict[str, float | int | bool]:
-    """One rendition against ``reference`` (resized here to the rendition's size)."""
+def score(
+    reference: Image.Image, rendition: bytes, memo: dict[tuple[int, int], np.ndarray] | None = None
+) -> dict[str, float | int | bool]:
+    """One rendition against ``reference`` (resized here to the rendition's size).
+
+    ``memo`` keeps the reference's luma per size for the next rendition of the same source: every
+    side's renditions are scored against the same LANCZOS resize from the full decode.
+    """
     with Image.open(io.BytesIO(rendition)) as out:
         out.load()
         alpha = "A" in out.getbands()
-        ref = reference_resize(reference, out.size)
+        ref = memo.get(out.size) if memo is not None else None
+        if ref is None:
+            ref = luma(reference_resize(reference, out.size))
+            if memo is not None:
+                memo[out.size] = ref
         return {
-            "ssim": ssim(luma(ref), luma(out)),
+            "ssim": ssim(ref, luma(out)),
             "bytes": len(rendition),
             "width": out.width,
             "height": out.height,

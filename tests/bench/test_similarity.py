@@ -91,3 +91,34 @@ def test_a_ratio_counts_only_when_the_output_is_no_worse(worker: Quality, ok: bo
     verdict, reason = comparable(worker, Quality(0.950, 1000))
     assert verdict is ok
     assert why in reason and (reason == "") is ok
+
+
+def test_the_blur_is_the_papers_separable_gaussian_window() -> None:
+    from bench.similarity import SIGMA, WINDOW, _blur
+
+    plane = np.random.default_rng(7).random((40, 57)) * 255
+    t = np.arange(WINDOW) - WINDOW // 2
+    window = np.outer(*(2 * [np.exp(-(t**2) / (2 * SIGMA**2))]))
+    window /= window.sum()
+    direct = np.array(
+        [
+            [float((plane[i : i + WINDOW, j : j + WINDOW] * window).sum()) for j in range(57 - WINDOW + 1)]
+            for i in range(40 - WINDOW + 1)
+        ]
+    )
+    assert np.allclose(_blur(plane), direct, rtol=0, atol=1e-9)
+
+
+def test_a_memo_scores_every_side_against_one_reference_resize() -> None:
+    source = picture((640, 480))
+    renditions = []
+    for quality in (80, 40):
+        buf = io.BytesIO()
+        source.resize((320, 240), Image.Resampling.LANCZOS).save(buf, "WEBP", quality=quality)
+        renditions.append(buf.getvalue())
+    memo: dict[tuple[int, int], np.ndarray] = {}
+    with_memo = [score(source, r, memo) for r in renditions]
+    assert with_memo == [score(source, r) for r in renditions]
+    assert list(memo) == [(320, 240)]
+    memo[(320, 240)] = memo[(320, 240)] * 0  # the memo is what is scored against
+    assert float(score(source, renditions[0], memo)["ssim"]) < 0.1
