@@ -280,7 +280,6 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                tasks.reraise_cancel(err)  # the stop, as a client's own error: not a failed step
                 self._housekeeping_error(step, "housekeeping step failed", err)
         return self.metrics.housekeeping_round(ok=self._round_errors == 0)
 
@@ -290,6 +289,9 @@ class Consumer:
         self.metrics.set_redis_memory(int(memory["used_memory"]), int(memory["maxmemory"]))
 
     def _housekeeping_error(self, step: str, message: str, err: BaseException, **extra: Any) -> None:
+        """Count and log a failed step or job; re-raise the stop instead when ``err`` is a
+        client's own error for this task's cancellation (worker.tasks)."""
+        tasks.reraise_cancel(err)
         self._round_errors += 1
         self.metrics.housekeeping_error(step)
         log.warning(message, extra={"step": step, "error": f"{type(err).__name__}: {err}"[:500], **extra})
@@ -318,7 +320,6 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                tasks.reraise_cancel(err)
                 self._housekeeping_error("sweep", "failed job not dead-lettered", err, jobId=job_id[:128])
         return swept
 
