@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-import redis
 from redis.exceptions import ConnectionError
-from worker_kit import RedisServer
 
 from worker import constants as c
 from worker.consumer import Consumer
@@ -23,25 +21,6 @@ from worker.settings import Settings
 def errors(metrics: Metrics, step: str) -> float | None:
     labels = {c.LABEL_TRACK: metrics.track, c.LABEL_RELEASE: metrics.release, "step": step}
     return metrics.registry.get_sample_value(c.METRIC_HOUSEKEEPING_ERRORS, labels)
-
-
-async def test_stop_ends_a_round_whose_redis_call_is_in_flight(
-    settings: Settings, redis_server: RedisServer
-) -> None:
-    admin = redis.Redis.from_url(redis_server.url)
-    metrics = Metrics(settings.track, queue=settings.queue_name)
-    cons = Consumer(settings, metrics)
-    admin.client_pause(1500)  # every other client's command waits: the first round's call hangs
-    try:
-        cons.start()
-        await asyncio.sleep(0.3)
-        assert cons._housekeeping is not None and not cons._housekeeping.done()
-        await asyncio.wait_for(cons.stop(grace=1), 20)
-        assert cons._housekeeping.done()
-    finally:
-        admin.client_unpause()
-        admin.close()
-    assert not errors(metrics, "sweep")
 
 
 async def test_stop_ends_a_round_whose_call_turned_the_cancel_into_a_connection_error(
